@@ -1,0 +1,83 @@
+# braid — one C11 code base, one program.  See README.md and docs/.
+#
+#   make                 build ./braid and libbraid.a
+#   make test            install missing Debian packages, build, run every test binary
+#   make SAN=address,undefined test   the same under ASan+UBSan (separate build dir)
+#   make bench           benchmarks (speed goals are checked here, never in tests)
+#   make demo            the main job end to end on real data
+#   make fuzz            libFuzzer targets (clang), FUZZ_SECONDS each
+#   make clean
+
+CC       ?= cc
+SAN      ?=
+BUILD    ?= build$(if $(SAN),-san)
+OPT      ?= -O3 -march=native
+WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes
+ifeq ($(CI),true)
+WARN     += -Werror
+endif
+CFLAGS   += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fopenmp -Isrc -MMD -MP
+LDLIBS   += -lopenblas -ljansson -lpcre2-8 -lmicrohttpd -lcurl -lcsv -lpthread -lm
+ifneq ($(SAN),)
+CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=$(SAN)
+OPT       = -O1
+endif
+CFLAGS   += -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDFLAGS  += -fopenmp
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB      := $(BUILD)/libbraid.a
+BIN      := $(if $(SAN),$(BUILD)/braid,braid)
+
+.PHONY: all test bench demo deps fuzz clean tests
+all: $(BIN) libbraid.a
+
+libbraid.a: $(LIB)
+	@if [ -z "$(SAN)" ]; then cp $(LIB) libbraid.a; fi
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+tests: $(TEST_BIN) $(BIN)
+
+deps:
+	@bash scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@BRAID=$(abspath $(BIN)) bash scripts/run_tests.sh $(TEST_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@bash bench/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
+
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+fuzz: deps
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRC)
+
+clean:
+	rm -rf build build-san build-fuzz braid libbraid.a
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, one after another.  Speed goals are judged here (never in tests).
+set -u
+cd "$(dirname "$0")/.."
+./braid bench gemm

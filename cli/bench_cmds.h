@@ -1,0 +1,5 @@
+/* Benchmarks run by `braid bench NAME` (one function per file cli/bench_NAME.c). */
+#ifndef BR_CLI_BENCH_CMDS_H
+#define BR_CLI_BENCH_CMDS_H
+int bench_gemm(int argc, char **argv);
+#endif

@@ -1,0 +1,69 @@
+/* braid: one program, many commands.  Parses nothing itself beyond the command name; each
+ * command lives in cli/cmd_*.c and parses its own flags with args.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "commands.h"
+
+#define BRAID_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} command_t;
+
+/* Grouped by area; keep one entry per line. */
+static const command_t commands[] = {
+    /* foundation */
+
+    {"bench", cmd_bench, "benchmarks (gemm, ...)"},
+
+    /* data and tokenizer */
+
+    /* dense LM */
+
+    /* upcycling */
+
+    /* serving */
+
+    /* guard */
+
+    /* rl */
+
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "braid %s - train small LMs, assemble mixtures of experts, serve LoRA tenants,\n"
+               "guard outputs with PARDEN, and run multi-agent RL experiments.\n\n"
+               "usage: braid COMMAND [options]    (braid COMMAND --help for its options)\n\ncommands:\n",
+            BRAID_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nenvironment: BRAID_THREADS (threads, default all cores), BRAID_LOG "
+               "(debug|info|warn|error), BRAID_QUIET=1 (no progress bars)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (br_log_level_from_env() != 0) fprintf(stderr, "braid: warning: BRAID_LOG must be debug, info, warn, error or off\n");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+        printf("braid %s\n", BRAID_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(name, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "braid: error: unknown command '%s' (see 'braid --help')\n", name);
+    return 2;
+}

@@ -1,0 +1,13 @@
+/* braid bench: benchmarks.  Each area adds its benchmark as one entry in the table. */
+#include "args.h"
+#include "commands.h"
+#include "bench_cmds.h"
+
+static const subcmd_t benches[] = {
+    {"gemm", bench_gemm, "GEMM GFLOP/s: square sizes and a training step's shapes, vs peak"},
+};
+
+int cmd_bench(int argc, char **argv)
+{
+    return run_subcommand("bench", benches, sizeof benches / sizeof *benches, argc, argv);
+}

@@ -1,0 +1,22 @@
+/* Every top-level `braid` command: int cmd_NAME(int argc, char **argv), argv[0] = "NAME".
+ * Return 0 on success, 1 on failure (message printed), 2 on a usage error. */
+#ifndef BR_CLI_COMMANDS_H
+#define BR_CLI_COMMANDS_H
+
+/* foundation */
+
+int cmd_bench(int argc, char **argv);
+
+/* data and tokenizer */
+
+/* dense LM */
+
+/* upcycling */
+
+/* serving */
+
+/* guard */
+
+/* rl */
+
+#endif

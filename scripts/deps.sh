@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make deps: make sure every Debian package braid builds or tests with is installed.
+# As root with apt available, installs what is missing (one `apt-get update` first);
+# otherwise prints the exact apt-get line and fails.
+set -u
+PKGS=(
+  build-essential        # gcc, make
+  libopenblas-dev        # GEMM (cblas_sgemm)
+  libjansson-dev         # JSON: configs, safetensors headers, HTTP bodies
+  libpcre2-dev           # tokenizer pre-tokenisation regex (JIT)
+  libmicrohttpd-dev      # braid serve: HTTP server
+  libcurl4-openssl-dev   # PARDEN upstream client (OpenAI-compatible servers)
+  libcsv-dev             # RFC 4180 CSV reader
+  python3                # reference-fixture generators and conformance tests
+  python3-numpy          # safetensors conformance files written by another implementation
+  nodejs npm             # tokenizer / OpenAI-client conformance tests (skip when absent)
+  curl                   # server tests
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
+  [[ "$st" == *"ok installed"* ]] || missing+=("$p")
+done
+# nodejs may come from outside Debian (a node binary already on PATH is fine)
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  m2=(); for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || m2+=("$p"); done
+  missing=("${m2[@]}")
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+line="apt-get install -y ${missing[*]}"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; then exit 0; fi
+  echo "deps: installation failed; run as root: $line" >&2
+  exit 1
+fi
+echo "deps: missing Debian packages; run as root: $line" >&2
+exit 1

@@ -1,0 +1,189 @@
+#include "base/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+br_status br_read_file(const char *path, char **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return br_error(errno == ENOENT ? BR_ENOTFOUND : BR_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(f);
+        return br_error(BR_ENOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        char *nb = cap > SIZE_MAX / 4 ? NULL : realloc(buf, cap * 2 + 1);
+        if (!nb) {
+            free(buf);
+            fclose(f);
+            return br_error(BR_ENOMEM, "%s: out of memory", path);
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    if (ferror(f)) {
+        free(buf);
+        fclose(f);
+        return br_error(BR_EIO, "%s: read error", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return BR_OK;
+}
+
+br_status br_mmap_open(br_mmap_t *m, const char *path)
+{
+    m->data = NULL;
+    m->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return br_error(errno == ENOENT ? BR_ENOTFOUND : BR_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return br_error(BR_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return br_error(BR_EIO, "%s: mmap: %s", path, strerror(errno));
+        }
+        m->data = p;
+        m->size = (size_t)st.st_size;
+    }
+    close(fd);
+    return BR_OK;
+}
+
+void br_mmap_close(br_mmap_t *m)
+{
+    if (m->data) munmap((void *)m->data, m->size);
+    m->data = NULL;
+    m->size = 0;
+}
+
+static void fsync_dir_of(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+br_status br_atomic_open(br_atomic_file_t *af, const char *path)
+{
+    memset(af, 0, sizeof *af);
+    if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path)
+        return br_error(BR_ERANGE, "path too long: %s", path);
+    if (snprintf(af->tmp, sizeof af->tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof af->tmp)
+        return br_error(BR_ERANGE, "path too long: %s", path);
+    int fd = mkstemp(af->tmp);
+    if (fd < 0) return br_error(BR_EIO, "%s: cannot create temp file: %s", path, strerror(errno));
+    fchmod(fd, 0644);
+    af->f = fdopen(fd, "wb");
+    if (!af->f) {
+        close(fd);
+        unlink(af->tmp);
+        return br_error(BR_EIO, "%s: fdopen: %s", path, strerror(errno));
+    }
+    return BR_OK;
+}
+
+br_status br_atomic_commit(br_atomic_file_t *af)
+{
+    if (!af->f) return br_error(BR_EINVAL, "atomic file not open");
+    int bad = ferror(af->f) || fflush(af->f) != 0 || fsync(fileno(af->f)) != 0;
+    int err = errno;
+    bad |= fclose(af->f) != 0;
+    af->f = NULL;
+    if (bad) {
+        unlink(af->tmp);
+        return br_error(BR_EIO, "%s: write failed: %s", af->path, strerror(err));
+    }
+    if (rename(af->tmp, af->path) != 0) {
+        err = errno;
+        unlink(af->tmp);
+        return br_error(BR_EIO, "%s: rename: %s", af->path, strerror(err));
+    }
+    fsync_dir_of(af->path);
+    return BR_OK;
+}
+
+void br_atomic_abort(br_atomic_file_t *af)
+{
+    if (af->f) {
+        fclose(af->f);
+        af->f = NULL;
+        unlink(af->tmp);
+    }
+}
+
+br_status br_write_file_atomic(const char *path, const void *data, size_t size)
+{
+    br_atomic_file_t af;
+    BR_TRY(br_atomic_open(&af, path));
+    if (size && fwrite(data, 1, size, af.f) != size) {
+        br_atomic_abort(&af);
+        return br_error(BR_EIO, "%s: short write", path);
+    }
+    return br_atomic_commit(&af);
+}
+
+br_status br_mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) return br_error(BR_EINVAL, "bad directory path '%s'", path);
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == 0) {
+            char c = tmp[i];
+            tmp[i] = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return br_error(BR_EIO, "mkdir %s: %s", tmp, strerror(errno));
+            tmp[i] = c;
+        }
+    }
+    if (!br_dir_exists(path)) return br_error(BR_EIO, "%s exists and is not a directory", path);
+    return BR_OK;
+}
+
+bool br_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool br_dir_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+br_status br_path_join(char *buf, size_t cap, const char *dir, const char *name)
+{
+    size_t dl = strlen(dir);
+    const char *sep = (dl && dir[dl - 1] == '/') ? "" : "/";
+    int n = snprintf(buf, cap, "%s%s%s", dir, sep, name);
+    if (n < 0 || (size_t)n >= cap) return br_error(BR_ERANGE, "path too long: %s/%s", dir, name);
+    return BR_OK;
+}
