@@ -1,0 +1,29 @@
+/* Byte-level BPE tokenizer (GPT-2 family).  Loads Hugging Face tokenizer.json (byte-level BPE),
+ * GPT-2 encoder.json + vocab.bpe folders and tiktoken rank files; trains new vocabularies.
+ * A loaded tokenizer is immutable and safe to share between threads. */
+#ifndef BR_LM_TOKENIZER_H
+#define BR_LM_TOKENIZER_H
+#include <stddef.h>
+#include <stdint.h>
+#include "base/status.h"
+
+typedef struct br_tokenizer br_tokenizer_t;
+
+/* path: a tokenizer.json, a folder holding encoder.json + vocab.bpe (or tokenizer.json), or a
+ * tiktoken rank file. */
+br_status br_tokenizer_load(br_tokenizer_t **out, const char *path);
+void br_tokenizer_free(br_tokenizer_t *t); /* NULL is a no-op */
+/* Number of ids (regular + special). */
+size_t br_tokenizer_vocab_size(const br_tokenizer_t *t);
+/* Encodes UTF-8 (invalid bytes are encoded as their byte tokens, never an error).  Special
+ * tokens in the text are matched only when allow_special is nonzero.  *ids is malloc'd. */
+br_status br_tokenizer_encode(const br_tokenizer_t *t, const char *text, size_t len,
+                              int allow_special, int32_t **ids, size_t *n);
+/* Decodes ids to bytes (*text malloc'd, NUL-terminated); BR_ERANGE for an id out of range. */
+br_status br_tokenizer_decode(const br_tokenizer_t *t, const int32_t *ids, size_t n, char **text,
+                              size_t *len);
+/* Id of a token string such as "<|endoftext|>" (special or regular), or -1. */
+int32_t br_tokenizer_token_id(const br_tokenizer_t *t, const char *token);
+/* The end-of-text / end-of-sequence id, or -1 when the tokenizer has none. */
+int32_t br_tokenizer_eos_id(const br_tokenizer_t *t);
+#endif
