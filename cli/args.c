@@ -143,9 +143,13 @@ int args_parse(const cmd_spec_t *s, int argc, char **argv, char ***pos, int *npo
             rc = 2;
         }
     if (rc == 0 && (np < s->min_pos || (s->max_pos >= 0 && np > s->max_pos))) {
-        fprintf(stderr, "braid: error: expected %s positional argument%s, got %d\nusage: %s\n",
-                s->min_pos == s->max_pos ? "exactly" : (np < s->min_pos ? "at least" : "at most"),
-                "s", np, s->usage);
+        if (s->min_pos == s->max_pos)
+            fprintf(stderr, "braid: error: expected %d argument%s, got %d\n", s->min_pos, s->min_pos == 1 ? "" : "s", np);
+        else if (np < s->min_pos)
+            fprintf(stderr, "braid: error: expected at least %d argument%s, got %d\n", s->min_pos, s->min_pos == 1 ? "" : "s", np);
+        else
+            fprintf(stderr, "braid: error: expected at most %d argument%s, got %d\n", s->max_pos, s->max_pos == 1 ? "" : "s", np);
+        fprintf(stderr, "usage: %s\n", s->usage);
         rc = 2;
     }
     free(seen);
