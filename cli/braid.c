@@ -31,6 +31,7 @@ static const command_t commands[] = {
     /* guard */
 
     /* rl */
+    {"rl", cmd_rl, "multi-agent RL: R-FOS, M-FOS, MARCO (braid rl --help)"},
 
 };
 

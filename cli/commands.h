@@ -18,5 +18,6 @@ int cmd_bench(int argc, char **argv);
 /* guard */
 
 /* rl */
+int cmd_rl(int argc, char **argv);
 
 #endif
