@@ -17,6 +17,7 @@ typedef struct {
 /* Grouped by area; keep one entry per line. */
 static const command_t commands[] = {
     /* foundation */
+    {"inspect", cmd_inspect, "list the tensors and metadata of a .safetensors file"},
 
     {"bench", cmd_bench, "benchmarks (gemm, ...)"},
 
@@ -31,6 +32,7 @@ static const command_t commands[] = {
     /* guard */
 
     /* rl */
+    {"rl", cmd_rl, "multi-agent RL: R-FOS, M-FOS, MARCO (braid rl --help)"},
 
 };
 

@@ -4,6 +4,7 @@
 #define BR_CLI_COMMANDS_H
 
 /* foundation */
+int cmd_inspect(int argc, char **argv);
 
 int cmd_bench(int argc, char **argv);
 
@@ -18,5 +19,6 @@ int cmd_bench(int argc, char **argv);
 /* guard */
 
 /* rl */
+int cmd_rl(int argc, char **argv);
 
 #endif
