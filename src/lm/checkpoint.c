@@ -112,8 +112,10 @@ br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const ch
     if (!s && extra) s = br_st_writer_set_metadata(w, "extra", extra);
     for (size_t i = 0; i < m->n_tensors && !s; i++) {
         const br_tensor_info_t *t = &m->tensors[i];
+        snprintf(name, sizeof name, "param.%s", t->name);
+        s = br_st_writer_add(w, name, BR_DT_F32, t->ndim, t->shape, m->params + t->offset);
         snprintf(name, sizeof name, "exp_avg.%s", t->name);
-        s = br_st_writer_add(w, name, BR_DT_F32, t->ndim, t->shape, m->adam_m + t->offset);
+        if (!s) s = br_st_writer_add(w, name, BR_DT_F32, t->ndim, t->shape, m->adam_m + t->offset);
         snprintf(name, sizeof name, "exp_avg_sq.%s", t->name);
         if (!s) s = br_st_writer_add(w, name, BR_DT_F32, t->ndim, t->shape, m->adam_v + t->offset);
     }
@@ -142,8 +144,10 @@ br_status br_model_load_optimizer(br_model_t *m, const char *dir, char **extra)
     if (!step || *end || sv < 0) s = br_error(BR_EFORMAT, "%s: missing or bad 'step' metadata", path);
     for (size_t i = 0; i < m->n_tensors && !s; i++) {
         const br_tensor_info_t *t = &m->tensors[i];
+        snprintf(name, sizeof name, "param.%s", t->name);
+        s = br_st_load_f32(st, name, m->params + t->offset, t->ndim, t->shape);
         snprintf(name, sizeof name, "exp_avg.%s", t->name);
-        s = br_st_load_f32(st, name, m->adam_m + t->offset, t->ndim, t->shape);
+        if (!s) s = br_st_load_f32(st, name, m->adam_m + t->offset, t->ndim, t->shape);
         snprintf(name, sizeof name, "exp_avg_sq.%s", t->name);
         if (!s) s = br_st_load_f32(st, name, m->adam_v + t->offset, t->ndim, t->shape);
     }
