@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/timer.h"
 #include "guard/parden.h"
+#include "lm/generate.h"
 #include "serve/util.h"
 
 /* ---- requests ---- */
@@ -117,8 +118,7 @@ struct br_sched {
     br_seq_t *seqs;
     br_req_t **seq_req;
     const br_lora_adapter_t **row_ad;
-    float *logits, *samp;
-    int32_t *samp_idx;
+    float *logits;
     br_rng_t rng;
     br_parden_opts_t parden;
     /* metrics */
@@ -610,8 +610,8 @@ static bool step(br_sched_t *s)
             if (r->tenant) s->vtc[r->tenant->index] += (double)q->n_tokens / r->tenant->weight;
         }
         if (q->want_logits != BR_LOGITS_LAST) continue;
-        int32_t tok = br_sample(s->logits + li * s->V, s->V, r->gp.temperature, r->gp.top_p, &r->rng, s->samp,
-                                s->samp_idx);
+        br_sampler_t sp = {.temperature = r->gp.temperature, .top_k = r->gp.top_k, .top_p = r->gp.top_p};
+        int32_t tok = br_sample(s->logits + li * s->V, s->V, &sp, &r->rng);
         li++;
         br_finish fin = add_token(s, r, tok);
         if (fin != BR_FINISH_NONE) {
@@ -689,11 +689,8 @@ br_status br_sched_create(br_sched_t **out, const br_sched_opts_t *o)
     s->seq_req = calloc(maxr, sizeof *s->seq_req);
     s->row_ad = calloc(maxn, sizeof *s->row_ad);
     s->logits = br_alloc(maxr * s->V * sizeof(float));
-    s->samp = br_alloc(s->V * sizeof(float));
-    s->samp_idx = malloc(s->V * sizeof(int32_t));
     br_status st = BR_OK;
-    if (!s->wait || !s->vtc || !s->nrun_t || !s->run || !s->seqs || !s->seq_req || !s->row_ad || !s->logits ||
-        !s->samp || !s->samp_idx)
+    if (!s->wait || !s->vtc || !s->nrun_t || !s->run || !s->seqs || !s->seq_req || !s->row_ad || !s->logits)
         st = br_error(BR_ENOMEM, "scheduler: out of memory for %zu requests x %zu vocabulary", maxr, s->V);
     if (st == BR_OK) st = br_kv_pool_create(&s->kv, cfg, s->P, o->kv_budget_bytes);
     if (st == BR_OK) st = br_lora_batch_create(&s->lb);
@@ -751,8 +748,6 @@ void br_sched_free(br_sched_t *s)
     free(s->seq_req);
     free(s->row_ad);
     br_free(s->logits);
-    br_free(s->samp);
-    free(s->samp_idx);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -787,49 +782,4 @@ void br_sched_load(br_sched_t *s, size_t *waiting, size_t *running)
     *waiting = s->n_waiting_pub;
     *running = s->n_running_pub;
     pthread_mutex_unlock(&s->mu);
-}
-
-/* ---- sampling ---- */
-
-static int cmp_prob_desc(const void *a, const void *b, void *ctx)
-{
-    const float *p = ctx;
-    float x = p[*(const int32_t *)a], y = p[*(const int32_t *)b];
-    if (x != y) return x > y ? -1 : 1;
-    return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
-}
-
-int32_t br_sample(const float *logits, size_t V, float temperature, float top_p, br_rng_t *rng, float *p,
-                  int32_t *idx)
-{
-    size_t best = 0;
-    for (size_t i = 1; i < V; i++)
-        if (logits[i] > logits[best]) best = i;
-    if (!(temperature > 0)) return (int32_t)best;
-    double sum = 0;
-    float mx = logits[best], inv = 1.0f / temperature;
-    for (size_t i = 0; i < V; i++) {
-        p[i] = expf((logits[i] - mx) * inv);
-        sum += p[i];
-    }
-    if (top_p > 0 && top_p < 1) {
-        /* the nucleus: tokens by decreasing probability until their mass reaches top_p */
-        for (size_t i = 0; i < V; i++) idx[i] = (int32_t)i;
-        qsort_r(idx, V, sizeof *idx, cmp_prob_desc, p);
-        double mass = 0, target = top_p * sum;
-        size_t n = 0;
-        while (n < V && mass < target) mass += p[idx[n++]];
-        double u = br_rng_double(rng) * mass, c = 0;
-        for (size_t i = 0; i < n; i++) {
-            c += p[idx[i]];
-            if (u < c) return idx[i];
-        }
-        return idx[n - 1];
-    }
-    double u = br_rng_double(rng) * sum, c = 0;
-    for (size_t i = 0; i < V; i++) {
-        c += p[i];
-        if (u < c) return (int32_t)i;
-    }
-    return (int32_t)best;
 }

@@ -38,6 +38,7 @@ typedef struct {
     int max_tokens;          /* >= 1 */
     float temperature;       /* 0: greedy */
     float top_p;             /* (0, 1] */
+    int top_k;               /* 0: all */
     bool has_seed;
     uint64_t seed;
     char *stop[BR_MAX_STOP]; /* malloc'd stop strings (NULL-terminated list) */
@@ -135,10 +136,4 @@ void br_sched_load(br_sched_t *s, size_t *waiting, size_t *running);
 size_t br_sched_pages_needed(const br_sched_t *s, size_t n_prompt, int max_tokens);
 size_t br_sched_pages_total(const br_sched_t *s);
 size_t br_sched_context(const br_sched_t *s);
-
-/* Sampling from one row of logits (V): greedy when temperature == 0, else softmax(logits / T)
- * restricted to the smallest set of tokens whose probability reaches top_p.  scratch holds
- * (V) floats + (V) ints. */
-int32_t br_sample(const float *logits, size_t V, float temperature, float top_p, br_rng_t *rng,
-                  float *scratch, int32_t *idx_scratch);
 #endif

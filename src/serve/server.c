@@ -356,6 +356,12 @@ static enum MHD_Result gen_params(br_server_t *s, struct MHD_Connection *c, json
     gp->top_p = 1.0f;
     if (get_number(body, "top_p", 0, 1, &v, &bad)) gp->top_p = (float)v;
     if (bad || gp->top_p <= 0) return send_error(s, c, 400, "invalid_value", "top_p", "\"top_p\" must be in (0, 1]");
+    json_t *tk = json_object_get(body, "top_k"); /* vLLM's extension */
+    if (tk && !json_is_null(tk)) {
+        if (!json_is_integer(tk) || json_integer_value(tk) < -1 || json_integer_value(tk) > 1000000)
+            return send_error(s, c, 400, "invalid_value", "top_k", "\"top_k\" must be an integer >= -1 (-1 or 0: all)");
+        gp->top_k = json_integer_value(tk) > 0 ? (int)json_integer_value(tk) : 0;
+    }
     json_t *seed = json_object_get(body, "seed");
     if (seed && !json_is_null(seed)) {
         if (!json_is_integer(seed)) return send_error(s, c, 400, "invalid_type", "seed", "\"seed\" must be an integer");
