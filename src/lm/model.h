@@ -147,9 +147,11 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype /* br_dt
 /* Loads weights from a safetensors file into an existing model of matching config. */
 br_status br_model_load_weights(br_model_t *m, const char *safetensors_path);
 
-/* Optimizer state + trainer position: DIR/optimizer.safetensors holds "exp_avg.<name>" and
- * "exp_avg_sq.<name>" for every parameter, and metadata: step, and the opaque `extra` string
- * (the trainer stores its data-loader state, RNG and flags there as JSON). */
+/* Training state for exact resume, in ONE atomically written file (so it can never be torn
+ * between weights and optimizer): DIR/optimizer.safetensors holds "param.<name>" (F32
+ * weights), "exp_avg.<name>" and "exp_avg_sq.<name>" for every parameter, and metadata: step
+ * and the opaque `extra` string (the trainer stores its data-loader state and flags there as
+ * JSON).  Loading restores weights, AdamW state and step. */
 br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const char *extra);
 /* *extra (malloc'd, may be NULL) receives the stored string. */
 br_status br_model_load_optimizer(br_model_t *m, const char *dir, char **extra);
