@@ -15,6 +15,8 @@ int cmd_bench(int argc, char **argv);
 /* upcycling */
 
 /* serving */
+int cmd_serve(int argc, char **argv);
+int cmd_lora_train(int argc, char **argv);
 
 /* guard */
 int cmd_parden(int argc, char **argv);
