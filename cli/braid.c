@@ -17,6 +17,7 @@ typedef struct {
 /* Grouped by area; keep one entry per line. */
 static const command_t commands[] = {
     /* foundation */
+    {"inspect", cmd_inspect, "list the tensors and metadata of a .safetensors file"},
 
     {"bench", cmd_bench, "benchmarks (gemm, ...)"},
 
@@ -31,8 +32,10 @@ static const command_t commands[] = {
     /* serving */
 
     /* guard */
+    {"parden", cmd_parden, "PARDEN jailbreak guard: eval (ROC), score, repeat, check"},
 
     /* rl */
+    {"rl", cmd_rl, "multi-agent RL: R-FOS, M-FOS, MARCO (braid rl --help)"},
 
 };
 

@@ -4,6 +4,7 @@
 #define BR_CLI_COMMANDS_H
 
 /* foundation */
+int cmd_inspect(int argc, char **argv);
 
 int cmd_bench(int argc, char **argv);
 
@@ -18,7 +19,9 @@ int cmd_tokenizer(int argc, char **argv);
 /* serving */
 
 /* guard */
+int cmd_parden(int argc, char **argv);
 
 /* rl */
+int cmd_rl(int argc, char **argv);
 
 #endif

@@ -1,0 +1,19 @@
+/* braid rl: multi-agent RL experiments.  Each area adds its subcommands as entries in the
+ * table (one line each, inside its block). */
+#include "args.h"
+#include "commands.h"
+#include "rl_cmds.h"
+
+static const subcmd_t rl_cmds[] = {
+    /* opponent shaping */
+    {"rfos", rl_rfos, "R-FOS: tabular opponent shaping with an R-max meta-learner"},
+    {"mfos", rl_mfos, "M-FOS: meta-game opponent shaping with PPO or ES on matrix games"},
+
+    /* MARCO and value decomposition */
+
+};
+
+int cmd_rl(int argc, char **argv)
+{
+    return run_subcommand("rl", rl_cmds, sizeof rl_cmds / sizeof *rl_cmds, argc, argv);
+}
