@@ -30,6 +30,7 @@ static const command_t commands[] = {
     /* serving */
 
     /* guard */
+    {"parden", cmd_parden, "PARDEN jailbreak guard: eval (ROC), score, repeat, check"},
 
     /* rl */
     {"rl", cmd_rl, "multi-agent RL: R-FOS, M-FOS, MARCO (braid rl --help)"},

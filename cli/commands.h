@@ -17,6 +17,7 @@ int cmd_bench(int argc, char **argv);
 /* serving */
 
 /* guard */
+int cmd_parden(int argc, char **argv);
 
 /* rl */
 int cmd_rl(int argc, char **argv);
