@@ -8,3 +8,4 @@ cd "$(dirname "$0")/.."
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/nn_torch.py /tmp/braid-bench-nn.$$.json 0.2
 else echo "(PyTorch not installed for /usr/bin/python3: nn results without the peer)"; cat /tmp/braid-bench-nn.$$.json; fi
 rm -f /tmp/braid-bench-nn.$$.json
+./braid bench parden
