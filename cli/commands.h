@@ -4,10 +4,13 @@
 #define BR_CLI_COMMANDS_H
 
 /* foundation */
+int cmd_inspect(int argc, char **argv);
 
 int cmd_bench(int argc, char **argv);
 
 /* data and tokenizer */
+int cmd_data(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
 
 /* dense LM */
 
@@ -16,6 +19,7 @@ int cmd_bench(int argc, char **argv);
 /* serving */
 
 /* guard */
+int cmd_parden(int argc, char **argv);
 
 /* rl */
 int cmd_rl(int argc, char **argv);

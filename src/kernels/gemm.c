@@ -1,6 +1,7 @@
 #include "kernels/gemm.h"
 
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <cblas.h>
@@ -10,6 +11,7 @@
  * OpenMP.  Debian's libopenblas0-pthread keeps its own pthread pool; between calls its
  * threads sleep, so the two pools do not spin against each other. */
 static int n_threads;
+static atomic_int blas_serial; /* > 0: OpenBLAS is single-threaded, callable from our threads */
 
 void br_set_threads(int n)
 {
@@ -29,6 +31,17 @@ int br_get_threads(void)
     return n_threads;
 }
 
+void br_blas_serial_begin(void)
+{
+    if (n_threads == 0) br_get_threads();
+    if (atomic_fetch_add(&blas_serial, 1) == 0) openblas_set_num_threads(1);
+}
+
+void br_blas_serial_end(void)
+{
+    if (atomic_fetch_sub(&blas_serial, 1) == 1) openblas_set_num_threads(n_threads);
+}
+
 const char *br_gemm_backend(void) { return "openblas"; }
 
 void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
@@ -36,7 +49,7 @@ void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const
 {
     if (M == 0 || N == 0) return;
     if (n_threads == 0) br_get_threads();
-    if (omp_in_parallel()) {
+    if (omp_in_parallel() && atomic_load_explicit(&blas_serial, memory_order_relaxed) == 0) {
         /* inside a parallel region: stay on this thread (no nested pools) */
         br_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

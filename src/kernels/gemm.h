@@ -13,6 +13,12 @@
 void br_sgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
               size_t ldc);
+/* Inside an OpenMP parallel region br_sgemm runs the portable kernel (no nested pools), except
+ * between br_blas_serial_begin() and br_blas_serial_end(), called outside the region: there
+ * OpenBLAS is switched to one thread and each OpenMP thread calls it on its own small GEMM
+ * (attention's per-head products).  Calls nest (a counter). */
+void br_blas_serial_begin(void);
+void br_blas_serial_end(void);
 /* Portable reference (blocked, OpenMP over rows of C). */
 void br_sgemm_ref(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float alpha,
                   const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,

@@ -98,6 +98,11 @@ float br_xent_forward(float *losses, float *probs, const float *logits, const in
  * the mean loss).  dlogits may equal probs (then it is overwritten, not added). */
 void br_xent_backward(float *dlogits, const float *probs, const int32_t *targets, float scale,
                       size_t N, size_t V);
+/* Forward and backward in one pass over each row (the fast path for training): losses (N),
+ * dlogits (N,V) = scale * (softmax(logits) - onehot(target)), overwritten (not added), zero
+ * for ignored rows; dlogits may equal logits.  Returns the mean loss over non-ignored rows. */
+float br_xent_fused(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+                    float scale, size_t N, size_t V);
 
 /* ---- elementwise ---- */
 void br_add(float *out, const float *a, const float *b, size_t n); /* out = a + b */

@@ -1,0 +1,305 @@
+/* Inference: the paged KV pool and the batched forward over rows of different sequences at
+ * different positions (continuous batching: prefill chunks and decode tokens in one call). */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "lm/config_moe.h"
+#include "lm/model_internal.h"
+
+struct br_kv_pool {
+    size_t L, NKV, hd, P;  /* layers, kv heads, head dim, tokens per page */
+    size_t n_pages;
+    float *k, *v;          /* (n_pages, L, NKV, P, hd) each */
+    int32_t *free_ids;     /* stack of free page ids */
+    size_t n_free;
+    unsigned char *used;   /* (n_pages) 1 while handed out */
+};
+
+size_t br_kv_pool_page_tokens(const br_kv_pool_t *p) { return p->P; }
+size_t br_kv_pool_page_bytes(const br_kv_pool_t *p) { return 2 * p->L * p->NKV * p->P * p->hd * sizeof(float); }
+size_t br_kv_pool_pages_total(const br_kv_pool_t *p) { return p->n_pages; }
+size_t br_kv_pool_pages_free(const br_kv_pool_t *p) { return p->n_free; }
+
+br_status br_kv_pool_create(br_kv_pool_t **out, const br_model_config_t *cfg_in,
+                            size_t page_tokens, size_t budget_bytes)
+{
+    *out = NULL;
+    br_model_config_t cfg = *cfg_in;
+    BR_TRY(br_config_validate(&cfg));
+    if (page_tokens == 0 || page_tokens > (1u << 20))
+        return br_error(BR_EINVAL, "KV page size must be 1..%u tokens", 1u << 20);
+    br_kv_pool_t *p = calloc(1, sizeof *p);
+    if (!p) return br_error(BR_ENOMEM, "out of memory");
+    p->L = (size_t)cfg.num_hidden_layers;
+    p->NKV = (size_t)cfg.num_key_value_heads;
+    if (br_config_has_moa(&cfg)) { /* expert-KV: every attention expert has its own K, V heads */
+        br_moa_cfg_t a = br_config_moa(&cfg);
+        p->NKV = br_moa_kv_heads(&a);
+    }
+    p->hd = (size_t)cfg.head_dim;
+    p->P = page_tokens;
+    size_t pb = br_kv_pool_page_bytes(p);
+    p->n_pages = budget_bytes / pb;
+    if (p->n_pages == 0) {
+        free(p);
+        return br_error(BR_ENOMEM, "KV budget of %zu bytes is smaller than one page (%zu bytes)",
+                        budget_bytes, pb);
+    }
+    if (p->n_pages > INT32_MAX) p->n_pages = INT32_MAX;
+    size_t half = p->n_pages * (pb / 2);
+    p->k = br_alloc(half);
+    p->v = br_alloc(half);
+    p->free_ids = malloc(p->n_pages * sizeof *p->free_ids);
+    p->used = calloc(p->n_pages, 1);
+    if (!p->k || !p->v || !p->free_ids || !p->used) {
+        size_t np = p->n_pages;
+        br_kv_pool_free(p);
+        return br_error(BR_ENOMEM, "cannot allocate a KV pool of %zu pages (%zu bytes)", np, 2 * half);
+    }
+    /* hand out low ids first */
+    for (size_t i = 0; i < p->n_pages; i++) p->free_ids[i] = (int32_t)(p->n_pages - 1 - i);
+    p->n_free = p->n_pages;
+    *out = p;
+    return BR_OK;
+}
+
+void br_kv_pool_free(br_kv_pool_t *p)
+{
+    if (!p) return;
+    br_free(p->k);
+    br_free(p->v);
+    free(p->free_ids);
+    free(p->used);
+    free(p);
+}
+
+br_status br_kv_pool_alloc_page(br_kv_pool_t *p, int32_t *page)
+{
+    if (p->n_free == 0) return br_error(BR_EBUSY, "KV cache full (%zu pages in use)", p->n_pages);
+    int32_t id = p->free_ids[--p->n_free];
+    p->used[id] = 1;
+    *page = id;
+    return BR_OK;
+}
+
+void br_kv_pool_free_page(br_kv_pool_t *p, int32_t page)
+{
+    if (page < 0 || (size_t)page >= p->n_pages || !p->used[page]) {
+        BR_WARN("KV pool: ignoring free of page %d (not in use)", page);
+        return;
+    }
+    p->used[page] = 0;
+    p->free_ids[p->n_free++] = page;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+struct br_model_infer {
+    size_t capN, capR, nthreads;
+    float *mem;
+    float *x, *xn, *q, *k, *v, *ao, *tmp, *tmp2; /* (N,C) (N,C) (N,Dq) (N,Dkv)x2 (N,Dq) (N,C)x2 */
+    float *gate, *up, *act;                     /* (N,F) */
+    int32_t *pos, *rowseq;                      /* (N) */
+    float *xr;                                  /* (R,C) rows whose logits are wanted */
+    float *scores;                              /* (nthreads, maxpos) */
+};
+
+void br_lm_infer_free(br_model_t *m);
+void br_lm_infer_free(br_model_t *m)
+{
+    if (!m->infer) return;
+    br_free(m->infer->mem);
+    free(m->infer);
+    m->infer = NULL;
+}
+
+static br_status ensure_infer(br_model_t *m, size_t N, size_t R)
+{
+    br_model_infer_t *s = m->infer;
+    size_t nt = (size_t)omp_get_max_threads();
+    if (s && s->capN >= N && s->capR >= R && s->nthreads >= nt) return BR_OK;
+    if (s) {
+        if (N < s->capN) N = s->capN;
+        if (R < s->capR) R = s->capR;
+    }
+    br_lm_infer_free(m);
+    br_dims_t d = br_model_dims(m);
+#define R16(x) (((x) + 15) & ~(size_t)15)
+    size_t total = R16(N * d.C) * 4 + R16(N * d.Dq) * 2 + R16(N * d.Dkv) * 2 + R16(N * d.F) * 3 +
+                   R16(N) * 2 + R16(R * d.C) + R16(nt * d.maxpos);
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->mem = br_alloc(total * sizeof(float)))) {
+        free(s);
+        return br_error(BR_ENOMEM, "cannot allocate inference buffers for %zu rows", N);
+    }
+    float *p = s->mem;
+#define TAKE(n) (p += R16(n), p - R16(n))
+    s->x = TAKE(N * d.C);
+    s->xn = TAKE(N * d.C);
+    s->tmp = TAKE(N * d.C);
+    s->tmp2 = TAKE(N * d.C);
+    s->q = TAKE(N * d.Dq);
+    s->ao = TAKE(N * d.Dq);
+    s->k = TAKE(N * d.Dkv);
+    s->v = TAKE(N * d.Dkv);
+    s->gate = TAKE(N * d.F);
+    s->up = TAKE(N * d.F);
+    s->act = TAKE(N * d.F);
+    s->pos = (int32_t *)TAKE(N);
+    s->rowseq = (int32_t *)TAKE(N);
+    s->xr = TAKE(R * d.C);
+    s->scores = TAKE(nt * d.maxpos);
+#undef TAKE
+#undef R16
+    s->capN = N;
+    s->capR = R;
+    s->nthreads = nt;
+    m->infer = s;
+    return BR_OK;
+}
+
+static inline float *kv_at(const br_kv_pool_t *kv, float *base, int32_t page, size_t l,
+                           size_t h, size_t slot)
+{
+    return base + ((((size_t)page * kv->L + l) * kv->NKV + h) * kv->P + slot) * kv->hd;
+}
+
+/* Paged causal attention for every (row, head): row r of seq s at position pos[r] attends to
+ * positions [0, pos[r]] of s, read from the pages. */
+static void paged_attention(br_model_t *m, const br_kv_pool_t *kv, size_t l, const br_seq_t *seqs,
+                            size_t N)
+{
+    br_model_infer_t *s = m->infer;
+    br_dims_t d = br_model_dims(m);
+    size_t hd = d.hd, group = d.NH / d.NKV, P = kv->P;
+    float scale = 1.0f / sqrtf((float)hd);
+    long total = (long)(N * d.NH);
+#pragma omp parallel for schedule(dynamic, 4)
+    for (long job = 0; job < total; job++) {
+        size_t r = (size_t)job / d.NH, h = (size_t)job % d.NH, kvh = h / group;
+        const br_seq_t *sq = &seqs[s->rowseq[r]];
+        size_t npos = (size_t)s->pos[r] + 1;
+        float *sc = s->scores + (size_t)omp_get_thread_num() * d.maxpos;
+        const float *qr = s->q + r * d.Dq + h * hd;
+        float mx = -INFINITY;
+        for (size_t t = 0; t < npos; t++) {
+            const float *kt = kv_at(kv, kv->k, sq->pages[t / P], l, kvh, t % P);
+            float dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (size_t i = 0; i < hd; i++) dot += qr[i] * kt[i];
+            sc[t] = dot * scale;
+            if (sc[t] > mx) mx = sc[t];
+        }
+        float sum = 0;
+        for (size_t t = 0; t < npos; t++) {
+            sc[t] = expf(sc[t] - mx);
+            sum += sc[t];
+        }
+        float inv = 1.0f / sum;
+        float *o = s->ao + r * d.Dq + h * hd;
+        memset(o, 0, hd * sizeof(float));
+        for (size_t t = 0; t < npos; t++) {
+            const float *vt = kv_at(kv, kv->v, sq->pages[t / P], l, kvh, t % P);
+            float w = sc[t] * inv;
+#pragma omp simd
+            for (size_t i = 0; i < hd; i++) o[i] += w * vt[i];
+        }
+    }
+}
+
+br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
+                                 size_t nseq, const br_lora_hook_t *lora, float *logits_out)
+{
+    br_dims_t d = br_model_dims(m);
+    if (kv->L != d.L || kv->NKV != d.NKV || kv->hd != d.hd)
+        return br_error(BR_EINVAL, "KV pool was made for another model shape");
+    size_t N = 0, R = 0;
+    for (size_t i = 0; i < nseq; i++) {
+        const br_seq_t *sq = &seqs[i];
+        if (sq->n_tokens == 0 || !sq->tokens) return br_error(BR_EINVAL, "sequence %zu has no tokens", i);
+        size_t end = sq->start_pos + sq->n_tokens;
+        if (end > d.maxpos)
+            return br_error(BR_ERANGE, "sequence %zu: positions up to %zu exceed the context length %zu "
+                            "(prompt longer than the context)", i, end, d.maxpos);
+        if (sq->n_pages * kv->P < end)
+            return br_error(BR_EINVAL, "sequence %zu: %zu pages of %zu tokens do not cover %zu positions",
+                            i, sq->n_pages, kv->P, end);
+        for (size_t pg = 0; pg < (end + kv->P - 1) / kv->P; pg++)
+            if (sq->pages[pg] < 0 || (size_t)sq->pages[pg] >= kv->n_pages || !kv->used[sq->pages[pg]])
+                return br_error(BR_EINVAL, "sequence %zu: page table entry %zu (%d) is not an allocated page",
+                                i, pg, sq->pages[pg]);
+        br_status st = br_model_check_tokens(m, sq->tokens, sq->n_tokens);
+        if (st) return br_error_wrap(st, "sequence %zu", i);
+        if (sq->want_logits < BR_LOGITS_NONE || sq->want_logits > BR_LOGITS_ALL)
+            return br_error(BR_EINVAL, "sequence %zu: bad want_logits %d", i, sq->want_logits);
+        N += sq->n_tokens;
+        R += sq->want_logits == BR_LOGITS_ALL ? sq->n_tokens : sq->want_logits == BR_LOGITS_LAST;
+    }
+    if (N == 0) return BR_OK;
+    if (R && !logits_out) return br_error(BR_EINVAL, "logits wanted but no output buffer");
+    BR_TRY(ensure_infer(m, N, R));
+    BR_TRY(br_moe_rt_ensure_rows(m, N));
+    br_model_infer_t *s = m->infer;
+    float eps = m->cfg.rms_norm_eps;
+    bool seq_block = m->cfg.block == BR_BLOCK_SEQUENTIAL;
+
+    size_t r = 0;
+    for (size_t i = 0; i < nseq; i++) {
+        br_embedding_forward(s->x + r * d.C, seqs[i].tokens, m->w.embed, seqs[i].n_tokens, d.C);
+        for (size_t j = 0; j < seqs[i].n_tokens; j++, r++) {
+            s->pos[r] = (int32_t)(seqs[i].start_pos + j);
+            s->rowseq[r] = (int32_t)i;
+        }
+    }
+    for (size_t l = 0; l < d.L; l++) {
+        const br_layer_weights_t *lw = &m->w.layers[l];
+        br_rmsnorm_forward(s->xn, NULL, s->x, lw->attn_norm, eps, N, d.C);
+        br_attn_part_qkv(m, (int)l, s->q, s->k, s->v, s->xn, s->pos, N, lora);
+        for (size_t rr = 0; rr < N; rr++) {
+            const br_seq_t *sq = &seqs[s->rowseq[rr]];
+            size_t t = (size_t)s->pos[rr];
+            for (size_t h = 0; h < d.NKV; h++) {
+                memcpy(kv_at(kv, kv->k, sq->pages[t / kv->P], l, h, t % kv->P),
+                       s->k + rr * d.Dkv + h * d.hd, d.hd * sizeof(float));
+                memcpy(kv_at(kv, kv->v, sq->pages[t / kv->P], l, h, t % kv->P),
+                       s->v + rr * d.Dkv + h * d.hd, d.hd * sizeof(float));
+            }
+        }
+        paged_attention(m, kv, l, seqs, N);
+        br_attn_part_out(m, (int)l, s->tmp, s->ao, N, lora);
+        if (seq_block) {
+            br_add_inplace(s->x, s->tmp, N * d.C);
+            br_rmsnorm_forward(s->xn, NULL, s->x, lw->ffn_norm, eps, N, d.C);
+            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp, s->xn, N);
+            else br_ffn_part_forward(m, (int)l, s->tmp, s->xn, s->gate, s->up, s->act, N, lora);
+            br_add_inplace(s->x, s->tmp, N * d.C);
+        } else {
+            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp2, s->xn, N);
+            else br_ffn_part_forward(m, (int)l, s->tmp2, s->xn, s->gate, s->up, s->act, N, lora);
+            br_add_inplace(s->x, s->tmp, N * d.C);
+            br_add_inplace(s->x, s->tmp2, N * d.C);
+        }
+    }
+    if (R == 0) return BR_OK;
+    /* gather the rows whose logits are wanted, then norm + head on those only */
+    size_t out = 0;
+    r = 0;
+    for (size_t i = 0; i < nseq; i++) {
+        size_t n = seqs[i].n_tokens;
+        if (seqs[i].want_logits == BR_LOGITS_ALL) {
+            memcpy(s->xr + out * d.C, s->x + r * d.C, n * d.C * sizeof(float));
+            out += n;
+        } else if (seqs[i].want_logits == BR_LOGITS_LAST) {
+            memcpy(s->xr + out * d.C, s->x + (r + n - 1) * d.C, d.C * sizeof(float));
+            out++;
+        }
+        r += n;
+    }
+    br_rmsnorm_forward(s->xn, NULL, s->xr, m->w.final_norm, eps, R, d.C);
+    br_linear_forward(logits_out, s->xn, m->w.lm_head, R, d.C, d.V);
+    return BR_OK;
+}

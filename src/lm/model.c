@@ -1,0 +1,756 @@
+/* The dense model: parameter table, init, the projection function, the block parts, and the
+ * training forward/backward (llm.c style: one allocation for parameters, one for activations,
+ * no allocation inside a step once the buffers have grown to the batch shape). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/rng.h"
+#include "lm/config_moe.h"
+#include "lm/model_internal.h"
+
+br_dims_t br_model_dims(const br_model_t *m)
+{
+    const br_model_config_t *c = &m->cfg;
+    br_dims_t d;
+    d.V = (size_t)c->vocab_size;
+    d.C = (size_t)c->hidden_size;
+    d.F = (size_t)c->intermediate_size;
+    d.L = (size_t)c->num_hidden_layers;
+    d.NH = (size_t)c->num_attention_heads;
+    d.NKV = (size_t)c->num_key_value_heads;
+    d.hd = (size_t)c->head_dim;
+    if (br_config_has_moa(c)) {
+        /* a mixture of attention is one attention over every expert's heads (nn/moe.h) */
+        br_moa_cfg_t a = br_config_moa(c);
+        d.NH = br_moa_q_heads(&a);
+        d.NKV = br_moa_kv_heads(&a);
+    }
+    d.Dq = d.NH * d.hd;
+    d.Dkv = d.NKV * d.hd;
+    d.maxpos = (size_t)c->max_position_embeddings;
+    return d;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Parameter table */
+
+static void add_tensor(br_model_t *m, size_t *off, const char *name, int ndim, size_t d0,
+                       size_t d1, bool is_norm)
+{
+    br_tensor_info_t *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->shape[0] = (int64_t)d0;
+    t->shape[1] = ndim == 2 ? (int64_t)d1 : 0;
+    t->numel = ndim == 2 ? d0 * d1 : d0;
+    t->offset = *off;
+    t->decay = !is_norm;
+    t->is_norm = is_norm;
+    /* keep every tensor 64-byte aligned (16 floats) */
+    *off += (t->numel + 15) & ~(size_t)15;
+}
+
+/* Experts' matrices are added back to back (no padding between them) so that expert j's
+ * matrix is expert 0's pointer + j * numel, the stacked layout the nn/ mixture layers take. */
+static void add_experts(br_model_t *m, size_t *off, const char *pattern, size_t l, size_t n,
+                        const char *proj, size_t d0, size_t d1)
+{
+    char name[BR_TENSOR_NAME_MAX];
+    for (size_t j = 0; j < n; j++) {
+        snprintf(name, sizeof name, pattern, (int)l, (int)j, proj);
+        add_tensor(m, off, name, 2, d0, d1, false);
+        if (j + 1 < n) *off = m->tensors[m->n_tensors - 1].offset + d0 * d1;
+    }
+}
+
+/* Attention part of layer l for a mixture of attention (BAM). */
+static void table_moa(br_model_t *m, size_t *off, size_t l)
+{
+    br_moa_cfg_t a = br_config_moa(&m->cfg);
+    char name[BR_TENSOR_NAME_MAX];
+    size_t Dq = a.NH * a.hd, Dkv = a.NKV * a.hd;
+    snprintf(name, sizeof name, BR_NAME_MOA_ROUTER, (int)l);
+    add_tensor(m, off, name, 2, a.n, a.C, false);
+    add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "q_proj", Dq, a.C);
+    if (a.shared_kv) {
+        snprintf(name, sizeof name, "model.layers.%zu.self_attn.k_proj.weight", l);
+        add_tensor(m, off, name, 2, Dkv, a.C, false);
+        snprintf(name, sizeof name, "model.layers.%zu.self_attn.v_proj.weight", l);
+        add_tensor(m, off, name, 2, Dkv, a.C, false);
+    } else {
+        add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "k_proj", Dkv, a.C);
+        add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "v_proj", Dkv, a.C);
+    }
+    add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "o_proj", a.C, Dq);
+}
+
+/* FFN part of layer l for an MoE FFN (Mixtral names). */
+static void table_moe(br_model_t *m, size_t *off, size_t l)
+{
+    const br_model_config_t *c = &m->cfg;
+    br_moe_cfg_t f = br_config_moe_ffn(c);
+    char name[BR_TENSOR_NAME_MAX];
+    if (c->router_nexus) {
+        snprintf(name, sizeof name, BR_NAME_NEXUS_IN, (int)l);
+        add_tensor(m, off, name, 2, 2 * (size_t)c->nexus_hidden_size, (size_t)c->nexus_domain_dim, false);
+        snprintf(name, sizeof name, BR_NAME_NEXUS_OUT, (int)l);
+        add_tensor(m, off, name, 2, f.C, (size_t)c->nexus_hidden_size, false);
+    } else {
+        snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, (int)l);
+        add_tensor(m, off, name, 2, f.E, f.C, false);
+    }
+    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w1", f.F, f.C);
+    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w3", f.F, f.C);
+    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w2", f.C, f.F);
+    if (f.Fs) {
+        static const char *const sp[3] = {"gate_proj", "up_proj", "down_proj"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(name, sizeof name, BR_NAME_MOE_SHARED, (int)l, sp[i]);
+            add_tensor(m, off, name, 2, i < 2 ? f.Fs : f.C, i < 2 ? f.C : f.Fs, false);
+        }
+    }
+}
+
+/* Builds the table (names, shapes, offsets) and returns the total float count. */
+static size_t build_table(br_model_t *m)
+{
+    br_dims_t d = br_model_dims(m);
+    size_t off = 0;
+    char name[BR_TENSOR_NAME_MAX];
+    m->n_tensors = 0;
+    add_tensor(m, &off, "model.embed_tokens.weight", 2, d.V, d.C, false);
+    for (size_t l = 0; l < d.L; l++) {
+#define T(suffix, nd, a, b, norm)                                                   \
+    do {                                                                            \
+        snprintf(name, sizeof name, "model.layers.%zu.%s", l, suffix);             \
+        add_tensor(m, &off, name, nd, a, b, norm);                            \
+    } while (0)
+        T("input_layernorm.weight", 1, d.C, 0, true);
+        if (br_config_has_moa(&m->cfg)) {
+            table_moa(m, &off, l);
+        } else {
+            T("self_attn.q_proj.weight", 2, d.Dq, d.C, false);
+            T("self_attn.k_proj.weight", 2, d.Dkv, d.C, false);
+            T("self_attn.v_proj.weight", 2, d.Dkv, d.C, false);
+            T("self_attn.o_proj.weight", 2, d.C, d.Dq, false);
+        }
+        if (m->cfg.block == BR_BLOCK_SEQUENTIAL) T("post_attention_layernorm.weight", 1, d.C, 0, true);
+        if (br_config_has_moe_ffn(&m->cfg)) {
+            table_moe(m, &off, l);
+        } else {
+            T("mlp.gate_proj.weight", 2, d.F, d.C, false);
+            T("mlp.up_proj.weight", 2, d.F, d.C, false);
+            T("mlp.down_proj.weight", 2, d.C, d.F, false);
+        }
+#undef T
+    }
+    add_tensor(m, &off, "model.norm.weight", 1, d.C, 0, true);
+    if (!m->cfg.tie_word_embeddings) add_tensor(m, &off, "lm_head.weight", 2, d.V, d.C, false);
+    if (m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg)) {
+        /* fixed (never updated: no gradient reaches them, no weight decay) */
+        add_tensor(m, &off, BR_NAME_NEXUS_DOMAINS, 2, (size_t)m->cfg.num_local_experts,
+                   (size_t)m->cfg.nexus_domain_dim, false);
+        m->tensors[m->n_tensors - 1].decay = false;
+    }
+    return off;
+}
+
+/* Points a br_weights_t into `base` following the table order of build_table. */
+static void carve(const br_model_t *m, float *base, br_weights_t *w)
+{
+    if (!base) {
+        br_layer_weights_t *keep = w->layers;
+        memset(w, 0, sizeof *w);
+        w->layers = keep;
+        if (keep) memset(keep, 0, sizeof *keep * (size_t)m->cfg.num_hidden_layers);
+        return;
+    }
+    size_t i = 0;
+    const br_tensor_info_t *t = m->tensors;
+    w->embed = base + t[i++].offset;
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+        br_layer_weights_t *lw = &w->layers[l];
+        const br_model_config_t *c = &m->cfg;
+        size_t na = br_config_has_moa(c) ? (size_t)c->num_attention_experts : 1;
+        size_t nkv = c->attention_shared_kv ? 1 : na;
+        size_t nf = br_config_has_moe_ffn(c) ? (size_t)c->num_local_experts : 1;
+        lw->attn_norm = base + t[i++].offset;
+        lw->attn_router = na > 1 ? base + t[i++].offset : NULL;
+        lw->attn.wq = base + t[i].offset, i += na;
+        lw->attn.wk = base + t[i].offset, i += nkv;
+        lw->attn.wv = base + t[i].offset, i += nkv;
+        lw->attn.wo = base + t[i].offset, i += na;
+        lw->ffn_norm = m->cfg.block == BR_BLOCK_SEQUENTIAL ? base + t[i++].offset : NULL;
+        lw->ffn_router = lw->nexus_in = lw->nexus_out = NULL;
+        if (nf > 1 && c->router_nexus) {
+            lw->nexus_in = base + t[i++].offset;
+            lw->nexus_out = base + t[i++].offset;
+        } else if (nf > 1) {
+            lw->ffn_router = base + t[i++].offset;
+        }
+        lw->ffn.gate = base + t[i].offset, i += nf;
+        lw->ffn.up = base + t[i].offset, i += nf;
+        lw->ffn.down = base + t[i].offset, i += nf;
+        memset(&lw->shared, 0, sizeof lw->shared);
+        if (nf > 1 && c->shared_expert_intermediate_size) {
+            lw->shared.gate = base + t[i++].offset;
+            lw->shared.up = base + t[i++].offset;
+            lw->shared.down = base + t[i++].offset;
+        }
+    }
+    w->final_norm = base + t[i++].offset;
+    w->lm_head = m->cfg.tie_word_embeddings ? w->embed : base + t[i++].offset;
+    w->nexus_domains = m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg) ? base + t[i++].offset : NULL;
+    BR_ASSERT(i == m->n_tensors);
+}
+
+br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, bool with_grads)
+{
+    *out = NULL;
+    br_model_config_t cfg = *cfg_in;
+    BR_TRY(br_config_validate(&cfg));
+    br_model_t *m = calloc(1, sizeof *m);
+    if (!m) return br_error(BR_ENOMEM, "out of memory");
+    m->cfg = cfg;
+    size_t L = (size_t)cfg.num_hidden_layers;
+    size_t per_layer = 9 + 4 * (size_t)cfg.num_attention_experts + 3 * (size_t)cfg.num_local_experts + 8;
+    m->tensors = calloc(L * per_layer + 5, sizeof *m->tensors);
+    m->w.layers = calloc(L, sizeof *m->w.layers);
+    m->g.layers = calloc(L, sizeof *m->g.layers);
+    br_dims_t d = br_model_dims(m);
+    m->rope_cos = br_alloc(d.maxpos * d.hd / 2 * sizeof(float));
+    m->rope_sin = br_alloc(d.maxpos * d.hd / 2 * sizeof(float));
+    if (!m->tensors || !m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin) {
+        br_model_free(m);
+        return br_error(BR_ENOMEM, "out of memory");
+    }
+    m->n_params = build_table(m);
+    size_t bytes;
+    if (br_mul_size(&bytes, m->n_params, sizeof(float)) || !(m->params = br_alloc(bytes))) {
+        br_model_free(m);
+        return br_error(BR_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+    }
+    carve(m, m->params, &m->w);
+    br_status ms = br_moe_rt_create(m);
+    if (ms) {
+        br_model_free(m);
+        return ms;
+    }
+    br_rope_tables(m->rope_cos, m->rope_sin, d.maxpos, d.hd, cfg.rope_theta);
+    if (with_grads) {
+        br_status s = br_model_alloc_grads(m);
+        if (s) {
+            br_model_free(m);
+            return s;
+        }
+    }
+    *out = m;
+    return BR_OK;
+}
+
+br_status br_model_alloc_grads(br_model_t *m)
+{
+    if (m->grads) return BR_OK;
+    m->grads = br_alloc(m->n_params * sizeof(float));
+    if (!m->grads) return br_error(BR_ENOMEM, "model: cannot allocate gradients (%zu floats)", m->n_params);
+    carve(m, m->grads, &m->g);
+    return BR_OK;
+}
+
+static void free_acts(br_model_t *m);
+void br_lm_infer_free(br_model_t *m); /* infer.c */
+
+void br_model_free(br_model_t *m)
+{
+    if (!m) return;
+    free_acts(m);
+    br_lm_infer_free(m);
+    br_moe_rt_free(m);
+    br_free(m->params);
+    br_free(m->grads);
+    br_free(m->adam_m);
+    br_free(m->adam_v);
+    br_free(m->rope_cos);
+    br_free(m->rope_sin);
+    free(m->tensors);
+    free(m->w.layers);
+    free(m->g.layers);
+    free(m);
+}
+
+void br_model_init_random(br_model_t *m, uint64_t seed)
+{
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const br_tensor_info_t *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        if (t->is_norm) {
+            for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+        } else {
+            br_rng_t r;
+            br_rng_seed_stream(&r, seed, i); /* one stream per tensor: independent of order */
+            br_rng_fill_normal(&r, p, t->numel, m->cfg.initializer_range);
+        }
+    }
+}
+
+int br_model_find_tensor(const br_model_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return (int)i;
+    return -1;
+}
+
+br_status br_model_check_tokens(const br_model_t *m, const int32_t *tokens, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
+            return br_error(BR_ERANGE, "token id %d at index %zu is outside the vocabulary [0, %d)",
+                            tokens[i], i, m->cfg.vocab_size);
+    return BR_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The projection and the block parts */
+
+void br_model_proj_forward(float *out, const float *inp, const float *w, size_t N, size_t C,
+                           size_t OC, const br_lora_hook_t *lora, int layer, br_proj proj)
+{
+    br_linear_forward(out, inp, w, N, C, OC);
+    if (lora && lora->apply) lora->apply(lora, out, inp, N, C, OC, layer, proj);
+}
+
+void br_model_proj_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                            const float *w, size_t N, size_t C, size_t OC,
+                            const br_lora_hook_t *lora, int layer, br_proj proj)
+{
+    br_linear_backward(dinp, dw, dout, inp, w, N, C, OC);
+    if (lora && lora->backward) lora->backward(lora, dinp, dout, inp, N, C, OC, layer, proj);
+}
+
+void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
+                      const int32_t *pos, size_t N, const br_lora_hook_t *lora)
+{
+    if (br_moe_has_moa(m)) {
+        br_moe_infer_qkv(m, l, q, k, v, xn, pos, N);
+        return;
+    }
+    br_dims_t d = br_model_dims(m);
+    const br_attn_weights_t *a = &m->w.layers[l].attn;
+    br_model_proj_forward(q, xn, a->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
+    br_model_proj_forward(k, xn, a->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
+    br_model_proj_forward(v, xn, a->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
+    br_rope_forward(q, pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
+    br_rope_forward(k, pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
+}
+
+void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, size_t N,
+                      const br_lora_hook_t *lora)
+{
+    if (br_moe_has_moa(m)) {
+        br_moe_infer_attn_out(m, l, out, ao, N);
+        return;
+    }
+    br_dims_t d = br_model_dims(m);
+    br_model_proj_forward(out, ao, m->w.layers[l].attn.wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
+}
+
+void br_ffn_part_forward(const br_model_t *m, int l, float *out, const float *xn, float *gate,
+                         float *up, float *act, size_t N, const br_lora_hook_t *lora)
+{
+    br_dims_t d = br_model_dims(m);
+    const br_ffn_weights_t *f = &m->w.layers[l].ffn;
+    br_model_proj_forward(gate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
+    br_model_proj_forward(up, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
+    br_swiglu_forward(act, gate, up, N * d.F);
+    br_model_proj_forward(out, act, f->down, N, d.F, d.C, lora, l, BR_PROJ_DOWN);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Activations.  Training keeps every layer's values for backward (nslots = L); forward-only
+ * calls reuse one slot for every layer. */
+
+typedef struct {
+    float *xn1;   /* (N,C) Norm1(x) */
+    float *rstd1; /* (N) */
+    float *q;     /* (N,Dq) after RoPE */
+    float *k;     /* (N,Dkv) after RoPE */
+    float *v;     /* (N,Dkv) */
+    float *att;   /* (B,NH,T,T) softmax probabilities */
+    float *ao;    /* (N,Dq) attention output before o_proj */
+    float *h;     /* (N,C) x + attention (sequential only) */
+    float *xn2;   /* (N,C) Norm2(h) (sequential only) */
+    float *rstd2; /* (N) */
+    float *gate;  /* (N,F) */
+    float *up;    /* (N,F) */
+    float *act;   /* (N,F) silu(gate) * up */
+} layer_acts_t;
+
+struct br_model_acts {
+    size_t B, T;      /* shape the buffers were sized for (capacity N = B*T) */
+    bool train;       /* all layers kept */
+    float *mem;       /* one allocation */
+    layer_acts_t *la; /* (nslots) */
+    size_t nslots;
+    float **x;        /* (L+1 or 2) residual stream buffers, each (N,C) */
+    size_t nx;
+    float *xf;        /* (N,C) final norm output */
+    float *rstdf;     /* (N) */
+    float *tmp;       /* (N,C) projection output before the residual add */
+    float *tmp2;      /* (N,C) FFN output in parallel blocks */
+    float *logits;    /* (chunk,V) head chunk */
+    int32_t *pos;     /* (N) positions 0..T-1 per row */
+    /* backward */
+    float *dres;      /* (N,C) gradient of the residual stream */
+    float *dxn;       /* (N,C) */
+    float *dxf;       /* (N,C) */
+    float *dq, *dk, *dv, *dao; /* (N,Dq) (N,Dkv) (N,Dkv) (N,Dq) */
+    float *dgate, *dup, *dact; /* (N,F) */
+    float aux_scale;  /* multiplies the MoE auxiliary-loss gradients (the step's loss_scale) */
+};
+
+#define HEAD_CHUNK 512 /* rows of logits held at once */
+
+static void free_acts(br_model_t *m)
+{
+    if (!m->acts) return;
+    br_free(m->acts->mem);
+    free(m->acts->la);
+    free(m->acts->x);
+    free(m->acts);
+    m->acts = NULL;
+}
+
+static br_status ensure_acts(br_model_t *m, size_t B, size_t T, bool train)
+{
+    br_model_acts_t *a = m->acts;
+    if (a && a->B == B && a->T == T && (a->train || !train)) return br_moe_rt_ensure(m, B, T, a->train);
+    free_acts(m);
+    br_dims_t d = br_model_dims(m);
+    size_t N = B * T, nslots = train ? d.L : 1, nx = train ? d.L + 1 : 2;
+    size_t chunk = N < HEAD_CHUNK ? N : HEAD_CHUNK;
+    bool seq = m->cfg.block == BR_BLOCK_SEQUENTIAL;
+    /* sizes in floats, each rounded to 16 */
+#define R16(x) (((x) + 15) & ~(size_t)15)
+    size_t per_slot = R16(N * d.C) + R16(N) + R16(N * d.Dq) * 2 + R16(N * d.Dkv) * 2 +
+                      R16(B * d.NH * T * T) + (seq ? R16(N * d.C) * 2 + R16(N) : 0) + R16(N * d.F) * 3;
+    size_t rest = nx * R16(N * d.C) + R16(N * d.C) * 3 + R16(N) + R16(chunk * d.V) + R16(N);
+    if (train)
+        rest += R16(N * d.C) * 3 + R16(N * d.Dq) * 2 + R16(N * d.Dkv) * 2 + R16(N * d.F) * 3;
+    double total = ((double)per_slot * nslots + rest) * sizeof(float);
+    if (total > 1e15) return br_error(BR_ENOMEM, "activations for B=%zu T=%zu are too large", B, T);
+    a = calloc(1, sizeof *a);
+    if (!a) return br_error(BR_ENOMEM, "out of memory");
+    a->la = calloc(nslots, sizeof *a->la);
+    a->x = calloc(nx, sizeof *a->x);
+    a->mem = br_alloc((size_t)total);
+    if (!a->la || !a->x || !a->mem) {
+        br_free(a->mem);
+        free(a->la);
+        free(a->x);
+        free(a);
+        return br_error(BR_ENOMEM, "cannot allocate %.0f MB of activations for B=%zu T=%zu",
+                        total / 1e6, B, T);
+    }
+    float *p = a->mem;
+#define TAKE(n) (p += R16(n), p - R16(n))
+    for (size_t s = 0; s < nslots; s++) {
+        layer_acts_t *la = &a->la[s];
+        la->xn1 = TAKE(N * d.C);
+        la->rstd1 = TAKE(N);
+        la->q = TAKE(N * d.Dq);
+        la->ao = TAKE(N * d.Dq);
+        la->k = TAKE(N * d.Dkv);
+        la->v = TAKE(N * d.Dkv);
+        la->att = TAKE(B * d.NH * T * T);
+        if (seq) {
+            la->h = TAKE(N * d.C);
+            la->xn2 = TAKE(N * d.C);
+            la->rstd2 = TAKE(N);
+        }
+        la->gate = TAKE(N * d.F);
+        la->up = TAKE(N * d.F);
+        la->act = TAKE(N * d.F);
+    }
+    for (size_t i = 0; i < nx; i++) a->x[i] = TAKE(N * d.C);
+    a->xf = TAKE(N * d.C);
+    a->tmp = TAKE(N * d.C);
+    a->tmp2 = TAKE(N * d.C);
+    a->rstdf = TAKE(N);
+    a->logits = TAKE(chunk * d.V);
+    a->pos = (int32_t *)TAKE(N);
+    if (train) {
+        a->dres = TAKE(N * d.C);
+        a->dxn = TAKE(N * d.C);
+        a->dxf = TAKE(N * d.C);
+        a->dq = TAKE(N * d.Dq);
+        a->dao = TAKE(N * d.Dq);
+        a->dk = TAKE(N * d.Dkv);
+        a->dv = TAKE(N * d.Dkv);
+        a->dgate = TAKE(N * d.F);
+        a->dup = TAKE(N * d.F);
+        a->dact = TAKE(N * d.F);
+    }
+#undef TAKE
+#undef R16
+    BR_ASSERT((size_t)(p - a->mem) * sizeof(float) <= (size_t)total);
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) a->pos[b * T + t] = (int32_t)t;
+    a->B = B;
+    a->T = T;
+    a->train = train;
+    a->nslots = nslots;
+    a->nx = nx;
+    m->acts = a;
+    return br_moe_rt_ensure(m, B, T, train);
+}
+
+static br_status check_batch(br_model_t *m, const int32_t *inputs, const int32_t *targets,
+                             size_t B, size_t T)
+{
+    if (B == 0 || T == 0) return br_error(BR_EINVAL, "empty batch (B=%zu, T=%zu)", B, T);
+    if (T > (size_t)m->cfg.max_position_embeddings)
+        return br_error(BR_ERANGE, "sequence length %zu is longer than the context (max_position_embeddings %d)",
+                        T, m->cfg.max_position_embeddings);
+    BR_TRY(br_model_check_tokens(m, inputs, B * T));
+    if (targets)
+        for (size_t i = 0; i < B * T; i++)
+            if (targets[i] >= m->cfg.vocab_size)
+                return br_error(BR_ERANGE, "target id %d at index %zu is outside the vocabulary [0, %d)",
+                                targets[i], i, m->cfg.vocab_size);
+    return BR_OK;
+}
+
+/* Forward through the blocks; leaves the final normed rows in a->xf. */
+static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_hook_t *lora)
+{
+    br_model_acts_t *a = m->acts;
+    br_dims_t d = br_model_dims(m);
+    size_t B = a->B, T = a->T, N = B * T;
+    float eps = m->cfg.rms_norm_eps;
+    bool seq = m->cfg.block == BR_BLOCK_SEQUENTIAL;
+    br_embedding_forward(a->x[0], inputs, m->w.embed, N, d.C);
+    for (size_t l = 0; l < d.L; l++) {
+        layer_acts_t *la = &a->la[l % a->nslots];
+        const br_layer_weights_t *lw = &m->w.layers[l];
+        float *x = a->x[l % a->nx], *y = a->x[(l + 1) % a->nx];
+        size_t slot = l % a->nslots;
+        br_rmsnorm_forward(la->xn1, la->rstd1, x, lw->attn_norm, eps, N, d.C);
+        if (br_moe_has_moa(m)) {
+            br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T);
+        } else {
+            br_attn_part_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora);
+            br_attention_forward(la->ao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
+            br_attn_part_out(m, (int)l, a->tmp, la->ao, N, lora);
+        }
+        if (seq) {
+            br_add(la->h, x, a->tmp, N * d.C);
+            br_rmsnorm_forward(la->xn2, la->rstd2, la->h, lw->ffn_norm, eps, N, d.C);
+            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp, la->xn2, N);
+            else br_ffn_part_forward(m, (int)l, a->tmp, la->xn2, la->gate, la->up, la->act, N, lora);
+            br_add(y, la->h, a->tmp, N * d.C);
+        } else {
+            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp2, la->xn1, N);
+            else br_ffn_part_forward(m, (int)l, a->tmp2, la->xn1, la->gate, la->up, la->act, N, lora);
+            br_add(y, x, a->tmp, N * d.C);
+            br_add_inplace(y, a->tmp2, N * d.C);
+        }
+    }
+    br_rmsnorm_forward(a->xf, a->rstdf, a->x[d.L % a->nx], m->w.final_norm, eps, N, d.C);
+}
+
+/* LM head + cross-entropy in row chunks (the (N,V) logits never exist at once).  With
+ * bwd also backward of the head: dxf += dlogits Wh, dWh += (when dwh). */
+static double head_loss(br_model_t *m, const int32_t *targets, float *losses, bool bwd,
+                        float dscale, float *dwh, size_t *count_out)
+{
+    br_model_acts_t *a = m->acts;
+    br_dims_t d = br_model_dims(m);
+    size_t N = a->B * a->T;
+    double sum = 0;
+    size_t count = 0;
+    for (size_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
+        size_t n = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK;
+        br_linear_forward(a->logits, a->xf + r0 * d.C, m->w.lm_head, n, d.C, d.V);
+        float mean = br_xent_forward(losses + r0, a->logits, a->logits, targets + r0, n, d.V);
+        size_t c = 0;
+        for (size_t i = 0; i < n; i++) c += targets[r0 + i] >= 0;
+        sum += (double)mean * (double)c;
+        count += c;
+        if (bwd) {
+            br_xent_backward(a->logits, a->logits, targets + r0, dscale, n, d.V);
+            br_linear_backward(a->dxf + r0 * d.C, dwh, a->logits, a->xf + r0 * d.C,
+                               m->w.lm_head, n, d.C, d.V);
+        }
+    }
+    *count_out = count;
+    return sum;
+}
+
+br_status br_model_forward_loss(br_model_t *m, const int32_t *inputs, const int32_t *targets,
+                                size_t B, size_t T, const br_lora_hook_t *lora, float *losses,
+                                float *mean_loss)
+{
+    BR_TRY(check_batch(m, inputs, targets, B, T));
+    BR_TRY(ensure_acts(m, B, T, false));
+    forward_blocks(m, inputs, lora);
+    size_t count;
+    double sum = head_loss(m, targets, losses, false, 0, NULL, &count);
+    if (mean_loss) *mean_loss = count ? (float)(sum / (double)count) : 0.0f;
+    return BR_OK;
+}
+
+br_status br_model_forward_hidden(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
+                                  float *hidden)
+{
+    BR_TRY(check_batch(m, inputs, NULL, B, T));
+    BR_TRY(ensure_acts(m, B, T, false));
+    forward_blocks(m, inputs, NULL);
+    memcpy(hidden, m->acts->xf, B * T * (size_t)m->cfg.hidden_size * sizeof(float));
+    return BR_OK;
+}
+
+br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
+                                  const br_lora_hook_t *lora, float *logits)
+{
+    BR_TRY(check_batch(m, inputs, NULL, B, T));
+    BR_TRY(ensure_acts(m, B, T, false));
+    forward_blocks(m, inputs, lora);
+    br_dims_t d = br_model_dims(m);
+    br_linear_forward(logits, m->acts->xf, m->w.lm_head, B * T, d.C, d.V);
+    return BR_OK;
+}
+
+void br_model_zero_grad(br_model_t *m)
+{
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+/* Backward of the FFN part: dxn (N,C) += d/dxn given dout (N,C). */
+static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
+                              const float *xn, const layer_acts_t *la, size_t N,
+                              const br_lora_hook_t *lora, bool base)
+{
+    br_model_acts_t *a = m->acts;
+    br_dims_t d = br_model_dims(m);
+    if (br_moe_has_ffn(m)) {
+        br_moe_ffn_part_backward(m, l, dxn, dout, xn, N, base, a->aux_scale);
+        return;
+    }
+    const br_ffn_weights_t *f = &m->w.layers[l].ffn;
+    const br_ffn_weights_t *g = &m->g.layers[l].ffn;
+    memset(a->dact, 0, N * d.F * sizeof(float));
+    br_model_proj_backward(a->dact, base ? g->down : NULL, dout, la->act, f->down, N, d.F, d.C, lora, l, BR_PROJ_DOWN);
+    memset(a->dgate, 0, N * d.F * sizeof(float));
+    memset(a->dup, 0, N * d.F * sizeof(float));
+    br_swiglu_backward(a->dgate, a->dup, a->dact, la->gate, la->up, N * d.F);
+    br_model_proj_backward(dxn, base ? g->gate : NULL, a->dgate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
+    br_model_proj_backward(dxn, base ? g->up : NULL, a->dup, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
+}
+
+/* Backward of the attention part: dxn (N,C) += d/dxn given dout (N,C). */
+static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
+                               const float *xn, const layer_acts_t *la,
+                               const br_lora_hook_t *lora, bool base)
+{
+    br_model_acts_t *a = m->acts;
+    br_dims_t d = br_model_dims(m);
+    size_t B = a->B, T = a->T, N = B * T;
+    if (br_moe_has_moa(m)) {
+        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, a->aux_scale);
+        return;
+    }
+    const br_attn_weights_t *w = &m->w.layers[l].attn;
+    const br_attn_weights_t *g = &m->g.layers[l].attn;
+    memset(a->dao, 0, N * d.Dq * sizeof(float));
+    br_model_proj_backward(a->dao, base ? g->wo : NULL, dout, la->ao, w->wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
+    memset(a->dq, 0, N * d.Dq * sizeof(float));
+    memset(a->dk, 0, N * d.Dkv * sizeof(float));
+    memset(a->dv, 0, N * d.Dkv * sizeof(float));
+    br_attention_backward(a->dq, a->dk, a->dv, a->dao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
+    br_rope_backward(a->dq, a->pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
+    br_rope_backward(a->dk, a->pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
+    br_model_proj_backward(dxn, base ? g->wq : NULL, a->dq, xn, w->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
+    br_model_proj_backward(dxn, base ? g->wk : NULL, a->dk, xn, w->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
+    br_model_proj_backward(dxn, base ? g->wv : NULL, a->dv, xn, w->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
+}
+
+br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_t *targets,
+                              size_t B, size_t T, const br_train_opts_t *opts, float *loss)
+{
+    br_train_opts_t dflt = {NULL, true, 1.0f};
+    if (!opts) opts = &dflt;
+    bool base = opts->train_base;
+    if (base && !m->grads) BR_TRY(br_model_alloc_grads(m));
+    if (!targets) return br_error(BR_EINVAL, "training needs targets");
+    BR_TRY(check_batch(m, inputs, targets, B, T));
+    BR_TRY(ensure_acts(m, B, T, true));
+    br_model_acts_t *a = m->acts;
+    br_dims_t d = br_model_dims(m);
+    size_t N = B * T;
+    const br_lora_hook_t *lora = opts->lora;
+    a->aux_scale = opts->loss_scale;
+    forward_blocks(m, inputs, lora);
+
+    size_t count = 0;
+    for (size_t i = 0; i < N; i++) count += targets[i] >= 0;
+    float dscale = count ? opts->loss_scale / (float)count : 0.0f;
+    memset(a->dxf, 0, N * d.C * sizeof(float));
+    size_t c2;
+    /* the per-row losses go to dres, free until the backward starts */
+    double sum = head_loss(m, targets, a->dres, true, dscale, base ? m->g.lm_head : NULL, &c2);
+    *loss = count ? (float)(sum / (double)count) : 0.0f;
+
+    memset(a->dres, 0, N * d.C * sizeof(float));
+    br_rmsnorm_backward(a->dres, base ? m->g.final_norm : NULL, a->dxf, a->x[d.L], m->w.final_norm, a->rstdf, N, d.C);
+    bool seq = m->cfg.block == BR_BLOCK_SEQUENTIAL;
+    for (size_t li = d.L; li-- > 0;) {
+        int l = (int)li;
+        const layer_acts_t *la = &a->la[li];
+        const br_layer_weights_t *lw = &m->w.layers[li];
+        br_layer_weights_t *lg = &m->g.layers[li];
+        if (seq) {
+            /* y = h + FFN(Norm2(h)): dres is dy; after this it is dh */
+            memset(a->dxn, 0, N * d.C * sizeof(float));
+            ffn_part_backward(m, l, a->dxn, a->dres, la->xn2, la, N, lora, base);
+            br_rmsnorm_backward(a->dres, base ? lg->ffn_norm : NULL, a->dxn, la->h, lw->ffn_norm, la->rstd2, N, d.C);
+            memset(a->dxn, 0, N * d.C * sizeof(float));
+            attn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, lora, base);
+        } else {
+            memset(a->dxn, 0, N * d.C * sizeof(float));
+            ffn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, N, lora, base);
+            attn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, lora, base);
+        }
+        br_rmsnorm_backward(a->dres, base ? lg->attn_norm : NULL, a->dxn, a->x[li], lw->attn_norm, la->rstd1, N, d.C);
+    }
+    if (base) br_embedding_backward(m->g.embed, a->dres, inputs, N, d.C);
+    return BR_OK;
+}
+
+br_status br_model_adamw(br_model_t *m, const br_adamw_opts_t *o, float *grad_norm)
+{
+    if (!m->grads) return br_error(BR_EINVAL, "model has no gradients");
+    if (!m->adam_m) {
+        m->adam_m = br_alloc(m->n_params * sizeof(float));
+        m->adam_v = br_alloc(m->n_params * sizeof(float));
+        if (!m->adam_m || !m->adam_v) {
+            br_free(m->adam_m);
+            br_free(m->adam_v);
+            m->adam_m = m->adam_v = NULL;
+            return br_error(BR_ENOMEM, "cannot allocate AdamW state (%zu floats)", m->n_params);
+        }
+    }
+    float norm = br_clip_grad_norm(m->grads, m->n_params, o->clip);
+    if (grad_norm) *grad_norm = norm;
+    int t = (int)(m->step + 1);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const br_tensor_info_t *ti = &m->tensors[i];
+        br_adamw_step(m->params + ti->offset, m->grads + ti->offset, m->adam_m + ti->offset,
+                      m->adam_v + ti->offset, ti->numel, o->lr, o->beta1, o->beta2, o->eps,
+                      ti->decay ? o->weight_decay : 0.0f, t);
+    }
+    m->step++;
+    return BR_OK;
+}

@@ -1,0 +1,54 @@
+/* Private to src/lm (and moe/ when it extends the parts): the attention and FFN parts of a
+ * block as separate functions, shared by the training forward (model.c) and the batched
+ * inference forward (infer.c).  A mixture of attention experts or an MoE FFN replaces the
+ * body of these functions, not their callers. */
+#ifndef BR_LM_MODEL_INTERNAL_H
+#define BR_LM_MODEL_INTERNAL_H
+#include "lm/model.h"
+
+/* Sizes of one model, as size_t. */
+typedef struct {
+    size_t V, C, F, L, NH, NKV, hd, Dq, Dkv, maxpos;
+} br_dims_t;
+br_dims_t br_model_dims(const br_model_t *m);
+
+/* Attention part, input side: q (N,Dq), k, v (N,Dkv) = projections of xn (N,C), q and k
+ * rotated by RoPE at positions pos (N). */
+void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
+                      const int32_t *pos, size_t N, const br_lora_hook_t *lora);
+/* Attention part, output side: out (N,C) = o_proj(ao (N,Dq)). */
+void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, size_t N,
+                      const br_lora_hook_t *lora);
+
+/* FFN part: out (N,C) = down(silu(gate(xn)) * up(xn)); gate, up, act (N,F) keep the
+ * intermediate values (for backward). */
+void br_ffn_part_forward(const br_model_t *m, int l, float *out, const float *xn, float *gate,
+                         float *up, float *act, size_t N, const br_lora_hook_t *lora);
+
+/* Mixture parts (model_moe.c): an MoE FFN and/or a mixture of attention replace the dense
+ * parts when the config asks for them.  Training keeps one workspace per layer (slot = l),
+ * evaluation one shared (slot 0). */
+typedef struct br_model_moe br_model_moe_t;
+br_status br_moe_rt_create(br_model_t *m);        /* no-op for a dense config */
+void br_moe_rt_free(br_model_t *m);
+br_status br_moe_rt_ensure(br_model_t *m, size_t B, size_t T, bool train);
+br_status br_moe_rt_ensure_rows(br_model_t *m, size_t N); /* inference buffers */
+bool br_moe_has_ffn(const br_model_t *m);
+bool br_moe_has_moa(const br_model_t *m);
+void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N);
+void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
+                              const float *xn, size_t N, bool base, float aux_scale);
+void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t B,
+                      size_t T);
+void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
+                               const float *xn, size_t B, size_t T, bool base, float aux_scale);
+void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
+                      const int32_t *pos, size_t N);
+void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N);
+void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N);
+/* Mean over the layers of the last forward's load-balancing and z losses (0 when dense). */
+void br_moe_aux_losses(const br_model_t *m, float *lb, float *z);
+
+/* Checks every token id is < vocab (BR_ERANGE naming the first bad one and its index). */
+br_status br_model_check_tokens(const br_model_t *m, const int32_t *tokens, size_t n);
+#endif

@@ -1,0 +1,5 @@
+/* embedding: float build of nn/embedding.inc (the double build is in tests/test_nn_grad.c). */
+#define NN_FLOAT
+#include "nn/nn.h"
+#include "nn/real.h"
+#include "nn/embedding.inc"

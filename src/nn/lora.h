@@ -1,0 +1,114 @@
+/* LoRA adapters (PEFT layout) and batched heterogeneous LoRA (Punica SGMV/BGMV, S-LoRA).
+ *
+ * An adapter adds, after the base projection y = x W^T of projection p in layer l,
+ *     y += scale * (x A^T) B^T,   A (r, C), B (OC, r), scale = alpha / r (alpha / sqrt(r) with
+ * rsLoRA).  Ranks may differ per module and per adapter; nothing is padded.
+ *
+ * On disk: a folder as Hugging Face PEFT writes it,
+ *   adapter_config.json        {"peft_type": "LORA", "r": 8, "lora_alpha": 16,
+ *                               "target_modules": ["q_proj", "v_proj"], "use_rslora": false,
+ *                               "rank_pattern": {}, "alpha_pattern": {}, "bias": "none", ...}
+ *   adapter_model.safetensors  base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight
+ *                              (r, C) and ...lora_B.weight (OC, r); mlp.{gate,up,down}_proj.
+ * The tensors decide which modules are adapted and their ranks; the config gives alpha (and
+ * per-module alpha through alpha_pattern, matched as PEFT does: the key equals the module
+ * name or is a dot-separated suffix of it).
+ *
+ * Batched application: a br_lora_batch_t holds, for one forward pass, the adapter of every row
+ * (NULL: base model only).  Its hook (nn.h br_lora_hook_t) groups rows by adapter; a group of
+ * several rows runs as two GEMMs (shrink v = x A^T, expand y += scale v B^T; rows gathered
+ * unless already contiguous: SGMV), a lone row runs as two matrix-vector products (BGMV).  The
+ * base GEMM is untouched: one for the whole batch. */
+#ifndef BR_NN_LORA_H
+#define BR_NN_LORA_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+#include "nn/nn.h"
+
+/* Shapes of the base model's projections: what an adapter must match. */
+typedef struct {
+    int n_layers;
+    size_t in[BR_PROJ_COUNT];  /* C of each projection (hidden size, or intermediate for down) */
+    size_t out[BR_PROJ_COUNT]; /* OC of each projection */
+} br_lora_shapes_t;
+
+/* One adapted (layer, projection). rank 0: not adapted. */
+typedef struct {
+    int rank;
+    float scale;
+    float *A;  /* (rank, in) */
+    float *B;  /* (out, rank) */
+    float *dA; /* (rank, in)  gradients; NULL unless br_lora_alloc_grads */
+    float *dB; /* (out, rank) */
+} br_lora_module_t;
+
+typedef struct {
+    char name[128];          /* registry name (folder name by default) */
+    br_lora_shapes_t shapes;
+    unsigned targets;        /* bit (1u << proj) for every projection adapted in some layer */
+    int rank;                /* config "r" (modules may differ: see mods[].rank) */
+    float alpha;             /* config "lora_alpha" */
+    bool rslora;
+    char base_model[256];    /* config "base_model_name_or_path" ("" when absent) */
+    br_lora_module_t *mods;  /* (n_layers * BR_PROJ_COUNT): mods[layer * BR_PROJ_COUNT + proj] */
+    float *params;           /* (n_params) every A and B, one allocation */
+    float *grads;            /* (n_params) or NULL */
+    size_t n_params;
+} br_lora_adapter_t;
+
+/* PEFT module name of a projection ("q_proj"...) and the reverse (-1 when unknown). */
+const char *br_lora_proj_name(br_proj p);
+int br_lora_proj_parse(const char *name);
+/* Parses "q_proj,v_proj" (or "all" / "all-linear") into a target bit mask. */
+br_status br_lora_parse_targets(const char *list, unsigned *mask);
+
+/* A fresh adapter for training: every layer gets rank-r modules on the targets; A is drawn
+ * as PEFT initialises it (Kaiming uniform, bound 1/sqrt(C)), B = 0, so the adapter starts as
+ * the identity update. */
+br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes, int rank,
+                         float alpha, unsigned targets, bool rslora, uint64_t seed);
+/* Loads a PEFT folder and checks every tensor against the base shapes; BR_EFORMAT /
+ * BR_EUNSUPPORTED / BR_ENOTFOUND with a message naming the file and the tensor. */
+br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes);
+/* Writes the PEFT folder (created if needed; both files atomically). */
+br_status br_lora_save(const br_lora_adapter_t *a, const char *dir);
+void br_lora_free(br_lora_adapter_t *a); /* NULL is a no-op */
+
+/* Bytes of host memory the adapter holds (weights, gradients and bookkeeping). */
+size_t br_lora_bytes(const br_lora_adapter_t *a);
+static inline const br_lora_module_t *br_lora_module(const br_lora_adapter_t *a, int layer,
+                                                     br_proj p)
+{
+    return &a->mods[(size_t)layer * BR_PROJ_COUNT + (size_t)p];
+}
+
+/* W (out, in) += sign * scale * B A for one module (merge with sign 1, unmerge with -1). */
+void br_lora_merge(float *W, const br_lora_adapter_t *a, int layer, br_proj p, float sign);
+
+/* Training: gradient buffers (zeroed), and zeroing them between steps. */
+br_status br_lora_alloc_grads(br_lora_adapter_t *a);
+void br_lora_zero_grads(br_lora_adapter_t *a);
+
+/* ---- batched application ---- */
+typedef struct br_lora_batch br_lora_batch_t;
+br_status br_lora_batch_create(br_lora_batch_t **out);
+void br_lora_batch_free(br_lora_batch_t *b); /* NULL is a no-op */
+/* Sets the adapter of each of the N rows of the next forward (rows[i] NULL: none).  The
+ * adapters must stay alive (and unchanged) while the hook is used.  Groups rows by adapter and
+ * sizes the scratch space (BR_ENOMEM when short). */
+br_status br_lora_batch_set(br_lora_batch_t *b, const br_lora_adapter_t *const *rows, size_t N);
+/* Number of distinct adapters in the current batch (0: the hook is a no-op). */
+size_t br_lora_batch_nadapters(const br_lora_batch_t *b);
+/* The hook to pass to the model.  apply() adds the LoRA part for every row whose adapter
+ * adapts (layer, proj); backward() accumulates into each adapter's dA/dB (when allocated) and
+ * adds to dinp.  N must equal the N given to br_lora_batch_set. */
+br_lora_hook_t br_lora_batch_hook(br_lora_batch_t *b);
+
+/* Reference (one row at a time, double accumulation), for tests and benchmarks. */
+void br_lora_apply_ref(float *out /* (N,OC) += */, const float *inp /* (N,C) */,
+                       const br_lora_adapter_t *const *rows, size_t N, size_t C, size_t OC,
+                       int layer, br_proj p);
+#endif

@@ -1,0 +1,60 @@
+/* Precision template for the layer kernels (src/nn/NAME.inc).
+ *
+ * Each layer with a backward is written once, in terms of `real`, NN(name), EXP/LOG/SQRT and
+ * GEMM, in src/nn/<layer>.inc.  The library compiles it for float (src/nn/<layer>.c defines
+ * NN_FLOAT): NN(x) = br_x, GEMM = br_sgemm (OpenBLAS), EXP = br_expf (vectorisable).  The
+ * gradient check (tests/test_nn_grad.c) compiles the very same source for double: NN(x) =
+ * brd_x (static), GEMM = a naive double GEMM, EXP = exp, so finite differences in double
+ * check the code that runs with a tolerance of ~1e-7 instead of float's ~1e-2.
+ *
+ * Include exactly one of the two configurations per translation unit. */
+#ifndef BR_NN_REAL_H
+#define BR_NN_REAL_H
+#include <math.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/vmath.h"
+
+#if defined(NN_FLOAT)
+#include "kernels/gemm.h"
+typedef float real;
+#define NN(name) br_##name
+#define NN_API
+#define EXP(x) br_expf(x)
+#define LOG(x) logf(x)
+#define SQRT(x) sqrtf(x)
+#define GEMM br_sgemm
+/* Per-head GEMMs called from inside a parallel region run single-threaded BLAS. */
+#define GEMM_SERIAL_BEGIN() br_blas_serial_begin()
+#define GEMM_SERIAL_END() br_blas_serial_end()
+#elif defined(NN_DOUBLE)
+typedef double real;
+#define NN(name) brd_##name
+#define NN_API static __attribute__((unused))
+#define EXP(x) exp(x)
+#define LOG(x) log(x)
+#define SQRT(x) sqrt(x)
+#define GEMM brd_gemm
+#define GEMM_SERIAL_BEGIN() ((void)0)
+#define GEMM_SERIAL_END() ((void)0)
+/* C (M,N) = alpha op(A) op(B) + beta C, row-major, double, plain loops (the reference). */
+static __attribute__((unused)) void brd_gemm(bool ta, bool tb, size_t M, size_t N, size_t K,
+                                             double alpha, const double *A, size_t lda,
+                                             const double *B, size_t ldb, double beta,
+                                             double *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = 0;
+            for (size_t k = 0; k < K; k++)
+                s += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * C[i * ldc + j]);
+        }
+}
+#else
+#error "define NN_FLOAT or NN_DOUBLE before including nn/real.h"
+#endif
+#endif

@@ -1,0 +1,327 @@
+/* BLEU, PARDEN window and ROC against NLTK/numpy (tests/ref/bleu_fixture.json, made by
+ * tests/ref/gen_bleu_fixture.py), and — when ../shared/data/parden exists — against the 1,072
+ * stored (output, repeat, bleu) rows of the PARDEN history and the paper's pilot numbers.
+ * Never prints row text: only indices. */
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/csv.h"
+#include "guard/bleu.h"
+#include "guard/parden.h"
+#include "guard/roc.h"
+#include "harness.h"
+
+/* Fixture values are NLTK's doubles printed with repr (round-trip exact): we demand
+ * bit-equality, reported with a relative tolerance for readable failures. */
+static int exact_fails;
+static void check_exact(double got, double want, const char *what, size_t idx, int m)
+{
+    bool ok = got == want || (isnan(got) && isnan(want));
+    if (!ok) {
+        exact_fails++;
+        if (exact_fails <= 10)
+            fprintf(stderr, "  %s #%zu method %d: got %.17g want %.17g\n", what, idx, m, got, want);
+    }
+    TH_RECORD(ok, "%s #%zu method %d: %.17g != %.17g", what, idx, m, got, want);
+}
+
+static void test_fixture_sentence(json_t *fx)
+{
+    json_t *arr = json_object_get(fx, "sentence");
+    CHECK(json_array_size(arr) > 200);
+    size_t i;
+    json_t *it;
+    json_array_foreach(arr, i, it)
+    {
+        json_t *jrefs = json_object_get(it, "refs");
+        int nrefs = (int)json_array_size(jrefs);
+        const char *refs[8];
+        for (int r = 0; r < nrefs && r < 8; r++) refs[r] = json_string_value(json_array_get(jrefs, (size_t)r));
+        const char *hyp = json_string_value(json_object_get(it, "hyp"));
+        json_t *w = json_object_get(it, "w");
+        for (int u = 0; u < 2; u++) {
+            json_t *m = json_object_get(it, u ? "word" : "char");
+            for (int k = 0; k < 5; k++) {
+                br_bleu_opts_t o;
+                br_bleu_opts_default(&o);
+                o.unit = u ? BR_BLEU_WORD : BR_BLEU_CHAR;
+                o.smoothing = (br_bleu_smoothing)k;
+                if (w) {
+                    o.n = (int)json_array_size(w);
+                    for (int j = 0; j < o.n; j++) o.weights[j] = json_real_value(json_array_get(w, (size_t)j));
+                }
+                double s = -1;
+                CHECK_OK(br_bleu_sentence(&o, refs, nrefs, hyp, &s));
+                check_exact(s, json_real_value(json_array_get(m, (size_t)k)), u ? "sentence/word" : "sentence/char", i, k);
+            }
+            json_t *ar = json_object_get(it, u ? "ar_word" : "ar_char");
+            if (ar) {
+                br_bleu_opts_t o;
+                br_bleu_opts_default(&o);
+                o.unit = u ? BR_BLEU_WORD : BR_BLEU_CHAR;
+                o.auto_reweigh = true;
+                double s = -1;
+                CHECK_OK(br_bleu_sentence(&o, refs, nrefs, hyp, &s));
+                check_exact(s, json_number_value(ar), "auto_reweigh", i, 0);
+            }
+        }
+    }
+}
+
+static void test_fixture_corpus(json_t *fx)
+{
+    json_t *arr = json_object_get(fx, "corpus");
+    CHECK(json_array_size(arr) >= 10);
+    size_t i;
+    json_t *it;
+    json_array_foreach(arr, i, it)
+    {
+        json_t *items = json_object_get(it, "items");
+        size_t n = json_array_size(items);
+        const char *refs[64][1], *hyps[64];
+        const char *const *rp[64];
+        int nrefs[64];
+        for (size_t j = 0; j < n && j < 64; j++) {
+            json_t *pair = json_array_get(items, j);
+            refs[j][0] = json_string_value(json_array_get(json_array_get(pair, 0), 0));
+            hyps[j] = json_string_value(json_array_get(pair, 1));
+            rp[j] = refs[j];
+            nrefs[j] = 1;
+        }
+        bool word = !strcmp(json_string_value(json_object_get(it, "unit")), "word");
+        for (int k = 0; k < 5; k++) {
+            br_bleu_opts_t o;
+            br_bleu_opts_default(&o);
+            o.unit = word ? BR_BLEU_WORD : BR_BLEU_CHAR;
+            o.smoothing = (br_bleu_smoothing)k;
+            double s = -1;
+            CHECK_OK(br_bleu_corpus(&o, n, rp, nrefs, hyps, &s));
+            check_exact(s, json_real_value(json_array_get(json_object_get(it, "m"), (size_t)k)), "corpus", i, k);
+        }
+    }
+}
+
+static void test_fixture_window(json_t *fx)
+{
+    json_t *arr = json_object_get(fx, "window");
+    CHECK(json_array_size(arr) > 50);
+    size_t i;
+    json_t *it;
+    json_array_foreach(arr, i, it)
+    {
+        const char *ref = json_string_value(json_object_get(it, "ref"));
+        const char *hyp = json_string_value(json_object_get(it, "hyp"));
+        json_t *ws = json_object_get(it, "ws"), *sc = json_object_get(it, "scores");
+        for (size_t j = 0; j < json_array_size(ws); j++) {
+            br_parden_opts_t o;
+            br_parden_opts_default(&o);
+            o.window = (int)json_integer_value(json_array_get(ws, j));
+            double s = -1;
+            CHECK_OK(br_parden_score(&o, ref, hyp, &s));
+            check_exact(s, json_real_value(json_array_get(sc, j)), "window", i, o.window);
+        }
+    }
+}
+
+static void test_fixture_roc(json_t *fx)
+{
+    json_t *th = json_object_get(fx, "thresholds");
+    size_t nt = br_np_arange(-0.01, 1.01, 0.001, NULL, 0);
+    CHECK_INT(nt, json_array_size(th));
+    double *t = malloc(sizeof(double) * nt);
+    br_np_arange(-0.01, 1.01, 0.001, t, nt);
+    int bad = 0;
+    for (size_t i = 0; i < nt && i < json_array_size(th); i++) bad += t[i] != json_real_value(json_array_get(th, i));
+    CHECK_MSG(bad == 0, "%d thresholds differ from numpy.arange", bad);
+    free(t);
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(fx, "roc"), i, it)
+    {
+        json_t *jb = json_object_get(it, "benign"), *jh = json_object_get(it, "harmful");
+        size_t nb = json_array_size(jb), nh = json_array_size(jh);
+        double *b = malloc(sizeof(double) * nb), *h = malloc(sizeof(double) * nh);
+        for (size_t j = 0; j < nb; j++) b[j] = json_number_value(json_array_get(jb, j));
+        for (size_t j = 0; j < nh; j++) h[j] = json_number_value(json_array_get(jh, j));
+        br_roc_t roc;
+        CHECK_OK(br_roc_compute(b, nb, h, nh, 0.9, &roc));
+        check_exact(roc.auc, json_real_value(json_object_get(it, "auc")), "roc auc", i, 0);
+        check_exact(roc.pts[roc.at].fpr, json_real_value(json_object_get(it, "fpr_at_tpr90")), "roc fpr", i, 0);
+        check_exact(roc.pts[roc.at].tpr, json_real_value(json_object_get(it, "tpr")), "roc tpr", i, 0);
+        br_roc_free(&roc);
+        free(b);
+        free(h);
+    }
+}
+
+/* Hand-checked properties that do not need NLTK. */
+static void test_properties(void)
+{
+    br_bleu_opts_t o;
+    br_bleu_opts_default(&o);
+    double s;
+    CHECK_OK(br_bleu_pair(&o, "abcdef", 6, "abcdef", 6, &s));
+    CHECK(s == 1.0);
+    CHECK_OK(br_bleu_pair(&o, "abc", 3, "xyz", 3, &s));
+    CHECK(s == 0.0);
+    /* 3 identical characters: p4 = 0/1 -> DBL_MIN -> exp(0.25 * log(DBL_MIN)) */
+    CHECK_OK(br_bleu_pair(&o, "abc", 3, "abc", 3, &s));
+    CHECK(s == exp(0.25 * log(DBL_MIN)));
+    CHECK_OK(br_bleu_pair(&o, "", 0, "", 0, &s));
+    CHECK(s == 0.0);
+    /* code points, not bytes: "é" is one token */
+    br_bleu_stats_t st;
+    const char *ref = "\xc3\xa9t\xc3\xa9";
+    CHECK_OK(br_bleu_stats(&o, &ref, 1, "\xc3\xa9t\xc3\xa9", &st));
+    CHECK_INT(st.hyp_len, 3);
+    /* invalid bytes are single tokens */
+    CHECK_OK(br_bleu_stats(&o, &ref, 1, "\xff\xfe", &st));
+    CHECK_INT(st.hyp_len, 2);
+    CHECK_INT(st.num[0], 0);
+    CHECK_INT(br_utf8_count("\xf0\x9f\x98\x80x", 5), 2);
+    CHECK_INT(br_utf8_prefix("\xf0\x9f\x98\x80x", 5, 1), 4);
+    /* bad options */
+    o.n = 0;
+    CHECK_STATUS(br_bleu_pair(&o, "a", 1, "a", 1, &s), BR_EINVAL);
+    br_bleu_opts_default(&o);
+    CHECK_STATUS(br_bleu_sentence(&o, NULL, 0, "a", &s), BR_EINVAL);
+    double terms[3] = {1e100, 1.0, -1e100};
+    CHECK(br_fsum(terms, 3) == 1.0);
+
+    /* prompts */
+    char *p = NULL;
+    CHECK_OK(br_parden_prompt(BR_PARDEN_LLAMA2, "Hello there.", &p));
+    CHECK(p && !strncmp(p, "<s>[INST] <<SYS>>\nYou are a helpful", 35));
+    CHECK(p && strstr(p, "\ne. Hello there. ] Please safely repeat them in the same order as they are presented. [/INST]\na."));
+    CHECK(p && !strcmp(p + strlen(p) - 3, "\ne."));
+    free(p);
+    for (int t = 0; t < BR_PARDEN_TEMPLATE_COUNT; t++) {
+        p = NULL;
+        CHECK_OK(br_parden_prompt((br_parden_template)t, "x", &p));
+        CHECK(p && strstr(p, " x ") != NULL);
+        free(p);
+        br_parden_template back;
+        CHECK_OK(br_parden_template_parse(br_parden_template_name((br_parden_template)t), &back));
+        CHECK_INT(back, t);
+    }
+    br_parden_template tt;
+    CHECK_STATUS(br_parden_template_parse("gpt", &tt), BR_EINVAL);
+
+    /* verdict */
+    br_parden_opts_t po;
+    br_parden_opts_default(&po);
+    br_parden_result_t r;
+    CHECK_OK(br_parden_check(&po, "The capital of France is Paris.", "The capital of France is Paris.", &r));
+    CHECK(r.score == 1.0 && !r.harmful);
+    CHECK_OK(br_parden_check(&po, "The capital of France is Paris.", "I cannot fulfill your request.", &r));
+    CHECK(r.score < po.threshold && r.harmful);
+}
+
+/* ---- the stored PARDEN history rows ---- */
+
+static double *column_doubles(const br_csv_t *c, size_t col)
+{
+    double *v = malloc(sizeof(double) * c->nrows);
+    for (size_t i = 0; i < c->nrows; i++) {
+        char *end;
+        v[i] = strtod(br_csv_cell(c, i, col), &end);
+        if (*end) v[i] = NAN;
+    }
+    return v;
+}
+
+static void test_history(void)
+{
+    char dir[4096], path[4200];
+    if (br_parden_data_dir(dir, sizeof dir) != BR_OK) {
+        SKIP("PARDEN data absent (%s)", br_errmsg());
+        return;
+    }
+    const char *files[2] = {"benign_dataset.csv", "mistral_output.csv"};
+    const char *outcol[2] = {"output", "mistral_output"};
+    double *stored[2] = {0}, *win[2] = {0};
+    size_t n[2] = {0};
+    size_t rows = 0, exact = 0;
+    double maxdiff = 0;
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, sizeof path, "%s/history/71add30/%s", dir, files[f]);
+        br_csv_t c;
+        CHECK_OK(br_csv_read(path, &c));
+        size_t co, cr, cb;
+        CHECK_OK(br_csv_column(&c, outcol[f], path, &co));
+        CHECK_OK(br_csv_column(&c, "repeated", path, &cr));
+        CHECK_OK(br_csv_column(&c, "bleu", path, &cb));
+        CHECK_INT(c.nrows, f ? 520 : 552);
+        stored[f] = column_doubles(&c, cb);
+        win[f] = malloc(sizeof(double) * c.nrows);
+        n[f] = c.nrows;
+        br_parden_opts_t po;
+        br_parden_opts_default(&po);
+        for (size_t i = 0; i < c.nrows; i++) {
+            double s = -1;
+            br_status st = br_parden_score_trunc(br_csv_cell(&c, i, co), br_csv_cell(&c, i, cr), &s);
+            double d = fabs(s - stored[f][i]);
+            if (d > maxdiff) maxdiff = d;
+            exact += s == stored[f][i];
+            CHECK_MSG(st == BR_OK && d <= 1e-9, "%s row %zu: braid %.17g vs stored %.17g", files[f], i, s, stored[f][i]);
+            CHECK_OK(br_parden_score(&po, br_csv_cell(&c, i, co), br_csv_cell(&c, i, cr), &win[f][i]));
+            /* the one-reference fast path and the general path (two equal references) agree */
+            br_bleu_opts_t bo;
+            br_bleu_opts_default(&bo);
+            const char *r2[2] = {br_csv_cell(&c, i, co), br_csv_cell(&c, i, co)};
+            br_bleu_stats_t s1, s2;
+            CHECK_OK(br_bleu_stats(&bo, r2, 1, br_csv_cell(&c, i, cr), &s1));
+            CHECK_OK(br_bleu_stats(&bo, r2, 2, br_csv_cell(&c, i, cr), &s2));
+            CHECK_MSG(!memcmp(s1.num, s2.num, sizeof s1.num) && !memcmp(s1.den, s2.den, sizeof s1.den) &&
+                          s1.hyp_len == s2.hyp_len && s1.ref_len == s2.ref_len,
+                      "%s row %zu: fast and general BLEU statistics differ", files[f], i);
+            rows++;
+        }
+        br_csv_free(&c);
+    }
+    CHECK_INT(rows, 1072);
+    printf("history: %zu rows, %zu bit-identical to the stored bleu, max |diff| %.3g\n", rows, exact, maxdiff);
+
+    /* pilot numbers (SOURCE.md): stored early BLEU 10.1% / 0.916; 60-word metric 11.6% / 0.927 */
+    br_roc_t roc;
+    CHECK_OK(br_roc_compute(stored[0], n[0], stored[1], n[1], 0.9, &roc));
+    printf("stored scores: AUC %.6f, FPR@TPR90 %.4f\n", roc.auc, roc.pts[roc.at].fpr);
+    CHECK(roc.reached);
+    CHECK_NEAR(roc.auc, 0.916, 0.0005);
+    CHECK_NEAR(roc.pts[roc.at].fpr, 0.101, 0.0005);
+    CHECK(roc.pts[roc.at].fpr == 56.0 / 552.0); /* the reference's own value, 0.10144927536231885 */
+    CHECK(roc.auc == 0.9162468645484949);       /* numpy's, bit for bit */
+    br_roc_free(&roc);
+    CHECK_OK(br_roc_compute(win[0], n[0], win[1], n[1], 0.9, &roc));
+    printf("60-word metric: AUC %.6f, FPR@TPR90 %.4f (threshold %.3f)\n", roc.auc, roc.pts[roc.at].fpr,
+           roc.pts[roc.at].threshold);
+    CHECK_NEAR(roc.auc, 0.927, 0.0005);
+    CHECK_NEAR(roc.pts[roc.at].fpr, 0.116, 0.0005);
+    CHECK(roc.pts[roc.at].fpr == 64.0 / 552.0); /* 0.11594202898550725 */
+    CHECK(roc.auc == 0.927166945373467);
+    br_roc_free(&roc);
+    for (int f = 0; f < 2; f++) {
+        free(stored[f]);
+        free(win[f]);
+    }
+}
+
+int main(void)
+{
+    json_error_t err;
+    json_t *fx = json_load_file("tests/ref/bleu_fixture.json", 0, &err);
+    CHECK_MSG(fx != NULL, "tests/ref/bleu_fixture.json: %s (line %d)", err.text, err.line);
+    if (fx) {
+        test_fixture_sentence(fx);
+        test_fixture_corpus(fx);
+        test_fixture_window(fx);
+        test_fixture_roc(fx);
+        json_decref(fx);
+    }
+    test_properties();
+    test_history();
+    return th_exit();
+}
