@@ -4,3 +4,4 @@ set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
 ./braid bench moe
+./braid bench parden
