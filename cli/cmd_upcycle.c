@@ -74,7 +74,8 @@ static int domain_embeddings(const char *base, const char *const *dirs, int n, l
 
 /* DIR/upcycle.json: how the mixture was built (extend reads the seed from it). */
 static br_status write_provenance(const char *out, const char *method, const char *base,
-                                  const char *const *ex, int ne, const char *const *dd, int nd)
+                                  bool base_as_expert, const char *const *ex, int ne,
+                                  const char *const *dd, int nd)
 {
     json_t *o = json_object(), *a = json_array(), *d = json_array();
     char abs[PATH_MAX];
@@ -82,6 +83,7 @@ static br_status write_provenance(const char *out, const char *method, const cha
     json_object_set_new(o, "base", json_string(realpath(base, abs) ? abs : base));
     for (int i = 0; i < ne; i++) json_array_append_new(a, json_string(realpath(ex[i], abs) ? abs : ex[i]));
     for (int i = 0; i < nd; i++) json_array_append_new(d, json_string(realpath(dd[i], abs) ? abs : dd[i]));
+    json_object_set_new(o, "base_as_expert", json_boolean(base_as_expert));
     json_object_set_new(o, "experts", a);
     json_object_set_new(o, "domain_data", d);
     char *text = json_dumps(o, JSON_INDENT(2));
@@ -194,7 +196,7 @@ int cmd_upcycle(int argc, char **argv)
     }
     br_model_config_t cfg;
     s = br_upcycle(&o, &cfg);
-    if (!s) s = write_provenance(out, method, base, ex, ne, dd, nd);
+    if (!s) s = write_provenance(out, method, base, base_as_expert, ex, ne, dd, nd);
     free(emb), free(ex_buf), free(dd_buf);
     if (s) return fail_status(s, "upcycle");
     printf("upcycle --method %s: ", br_upcycle_method_name(o.method));
