@@ -1,10 +1,12 @@
 /* braid branch: an expert is a copy of the seed trained further on one domain mix.  This is
- * `braid train --init SEED` with the branch's own output directory; every training flag is
- * passed through.  Branches are independent processes (no shared state but the read-only
- * seed), so several can run at once. */
+ * `braid train --init SEED` with the branch's own output directory, run as its own process
+ * (exec of this same program); every training flag is passed through.  Branches share nothing
+ * but the read-only seed, so several can run at once. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "base/fileio.h"
@@ -69,7 +71,19 @@ int cmd_branch(int argc, char **argv)
     }
     targv[n++] = "--init";
     targv[n++] = (char *)from;
-    int rc = cmd_train(n, targv);
+    /* argv of `braid train ...`: the program, then the command */
+    char **full = calloc((size_t)n + 2, sizeof *full);
+    if (!full) {
+        free(targv);
+        return fail_status(br_error(BR_ENOMEM, "out of memory"), "branch");
+    }
+    full[0] = "braid";
+    for (int i = 0; i < n; i++) full[i + 1] = targv[i];
+    fflush(stdout);
+    fflush(stderr);
+    execv("/proc/self/exe", full);
+    fprintf(stderr, "braid: error: branch: cannot start 'braid train': %s\n", strerror(errno));
+    free(full);
     free(targv);
-    return rc;
+    return 1;
 }
