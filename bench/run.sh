@@ -3,3 +3,5 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+# tokenizer vs npm tiktoken (needs `braid data fetch` and the npm packages from scripts/npm_deps.sh)
+if [ -f data/raw/MANIFEST.json ]; then ./braid bench tokenizer; else echo "bench tokenizer: skipped (run ./braid data fetch)"; fi
