@@ -3,3 +3,4 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+bash bench/lm_train.sh

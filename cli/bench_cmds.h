@@ -3,4 +3,5 @@
 #define BR_CLI_BENCH_CMDS_H
 int bench_gemm(int argc, char **argv);
 int bench_rl_env(int argc, char **argv);
+int bench_train(int argc, char **argv);
 #endif

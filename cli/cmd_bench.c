@@ -5,6 +5,7 @@
 
 static const subcmd_t benches[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s: square sizes and a training step's shapes, vs peak"},
+    {"train", bench_train, "dense LM: training/forward/decode tokens/s, GFLOP/s, peak RSS (presets a, b)"},
     {"rl-env", bench_rl_env, "Dec-POMDP environments: agent-steps/s on one core (MARCO tasks)"},
 };
 
