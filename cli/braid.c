@@ -24,6 +24,10 @@ static const command_t commands[] = {
     /* data and tokenizer */
 
     /* dense LM */
+    {"train", cmd_train, "train the dense Llama-style model on a domain mix (exact --resume)"},
+    {"eval", cmd_eval, "per-domain validation loss, perplexity and bits per byte"},
+    {"score", cmd_score, "log-probability of each next token of a sequence"},
+    {"generate", cmd_generate, "KV-cached text generation (temperature, top-k, top-p, stop)"},
 
     /* upcycling */
 

@@ -11,6 +11,10 @@ int cmd_bench(int argc, char **argv);
 /* data and tokenizer */
 
 /* dense LM */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* upcycling */
 
