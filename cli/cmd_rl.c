@@ -10,6 +10,8 @@ static const subcmd_t rl_cmds[] = {
     {"mfos", rl_mfos, "M-FOS: meta-game opponent shaping with PPO or ES on matrix games"},
 
     /* MARCO and value decomposition */
+    {"vdn", rl_vdn, "model-free VDN with recurrent agents on a Dec-POMDP task"},
+    {"qmix", rl_qmix, "model-free QMIX with recurrent agents on a Dec-POMDP task"},
 
 };
 

@@ -9,6 +9,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* data and tokenizer */
+int cmd_data(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
 
 /* dense LM */
 int cmd_train(int argc, char **argv);
@@ -21,6 +23,7 @@ int cmd_generate(int argc, char **argv);
 /* serving */
 
 /* guard */
+int cmd_parden(int argc, char **argv);
 
 /* rl */
 int cmd_rl(int argc, char **argv);

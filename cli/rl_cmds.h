@@ -7,5 +7,7 @@ int rl_rfos(int argc, char **argv);
 int rl_mfos(int argc, char **argv);
 
 /* MARCO and value-decomposition learners */
+int rl_vdn(int argc, char **argv);
+int rl_qmix(int argc, char **argv);
 
 #endif

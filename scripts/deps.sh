@@ -26,6 +26,8 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   m2=(); for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || m2+=("$p"); done
   missing=("${m2[@]}")
 fi
+# npm reference packages for the tokenizer tests (data area; best effort)
+bash "$(dirname "$0")/npm_deps.sh"
 [ ${#missing[@]} -eq 0 ] && exit 0
 line="apt-get install -y ${missing[*]}"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -45,8 +45,19 @@ typedef struct {
     int bos_token_id;            /* -1: none */
     int eos_token_id;            /* -1: none */
     br_block_kind block;         /* "sequential" (default) | "parallel" */
-    /* moe/ adds its fields here (experts per part, router kind, top-k, shared expert...);
-     * every all-zero value must mean "dense", so a Llama config.json keeps loading. */
+    /* Mixture of experts (docs/moe.md; parsed and saved by lm/config_moe.c).  Every all-zero
+     * value means "dense", so a Llama config.json keeps loading. */
+    int num_local_experts;       /* FFN experts E (Mixtral name); 0 or 1: dense FFN */
+    int num_experts_per_tok;     /* top-k (Mixtral name); 0 means 1 */
+    bool norm_topk_prob;         /* renormalise the chosen router probabilities */
+    int shared_expert_intermediate_size; /* always-on shared expert width Fs; 0: none */
+    float router_aux_loss_coef;  /* load-balancing loss alpha (Mixtral name) */
+    float router_z_loss_coef;    /* router z-loss beta */
+    int router_nexus;            /* 1: Nexus router (expert embeddings from domain embeddings) */
+    int nexus_domain_dim;        /* D: width of the fixed domain embeddings */
+    int nexus_hidden_size;       /* H: projector hidden width */
+    int num_attention_experts;   /* mixture of attention n (BAM); 0 or 1: one attention */
+    bool attention_shared_kv;    /* BAM shared-KV: one K and V for all attention experts */
 } br_model_config_t;
 
 /* Llama defaults for fields a file may omit (eps 1e-6, theta 10000, untied, sequential...);

@@ -26,4 +26,15 @@ br_status br_tokenizer_decode(const br_tokenizer_t *t, const int32_t *ids, size_
 int32_t br_tokenizer_token_id(const br_tokenizer_t *t, const char *token);
 /* The end-of-text / end-of-sequence id, or -1 when the tokenizer has none. */
 int32_t br_tokenizer_eos_id(const br_tokenizer_t *t);
+/* Raw bytes of one token (not NUL-terminated; valid while t lives), or NULL (len 0) for an id
+ * that is out of range or unassigned.  For streaming decode. */
+const unsigned char *br_tokenizer_token_bytes(const br_tokenizer_t *t, int32_t id, size_t *len);
+/* Nonzero for special tokens (<|endoftext|>, added tokens). */
+int br_tokenizer_is_special(const br_tokenizer_t *t, int32_t id);
+/* The pre-tokenisation regex (PCRE2 syntax), or NULL when the text is not split. */
+const char *br_tokenizer_pattern(const br_tokenizer_t *t);
+
+/* Pre-tokenisation regexes of GPT-2 / r50k / p50k and of cl100k. */
+extern const char br_pattern_gpt2[];
+extern const char br_pattern_cl100k[];
 #endif

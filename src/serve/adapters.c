@@ -48,6 +48,19 @@ struct br_adapters {
     br_metric_t *m_loaded, *m_bytes, *m_loads, *m_evict, *m_cold;
 };
 
+br_lora_shapes_t br_lora_shapes_from_config(const br_model_config_t *c)
+{
+    br_lora_shapes_t s = {.n_layers = c->num_hidden_layers};
+    size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
+    size_t hd = (size_t)(c->head_dim ? c->head_dim : c->hidden_size / (c->num_attention_heads ? c->num_attention_heads : 1));
+    size_t Dq = (size_t)c->num_attention_heads * hd, Dkv = (size_t)c->num_key_value_heads * hd;
+    size_t in[BR_PROJ_COUNT] = {C, C, C, Dq, C, C, F};
+    size_t out[BR_PROJ_COUNT] = {Dq, Dkv, Dkv, C, F, F, C};
+    memcpy(s.in, in, sizeof in);
+    memcpy(s.out, out, sizeof out);
+    return s;
+}
+
 static size_t hash_name(const char *s)
 {
     size_t h = 1469598103934665603ull;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "base/status.h"
+#include "lm/model.h"
 #include "nn/lora.h"
 #include "serve/metrics.h"
 
@@ -29,6 +30,9 @@ typedef struct {
 } br_adapters_opts_t;
 
 typedef struct br_adapters br_adapters_t;
+
+/* The projection shapes of a Llama config (what every adapter must match). */
+br_lora_shapes_t br_lora_shapes_from_config(const br_model_config_t *c);
 
 /* Starts the loader thread. */
 br_status br_adapters_create(br_adapters_t **out, const br_adapters_opts_t *o);
