@@ -53,6 +53,14 @@ int cmd_score(int argc, char **argv)
         free(ids);
         return fail_status(s, NULL);
     }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= m->cfg.vocab_size) {
+            fprintf(stderr, "braid: error: token id %d at position %zu is outside the vocabulary [0, %d)\n",
+                    ids[i], i, m->cfg.vocab_size);
+            free(ids);
+            br_model_free(m);
+            return 1;
+        }
     float *losses = malloc((n - 1) * sizeof *losses), mean;
     s = br_model_forward_loss(m, ids, ids + 1, 1, n - 1, NULL, losses, &mean);
     if (!s) {
