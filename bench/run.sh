@@ -3,4 +3,5 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+./braid bench parden
 bash bench/lm_train.sh

@@ -4,4 +4,5 @@
 int bench_gemm(int argc, char **argv);
 int bench_rl_env(int argc, char **argv);
 int bench_train(int argc, char **argv);
+int bench_parden(int argc, char **argv);
 #endif
