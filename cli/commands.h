@@ -19,6 +19,10 @@ int cmd_score(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 
 /* upcycling */
+int cmd_branch(int argc, char **argv);
+int cmd_upcycle(int argc, char **argv);
+int cmd_extend(int argc, char **argv);
+int cmd_btm(int argc, char **argv);
 
 /* serving */
 
