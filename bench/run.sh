@@ -3,6 +3,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+# tokenizer vs npm tiktoken (needs `braid data fetch` and the npm packages from scripts/npm_deps.sh)
+if [ -f data/raw/MANIFEST.json ]; then ./braid bench tokenizer; else echo "bench tokenizer: skipped (run ./braid data fetch)"; fi
 ./braid bench moe
 # nn layers, then the same operations in PyTorch (same shapes and threads) with ratios
 ./braid bench nn --json --min-time 0.2 > /tmp/braid-bench-nn.$$.json
@@ -10,3 +12,4 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/nn_torch.py /tmp/b
 else echo "(PyTorch not installed for /usr/bin/python3: nn results without the peer)"; cat /tmp/braid-bench-nn.$$.json; fi
 rm -f /tmp/braid-bench-nn.$$.json
 ./braid bench parden
+bash bench/lm_train.sh
