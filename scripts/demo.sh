@@ -55,7 +55,8 @@ for m in seed expert-code expert-law expert-math bam-ft; do
     "$B" eval --model "$R/$m" --data "$TOK" --domains general,code,law,math --max-tokens 16384 \
         --batch 8 --json "$R/eval-$m.json" > "$R/eval-$m.md"
 done
-sed -n '/^routing/,$p' "$R/eval-bam-ft.md"
+echo "routing of the finetuned MoE (full per-layer tables: $R/eval-bam-ft.md):"
+sed -n '/^specialisation/,$p' "$R/eval-bam-ft.md"
 echo
 /usr/bin/python3 - "$R" <<'EOF'
 import json, sys
