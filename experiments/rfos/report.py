@@ -224,7 +224,7 @@ md += ["## Final reward against the optimum", "",
 # M-FOS.
 mf = sorted(glob.glob(os.path.join(runs, "mfos-*")))
 if mf:
-    md += ["## M-FOS (IPD [[-1,-3],[0,-2]], memory-1, exact values with discount 0.96)", "",
+    md += ["## M-FOS (IPD [[-1,-3],[0,-2]]; one run in matching pennies, payoffs 1/0), memory-1, exact values, discount 0.96", "",
            "Meta-episode: 50 opponent updates (one exact gradient step, lr 1, per meta-step) from random",
            "initial opponent logits N(0,1).  Evaluation: the trained shaper (deterministic) against 256 fresh",
            "opponents; payoffs are per-step averages over the whole meta-episode and over its last meta-step.",
@@ -265,6 +265,63 @@ if os.path.exists(sp):
     if rates:
         md += [f"Across all R-FOS runs: median {np.median(rates) / 1e6:.0f} million meta-steps per CPU-second "
                f"(min {min(rates) / 1e6:.0f}, max {max(rates) / 1e6:.0f}).", ""]
+
+# Summary at the top, from the numbers above.
+summ = ["## Summary", ""]
+slopes = {}
+for kind in variants:
+    xs, ak, hk, nr = scal.get(kind, ([], [], [], []))
+    slopes[kind] = [fit(xs, ak), fit(xs, hk), fit(xs, nr)]
+def sl(f):
+    return f"{f[0]:.2f}" if f else "n/a"
+def gmean(kind, p, key):
+    return float(np.mean([r[0][key] for r in data[(kind, p)]])) if (kind, p) in data else float("nan")
+hs = [p for p in variants["history"] if ("history", p) in data]
+ks = [p for p in variants["qgrid"] if ("qgrid", p) in data]
+k_opt = [p for p in ks if gmean("qgrid", p, "greedy_mean_reward") >= gmean("qgrid", p, "optimal_mean_reward") - 0.005]
+k_val = [p for p in ks if abs(gmean("qgrid", p, "policy_value") - gmean("qgrid", p, "optimal_value")) < 1e-6]
+hmax = max(hs) if hs else None
+known_hmax = float(np.mean([r[1][-1]["known_pairs"] for r in data[("history", hmax)]])) if hmax else float("nan")
+steps_hmax = float(np.median([r[0]["meta_steps"] for r in data[("history", hmax)]])) if hmax else float("nan")
+if data:
+    summ += [
+        f"* **Scaling.**  Bound's prediction: slope 2 in |S||A| (|S||A| m, m proportional to |S|).  Measured on the",
+        f"  history meta-state: samples to all pairs known {sl(slopes['history'][0])} (h = 1, 2 only: for h >= 3 no seed",
+        f"  made every pair known within the cap), to 50% known {sl(slopes['history'][1])}, to near-final reward",
+        f"  {sl(slopes['history'][2])}; on the exact qgrid meta-MDP: all known {sl(slopes['qgrid'][0])} (K = 1, 3), 50% known",
+        f"  {sl(slopes['qgrid'][1])}, near-optimal {sl(slopes['qgrid'][2])}.  Reaching *every* pair grows faster than the",
+        "  bound's |S||A| m because some pairs need several rare opponent explorations in a row (visit",
+        "  probability ~0.05^k); with gamma = 0.8 R-max's optimism stops paying for the trip to such a pair, so",
+        f"  for large tables the known set saturates (history h = {hmax}: {known_hmax:.0f} of {4 ** hmax * 2} pairs known after"
+        f" {steps_hmax:.2g} meta-steps).",
+        "  Near-optimal behaviour comes far earlier and grows at or below the predicted slope.",
+        "* **Optimality.**  On the exact (qgrid) meta-MDP, R-max's greedy policy reaches the optimal long-run",
+        f"  mean reward (within 0.005) for K in {k_opt}; its exact discounted start-state value equals the optimum",
+        f"  for K in {k_val} (elsewhere the greedy policy still heads for optimistic unknown pairs from the start",
+        "  state).  With the last h joint actions as meta-state the greedy policy's reward is "
+        + ", ".join(f"{gmean('history', p, 'greedy_mean_reward'):.3f}" for p in hs) + f" for h = {hs},",
+        "  below the full-information 0.95: h recent actions do not pin down the opponent's Q-table.",
+    ]
+    mfr = []
+    for d in mf:
+        with open(os.path.join(d, "summary.json")) as f:
+            mfr.append((os.path.basename(d), json.load(f)))
+    es = [r for n, r in mfr if n.startswith("mfos-ipd-naive-es")]
+    ppo = [r for n, r in mfr if n.startswith("mfos-ipd-naive-ppo")]
+    if es or ppo:
+        summ += [
+            f"* **M-FOS extortion (IPD vs naive learner).**  ES: {sum(r['extortion'] for r in es)}/{len(es)} seeds extort "
+            f"(shaper {np.mean([r['shaper_payoff'] for r in es]):.3f} per step vs mutual cooperation -1, opponent "
+            f"{np.mean([r['opponent_payoff'] for r in es]):.3f}); PPO: {sum(r['extortion'] for r in ppo)}/{len(ppo)} "
+            f"(shaper {np.mean([r['shaper_payoff'] for r in ppo]):.3f}, opponent {np.mean([r['opponent_payoff'] for r in ppo]):.3f}).",
+            "  At the last meta-step the shaper gets "
+            f"{min(r['shaper_payoff_last'] for r in es + ppo):.2f} to {max(r['shaper_payoff_last'] for r in es + ppo):.2f}"
+            f" while the naive learner gets {np.mean([r['opponent_payoff_last'] for r in es + ppo]):.2f} on average;",
+            f"  naive-vs-naive gives {np.mean([r['naive_shaper_payoff'] for r in es + ppo]):.2f} and LOLA-vs-naive "
+            f"{np.mean([r['lola_shaper_payoff'] for r in es + ppo]):.2f} to the learner in the shaper's seat (same opponents).",
+        ]
+    summ.append("")
+md[9:9] = summ
 
 with open(os.path.join(out, "RESULTS.md.tmp"), "w") as f:
     f.write("\n".join(md) + "\n")
