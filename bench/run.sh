@@ -3,3 +3,9 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+# nn layers, then the same operations in PyTorch (same shapes and threads) with ratios
+./braid bench nn --json --min-time 0.2 > /tmp/braid-bench-nn.$$.json
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/nn_torch.py /tmp/braid-bench-nn.$$.json 0.2
+else echo "(PyTorch not installed for /usr/bin/python3: nn results without the peer)"; cat /tmp/braid-bench-nn.$$.json; fi
+rm -f /tmp/braid-bench-nn.$$.json
+./braid bench parden

@@ -2,5 +2,7 @@
 #ifndef BR_CLI_BENCH_CMDS_H
 #define BR_CLI_BENCH_CMDS_H
 int bench_gemm(int argc, char **argv);
+int bench_nn(int argc, char **argv);
 int bench_rl_env(int argc, char **argv);
+int bench_parden(int argc, char **argv);
 #endif

@@ -1,7 +1,9 @@
 /* braid: one program, many commands.  Parses nothing itself beyond the command name; each
  * command lives in cli/cmd_*.c and parses its own flags with args.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "commands.h"
@@ -53,6 +55,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* OpenMP threads wait by sleeping, not spinning: on a shared machine spinning made kernels
+     * 2-100x slower (docs/threads.md).  libgomp reads the policy when it loads, before main, so
+     * set it and re-execute once.  An OMP_WAIT_POLICY set by the user wins. */
+    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
+        execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
     if (br_log_level_from_env() != 0) fprintf(stderr, "braid: warning: BRAID_LOG must be debug, info, warn, error or off\n");
     if (argc < 2) {
         usage(stderr);

@@ -13,10 +13,10 @@
 #include "base/progress.h"
 #include "base/timer.h"
 #include "commands.h"
+#include "guard/model_gen.h"
 #include "guard/parden.h"
 #include "guard/roc.h"
 #include "guard/upstream.h"
-#include "parden_gen.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* scoring options shared by eval and score */
@@ -355,7 +355,7 @@ typedef struct {
 
 typedef struct {
     br_upstream_opts_t up;
-    parden_model_gen_t *model;
+    br_parden_model_t *model;
     br_parden_generate_fn fn;
     void *user;
 } generator_t;
@@ -376,15 +376,15 @@ static br_status generator_open(generator_t *g, const gen_flags_t *f)
         return BR_OK;
     }
     if (!f->tokenizer) return br_error(BR_EINVAL, "--model needs --tokenizer T (tokenizer.json)");
-    BR_TRY(parden_model_gen_open(&g->model, f->model_dir, f->tokenizer));
-    g->fn = parden_model_generate;
+    BR_TRY(br_parden_model_open(&g->model, f->model_dir, f->tokenizer));
+    g->fn = br_parden_model_generate;
     g->user = g->model;
     return BR_OK;
 }
 
 static void generator_close(generator_t *g)
 {
-    parden_model_gen_close(g->model);
+    br_parden_model_close(g->model);
     g->model = NULL;
 }
 

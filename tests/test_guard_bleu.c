@@ -268,6 +268,16 @@ static void test_history(void)
             exact += s == stored[f][i];
             CHECK_MSG(st == BR_OK && d <= 1e-9, "%s row %zu: braid %.17g vs stored %.17g", files[f], i, s, stored[f][i]);
             CHECK_OK(br_parden_score(&po, br_csv_cell(&c, i, co), br_csv_cell(&c, i, cr), &win[f][i]));
+            /* the one-reference fast path and the general path (two equal references) agree */
+            br_bleu_opts_t bo;
+            br_bleu_opts_default(&bo);
+            const char *r2[2] = {br_csv_cell(&c, i, co), br_csv_cell(&c, i, co)};
+            br_bleu_stats_t s1, s2;
+            CHECK_OK(br_bleu_stats(&bo, r2, 1, br_csv_cell(&c, i, cr), &s1));
+            CHECK_OK(br_bleu_stats(&bo, r2, 2, br_csv_cell(&c, i, cr), &s2));
+            CHECK_MSG(!memcmp(s1.num, s2.num, sizeof s1.num) && !memcmp(s1.den, s2.den, sizeof s1.den) &&
+                          s1.hyp_len == s2.hyp_len && s1.ref_len == s2.ref_len,
+                      "%s row %zu: fast and general BLEU statistics differ", files[f], i);
             rows++;
         }
         br_csv_free(&c);

@@ -1,7 +1,8 @@
 /* br_sgemm (OpenBLAS) and br_sgemm_ref (portable) against a double-precision triple loop, for
- * every transpose combination, odd sizes, padded leading dimensions, alpha/beta, and the three
- * threading situations: outside any region, inside an OpenMP region (portable path), and
- * inside br_blas_serial_begin/end (single-threaded BLAS from several threads at once).
+ * every transpose combination, odd sizes, padded leading dimensions, alpha/beta, and the
+ * threading situations: split across the OpenMP threads (large), on the calling thread (small),
+ * from inside an OpenMP region (each thread its own single-threaded BLAS call), and many
+ * concurrent calls.
  * Also br_expf against libm's exp. */
 #include <omp.h>
 #include <stdlib.h>
@@ -67,29 +68,30 @@ static void one_case(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha
             pad_ok &= C1[i * ldc + j] == C0[i * ldc + j] && C2[i * ldc + j] == C0[i * ldc + j];
     CHECK_MSG(pad_ok, "gemm wrote outside the N columns (ta=%d tb=%d M=%zu N=%zu K=%zu)", ta,
               tb, M, N, K);
-    /* inside a parallel region (portable path), then with single-threaded BLAS per thread */
-    for (int serial = 0; serial < 2; serial++) {
+    /* inside a parallel region, each thread on half of the rows (br_sgemm, then the ref) */
+    for (int ref = 0; ref < 2; ref++) {
         memcpy(C3, C0, nc * 4);
-        if (serial) br_blas_serial_begin();
 #pragma omp parallel num_threads(2)
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads();
             size_t r0 = M * t / n, r1 = M * (t + 1) / n;
             const float *Ar = ta ? A + r0 : A + r0 * lda;
-            if (r1 > r0)
+            if (r1 > r0 && !ref)
                 br_sgemm(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
+            if (r1 > r0 && ref)
+                br_sgemm_ref(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
         }
-        if (serial) br_blas_serial_end();
-        compare(serial ? "br_sgemm in serial-BLAS region" : "br_sgemm in omp region", C3, W, M,
-                N, ldc, K, ta, tb, 1e-6);
+        compare(ref ? "br_sgemm_ref in omp region" : "br_sgemm in omp region", C3, W, M, N, ldc,
+                K, ta, tb, 1e-6);
     }
     free(A), free(B), free(C0), free(C1), free(C2), free(C3), free(W);
 }
 
 static void test_gemm(void)
 {
-    static const size_t sizes[][3] = {{1, 1, 1},   {1, 7, 3},    {7, 1, 5},    {13, 17, 19},
-                                      {33, 31, 1}, {64, 65, 63}, {129, 7, 257}, {200, 130, 300}};
+    static const size_t sizes[][3] = {{1, 1, 1},     {1, 7, 3},      {7, 1, 5},
+                                      {13, 17, 19},  {33, 31, 1},    {64, 65, 63},
+                                      {129, 7, 257}, {200, 130, 300}, {37, 301, 250}};
     static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-2, 0.25f}};
     for (int t = 0; t < 4; t++)
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
@@ -102,11 +104,9 @@ static void test_gemm(void)
     br_rng_fill_uniform(&rng, A, M * K, -1, 1);
     br_rng_fill_uniform(&rng, B, K * N, -1, 1);
     naive(false, false, M, N, K, 1, A, K, B, N, 0, W, N);
-    br_blas_serial_begin();
 #pragma omp parallel for schedule(dynamic)
     for (size_t r = 0; r < reps; r++) br_sgemm(false, false, M, N, K, 1, A, K, B, N, 0, C + r * M * N, N);
-    br_blas_serial_end();
-    for (size_t r = 0; r < reps; r++) compare("concurrent serial BLAS", C + r * M * N, W, M, N, N, K, 0, 0, 1e-6);
+    for (size_t r = 0; r < reps; r++) compare("concurrent BLAS calls", C + r * M * N, W, M, N, N, K, 0, 0, 1e-6);
     free(A), free(B), free(C), free(W);
 }
 
@@ -133,6 +133,12 @@ static void test_expf(void)
     double w2 = 0;
     for (int i = 0; i < n; i++) w2 = fmax(w2, fabs(ys[i] - exp(xs[i])) / exp(xs[i]));
     CHECK_MSG(w2 < 2e-7, "br_expf (vector loop) max rel error %.3g", w2);
+    double w3 = 0;
+    for (int i = 0; i < n; i++) xs[i] = -87.0f * (float)i / n;
+    for (int i = 0; i < n; i++) ys[i] = br_expf_neg(xs[i]);
+    for (int i = 0; i < n; i++) w3 = fmax(w3, fabs(ys[i] - exp(xs[i])) / exp(xs[i]));
+    CHECK_MSG(w3 < 2e-7, "br_expf_neg max rel error %.3g on [-87, 0]", w3);
+    CHECK(br_expf_neg(-1000) == 0.0f && br_expf_neg(0) == 1.0f);
 }
 
 int main(void)

@@ -6,6 +6,7 @@
 
 #include "base/rng.h"
 #include "harness.h"
+#include "kernels/gemm.h"
 #include "nn/nn.h"
 
 static br_rng_t rng;
@@ -303,6 +304,47 @@ static void test_elementwise(void)
     free(a), free(b), free(o);
 }
 
+/* Results do not depend on the thread count or schedule (bit-identical with 1 and 2 threads). */
+static void test_determinism(void)
+{
+    size_t B = 2, T = 96, NH = 4, NKV = 2, hd = 16, N = 300, C = 256, V = 700;
+    size_t nq = B * T * NH * hd, nk = B * T * NKV * hd;
+    float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *dout = frand(nq, 1);
+    float *x = frand(N * C, 1), *w = frand(C, 1), *g = frand(N * C, 1), *lg = frand(N * V, 3);
+    int32_t *tg = malloc(N * sizeof *tg);
+    for (size_t i = 0; i < N; i++) tg[i] = (int32_t)(i * 7 % V);
+    float *res[2][8];
+    float mean[2];
+    double norm[2];
+    int old = br_get_threads();
+    for (int r = 0; r < 2; r++) {
+        br_set_threads(r + 1);
+        float *o = calloc(nq, 4), *att = calloc(B * NH * T * T, 4), *dq = calloc(nq, 4);
+        float *dk = calloc(nk, 4), *dv = calloc(nk, 4), *dx = calloc(N * C, 4), *dw = calloc(C, 4);
+        float *rs = calloc(N, 4), *y = calloc(N * C, 4), *dl = calloc(N * V, 4), *ls = calloc(N, 4);
+        br_attention_forward(o, att, q, k, v, B, T, NH, NKV, hd);
+        br_attention_backward(dq, dk, dv, dout, att, q, k, v, B, T, NH, NKV, hd);
+        br_rmsnorm_forward(y, rs, x, w, 1e-5f, N, C);
+        br_rmsnorm_backward(dx, dw, g, x, w, rs, N, C);
+        mean[r] = br_xent_fused(ls, dl, lg, tg, 1.0f / N, N, V);
+        norm[r] = br_sum_squares(lg, N * V);
+        float *keep[8] = {o, dq, dk, dv, dx, dw, dl, ls};
+        memcpy(res[r], keep, sizeof keep);
+        free(att), free(rs), free(y);
+    }
+    br_set_threads(old);
+    const size_t sz[8] = {nq, nq, nk, nk, N * C, C, N * V, N};
+    static const char *names[8] = {"attention out", "dq", "dk", "dv", "rmsnorm dinp", "rmsnorm dw",
+                                   "xent dlogits", "xent losses"};
+    for (int i = 0; i < 8; i++) {
+        CHECK_MSG(!memcmp(res[0][i], res[1][i], sz[i] * 4), "%s differs between 1 and 2 threads", names[i]);
+        free(res[0][i]), free(res[1][i]);
+    }
+    CHECK(mean[0] == mean[1]);
+    CHECK(norm[0] == norm[1]);
+    free(q), free(k), free(v), free(dout), free(x), free(w), free(g), free(lg), free(tg);
+}
+
 int main(void)
 {
     br_rng_seed(&rng, 3);
@@ -316,5 +358,6 @@ int main(void)
     test_attention_case(1, 1, 1, 1, 4);    /* a single token */
     test_xent();
     test_elementwise();
+    test_determinism();
     return th_exit();
 }

@@ -326,6 +326,177 @@ static size_t pow2_at_least(size_t n)
     return p;
 }
 
+/* ---- fast path: characters, one reference, orders <= 4, <= 255 distinct characters ----
+ * Characters get ids 1..D (D <= 255) in the pair.  Unigrams and (when D <= 127) bigrams are
+ * counted in direct arrays; longer n-grams pack exactly into 32-bit keys (one byte per
+ * character, the length is the number of non-zero bytes) counted in one small hash table.
+ * The clipped count of a hypothesis n-gram is min(its count, its count in the reference);
+ * a reference n-gram whose (n-1)-suffix is not in the hypothesis cannot be either, so its
+ * longer n-grams are not looked up. */
+
+typedef struct {
+    uint32_t key;
+    uint16_t hc, rc;
+} ngram_slot_t;
+
+/* Maps a text's code points to pair-local ids 1..255; returns false when there are more. */
+static bool char_ids(const char *s, size_t bytes, uint8_t *ids, size_t *n, uint8_t amap[128], uint32_t *ckeys,
+                     uint8_t *cvals, int *next)
+{
+    size_t k = 0, i = 0, len;
+    while (i < bytes) {
+        unsigned c = (unsigned char)s[i];
+        uint8_t id;
+        if (c < 0x80) {
+            id = amap[c];
+            if (!id) {
+                if (*next > 255) return false;
+                id = amap[c] = (uint8_t)(*next)++;
+            }
+            i++;
+        } else {
+            uint32_t cp = br_utf8_decode((const unsigned char *)s + i, bytes - i, &len);
+            i += len;
+            size_t h = (size_t)((cp * 0x9E3779B1u) >> 23); /* 512 slots */
+            for (;;) {
+                if (ckeys[h] == cp + 1) {
+                    id = cvals[h];
+                    break;
+                }
+                if (!ckeys[h]) {
+                    if (*next > 255) return false;
+                    ckeys[h] = cp + 1;
+                    id = cvals[h] = (uint8_t)(*next)++;
+                    break;
+                }
+                h = (h + 1) & 511;
+            }
+        }
+        ids[k++] = id;
+    }
+    *n = k;
+    return true;
+}
+
+/* 1: done; 0: not applicable (use the general path); -1: out of memory. */
+static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, size_t hb, br_bleu_stats_t *st)
+{
+    if (N > 4 || hb >= 65535 || rb >= ((size_t)1 << 28)) return 0;
+    uint8_t amap[128];
+    uint32_t ckeys[512];
+    uint8_t cvals[512];
+    memset(amap, 0, sizeof amap);
+    memset(ckeys, 0, sizeof ckeys);
+    int next = 1;
+    unsigned char *mem = malloc(hb + rb + 2);
+    if (!mem) return -1;
+    uint8_t *hid = mem, *rid = mem + hb + 1;
+    size_t lh, lr;
+    if (!char_ids(hyp, hb, hid, &lh, amap, ckeys, cvals, &next) || !char_ids(ref, rb, rid, &lr, amap, ckeys, cvals, &next)) {
+        free(mem);
+        return 0;
+    }
+    if (lr >= 65535) { /* reference counts are uint16 */
+        free(mem);
+        return 0;
+    }
+    const size_t W = (size_t)next; /* ids 1..next-1 */
+    st->hyp_len = (int64_t)lh;
+    st->ref_len = (int64_t)lr;
+    for (int n = 1; n <= N; n++) st->den[n - 1] = lh >= (size_t)n ? (int64_t)(lh - (size_t)n + 1) : 1;
+
+    /* unigrams */
+    uint16_t c1h[256], c1r[256];
+    memset(c1h, 0, sizeof(uint16_t) * W);
+    memset(c1r, 0, sizeof(uint16_t) * W);
+    for (size_t i = 0; i < lh; i++) c1h[hid[i]]++;
+    for (size_t i = 0; i < lr; i++) c1r[rid[i]]++;
+    for (size_t id = 1; id < W; id++) st->num[0] += c1h[id] < c1r[id] ? c1h[id] : c1r[id];
+
+    /* bigrams in direct arrays when small enough */
+    int first_hashed = 2;
+    if (N >= 2 && W <= 128) {
+        uint16_t *c2 = calloc(2 * W * W, sizeof(uint16_t));
+        if (!c2) {
+            free(mem);
+            return -1;
+        }
+        uint16_t *c2h = c2, *c2r = c2 + W * W;
+        for (size_t i = 1; i < lh; i++) c2h[hid[i - 1] * W + hid[i]]++;
+        for (size_t i = 1; i < lr; i++) c2r[rid[i - 1] * W + rid[i]]++;
+        int64_t num = 0;
+        for (size_t i = 1; i < lh; i++) {
+            size_t k = hid[i - 1] * W + hid[i];
+            if (c2h[k]) {
+                num += c2h[k] < c2r[k] ? c2h[k] : c2r[k];
+                c2h[k] = 0; /* count each distinct bigram once */
+            }
+        }
+        st->num[1] = num;
+        free(c2);
+        first_hashed = 3;
+    }
+    if (N < first_hashed) {
+        free(mem);
+        return 1;
+    }
+
+    /* longer n-grams: one table, at most (N - first_hashed + 1) * lh keys, load <= 1/2 */
+    size_t orders = (size_t)(N - first_hashed + 1);
+    size_t slots = 64;
+    while (slots < 2 * orders * (lh + 1)) slots <<= 1;
+    int bits = 0;
+    while (((size_t)1 << bits) < slots) bits++;
+    ngram_slot_t *tab = calloc(slots, sizeof *tab);
+    uint32_t *used = malloc(sizeof(uint32_t) * (orders * lh + 1));
+    if (!tab || !used) {
+        free(mem);
+        free(tab);
+        free(used);
+        return -1;
+    }
+    size_t nused = 0;
+    static const uint32_t mask[5] = {0, 0xFFu, 0xFFFFu, 0xFFFFFFu, 0xFFFFFFFFu};
+    const size_t m = slots - 1;
+    const int shift = 32 - bits;
+    uint32_t k = 0;
+    for (size_t i = 0; i < lh; i++) {
+        k = (k << 8) | hid[i];
+        int top = i + 1 < (size_t)N ? (int)i + 1 : N;
+        for (int n = first_hashed; n <= top; n++) {
+            uint32_t key = k & mask[n];
+            size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
+            while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
+            if (!tab[h].key) {
+                tab[h].key = key;
+                used[nused++] = (uint32_t)h;
+            }
+            tab[h].hc++;
+        }
+    }
+    k = 0;
+    for (size_t i = 0; i < lr; i++) {
+        k = (k << 8) | rid[i];
+        int top = i + 1 < (size_t)N ? (int)i + 1 : N;
+        for (int n = first_hashed; n <= top; n++) {
+            uint32_t key = k & mask[n];
+            size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
+            while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
+            if (!tab[h].key) break;
+            tab[h].rc++;
+        }
+    }
+    for (size_t u = 0; u < nused; u++) {
+        const ngram_slot_t *e = &tab[used[u]];
+        int n = e->key > 0xFFFFFFu ? 4 : e->key > 0xFFFFu ? 3 : e->key > 0xFFu ? 2 : 1;
+        st->num[n - 1] += e->hc < e->rc ? e->hc : e->rc;
+    }
+    free(mem);
+    free(tab);
+    free(used);
+    return 1;
+}
+
 br_status br_bleu_stats_n(const br_bleu_opts_t *o, const char *const *refs, const size_t *ref_bytes,
                           int nrefs, const char *hyp, size_t hyp_bytes, br_bleu_stats_t *st)
 {
@@ -342,6 +513,13 @@ br_status br_bleu_stats_n(const br_bleu_opts_t *o, const char *const *refs, cons
     if (total_bytes >= (size_t)INT32_MAX) return br_error(BR_ERANGE, "bleu: texts too long (%zu bytes)", total_bytes);
     memset(st, 0, sizeof *st);
     st->n = o->n;
+    if (o->unit == BR_BLEU_CHAR && nrefs == 1) {
+        int f = fast_char_stats(o->n, refs[0], ref_bytes[0], hyp, hyp_bytes, st);
+        if (f < 0) return br_error(BR_ENOMEM, "bleu: out of memory");
+        if (f > 0) return BR_OK;
+        memset(st, 0, sizeof *st);
+        st->n = o->n;
+    }
 
     /* One allocation: tokens, ids, 3 count arrays, hash table, per-seq offsets. */
     size_t T = total_bytes + 1;

@@ -97,63 +97,77 @@ br_status br_parden_prompt(br_parden_template t, const char *output, char **prom
     return BR_OK;
 }
 
-/* Removes every non-overlapping "/n" (left to right, as str.replace does). */
-static size_t remove_slash_n(const char *s, size_t n, char *out)
+/* The text with every non-overlapping "/n" removed (one left-to-right pass, as str.replace),
+ * read one code point at a time from byte *i.  Returns false at the end. */
+static inline bool next_cp(const char *s, size_t n, size_t *i, uint32_t *cp, size_t *len)
 {
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '/' && i + 1 < n && s[i + 1] == 'n') {
-            i++;
-            continue;
-        }
-        out[j++] = s[i];
+    while (*i + 1 < n && s[*i] == '/' && s[*i + 1] == 'n') *i += 2;
+    if (*i >= n) return false;
+    unsigned c = (unsigned char)s[*i];
+    if (c < 0x80) {
+        *cp = c;
+        *len = 1;
+    } else {
+        *cp = br_utf8_decode((const unsigned char *)s + *i, n - *i, len);
     }
-    return j;
+    return true;
 }
 
-static size_t count_pieces(const char *s, size_t n)
+static inline bool is_ws(uint32_t cp)
+{
+    return cp < 0x80 ? ((cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20)) : br_py_isspace(cp);
+}
+
+/* min(cap, number of " "-separated pieces) — "/n" removal does not change it. */
+static size_t count_pieces(const char *s, size_t n, size_t cap)
 {
     size_t c = 1;
-    for (size_t i = 0; i < n; i++) c += s[i] == ' ';
+    const char *p = s, *end = s + n;
+    while (c < cap && (p = memchr(p, ' ', (size_t)(end - p))) != NULL) {
+        c++;
+        p++;
+    }
     return c;
 }
 
-/* Strip, keep the first k " "-pieces, collapse whitespace runs: s[0..n) -> out (in place ok). */
+/* Steps 1, 3, 4 for one text with k pieces, reading only the prefix it needs: skip leading
+ * whitespace, copy (collapsing whitespace runs) up to the k-th " "; when nothing but
+ * whitespace follows (or there is no k-th " "), the stripped end applies instead.
+ * out must hold n bytes. */
 static size_t window_text(const char *s, size_t n, size_t k, char *out)
 {
-    /* strip: find the first and last non-whitespace code points */
-    size_t a = 0, b = n, len;
-    while (a < n) {
-        uint32_t cp = br_utf8_decode((const unsigned char *)s + a, n - a, &len);
-        if (!br_py_isspace(cp)) break;
-        a += len;
-    }
-    size_t last_end = a;
-    for (size_t i = a; i < n;) {
-        uint32_t cp = br_utf8_decode((const unsigned char *)s + i, n - i, &len);
-        i += len;
-        if (!br_py_isspace(cp)) last_end = i;
-    }
-    b = last_end;
-    /* first k pieces: stop before the k-th space */
-    size_t spaces = 0, e = a;
-    for (; e < b; e++)
-        if (s[e] == ' ' && ++spaces == k) break;
-    /* collapse runs of whitespace */
-    size_t j = 0;
-    bool in_ws = false;
-    for (size_t i = a; i < e;) {
-        uint32_t cp = br_utf8_decode((const unsigned char *)s + i, e - i, &len);
-        if (br_py_isspace(cp)) {
+    size_t i = 0, len, j = 0, spaces = 0;
+    uint32_t cp;
+    while (next_cp(s, n, &i, &cp, &len) && is_ws(cp)) i += len;
+    bool in_ws = false, cut = false;
+    while (next_cp(s, n, &i, &cp, &len)) {
+        if (cp == ' ' && ++spaces == k) {
+            cut = true;
+            i += len;
+            break;
+        }
+        if (is_ws(cp)) {
             if (!in_ws) out[j++] = ' ';
             in_ws = true;
         } else {
-            memmove(out + j, s + i, len);
+            memcpy(out + j, s + i, len);
             j += len;
             in_ws = false;
         }
         i += len;
     }
+    if (cut) { /* the k-th space is inside the stripped text only if non-whitespace follows */
+        bool more = false;
+        while (next_cp(s, n, &i, &cp, &len)) {
+            if (!is_ws(cp)) {
+                more = true;
+                break;
+            }
+            i += len;
+        }
+        if (more) return j;
+    }
+    while (j && out[j - 1] == ' ') j--; /* strip the end (a collapsed run is one ' ') */
     return j;
 }
 
@@ -174,13 +188,11 @@ br_status br_parden_window(const char *ref, size_t ref_bytes, const char *hyp, s
         rn = ref_bytes;
         hn = hyp_bytes;
     } else {
-        rn = remove_slash_n(ref, ref_bytes, r);
-        hn = remove_slash_n(hyp, hyp_bytes, h);
-        size_t k = (size_t)window, pr = count_pieces(r, rn), ph = count_pieces(h, hn);
-        if (pr < k) k = pr;
-        if (ph < k) k = ph;
-        rn = window_text(r, rn, k, r);
-        hn = window_text(h, hn, k, h);
+        size_t k = (size_t)window;
+        k = count_pieces(ref, ref_bytes, k);
+        k = count_pieces(hyp, hyp_bytes, k);
+        rn = window_text(ref, ref_bytes, k, r);
+        hn = window_text(hyp, hyp_bytes, k, h);
     }
     r[rn] = 0;
     h[hn] = 0;

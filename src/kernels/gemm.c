@@ -1,24 +1,24 @@
 #include "kernels/gemm.h"
 
 #include <omp.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <cblas.h>
 
-/* OpenBLAS and our OpenMP kernels share the cores by taking turns: a GEMM call is never made
- * from inside one of our parallel regions, and BLAS runs with the same thread count as
- * OpenMP.  Debian's libopenblas0-pthread keeps its own pthread pool; between calls its
- * threads sleep, so the two pools do not spin against each other. */
+/* One thread pool: OpenMP.  OpenBLAS always runs single-threaded (set once, here); a large GEMM
+ * is split by br_sgemm into one block of rows (or columns) per OpenMP thread, each thread
+ * calling OpenBLAS on its block.  So the cores are never shared by two pools (Debian's
+ * libopenblas0-pthread would otherwise keep its own pthread workers spinning between calls,
+ * against our OpenMP threads), BLAS is callable from inside our parallel regions (attention's
+ * per-head GEMMs) and from any other thread.  Measurements: docs/threads.md. */
 static int n_threads;
-static atomic_int blas_serial; /* > 0: OpenBLAS is single-threaded, callable from our threads */
 
 void br_set_threads(int n)
 {
     if (n < 1) n = 1;
     n_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
 }
 
 int br_get_threads(void)
@@ -31,31 +31,45 @@ int br_get_threads(void)
     return n_threads;
 }
 
-void br_blas_serial_begin(void)
-{
-    if (n_threads == 0) br_get_threads();
-    if (atomic_fetch_add(&blas_serial, 1) == 0) openblas_set_num_threads(1);
-}
-
-void br_blas_serial_end(void)
-{
-    if (atomic_fetch_sub(&blas_serial, 1) == 1) openblas_set_num_threads(n_threads);
-}
-
 const char *br_gemm_backend(void) { return "openblas"; }
+
+static void blas(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* Below this many FLOPs a GEMM runs on the calling thread (a parallel region costs ~5-20 us). */
+#define GEMM_PAR_FLOPS 4e6
 
 void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
               size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (M == 0 || N == 0) return;
-    if (n_threads == 0) br_get_threads();
-    if (omp_in_parallel() && atomic_load_explicit(&blas_serial, memory_order_relaxed) == 0) {
-        /* inside a parallel region: stay on this thread (no nested pools) */
-        br_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int nt = n_threads ? n_threads : br_get_threads();
+    if (nt == 1 || omp_in_parallel() || 2.0 * (double)M * (double)N * (double)K < GEMM_PAR_FLOPS) {
+        blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    /* Split the longer side of C into blocks of >= 128 rows/columns (multiples of 16), about 4
+     * per thread, handed out dynamically: on a shared machine a thread that loses its core for
+     * a while leaves its blocks to the others instead of stalling the whole GEMM. */
+    bool by_rows = M >= N;
+    size_t len = by_rows ? M : N, blk = (len + 4 * (size_t)nt - 1) / (4 * (size_t)nt);
+    blk = (blk + 15) / 16 * 16;
+    if (blk < 128) blk = 128;
+    size_t nblk = (len + blk - 1) / blk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (size_t b = 0; b < nblk; b++) {
+        size_t s0 = b * blk, s1 = s0 + blk < len ? s0 + blk : len;
+        if (by_rows)
+            blas(ta, tb, s1 - s0, N, K, alpha, ta ? A + s0 : A + s0 * lda, lda, B, ldb, beta,
+                 C + s0 * ldc, ldc);
+        else
+            blas(ta, tb, M, s1 - s0, K, alpha, A, lda, tb ? B + s0 * ldb : B + s0, ldb, beta,
+                 C + s0, ldc);
+    }
 }
 
 /* Portable fallback: C = alpha op(A) op(B) + beta C, blocked over K and N so that rows of B

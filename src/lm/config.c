@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "lm/config_moe.h"
 #include "lm/model.h"
 
 void br_config_defaults(br_model_config_t *c)
@@ -58,6 +59,7 @@ br_status br_config_validate(br_model_config_t *c)
         if (c->eos_token_id >= c->vocab_size) BAD("; eos_token_id %d >= vocab_size %d", c->eos_token_id, c->vocab_size);
     }
 #undef BAD
+    br_config_moe_validate(c, bad, sizeof bad, &nb);
     if (nb) return br_error(BR_EINVAL, "invalid model config: %s", bad + 2);
     return BR_OK;
 }
@@ -100,8 +102,10 @@ static br_status parse_obj(br_model_config_t *c, json_t *root)
     if (!json_is_object(root)) return br_error(BR_EFORMAT, "config.json: not a JSON object");
     br_config_defaults(c);
     json_t *mt = json_object_get(root, "model_type");
-    if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "llama")))
-        return br_error(BR_EUNSUPPORTED, "config.json: model_type '%s' is not supported (only llama)",
+    if (mt && (!json_is_string(mt) || (strcmp(json_string_value(mt), "llama") &&
+                                        strcmp(json_string_value(mt), "mixtral") &&
+                                        strcmp(json_string_value(mt), "braid_moe"))))
+        return br_error(BR_EUNSUPPORTED, "config.json: model_type '%s' is not supported (llama, mixtral or braid_moe)",
                         json_is_string(mt) ? json_string_value(mt) : "?");
     BR_TRY(get_int(root, "vocab_size", &c->vocab_size, true));
     BR_TRY(get_int(root, "hidden_size", &c->hidden_size, true));
@@ -141,6 +145,7 @@ static br_status parse_obj(br_model_config_t *c, json_t *root)
     v = json_object_get(root, "rope_scaling");
     if (v && !json_is_null(v))
         return br_error(BR_EUNSUPPORTED, "config.json: rope_scaling is not supported");
+    BR_TRY(br_config_moe_parse(c, root));
     return br_config_validate(c);
 }
 
@@ -193,6 +198,7 @@ br_status br_config_save(const br_model_config_t *c, const char *path)
     json_object_set_new(o, "eos_token_id", c->eos_token_id >= 0 ? json_integer(c->eos_token_id) : json_null());
     json_object_set_new(o, "torch_dtype", json_string("float32"));
     json_object_set_new(o, "block", json_string(c->block == BR_BLOCK_PARALLEL ? "parallel" : "sequential"));
+    br_config_moe_save(c, o);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
     json_decref(o);
     if (!text) return br_error(BR_ENOMEM, "config.json: out of memory");
@@ -209,5 +215,8 @@ size_t br_config_num_params(const br_model_config_t *c)
     size_t hd = (size_t)(c->head_dim ? c->head_dim : c->hidden_size / c->num_attention_heads);
     size_t Dq = (size_t)c->num_attention_heads * hd, Dkv = (size_t)c->num_key_value_heads * hd;
     size_t per_layer = C * (c->block == BR_BLOCK_PARALLEL ? 1 : 2) + 2 * Dq * C + 2 * Dkv * C + 3 * F * C;
-    return V * C * (c->tie_word_embeddings ? 1 : 2) + C + (size_t)c->num_hidden_layers * per_layer;
+    if (br_config_has_moe_ffn(c) || br_config_has_moa(c))
+        per_layer = C * (c->block == BR_BLOCK_PARALLEL ? 1 : 2) + br_config_moe_layer_params(c);
+    size_t domains = c->router_nexus && br_config_has_moe_ffn(c) ? (size_t)c->num_local_experts * (size_t)c->nexus_domain_dim : 0;
+    return V * C * (c->tie_word_embeddings ? 1 : 2) + C + (size_t)c->num_hidden_layers * per_layer + domains;
 }

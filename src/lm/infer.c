@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "lm/config_moe.h"
 #include "lm/model_internal.h"
 
 struct br_kv_pool {
@@ -35,6 +36,10 @@ br_status br_kv_pool_create(br_kv_pool_t **out, const br_model_config_t *cfg_in,
     if (!p) return br_error(BR_ENOMEM, "out of memory");
     p->L = (size_t)cfg.num_hidden_layers;
     p->NKV = (size_t)cfg.num_key_value_heads;
+    if (br_config_has_moa(&cfg)) { /* expert-KV: every attention expert has its own K, V heads */
+        br_moa_cfg_t a = br_config_moa(&cfg);
+        p->NKV = br_moa_kv_heads(&a);
+    }
     p->hd = (size_t)cfg.head_dim;
     p->P = page_tokens;
     size_t pb = br_kv_pool_page_bytes(p);
@@ -237,6 +242,7 @@ br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t
     if (N == 0) return BR_OK;
     if (R && !logits_out) return br_error(BR_EINVAL, "logits wanted but no output buffer");
     BR_TRY(ensure_infer(m, N, R));
+    BR_TRY(br_moe_rt_ensure_rows(m, N));
     br_model_infer_t *s = m->infer;
     float eps = m->cfg.rms_norm_eps;
     bool seq_block = m->cfg.block == BR_BLOCK_SEQUENTIAL;
@@ -268,10 +274,12 @@ br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t
         if (seq_block) {
             br_add_inplace(s->x, s->tmp, N * d.C);
             br_rmsnorm_forward(s->xn, NULL, s->x, lw->ffn_norm, eps, N, d.C);
-            br_ffn_part_forward(m, (int)l, s->tmp, s->xn, s->gate, s->up, s->act, N, lora);
+            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp, s->xn, N);
+            else br_ffn_part_forward(m, (int)l, s->tmp, s->xn, s->gate, s->up, s->act, N, lora);
             br_add_inplace(s->x, s->tmp, N * d.C);
         } else {
-            br_ffn_part_forward(m, (int)l, s->tmp2, s->xn, s->gate, s->up, s->act, N, lora);
+            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp2, s->xn, N);
+            else br_ffn_part_forward(m, (int)l, s->tmp2, s->xn, s->gate, s->up, s->act, N, lora);
             br_add_inplace(s->x, s->tmp, N * d.C);
             br_add_inplace(s->x, s->tmp2, N * d.C);
         }

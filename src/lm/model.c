@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/rng.h"
+#include "lm/config_moe.h"
 #include "lm/model_internal.h"
 
 br_dims_t br_model_dims(const br_model_t *m)
@@ -21,6 +22,12 @@ br_dims_t br_model_dims(const br_model_t *m)
     d.NH = (size_t)c->num_attention_heads;
     d.NKV = (size_t)c->num_key_value_heads;
     d.hd = (size_t)c->head_dim;
+    if (br_config_has_moa(c)) {
+        /* a mixture of attention is one attention over every expert's heads (nn/moe.h) */
+        br_moa_cfg_t a = br_config_moa(c);
+        d.NH = br_moa_q_heads(&a);
+        d.NKV = br_moa_kv_heads(&a);
+    }
     d.Dq = d.NH * d.hd;
     d.Dkv = d.NKV * d.hd;
     d.maxpos = (size_t)c->max_position_embeddings;
@@ -46,6 +53,67 @@ static void add_tensor(br_model_t *m, size_t *off, const char *name, int ndim, s
     *off += (t->numel + 15) & ~(size_t)15;
 }
 
+/* Experts' matrices are added back to back (no padding between them) so that expert j's
+ * matrix is expert 0's pointer + j * numel, the stacked layout the nn/ mixture layers take. */
+static void add_experts(br_model_t *m, size_t *off, const char *pattern, size_t l, size_t n,
+                        const char *proj, size_t d0, size_t d1)
+{
+    char name[BR_TENSOR_NAME_MAX];
+    for (size_t j = 0; j < n; j++) {
+        snprintf(name, sizeof name, pattern, (int)l, (int)j, proj);
+        add_tensor(m, off, name, 2, d0, d1, false);
+        if (j + 1 < n) *off = m->tensors[m->n_tensors - 1].offset + d0 * d1;
+    }
+}
+
+/* Attention part of layer l for a mixture of attention (BAM). */
+static void table_moa(br_model_t *m, size_t *off, size_t l)
+{
+    br_moa_cfg_t a = br_config_moa(&m->cfg);
+    char name[BR_TENSOR_NAME_MAX];
+    size_t Dq = a.NH * a.hd, Dkv = a.NKV * a.hd;
+    snprintf(name, sizeof name, BR_NAME_MOA_ROUTER, (int)l);
+    add_tensor(m, off, name, 2, a.n, a.C, false);
+    add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "q_proj", Dq, a.C);
+    if (a.shared_kv) {
+        snprintf(name, sizeof name, "model.layers.%zu.self_attn.k_proj.weight", l);
+        add_tensor(m, off, name, 2, Dkv, a.C, false);
+        snprintf(name, sizeof name, "model.layers.%zu.self_attn.v_proj.weight", l);
+        add_tensor(m, off, name, 2, Dkv, a.C, false);
+    } else {
+        add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "k_proj", Dkv, a.C);
+        add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "v_proj", Dkv, a.C);
+    }
+    add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "o_proj", a.C, Dq);
+}
+
+/* FFN part of layer l for an MoE FFN (Mixtral names). */
+static void table_moe(br_model_t *m, size_t *off, size_t l)
+{
+    const br_model_config_t *c = &m->cfg;
+    br_moe_cfg_t f = br_config_moe_ffn(c);
+    char name[BR_TENSOR_NAME_MAX];
+    if (c->router_nexus) {
+        snprintf(name, sizeof name, BR_NAME_NEXUS_IN, (int)l);
+        add_tensor(m, off, name, 2, 2 * (size_t)c->nexus_hidden_size, (size_t)c->nexus_domain_dim, false);
+        snprintf(name, sizeof name, BR_NAME_NEXUS_OUT, (int)l);
+        add_tensor(m, off, name, 2, f.C, (size_t)c->nexus_hidden_size, false);
+    } else {
+        snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, (int)l);
+        add_tensor(m, off, name, 2, f.E, f.C, false);
+    }
+    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w1", f.F, f.C);
+    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w3", f.F, f.C);
+    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w2", f.C, f.F);
+    if (f.Fs) {
+        static const char *const sp[3] = {"gate_proj", "up_proj", "down_proj"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(name, sizeof name, BR_NAME_MOE_SHARED, (int)l, sp[i]);
+            add_tensor(m, off, name, 2, i < 2 ? f.Fs : f.C, i < 2 ? f.C : f.Fs, false);
+        }
+    }
+}
+
 /* Builds the table (names, shapes, offsets) and returns the total float count. */
 static size_t build_table(br_model_t *m)
 {
@@ -61,18 +129,32 @@ static size_t build_table(br_model_t *m)
         add_tensor(m, &off, name, nd, a, b, norm);                            \
     } while (0)
         T("input_layernorm.weight", 1, d.C, 0, true);
-        T("self_attn.q_proj.weight", 2, d.Dq, d.C, false);
-        T("self_attn.k_proj.weight", 2, d.Dkv, d.C, false);
-        T("self_attn.v_proj.weight", 2, d.Dkv, d.C, false);
-        T("self_attn.o_proj.weight", 2, d.C, d.Dq, false);
+        if (br_config_has_moa(&m->cfg)) {
+            table_moa(m, &off, l);
+        } else {
+            T("self_attn.q_proj.weight", 2, d.Dq, d.C, false);
+            T("self_attn.k_proj.weight", 2, d.Dkv, d.C, false);
+            T("self_attn.v_proj.weight", 2, d.Dkv, d.C, false);
+            T("self_attn.o_proj.weight", 2, d.C, d.Dq, false);
+        }
         if (m->cfg.block == BR_BLOCK_SEQUENTIAL) T("post_attention_layernorm.weight", 1, d.C, 0, true);
-        T("mlp.gate_proj.weight", 2, d.F, d.C, false);
-        T("mlp.up_proj.weight", 2, d.F, d.C, false);
-        T("mlp.down_proj.weight", 2, d.C, d.F, false);
+        if (br_config_has_moe_ffn(&m->cfg)) {
+            table_moe(m, &off, l);
+        } else {
+            T("mlp.gate_proj.weight", 2, d.F, d.C, false);
+            T("mlp.up_proj.weight", 2, d.F, d.C, false);
+            T("mlp.down_proj.weight", 2, d.C, d.F, false);
+        }
 #undef T
     }
     add_tensor(m, &off, "model.norm.weight", 1, d.C, 0, true);
     if (!m->cfg.tie_word_embeddings) add_tensor(m, &off, "lm_head.weight", 2, d.V, d.C, false);
+    if (m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg)) {
+        /* fixed (never updated: no gradient reaches them, no weight decay) */
+        add_tensor(m, &off, BR_NAME_NEXUS_DOMAINS, 2, (size_t)m->cfg.num_local_experts,
+                   (size_t)m->cfg.nexus_domain_dim, false);
+        m->tensors[m->n_tensors - 1].decay = false;
+    }
     return off;
 }
 
@@ -91,18 +173,37 @@ static void carve(const br_model_t *m, float *base, br_weights_t *w)
     w->embed = base + t[i++].offset;
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
         br_layer_weights_t *lw = &w->layers[l];
+        const br_model_config_t *c = &m->cfg;
+        size_t na = br_config_has_moa(c) ? (size_t)c->num_attention_experts : 1;
+        size_t nkv = c->attention_shared_kv ? 1 : na;
+        size_t nf = br_config_has_moe_ffn(c) ? (size_t)c->num_local_experts : 1;
         lw->attn_norm = base + t[i++].offset;
-        lw->attn.wq = base + t[i++].offset;
-        lw->attn.wk = base + t[i++].offset;
-        lw->attn.wv = base + t[i++].offset;
-        lw->attn.wo = base + t[i++].offset;
+        lw->attn_router = na > 1 ? base + t[i++].offset : NULL;
+        lw->attn.wq = base + t[i].offset, i += na;
+        lw->attn.wk = base + t[i].offset, i += nkv;
+        lw->attn.wv = base + t[i].offset, i += nkv;
+        lw->attn.wo = base + t[i].offset, i += na;
         lw->ffn_norm = m->cfg.block == BR_BLOCK_SEQUENTIAL ? base + t[i++].offset : NULL;
-        lw->ffn.gate = base + t[i++].offset;
-        lw->ffn.up = base + t[i++].offset;
-        lw->ffn.down = base + t[i++].offset;
+        lw->ffn_router = lw->nexus_in = lw->nexus_out = NULL;
+        if (nf > 1 && c->router_nexus) {
+            lw->nexus_in = base + t[i++].offset;
+            lw->nexus_out = base + t[i++].offset;
+        } else if (nf > 1) {
+            lw->ffn_router = base + t[i++].offset;
+        }
+        lw->ffn.gate = base + t[i].offset, i += nf;
+        lw->ffn.up = base + t[i].offset, i += nf;
+        lw->ffn.down = base + t[i].offset, i += nf;
+        memset(&lw->shared, 0, sizeof lw->shared);
+        if (nf > 1 && c->shared_expert_intermediate_size) {
+            lw->shared.gate = base + t[i++].offset;
+            lw->shared.up = base + t[i++].offset;
+            lw->shared.down = base + t[i++].offset;
+        }
     }
     w->final_norm = base + t[i++].offset;
     w->lm_head = m->cfg.tie_word_embeddings ? w->embed : base + t[i++].offset;
+    w->nexus_domains = m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg) ? base + t[i++].offset : NULL;
     BR_ASSERT(i == m->n_tensors);
 }
 
@@ -115,7 +216,8 @@ br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, boo
     if (!m) return br_error(BR_ENOMEM, "out of memory");
     m->cfg = cfg;
     size_t L = (size_t)cfg.num_hidden_layers;
-    m->tensors = calloc(L * 9 + 4, sizeof *m->tensors);
+    size_t per_layer = 9 + 4 * (size_t)cfg.num_attention_experts + 3 * (size_t)cfg.num_local_experts + 8;
+    m->tensors = calloc(L * per_layer + 5, sizeof *m->tensors);
     m->w.layers = calloc(L, sizeof *m->w.layers);
     m->g.layers = calloc(L, sizeof *m->g.layers);
     br_dims_t d = br_model_dims(m);
@@ -132,6 +234,11 @@ br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, boo
         return br_error(BR_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
     }
     carve(m, m->params, &m->w);
+    br_status ms = br_moe_rt_create(m);
+    if (ms) {
+        br_model_free(m);
+        return ms;
+    }
     br_rope_tables(m->rope_cos, m->rope_sin, d.maxpos, d.hd, cfg.rope_theta);
     if (with_grads) {
         br_status s = br_model_alloc_grads(m);
@@ -161,6 +268,7 @@ void br_model_free(br_model_t *m)
     if (!m) return;
     free_acts(m);
     br_lm_infer_free(m);
+    br_moe_rt_free(m);
     br_free(m->params);
     br_free(m->grads);
     br_free(m->adam_m);
@@ -225,6 +333,10 @@ void br_model_proj_backward(float *dinp, float *dw, const float *dout, const flo
 void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
                       const int32_t *pos, size_t N, const br_lora_hook_t *lora)
 {
+    if (br_moe_has_moa(m)) {
+        br_moe_infer_qkv(m, l, q, k, v, xn, pos, N);
+        return;
+    }
     br_dims_t d = br_model_dims(m);
     const br_attn_weights_t *a = &m->w.layers[l].attn;
     br_model_proj_forward(q, xn, a->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
@@ -237,6 +349,10 @@ void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
 void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, size_t N,
                       const br_lora_hook_t *lora)
 {
+    if (br_moe_has_moa(m)) {
+        br_moe_infer_attn_out(m, l, out, ao, N);
+        return;
+    }
     br_dims_t d = br_model_dims(m);
     br_model_proj_forward(out, ao, m->w.layers[l].attn.wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
 }
@@ -292,6 +408,7 @@ struct br_model_acts {
     float *dxf;       /* (N,C) */
     float *dq, *dk, *dv, *dao; /* (N,Dq) (N,Dkv) (N,Dkv) (N,Dq) */
     float *dgate, *dup, *dact; /* (N,F) */
+    float aux_scale;  /* multiplies the MoE auxiliary-loss gradients (the step's loss_scale) */
 };
 
 #define HEAD_CHUNK 512 /* rows of logits held at once */
@@ -309,7 +426,7 @@ static void free_acts(br_model_t *m)
 static br_status ensure_acts(br_model_t *m, size_t B, size_t T, bool train)
 {
     br_model_acts_t *a = m->acts;
-    if (a && a->B == B && a->T == T && (a->train || !train)) return BR_OK;
+    if (a && a->B == B && a->T == T && (a->train || !train)) return br_moe_rt_ensure(m, B, T, a->train);
     free_acts(m);
     br_dims_t d = br_model_dims(m);
     size_t N = B * T, nslots = train ? d.L : 1, nx = train ? d.L + 1 : 2;
@@ -387,7 +504,7 @@ static br_status ensure_acts(br_model_t *m, size_t B, size_t T, bool train)
     a->nslots = nslots;
     a->nx = nx;
     m->acts = a;
-    return BR_OK;
+    return br_moe_rt_ensure(m, B, T, train);
 }
 
 static br_status check_batch(br_model_t *m, const int32_t *inputs, const int32_t *targets,
@@ -419,17 +536,24 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
         layer_acts_t *la = &a->la[l % a->nslots];
         const br_layer_weights_t *lw = &m->w.layers[l];
         float *x = a->x[l % a->nx], *y = a->x[(l + 1) % a->nx];
+        size_t slot = l % a->nslots;
         br_rmsnorm_forward(la->xn1, la->rstd1, x, lw->attn_norm, eps, N, d.C);
-        br_attn_part_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora);
-        br_attention_forward(la->ao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
-        br_attn_part_out(m, (int)l, a->tmp, la->ao, N, lora);
+        if (br_moe_has_moa(m)) {
+            br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T);
+        } else {
+            br_attn_part_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora);
+            br_attention_forward(la->ao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
+            br_attn_part_out(m, (int)l, a->tmp, la->ao, N, lora);
+        }
         if (seq) {
             br_add(la->h, x, a->tmp, N * d.C);
             br_rmsnorm_forward(la->xn2, la->rstd2, la->h, lw->ffn_norm, eps, N, d.C);
-            br_ffn_part_forward(m, (int)l, a->tmp, la->xn2, la->gate, la->up, la->act, N, lora);
+            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp, la->xn2, N);
+            else br_ffn_part_forward(m, (int)l, a->tmp, la->xn2, la->gate, la->up, la->act, N, lora);
             br_add(y, la->h, a->tmp, N * d.C);
         } else {
-            br_ffn_part_forward(m, (int)l, a->tmp2, la->xn1, la->gate, la->up, la->act, N, lora);
+            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp2, la->xn1, N);
+            else br_ffn_part_forward(m, (int)l, a->tmp2, la->xn1, la->gate, la->up, la->act, N, lora);
             br_add(y, x, a->tmp, N * d.C);
             br_add_inplace(y, a->tmp2, N * d.C);
         }
@@ -478,6 +602,16 @@ br_status br_model_forward_loss(br_model_t *m, const int32_t *inputs, const int3
     return BR_OK;
 }
 
+br_status br_model_forward_hidden(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
+                                  float *hidden)
+{
+    BR_TRY(check_batch(m, inputs, NULL, B, T));
+    BR_TRY(ensure_acts(m, B, T, false));
+    forward_blocks(m, inputs, NULL);
+    memcpy(hidden, m->acts->xf, B * T * (size_t)m->cfg.hidden_size * sizeof(float));
+    return BR_OK;
+}
+
 br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
                                   const br_lora_hook_t *lora, float *logits)
 {
@@ -501,6 +635,10 @@ static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
 {
     br_model_acts_t *a = m->acts;
     br_dims_t d = br_model_dims(m);
+    if (br_moe_has_ffn(m)) {
+        br_moe_ffn_part_backward(m, l, dxn, dout, xn, N, base, a->aux_scale);
+        return;
+    }
     const br_ffn_weights_t *f = &m->w.layers[l].ffn;
     const br_ffn_weights_t *g = &m->g.layers[l].ffn;
     memset(a->dact, 0, N * d.F * sizeof(float));
@@ -520,6 +658,10 @@ static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *do
     br_model_acts_t *a = m->acts;
     br_dims_t d = br_model_dims(m);
     size_t B = a->B, T = a->T, N = B * T;
+    if (br_moe_has_moa(m)) {
+        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, a->aux_scale);
+        return;
+    }
     const br_attn_weights_t *w = &m->w.layers[l].attn;
     const br_attn_weights_t *g = &m->g.layers[l].attn;
     memset(a->dao, 0, N * d.Dq * sizeof(float));
@@ -549,6 +691,7 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
     br_dims_t d = br_model_dims(m);
     size_t N = B * T;
     const br_lora_hook_t *lora = opts->lora;
+    a->aux_scale = opts->loss_scale;
     forward_blocks(m, inputs, lora);
 
     size_t count = 0;

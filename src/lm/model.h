@@ -97,6 +97,14 @@ typedef struct {
     float *ffn_norm;  /* (C) model.layers.N.post_attention_layernorm.weight; NULL if parallel */
     br_attn_weights_t attn;
     br_ffn_weights_t ffn;
+    /* Mixtures (lm/config_moe.h names; NULL when dense).  With n attention experts attn.wq,
+     * wk, wv, wo point at expert 0 of the experts' stacked matrices; with E FFN experts
+     * ffn.gate, up, down point at expert 0 of (E,F,C), (E,F,C), (E,C,F). */
+    float *attn_router;      /* (n, C) */
+    float *ffn_router;       /* (E, C) linear router */
+    float *nexus_in;         /* (2H, D) Nexus projector */
+    float *nexus_out;        /* (C, H) */
+    br_ffn_weights_t shared; /* always-on shared expert (Fs) */
 } br_layer_weights_t;
 
 typedef struct {
@@ -104,6 +112,7 @@ typedef struct {
     br_layer_weights_t *layers; /* (L) */
     float *final_norm;          /* (C) model.norm.weight */
     float *lm_head;             /* (V, C) lm_head.weight; == embed when tied */
+    float *nexus_domains;       /* (E, D) fixed domain embeddings (Nexus), else NULL */
 } br_weights_t;
 
 /* One named parameter tensor: the table drives init, save, load and optimizer groups. */
@@ -135,6 +144,9 @@ typedef struct {
     float *rope_cos, *rope_sin; /* (max_position_embeddings, hd/2) */
     br_model_acts_t *acts;      /* grown on demand by training/eval calls */
     br_model_infer_t *infer;    /* grown on demand by br_model_forward_batch */
+    struct br_model_moe *moe;   /* MoE/MoA workspaces (lm/model_moe.c), NULL when dense */
+    uint64_t *route_counts;     /* (L, E) or NULL: when set by the caller, every forward adds
+                                 * each layer's (token, expert) assignments (routing stats) */
 } br_model_t;
 
 /* A zero-initialised model (params all 0; call br_model_init_random or load).  with_grads
@@ -208,6 +220,10 @@ br_status br_model_adamw(br_model_t *m, const br_adamw_opts_t *o, float *grad_no
 br_status br_model_forward_loss(br_model_t *m, const int32_t *inputs, const int32_t *targets,
                                 size_t B, size_t T, const br_lora_hook_t *lora, float *losses,
                                 float *mean_loss);
+/* Forward only: hidden (B*T, C) = the final RMSNorm output (what the LM head reads), e.g. for
+ * Nexus domain embeddings (mean over a domain's tokens). */
+br_status br_model_forward_hidden(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
+                                  float *hidden);
 /* Forward only: logits (B*T, V). */
 br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
                                   const br_lora_hook_t *lora, float *logits);

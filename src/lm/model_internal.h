@@ -25,6 +25,30 @@ void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, s
 void br_ffn_part_forward(const br_model_t *m, int l, float *out, const float *xn, float *gate,
                          float *up, float *act, size_t N, const br_lora_hook_t *lora);
 
+/* Mixture parts (model_moe.c): an MoE FFN and/or a mixture of attention replace the dense
+ * parts when the config asks for them.  Training keeps one workspace per layer (slot = l),
+ * evaluation one shared (slot 0). */
+typedef struct br_model_moe br_model_moe_t;
+br_status br_moe_rt_create(br_model_t *m);        /* no-op for a dense config */
+void br_moe_rt_free(br_model_t *m);
+br_status br_moe_rt_ensure(br_model_t *m, size_t B, size_t T, bool train);
+br_status br_moe_rt_ensure_rows(br_model_t *m, size_t N); /* inference buffers */
+bool br_moe_has_ffn(const br_model_t *m);
+bool br_moe_has_moa(const br_model_t *m);
+void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N);
+void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
+                              const float *xn, size_t N, bool base, float aux_scale);
+void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t B,
+                      size_t T);
+void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
+                               const float *xn, size_t B, size_t T, bool base, float aux_scale);
+void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
+                      const int32_t *pos, size_t N);
+void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N);
+void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N);
+/* Mean over the layers of the last forward's load-balancing and z losses (0 when dense). */
+void br_moe_aux_losses(const br_model_t *m, float *lb, float *z);
+
 /* Checks every token id is < vocab (BR_ERANGE naming the first bad one and its index). */
 br_status br_model_check_tokens(const br_model_t *m, const int32_t *tokens, size_t n);
 #endif

@@ -2,12 +2,27 @@
 #include <math.h>
 
 #include "nn/nn.h"
+#include "nn/par.h"
 
+/* Partial sums over at most MAXB fixed blocks, added in block order: the same bits whatever
+ * the thread schedule (clipping must not make training nondeterministic). */
 double br_sum_squares(const float *g, size_t n)
 {
+    enum { MAXB = 1024 };
+    double part[MAXB];
+    size_t blk = (n + MAXB - 1) / MAXB;
+    if (blk < NN_CHUNK) blk = NN_CHUNK;
+    size_t nb = (n + blk - 1) / blk;
+#pragma omp parallel for schedule(dynamic, 1) if (n > NN_PAR_MIN)
+    for (size_t b = 0; b < nb; b++) {
+        size_t e = (b + 1) * blk < n ? (b + 1) * blk : n;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = b * blk; i < e; i++) s += (double)g[i] * g[i];
+        part[b] = s;
+    }
     double s = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > 65536)
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    for (size_t b = 0; b < nb; b++) s += part[b];
     return sqrt(s);
 }
 

@@ -1,22 +1,33 @@
-/* Elementwise helpers (residual add, scaling). */
+/* Elementwise helpers (residual add, scaling), in dynamically scheduled chunks (nn/par.h). */
 #include "nn/nn.h"
-
-#define PAR_MIN 65536 /* below this, threads cost more than they save */
+#include "nn/par.h"
 
 void br_add(float *out, const float *a, const float *b, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+#pragma omp parallel for schedule(dynamic, 1) if (n > NN_PAR_MIN)
+    for (size_t c = 0; c < n; c += NN_CHUNK) {
+        size_t e = c + NN_CHUNK < n ? c + NN_CHUNK : n;
+#pragma omp simd
+        for (size_t i = c; i < e; i++) out[i] = a[i] + b[i];
+    }
 }
 
 void br_add_inplace(float *acc, const float *x, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) acc[i] += x[i];
+#pragma omp parallel for schedule(dynamic, 1) if (n > NN_PAR_MIN)
+    for (size_t c = 0; c < n; c += NN_CHUNK) {
+        size_t e = c + NN_CHUNK < n ? c + NN_CHUNK : n;
+#pragma omp simd
+        for (size_t i = c; i < e; i++) acc[i] += x[i];
+    }
 }
 
 void br_scale_inplace(float *x, float s, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] *= s;
+#pragma omp parallel for schedule(dynamic, 1) if (n > NN_PAR_MIN)
+    for (size_t c = 0; c < n; c += NN_CHUNK) {
+        size_t e = c + NN_CHUNK < n ? c + NN_CHUNK : n;
+#pragma omp simd
+        for (size_t i = c; i < e; i++) x[i] *= s;
+    }
 }

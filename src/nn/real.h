@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kernels/vmath.h"
+#include "nn/par.h"
 
 #if defined(NN_FLOAT)
 #include "kernels/gemm.h"
@@ -24,22 +25,19 @@ typedef float real;
 #define NN(name) br_##name
 #define NN_API
 #define EXP(x) br_expf(x)
+#define EXPNEG(x) br_expf_neg(x) /* x <= 0 */
 #define LOG(x) logf(x)
 #define SQRT(x) sqrtf(x)
 #define GEMM br_sgemm
-/* Per-head GEMMs called from inside a parallel region run single-threaded BLAS. */
-#define GEMM_SERIAL_BEGIN() br_blas_serial_begin()
-#define GEMM_SERIAL_END() br_blas_serial_end()
 #elif defined(NN_DOUBLE)
 typedef double real;
 #define NN(name) brd_##name
 #define NN_API static __attribute__((unused))
 #define EXP(x) exp(x)
+#define EXPNEG(x) exp(x)
 #define LOG(x) log(x)
 #define SQRT(x) sqrt(x)
 #define GEMM brd_gemm
-#define GEMM_SERIAL_BEGIN() ((void)0)
-#define GEMM_SERIAL_END() ((void)0)
 /* C (M,N) = alpha op(A) op(B) + beta C, row-major, double, plain loops (the reference). */
 static __attribute__((unused)) void brd_gemm(bool ta, bool tb, size_t M, size_t N, size_t K,
                                              double alpha, const double *A, size_t lda,

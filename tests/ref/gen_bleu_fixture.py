@@ -176,6 +176,14 @@ def main():
         a = "\n".join(lic[i:i + 12])
         b = perturb(a).replace(" ", rng.choice([" ", "  ", " \n ", "\t", " /n "]), 3)
         wpairs.append(("  " + a + " \n", b))
+    # whitespace and "/n" edge cases of the window itself: short strings over an alphabet of
+    # the characters the window treats specially
+    alpha = ["a", "b", " ", " ", "\t", "\n", "/", "n", "\u3000", "\u00a0", "é", "\x1c"]
+    for _ in range(200):
+        a = "".join(rng.choice(alpha) for _ in range(rng.randrange(0, 16)))
+        b = "".join(rng.choice(alpha) for _ in range(rng.randrange(0, 16)))
+        window.append({"ref": a, "hyp": b, "ws": [1, 2, 3, 60],
+                       "scores": [window_score(a, b, w) for w in [1, 2, 3, 60]]})
     for ref, pred in wpairs:
         window.append({"ref": ref, "hyp": pred, "ws": [60, 10, 1],
                        "scores": [window_score(ref, pred, w) for w in [60, 10, 1]]})
