@@ -3,6 +3,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+./braid bench moe
 # nn layers, then the same operations in PyTorch (same shapes and threads) with ratios
 ./braid bench nn --json --min-time 0.2 > /tmp/braid-bench-nn.$$.json
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/nn_torch.py /tmp/braid-bench-nn.$$.json 0.2

@@ -4,5 +4,6 @@
 int bench_gemm(int argc, char **argv);
 int bench_nn(int argc, char **argv);
 int bench_rl_env(int argc, char **argv);
+int bench_moe(int argc, char **argv);
 int bench_parden(int argc, char **argv);
 #endif

@@ -30,6 +30,10 @@ static const command_t commands[] = {
     /* dense LM */
 
     /* upcycling */
+    {"branch", cmd_branch, "continue training a copy of a seed on one domain (an expert)"},
+    {"upcycle", cmd_upcycle, "assemble an MoE from dense experts: sparse, btx, bam, bam-shared-kv, nexus"},
+    {"extend", cmd_extend, "add a new expert to an MoE (Nexus: router row from its domain embedding)"},
+    {"btm", cmd_btm, "evaluate the Branch-Train-Merge ensemble of experts (averaged outputs)"},
 
     /* serving */
 

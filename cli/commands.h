@@ -15,6 +15,10 @@ int cmd_tokenizer(int argc, char **argv);
 /* dense LM */
 
 /* upcycling */
+int cmd_branch(int argc, char **argv);
+int cmd_upcycle(int argc, char **argv);
+int cmd_extend(int argc, char **argv);
+int cmd_btm(int argc, char **argv);
 
 /* serving */
 

@@ -221,7 +221,7 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
                         br_upcycle_method_name(m));
     if (m == BR_UPCYCLE_NEXUS) {
         if (o->base_as_expert) return br_error(BR_EINVAL, "upcycle --method nexus: the base is already the shared expert; drop --base-as-expert");
-        if (!o->domain_emb || o->domain_dim <= 0)
+        if (!o->check_only && (!o->domain_emb || o->domain_dim <= 0))
             return br_error(BR_EINVAL, "upcycle --method nexus: domain embeddings are required (one per expert)");
     }
     if (!(o->alpha >= 0) || !(o->beta >= 0)) return br_error(BR_EINVAL, "upcycle: loss coefficients must be >= 0");
@@ -250,7 +250,7 @@ br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
         if ((s = ckpt_open(&ex[i], o->experts[i], what))) goto done;
     }
     size_t E = 0;
-    if ((s = check_opts(o, &base, ex, &E))) goto done;
+    if ((s = check_opts(o, &base, ex, &E)) || o->check_only) goto done;
 
     br_upcycle_method m = o->method;
     bool bam = m == BR_UPCYCLE_BAM || m == BR_UPCYCLE_BAM_SHARED_KV;

@@ -51,6 +51,7 @@ typedef struct {
     int domain_dim;              /* D */
     int nexus_hidden;            /* H (0: 2*C... see docs) */
     const char *out;             /* output dir (created) */
+    bool check_only;             /* validate everything (nexus: except the embeddings), write nothing */
 } br_upcycle_opts_t;
 
 /* Checks everything first (dirs, configs: same shapes, vocab and block type as the base;

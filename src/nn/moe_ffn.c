@@ -1,6 +1,10 @@
 /* MoE FFN: linear router + softmax + top-k, counting-sort bucketing per expert, one GEMM chain
  * per expert over its rows, weighted scatter-add; backward reuses the permutation.
- * See nn/moe.h for the maths and the auxiliary losses. */
+ * See nn/moe.h for the maths and the auxiliary losses.
+ *
+ * Threads: only the GEMMs run in parallel (BLAS).  The gather/scatter loops are memory-bound
+ * and stay on one thread on purpose: an OpenMP region between BLAS calls leaves its workers
+ * spinning while BLAS's own threads need the cores (measured 2x slower on 2 busy cores). */
 #include <math.h>
 #include <string.h>
 
@@ -132,7 +136,6 @@ br_status br_moe_ws_init(br_moe_ws_t *ws, const br_moe_cfg_t *c, size_t cap, boo
 
 void br_topk_rows(int32_t *idx, const float *p, size_t N, size_t E, size_t k)
 {
-#pragma omp parallel for if (N * E > 4096)
     for (size_t t = 0; t < N; t++) {
         const float *row = p + t * E;
         int32_t *out = idx + t * k;
@@ -204,7 +207,6 @@ static void route(br_moe_ws_t *ws, const float *inp, const float *router, const 
     size_t E = c->E, k = c->k, C = c->C;
     br_sgemm(false, true, N, E, C, 1, inp, C, router, C, 0, ws->logits, E);
     br_logsumexp_rows(ws->lse, ws->logits, N, E);
-#pragma omp parallel for if (N * E > 4096)
     for (size_t t = 0; t < N; t++)
         for (size_t e = 0; e < E; e++)
             ws->probs[t * E + e] = expf(ws->logits[t * E + e] - ws->lse[t]);
@@ -260,7 +262,6 @@ void br_moe_ffn_forward(float *out, br_moe_ws_t *ws, const float *inp, const br_
     }
     route(ws, inp, p->router, c, N);
     size_t A = N * k;
-#pragma omp parallel for if (A * C > 65536)
     for (size_t r = 0; r < A; r++)
         memcpy(ws->xs + r * C, inp + (size_t)(ws->perm[r] / (int32_t)k) * C, C * sizeof(float));
     for (size_t e = 0; e < E; e++) {
@@ -270,7 +271,6 @@ void br_moe_ffn_forward(float *out, br_moe_ws_t *ws, const float *inp, const br_
                     p->w_down + e * C * F, n, C, F);
     }
     /* weighted scatter-add in token order (each token's rows summed by one thread) */
-#pragma omp parallel for if (N * C > 65536)
     for (size_t t = 0; t < N; t++) {
         float *o = out + t * C;
         if (!Fs) memset(o, 0, C * sizeof(float));
@@ -301,7 +301,6 @@ void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, con
     }
     size_t A = N * k;
     /* dys = w * dout (sorted rows); dtopw = dout . ys */
-#pragma omp parallel for if (A * C > 65536)
     for (size_t r = 0; r < A; r++) {
         size_t a = (size_t)ws->perm[r], t = a / k;
         float w = ws->topw[a];
@@ -325,7 +324,6 @@ void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, con
                      ws->dact + o * F, ws->dhg + o * F, ws->dhu + o * F, n, C, F);
     }
     /* ffn_backward reads dy fully before writing dx (dact first), so the aliasing above is safe */
-#pragma omp parallel for if (N * C > 65536)
     for (size_t t = 0; t < N; t++) {
         float *d = dinp + t * C;
         for (size_t j = 0; j < k; j++) {

@@ -1,0 +1,57 @@
+/* Nexus domain embeddings from the seed model (moe/domain.h). */
+#include "moe/domain.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm/data.h"
+
+void br_domain_shard_path(char *buf, size_t cap, const char *p)
+{
+    size_t n = strlen(p);
+    if (n > 4 && !strcmp(p + n - 4, ".bin")) snprintf(buf, cap, "%s", p);
+    else snprintf(buf, cap, "%s/train.bin", p);
+}
+
+br_status br_domain_embedding(br_model_t *m, const char *shard_path, size_t n_tokens, size_t T,
+                              float *out)
+{
+    br_shard_t *sh;
+    BR_TRY(br_shard_open(&sh, shard_path));
+    size_t total = br_shard_ntokens(sh), C = (size_t)m->cfg.hidden_size;
+    br_status s = BR_OK;
+    if (br_shard_vocab(sh) > (uint32_t)m->cfg.vocab_size) {
+        s = br_error(BR_EINVAL, "%s: token vocabulary %u does not fit the model's %d", shard_path,
+                     br_shard_vocab(sh), m->cfg.vocab_size);
+        goto done;
+    }
+    if (T > (size_t)m->cfg.max_position_embeddings) T = (size_t)m->cfg.max_position_embeddings;
+    if (T > total) T = total;
+    if (total == 0 || T == 0) {
+        s = br_error(BR_EINVAL, "%s: empty domain (no tokens)", shard_path);
+        goto done;
+    }
+    size_t nw = (n_tokens + T - 1) / T;
+    if (nw < 1) nw = 1;
+    int32_t *tok = malloc(T * sizeof(int32_t));
+    float *h = malloc(T * C * sizeof(float));
+    double *acc = calloc(C, sizeof(double));
+    if (!tok || !h || !acc) s = br_error(BR_ENOMEM, "out of memory");
+    size_t span = total - T, count = 0;
+    for (size_t w = 0; w < nw && !s; w++) {
+        size_t start = nw > 1 ? span * w / (nw - 1) : 0;
+        s = br_shard_read(sh, start, T, tok);
+        if (!s) s = br_model_forward_hidden(m, tok, 1, T, h);
+        for (size_t t = 0; t < T && !s; t++)
+            for (size_t i = 0; i < C; i++) acc[i] += h[t * C + i];
+        count += T;
+    }
+    if (!s)
+        for (size_t i = 0; i < C; i++) out[i] = (float)(acc[i] / (double)count);
+    free(tok), free(h), free(acc);
+done:
+    br_shard_close(sh);
+    if (s) return br_error_wrap(s, "domain embedding");
+    return BR_OK;
+}

@@ -1,0 +1,17 @@
+/* Nexus domain embeddings: the seed model's mean final hidden state over a sample of a
+ * domain's training tokens (the paper uses an external text embedder; braid uses the seed). */
+#ifndef BR_MOE_DOMAIN_H
+#define BR_MOE_DOMAIN_H
+#include <stddef.h>
+
+#include "base/status.h"
+#include "lm/model.h"
+
+/* out (C) = mean over about n_tokens tokens (windows of up to T, evenly spaced over the
+ * shard file `shard_path`, e.g. data/tok/code/train.bin) of m's final RMSNorm output.
+ * BR_EINVAL for an empty shard or a vocabulary that does not match the model. */
+br_status br_domain_embedding(br_model_t *m, const char *shard_path, size_t n_tokens, size_t T,
+                              float *out);
+/* The shard of a domain directory or a .bin path: DIR -> DIR/train.bin. */
+void br_domain_shard_path(char *buf, size_t cap, const char *dir_or_bin);
+#endif
