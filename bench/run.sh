@@ -3,6 +3,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ./braid bench gemm
+# tokenizer vs npm tiktoken (needs `braid data fetch` and the npm packages from scripts/npm_deps.sh)
+if [ -f data/raw/MANIFEST.json ]; then ./braid bench tokenizer; else echo "bench tokenizer: skipped (run ./braid data fetch)"; fi
 ./braid bench moe
 # nn layers, then the same operations in PyTorch (same shapes and threads) with ratios
 ./braid bench nn --json --min-time 0.2 > /tmp/braid-bench-nn.$$.json

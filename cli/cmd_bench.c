@@ -8,6 +8,7 @@ static const subcmd_t benches[] = {
     {"moe", bench_moe, "MoE FFN (4 experts top-1) vs dense FFN; BAM vs BTX block cost per token"},
     {"nn", bench_nn, "every nn/ layer forward+backward: us/call, GB/s or GFLOP/s (training shapes)"},
     {"rl-env", bench_rl_env, "Dec-POMDP environments: agent-steps/s on one core (MARCO tasks)"},
+    {"tokenizer", bench_tokenizer, "BPE encoding MB/s with GPT-2's vocabulary vs npm tiktoken; parallel scaling"},
     {"parden", bench_parden, "PARDEN scoring pairs/s on the stored history pairs vs NLTK (goal >= 100x)"},
 };
 

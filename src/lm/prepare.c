@@ -32,6 +32,7 @@ static br_status encode_split(const br_tokenizer_t *tok, const char *path, const
     size_t len;
     BR_TRY(br_read_file(path, &text, &len));
     br_status st = br_utf8_check(path, text, len);
+    if (len && text[len - 1] == '\n') len--; /* the file's final newline ends the last document */
     doc_t *docs = NULL;
     size_t nd = 0, cap = 0;
     const char *sep = BR_DOC_SEPARATOR;

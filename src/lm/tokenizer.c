@@ -41,8 +41,9 @@ struct br_tokenizer {
     uint8_t *flags;      /* (n_ids) TF_* */
     unsigned char *bytes;
     size_t nbytes;
-    /* bytes -> regular id (open addressing, power-of-two capacity) */
-    int32_t *tab;
+    /* bytes -> regular id (open addressing, power-of-two capacity); a slot holds
+     * (hash >> 32) << 32 | (id + 1), 0 = empty, so that most misses never touch the bytes */
+    uint64_t *tab;
     size_t tab_cap;
     /* (left id, right id) -> (rank, merged id) */
     uint64_t *pair_key;  /* 0 = empty (keys are stored +1 so that pair (0,0) is not 0) */
@@ -90,9 +91,12 @@ static inline uint64_t hash_pair(uint64_t k)
 static int32_t lookup_bytes(const br_tokenizer_t *t, const unsigned char *p, size_t n)
 {
     size_t mask = t->tab_cap - 1;
-    for (size_t i = hash_bytes(p, n) & mask;; i = (i + 1) & mask) {
-        int32_t id = t->tab[i];
-        if (id == NO_ID) return NO_ID;
+    uint64_t h = hash_bytes(p, n), fp = h >> 32;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint64_t e = t->tab[i];
+        if (!e) return NO_ID;
+        if ((e >> 32) != fp) continue;
+        int32_t id = (int32_t)(uint32_t)e - 1;
         if (t->len[id] == n && memcmp(t->bytes + t->off[id], p, n) == 0) return id;
     }
 }
@@ -244,22 +248,23 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
     size_t nreg = 0;
     for (size_t i = 0; i < t->n_ids; i++) nreg += (t->flags[i] & (TF_VALID | TF_SPECIAL)) == TF_VALID;
     t->tab_cap = pow2_at_least(nreg * 2 + 1);
-    t->tab = malloc(t->tab_cap * sizeof *t->tab);
+    t->tab = calloc(t->tab_cap, sizeof *t->tab);
     if (!t->tab) return br_error(BR_ENOMEM, "tokenizer: out of memory");
-    memset(t->tab, 0xff, t->tab_cap * sizeof *t->tab);
     for (size_t i = 0; i < 256; i++) t->byte_id[i] = NO_ID;
     for (size_t id = 0; id < t->n_ids; id++) {
         if ((t->flags[id] & (TF_VALID | TF_SPECIAL)) != TF_VALID) continue;
         const unsigned char *p = t->bytes + t->off[id];
         size_t n = t->len[id], mask = t->tab_cap - 1;
-        size_t i = hash_bytes(p, n) & mask;
+        uint64_t h = hash_bytes(p, n);
+        size_t i = h & mask;
         for (;; i = (i + 1) & mask) {
-            int32_t o = t->tab[i];
-            if (o == NO_ID) break;
+            uint64_t e = t->tab[i];
+            if (!e) break;
+            int32_t o = (int32_t)(uint32_t)e - 1;
             if (t->len[o] == n && !memcmp(t->bytes + t->off[o], p, n))
                 return br_error(BR_EFORMAT, "tokens %d and %zu have the same bytes", o, id);
         }
-        t->tab[i] = (int32_t)id;
+        t->tab[i] = (h >> 32) << 32 | (uint64_t)(id + 1);
         if (n == 1) t->byte_id[p[0]] = (int32_t)id;
     }
     for (int c = 0; c < 256; c++)
