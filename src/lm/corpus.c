@@ -191,6 +191,7 @@ br_status br_clean_brown(const char *s, size_t n, char **out, size_t *out_len)
             int is_open = wl == 2 && !memcmp(w, "``", 2), is_close = wl == 2 && !memcmp(w, "''", 2);
             if (is_open) w = "\"", wl = 1;
             if (is_close) w = "\"", wl = 1;
+            if (wl == 1 && w[0] == '.' && b.n && b.p[b.n - 1] == '.') continue; /* "Jr." then "." */
             int space = line_has && !glue_next && !(is_close || (!is_open && no_space_before(w, wl)));
             if (space) ok = sb_put(&b, " ", 1) == 0;
             ok = ok && sb_put(&b, w, wl) == 0;
