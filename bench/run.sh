@@ -12,3 +12,4 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/nn_torch.py /tmp/b
 else echo "(PyTorch not installed for /usr/bin/python3: nn results without the peer)"; cat /tmp/braid-bench-nn.$$.json; fi
 rm -f /tmp/braid-bench-nn.$$.json
 ./braid bench parden
+bash bench/lm_train.sh

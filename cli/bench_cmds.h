@@ -4,6 +4,7 @@
 int bench_gemm(int argc, char **argv);
 int bench_nn(int argc, char **argv);
 int bench_rl_env(int argc, char **argv);
+int bench_train(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 int bench_moe(int argc, char **argv);
 int bench_parden(int argc, char **argv);

@@ -28,6 +28,10 @@ static const command_t commands[] = {
     {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode"},
 
     /* dense LM */
+    {"train", cmd_train, "train the dense Llama-style model on a domain mix (exact --resume)"},
+    {"eval", cmd_eval, "per-domain validation loss, perplexity and bits per byte"},
+    {"score", cmd_score, "log-probability of each next token of a sequence"},
+    {"generate", cmd_generate, "KV-cached text generation (temperature, top-k, top-p, stop)"},
 
     /* upcycling */
     {"branch", cmd_branch, "continue training a copy of a seed on one domain (an expert)"},

@@ -5,6 +5,7 @@
 
 static const subcmd_t benches[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s: square sizes and a training step's shapes, vs peak"},
+    {"train", bench_train, "dense LM: training/forward/decode tokens/s, GFLOP/s, peak RSS (presets a, b)"},
     {"moe", bench_moe, "MoE FFN (4 experts top-1) vs dense FFN; BAM vs BTX block cost per token"},
     {"nn", bench_nn, "every nn/ layer forward+backward: us/call, GB/s or GFLOP/s (training shapes)"},
     {"rl-env", bench_rl_env, "Dec-POMDP environments: agent-steps/s on one core (MARCO tasks)"},

@@ -13,6 +13,10 @@ int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 
 /* dense LM */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* upcycling */
 int cmd_branch(int argc, char **argv);

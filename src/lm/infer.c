@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "kernels/gemm.h"
 #include "lm/config_moe.h"
 #include "lm/model_internal.h"
 
@@ -211,8 +212,28 @@ static void paged_attention(br_model_t *m, const br_kv_pool_t *kv, size_t l, con
     }
 }
 
+static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
+                               size_t nseq, const br_lora_hook_t *lora, float *logits_out);
+
+/* Below this many rows a step is a chain of tiny GEMVs and elementwise ops: waking a second
+ * thread for each costs more than it saves (and much more on a loaded machine). */
+#define SERIAL_ROWS 64
+
 br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
                                  size_t nseq, const br_lora_hook_t *lora, float *logits_out)
+{
+    size_t rows = 0;
+    for (size_t i = 0; i < nseq; i++) rows += seqs[i].n_tokens;
+    int nt = br_get_threads();
+    if (rows >= SERIAL_ROWS || nt == 1) return forward_batch(m, kv, seqs, nseq, lora, logits_out);
+    br_set_threads(1);
+    br_status s = forward_batch(m, kv, seqs, nseq, lora, logits_out);
+    br_set_threads(nt);
+    return s;
+}
+
+static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
+                               size_t nseq, const br_lora_hook_t *lora, float *logits_out)
 {
     br_dims_t d = br_model_dims(m);
     if (kv->L != d.L || kv->NKV != d.NKV || kv->hd != d.hd)
