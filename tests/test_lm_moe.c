@@ -15,6 +15,7 @@
 #include "base/safetensors.h"
 #include "harness.h"
 #include "lm/config_moe.h"
+#include "lm/generate.h"
 #include "lm/model.h"
 #include "moe/upcycle.h"
 
@@ -203,6 +204,15 @@ static void roundtrip(kind_t kind, const char *root)
     CHECK_OK(br_model_forward_loss(m, in, tg, B, T, NULL, losses, &l1));
     CHECK_OK(br_model_forward_loss(m2, in, tg, B, T, NULL, losses, &l2));
     CHECK_NEAR(l1, l2, 1e-6);
+    /* KV-cached generation sizes its cache for every attention expert's heads */
+    {
+        br_sampler_t smp = {0};
+        int32_t *gen = NULL;
+        size_t ngen = 0;
+        CHECK_OK(br_generate(m2, in, 4, 6, &smp, 1, -1, NULL, NULL, &gen, &ngen));
+        CHECK_INT(ngen, 6);
+        free(gen);
+    }
     /* routing counts: every layer sees B*T*k assignments */
     uint64_t counts[2 * 2] = {0};
     m2->route_counts = counts;
