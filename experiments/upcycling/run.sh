@@ -127,8 +127,6 @@ for m in $METHODS; do
     for s in $SEEDS; do ev ft-$m-data-s$s "$W/ft-$m-data-s$s" "$W/$m"; done
     ev ft-$m-compute-s1 "$W/ft-$m-compute-s1" "$W/$m"
 done
-ev ext-btx1 "$W/ext-btx1"
-ev ext-nexus "$W/ext-nexus"
 # extension labels: experts 0-2 from the MoE, 3 = bible
 for m in btx1 nexus; do
     /usr/bin/python3 -c "
@@ -136,7 +134,7 @@ import json,sys
 u=json.load(open('$W/$m/upcycle.json')); u['domain_data']=u.get('domain_data') or ['code','law','math']
 u['domain_data']=list(u['domain_data'])[:3]+['bible']; u['experts']=list(u['experts'])[:3]+['$W/expert-bible']
 json.dump(u,open('$W/ext-$m/upcycle.json','w'))"
-    rm -f "$W/eval-ext-$m.json"; ev ext-$m "$W/ext-$m"
+    ev ext-$m "$W/ext-$m"
 done
 
 say "report"
