@@ -174,7 +174,7 @@ static int tok_train(int argc, char **argv)
         {"vocab-size", OPT_LONG, &vocab, "N", "total ids including <|endoftext|> (default 8192; 257..1048576)", false},
         {"out", OPT_STR, &out, "PATH", "tokenizer.json to write", true},
         {"pattern", OPT_STR, &pattern, "NAME", "pre-tokenisation regex: gpt2 or cl100k (default gpt2)", false},
-        {"max-mb", OPT_DOUBLE, &max_mb, "MB", "read at most this many MB of text (default all)", false},
+        {"max-mb", OPT_DOUBLE, &max_mb, "MB", "read at most this many MB of text, an equal share from each file (default all)", false},
         {"min-frequency", OPT_LONG, &min_freq, "N", "stop when the best pair occurs fewer times (default 2)", false},
         {"threads", OPT_INT, &threads, "N", "threads for counting (default all cores)", false},
     };
@@ -204,6 +204,9 @@ static int tok_train(int argc, char **argv)
     if (st) return fail_status(st, "tokenizer train");
     printf("trained %zu merges on %.1f MB (%zu unique words) in %.1f s -> %s\n", stats.merges, stats.bytes / 1e6,
            stats.unique_words, br_now() - t0, out);
+    if (stats.vocab_size < o.vocab_size)
+        printf("note: vocabulary has %zu ids, fewer than the %zu asked: no pair occurs %zu times any more\n",
+               stats.vocab_size, o.vocab_size, o.min_frequency);
     return 0;
 }
 
