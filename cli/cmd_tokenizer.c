@@ -198,6 +198,14 @@ static int tok_train(int argc, char **argv)
         fprintf(stderr, "braid: error: --pattern must be gpt2 or cl100k\n");
         return 2;
     }
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        br_status ms = br_mkdir_p(parent);
+        if (ms) return fail_status(ms, "tokenizer train");
+    }
     double t0 = br_now();
     br_bpe_train_stats_t stats;
     br_status st = br_bpe_train(input, out, &o, &stats);
