@@ -14,6 +14,7 @@
 #include "lm/data.h"
 #include "lm/model.h"
 #include "lm/tokenizer.h"
+#include "moe_report.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -189,12 +190,15 @@ int cmd_eval(int argc, char **argv)
     br_progress_t bar;
     br_progress_start(&bar, "eval", 0, "tok");
     double done = 0;
+    uint64_t *routes = moe_routing_alloc(m, nd); /* MoE: routing counts per domain (moe_report.c) */
     for (size_t i = 0; i < nd && !s; i++) {
+        if (routes) m->route_counts = routes + i * (size_t)m->cfg.num_hidden_layers * (size_t)m->cfg.num_local_experts;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s/%s.bin", data, doms[i], split);
         s = eval_domain(m, path, (size_t)batch, T, (size_t)max_tokens, tok, tok_bytes, &res[i], &bar, &done);
         if (s) s = br_error_wrap(s, "domain %s", doms[i]);
     }
+    m->route_counts = NULL;
     br_progress_finish(&bar);
     json_t *root = json_object(), *jd = json_object();
     double all_n = 0, all_t = 0, all_b = 0;
@@ -226,6 +230,7 @@ int cmd_eval(int argc, char **argv)
         json_object_set_new(root, "domains", jd);
         json_object_set_new(root, "all", json_pack("{s:f, s:f, s:f, s:I}", "loss", loss, "perplexity", exp(loss),
                                                    "bits_per_byte", bpb, "tokens", (json_int_t)all_t));
+        moe_routing_report(m, model_dir, doms, nd, routes, !strcmp(format, "markdown"), root);
         char *txt = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
         if (!strcmp(format, "json")) printf("%s\n", txt);
         if (json_path) s = br_write_file_atomic(json_path, txt, strlen(txt));
@@ -237,6 +242,7 @@ int cmd_eval(int argc, char **argv)
     for (size_t i = 0; i < nd; i++) free(doms[i]);
     free(doms);
     free(res);
+    free(routes);
     free(tok_bytes);
     br_tokenizer_free(tok);
     br_model_free(m);

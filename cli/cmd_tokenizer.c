@@ -204,6 +204,9 @@ static int tok_train(int argc, char **argv)
     if (st) return fail_status(st, "tokenizer train");
     printf("trained %zu merges on %.1f MB (%zu unique words) in %.1f s -> %s\n", stats.merges, stats.bytes / 1e6,
            stats.unique_words, br_now() - t0, out);
+    if (stats.vocab_size < o.vocab_size)
+        printf("note: vocabulary has %zu ids, fewer than the %zu asked: no pair occurs %zu times any more\n",
+               stats.vocab_size, o.vocab_size, o.min_frequency);
     return 0;
 }
 

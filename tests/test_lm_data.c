@@ -40,6 +40,15 @@ static void test_shards(void)
         CHECK_INT(out[9], toks[999]);
         CHECK_STATUS(br_shard_read(s, 990, 11, out), BR_ERANGE);
         CHECK_STATUS(br_shard_read(s, 1001, 0, out), BR_ERANGE);
+        /* evaluation windows: (1000 - 1) / 10 = 99 windows of 11 tokens, overlapping by one */
+        CHECK_INT(br_shard_nwindows(s, 10), 99);
+        CHECK_INT(br_shard_nwindows(s, 999), 1);
+        CHECK_INT(br_shard_nwindows(s, 1000), 0);
+        CHECK_OK(br_shard_window(s, 98, 10, out));
+        CHECK_INT(out[0], toks[980]);
+        CHECK_INT(out[10], toks[990]);
+        CHECK_STATUS(br_shard_window(s, 99, 10, out), BR_ERANGE);
+        CHECK_STATUS(br_shard_window(s, 0, 0, out), BR_EINVAL);
         br_shard_close(s);
     }
     char *data;

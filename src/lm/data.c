@@ -103,6 +103,20 @@ br_status br_shard_read(const br_shard_t *s, size_t start, size_t n, int32_t *ou
     return BR_OK;
 }
 
+size_t br_shard_nwindows(const br_shard_t *s, size_t T)
+{
+    return T == 0 || s->ntokens < T + 1 ? 0 : (s->ntokens - 1) / T;
+}
+
+br_status br_shard_window(const br_shard_t *s, size_t n, size_t T, int32_t *out)
+{
+    if (T == 0) return br_error(BR_EINVAL, "shard window: T must be > 0");
+    if (n >= br_shard_nwindows(s, T))
+        return br_error(BR_ERANGE, "shard window %zu of length %zu: the shard holds %zu such windows", n, T + 1,
+                        br_shard_nwindows(s, T));
+    return br_shard_read(s, n * T, T + 1, out);
+}
+
 br_status br_shard_write(const char *path, const uint32_t *tokens, size_t n, uint32_t vocab, uint64_t nbytes)
 {
     if (vocab == 0) return br_error(BR_EINVAL, "%s: vocab size 0", path);

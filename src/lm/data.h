@@ -25,6 +25,11 @@ uint64_t br_shard_nbytes(const br_shard_t *s);
 uint32_t br_shard_vocab(const br_shard_t *s);
 /* Copies tokens [start, start+n) as int32. */
 br_status br_shard_read(const br_shard_t *s, size_t start, size_t n, int32_t *out);
+/* Sequential evaluation windows: window n holds tokens [n*T, n*T + T + 1) (inputs + shifted
+ * targets; consecutive windows overlap by one token so every token but the first is predicted
+ * exactly once).  br_shard_nwindows gives how many full windows fit (0 when ntokens < T + 1). */
+size_t br_shard_nwindows(const br_shard_t *s, size_t T);
+br_status br_shard_window(const br_shard_t *s, size_t n, size_t T, int32_t *out);
 /* Writes a shard atomically. */
 br_status br_shard_write(const char *path, const uint32_t *tokens, size_t n, uint32_t vocab,
                          uint64_t nbytes);

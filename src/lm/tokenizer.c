@@ -34,6 +34,21 @@ static const char pattern_o200k[] =
 
 #define NO_ID (-1)
 
+/* One cache line holds four slots.  `head` holds the token's first 8 bytes (zero-padded) and
+ * `tag` 24 hash bits and the length (capped at 255), so a lookup of a token of <= 8 bytes never
+ * touches the byte pool, and most misses stop at the tag. */
+typedef struct {
+    uint64_t head;
+    uint32_t tag; /* 0 = empty */
+    int32_t id;
+} tab_slot_t;
+
+typedef struct {
+    uint64_t key; /* ((left << 32) | right) + 1; 0 = empty */
+    uint32_t rank;
+    int32_t id;
+} pair_slot_t;
+
 struct br_tokenizer {
     size_t n_ids;        /* max id + 1 */
     uint32_t *off;       /* (n_ids) offset of each token's bytes in `bytes` */
@@ -41,13 +56,11 @@ struct br_tokenizer {
     uint8_t *flags;      /* (n_ids) TF_* */
     unsigned char *bytes;
     size_t nbytes;
-    /* bytes -> regular id (open addressing, power-of-two capacity); a slot holds
-     * (hash >> 32) << 32 | (id + 1), 0 = empty, so that most misses never touch the bytes */
-    uint64_t *tab;
+    /* bytes -> regular id (open addressing, power-of-two capacity); see tab_slot_t */
+    tab_slot_t *tab;
     size_t tab_cap;
     /* (left id, right id) -> (rank, merged id) */
-    uint64_t *pair_key;  /* 0 = empty (keys are stored +1 so that pair (0,0) is not 0) */
-    uint32_t *pair_rank, *pair_id;
+    pair_slot_t *pairs;
     size_t pair_cap;
     int32_t byte_id[256];
     int direct_always;   /* tiktoken: a piece found whole in the vocab is one token */
@@ -88,16 +101,28 @@ static inline uint64_t hash_pair(uint64_t k)
     return k ^ (k >> 29);
 }
 
+static inline uint32_t tab_tag(uint64_t h, size_t n)
+{
+    return (uint32_t)((h >> 40) << 8) | (uint32_t)(n < 255 ? n : 255) | 0x80000000u;
+}
+
+static inline uint64_t tab_head(const unsigned char *p, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, n < 8 ? n : 8);
+    return w;
+}
+
 static int32_t lookup_bytes(const br_tokenizer_t *t, const unsigned char *p, size_t n)
 {
     size_t mask = t->tab_cap - 1;
-    uint64_t h = hash_bytes(p, n), fp = h >> 32;
+    uint64_t h = hash_bytes(p, n), head = tab_head(p, n);
+    uint32_t tag = tab_tag(h, n);
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        uint64_t e = t->tab[i];
-        if (!e) return NO_ID;
-        if ((e >> 32) != fp) continue;
-        int32_t id = (int32_t)(uint32_t)e - 1;
-        if (t->len[id] == n && memcmp(t->bytes + t->off[id], p, n) == 0) return id;
+        const tab_slot_t *e = &t->tab[i];
+        if (!e->tag) return NO_ID;
+        if (e->tag != tag || e->head != head) continue;
+        if (n <= 8 || (t->len[e->id] == n && memcmp(t->bytes + t->off[e->id] + 8, p + 8, n - 8) == 0)) return e->id;
     }
 }
 
@@ -107,13 +132,13 @@ static inline int lookup_pair(const br_tokenizer_t *t, int32_t a, int32_t b, uin
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     size_t mask = t->pair_cap - 1;
     for (size_t i = hash_pair(key) & mask;; i = (i + 1) & mask) {
-        uint64_t k = t->pair_key[i];
-        if (k == key) {
-            *rank = t->pair_rank[i];
-            *id = (int32_t)t->pair_id[i];
+        const pair_slot_t *e = &t->pairs[i];
+        if (e->key == key) {
+            *rank = e->rank;
+            *id = e->id;
             return 1;
         }
-        if (k == 0) return 0;
+        if (e->key == 0) return 0;
     }
 }
 
@@ -219,11 +244,10 @@ static br_status pair_insert(br_tokenizer_t *t, int32_t a, int32_t c, uint32_t r
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)c) + 1;
     size_t mask = t->pair_cap - 1;
     for (size_t i = hash_pair(key) & mask;; i = (i + 1) & mask) {
-        if (t->pair_key[i] == key) return BR_OK; /* the first (lowest rank) wins */
-        if (t->pair_key[i] == 0) {
-            t->pair_key[i] = key;
-            t->pair_rank[i] = rank;
-            t->pair_id[i] = (uint32_t)id;
+        pair_slot_t *e = &t->pairs[i];
+        if (e->key == key) return BR_OK; /* the first (lowest rank) wins */
+        if (e->key == 0) {
+            *e = (pair_slot_t){key, rank, id};
             return BR_OK;
         }
     }
@@ -258,13 +282,12 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
         uint64_t h = hash_bytes(p, n);
         size_t i = h & mask;
         for (;; i = (i + 1) & mask) {
-            uint64_t e = t->tab[i];
-            if (!e) break;
-            int32_t o = (int32_t)(uint32_t)e - 1;
+            if (!t->tab[i].tag) break;
+            int32_t o = t->tab[i].id;
             if (t->len[o] == n && !memcmp(t->bytes + t->off[o], p, n))
                 return br_error(BR_EFORMAT, "tokens %d and %zu have the same bytes", o, id);
         }
-        t->tab[i] = (h >> 32) << 32 | (uint64_t)(id + 1);
+        t->tab[i] = (tab_slot_t){tab_head(p, n), tab_tag(h, n), (int32_t)id};
         if (n == 1) t->byte_id[p[0]] = (int32_t)id;
     }
     for (int c = 0; c < 256; c++)
@@ -279,10 +302,8 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
     } else {
         t->pair_cap = pow2_at_least(b->nmerge * 2 + 1);
     }
-    t->pair_key = calloc(t->pair_cap, sizeof *t->pair_key);
-    t->pair_rank = malloc(t->pair_cap * sizeof *t->pair_rank);
-    t->pair_id = malloc(t->pair_cap * sizeof *t->pair_id);
-    if (!t->pair_key || !t->pair_rank || !t->pair_id) return br_error(BR_ENOMEM, "tokenizer: out of memory");
+    t->pairs = calloc(t->pair_cap, sizeof *t->pairs);
+    if (!t->pairs) return br_error(BR_ENOMEM, "tokenizer: out of memory");
     if (b->derive_merges) {
         for (size_t id = 0; id < t->n_ids; id++) {
             if ((t->flags[id] & (TF_VALID | TF_SPECIAL)) != TF_VALID || t->len[id] < 2) continue;
@@ -679,9 +700,7 @@ void br_tokenizer_free(br_tokenizer_t *t)
     free(t->flags);
     free(t->bytes);
     free(t->tab);
-    free(t->pair_key);
-    free(t->pair_rank);
-    free(t->pair_id);
+    free(t->pairs);
     free(t->special);
     free(t->pattern);
     pcre2_code_free(t->re);
