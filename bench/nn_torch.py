@@ -25,17 +25,19 @@ PRESETS = {
 
 
 def median_us(fn, min_time):
+    """(median wall us, mean CPU us of the process) per call, as braid bench nn measures."""
     fn()
     ts = []
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     while len(ts) < 3 or time.perf_counter() - start < min_time:
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
         if len(ts) >= 1000:
             break
+    cpu = (time.process_time() - cpu0) / len(ts)
     ts.sort()
-    return ts[len(ts) // 2] * 1e6
+    return ts[len(ts) // 2] * 1e6, cpu * 1e6
 
 
 def rmsnorm(x, w, eps=1e-5):
@@ -133,23 +135,24 @@ def main():
     threads = rows[0]["threads"]
     torch.set_num_threads(threads)
     min_time = float(sys.argv[2]) if len(sys.argv) > 2 else 0.2
-    print(f"torch {torch.__version__}, {threads} threads (same as braid); ratio = torch/braid")
+    print(f"torch {torch.__version__}, {threads} threads (same as braid); ratios = torch/braid")
     for name in PRESETS:
         mine = [r for r in rows if r["preset"] == name]
         if not mine:
             continue
         theirs = ops(PRESETS[name], min_time)
         print(f"preset {name}")
-        print(f"{'operation':<18} {'braid us':>10} {'torch us':>10} {'ratio':>7}")
-        tb = tt = 0.0
+        print(f"{'operation':<18} {'braid us':>10} {'torch us':>10} {'ratio':>6}"
+              f" {'braid cpu':>10} {'torch cpu':>10} {'ratio':>6}")
+        tb = tt = cb = ct = 0.0
         for r in mine:
-            t = theirs.get(r["op"])
-            if t is None:
+            if r["op"] not in theirs:
                 continue
-            tb += r["us"]
-            tt += t
-            print(f"{r['op']:<18} {r['us']:>10.1f} {t:>10.1f} {t / r['us']:>7.2f}")
-        print(f"{'total':<18} {tb:>10.1f} {tt:>10.1f} {tt / tb:>7.2f}")
+            t, c = theirs[r["op"]]
+            tb, tt, cb, ct = tb + r["us"], tt + t, cb + r["cpu_us"], ct + c
+            print(f"{r['op']:<18} {r['us']:>10.1f} {t:>10.1f} {t / r['us']:>6.2f}"
+                  f" {r['cpu_us']:>10.1f} {c:>10.1f} {c / r['cpu_us']:>6.2f}")
+        print(f"{'total':<18} {tb:>10.1f} {tt:>10.1f} {tt / tb:>6.2f} {cb:>10.1f} {ct:>10.1f} {ct / cb:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ static int tok_train(int argc, char **argv)
         {"vocab-size", OPT_LONG, &vocab, "N", "total ids including <|endoftext|> (default 8192; 257..1048576)", false},
         {"out", OPT_STR, &out, "PATH", "tokenizer.json to write", true},
         {"pattern", OPT_STR, &pattern, "NAME", "pre-tokenisation regex: gpt2 or cl100k (default gpt2)", false},
-        {"max-mb", OPT_DOUBLE, &max_mb, "MB", "read at most this many MB of text (default all)", false},
+        {"max-mb", OPT_DOUBLE, &max_mb, "MB", "read at most this many MB of text, an equal share from each file (default all)", false},
         {"min-frequency", OPT_LONG, &min_freq, "N", "stop when the best pair occurs fewer times (default 2)", false},
         {"threads", OPT_INT, &threads, "N", "threads for counting (default all cores)", false},
     };
@@ -197,6 +197,14 @@ static int tok_train(int argc, char **argv)
     else {
         fprintf(stderr, "braid: error: --pattern must be gpt2 or cl100k\n");
         return 2;
+    }
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        br_status ms = br_mkdir_p(parent);
+        if (ms) return fail_status(ms, "tokenizer train");
     }
     double t0 = br_now();
     br_bpe_train_stats_t stats;

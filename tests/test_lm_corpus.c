@@ -157,7 +157,11 @@ static void test_prepare(void)
     snprintf(raw, sizeof raw, "%s/raw", dir);
     snprintf(tok, sizeof tok, "%s/tok", dir);
     snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
-    br_bpe_train_opts_t o = {.vocab_size = 600, .quiet = 1};
+    br_bpe_train_opts_t o = {.vocab_size = 600, .quiet = 1, .max_bytes = 20000, .split = "train"};
+    br_bpe_train_stats_t bs;
+    CHECK_OK(br_bpe_train(raw, tj, &o, &bs)); /* a budget takes a share of every domain */
+    CHECK_MSG(bs.files == 2 && bs.bytes <= 20000 && bs.bytes > 18000, "%zu files, %zu bytes", bs.files, bs.bytes);
+    o.max_bytes = 0;
     CHECK_OK(br_bpe_train(raw, tj, &o, NULL));
     br_prepare_opts_t po = {.threads = 2, .quiet = 1};
     br_prepare_result_t *res = calloc(1, sizeof *res);

@@ -349,6 +349,23 @@ static void test_bad_files(void)
         br_tokenizer_free(t);
         t = NULL;
     }
+    /* merges in the newer [a, b] form, a Split + ByteLevel sequence, ignore_merges */
+    s = mini_json("[\"a\", \"b\"]", ", \"ab\": 256", ", \"ignore_merges\": true",
+                  "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \" ?[a-z]+|[^a-z]+\"}, "
+                  "\"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}");
+    write_str(p, s);
+    free(s);
+    CHECK_OK(br_tokenizer_load(&t, p));
+    if (t) {
+        int32_t *ids;
+        size_t n;
+        CHECK_OK(br_tokenizer_encode(t, "ab!!", 4, 0, &ids, &n));
+        CHECK(n == 3 && ids[0] == 256 && ids[1] == '!' && ids[2] == '!');
+        free(ids);
+        CHECK_STR(br_tokenizer_pattern(t), " ?[a-z]+|[^a-z]+");
+        br_tokenizer_free(t);
+        t = NULL;
+    }
     s = mini_json("\"a c\"", ", \"ab\": 256", "", "null");
     write_str(p, s);
     free(s);

@@ -131,6 +131,22 @@ int main(void)
         }
     }
 
+    /* The fast adjoint gradient equals the hyper-dual one, for every (p, q), in two games. */
+    for (int game = 0; game < 2; game++) {
+        const br_game_t *gg = game ? mp : g;
+        for (int p = 0; p < 2; p++) {
+            double d0[5], d1[5], f[5], fv[2];
+            br_iterated_grad(d0, d1, gg, p, t0, t1, 0.96);
+            br_iterated_value_grad(fv, f, gg, p, 0, t0, t1, 0.96);
+            for (int i = 0; i < 5; i++) CHECK_NEAR(f[i], d0[i], 1e-12);
+            br_iterated_value_grad(NULL, f, gg, p, 1, t0, t1, 0.96);
+            for (int i = 0; i < 5; i++) CHECK_NEAR(f[i], d1[i], 1e-12);
+            br_iterated_values(v, gg, t0, t1, 0.96);
+            CHECK_NEAR(fv[0], v[0], 1e-12);
+            CHECK_NEAR(fv[1], v[1], 1e-12);
+        }
+    }
+
     /* Naive step = lr * own gradient; LOLA adds lr * lr_other * (dV_me/dth_other)^T H_other. */
     {
         double a[5], b[5], d1[5], dd[5], h[25];

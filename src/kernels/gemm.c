@@ -52,13 +52,13 @@ void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const
         blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Split the longer side of C into blocks of >= 128 rows/columns (multiples of 16), about 4
+    /* Split the longer side of C into blocks of >= 256 rows/columns (multiples of 16), about 4
      * per thread, handed out dynamically: on a shared machine a thread that loses its core for
      * a while leaves its blocks to the others instead of stalling the whole GEMM. */
     bool by_rows = M >= N;
     size_t len = by_rows ? M : N, blk = (len + 4 * (size_t)nt - 1) / (4 * (size_t)nt);
     blk = (blk + 15) / 16 * 16;
-    if (blk < 128) blk = 128;
+    if (blk < 256) blk = 256;
     size_t nblk = (len + blk - 1) / blk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (size_t b = 0; b < nblk; b++) {

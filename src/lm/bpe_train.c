@@ -572,13 +572,36 @@ br_status br_bpe_train(const char *input, const char *out_json, const br_bpe_tra
     span_t *docs = NULL;
     size_t ndocs = 0, dcap = 0, total = 0;
     br_status st = bufs ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    /* --max-mb: every file gets an equal share of the budget (files smaller than their share
+     * pass the rest on), so a budget samples every domain instead of the first ones */
+    size_t *take = calloc(nfiles, sizeof *take);
+    if (st == BR_OK && !take) st = br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; st == BR_OK && i < nfiles; i++) {
+        struct stat sb;
+        take[i] = stat(files[i], &sb) == 0 ? (size_t)sb.st_size : SIZE_MAX;
+    }
+    if (st == BR_OK && o.max_bytes) {
+        size_t budget = o.max_bytes, left = nfiles;
+        int *done = calloc(nfiles, sizeof *done);
+        for (int changed = 1; done && changed && left;) {
+            changed = 0;
+            for (size_t i = 0; i < nfiles; i++)
+                if (!done[i] && take[i] <= budget / left) {
+                    budget -= take[i];
+                    left--;
+                    done[i] = changed = 1;
+                }
+        }
+        for (size_t i = 0; done && i < nfiles; i++)
+            if (!done[i]) take[i] = budget / left;
+        free(done);
+    }
     for (size_t i = 0; i < nfiles && st == BR_OK; i++) {
-        if (o.max_bytes && total >= o.max_bytes) break;
         size_t n;
         st = br_read_file(files[i], &bufs[i], &n);
         if (st) break;
-        if (o.max_bytes && total + n > o.max_bytes) { /* cut at a line end */
-            size_t cut = o.max_bytes - total;
+        if (n > take[i]) { /* cut at a line end */
+            size_t cut = take[i];
             while (cut > 0 && bufs[i][cut - 1] != '\n') cut--;
             n = cut;
         }
@@ -587,6 +610,7 @@ br_status br_bpe_train(const char *input, const char *out_json, const br_bpe_tra
         total += n;
         stt.files++;
     }
+    free(take);
     if (st == BR_OK && total == 0) st = br_error(BR_EINVAL, "%s: the corpus is empty", input);
     stt.bytes = total;
     /* count words */

@@ -203,3 +203,90 @@ void br_iterated_mixed_hessian(double *h, const br_game_t *g, int p, const doubl
         t0[i].b = 0;
     }
 }
+
+/* Solves the 4x4 system A x = b in place (partial pivoting). */
+static void solve4(double A[4][4], double *b)
+{
+    for (int k = 0; k < 4; k++) {
+        int piv = k;
+        for (int i = k + 1; i < 4; i++)
+            if (fabs(A[i][k]) > fabs(A[piv][k])) piv = i;
+        if (piv != k) {
+            for (int c = 0; c < 4; c++) {
+                double t = A[k][c];
+                A[k][c] = A[piv][c];
+                A[piv][c] = t;
+            }
+            double t = b[k];
+            b[k] = b[piv];
+            b[piv] = t;
+        }
+        for (int i = k + 1; i < 4; i++) {
+            double f = A[i][k] / A[k][k];
+            for (int c = k; c < 4; c++) A[i][c] -= f * A[k][c];
+            b[i] -= f * b[k];
+        }
+    }
+    for (int k = 3; k >= 0; k--) {
+        double acc = b[k];
+        for (int c = k + 1; c < 4; c++) acc -= A[k][c] * b[c];
+        b[k] = acc / A[k][k];
+    }
+}
+
+void br_iterated_value_grad(double *v, double *d, const br_game_t *g, int p, int q,
+                            const double th0[5], const double th1[5], double gamma)
+{
+    static const int swap[4] = {0, 2, 1, 3};
+    double a0[5], a1[5]; /* P(action 0): first round, then per joint state in player 0's view */
+    a0[0] = 1 / (1 + exp(-th0[0]));
+    a1[0] = 1 / (1 + exp(-th1[0]));
+    for (int s = 0; s < 4; s++) {
+        a0[1 + s] = 1 / (1 + exp(-th0[1 + s]));
+        a1[1 + s] = 1 / (1 + exp(-th1[1 + swap[s]]));
+    }
+    double M[4][4], x0[4], At[4][4], A[4][4], y[4], w[4];
+    for (int s = 0; s < 4; s++)
+        for (int j = 0; j < 4; j++)
+            M[s][j] = ((j >> 1) ? 1 - a0[1 + s] : a0[1 + s]) * ((j & 1) ? 1 - a1[1 + s] : a1[1 + s]);
+    for (int j = 0; j < 4; j++) x0[j] = ((j >> 1) ? 1 - a0[0] : a0[0]) * ((j & 1) ? 1 - a1[0] : a1[0]);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            At[i][j] = (i == j) - gamma * M[j][i];
+            A[i][j] = (i == j) - gamma * M[i][j];
+        }
+    memcpy(y, x0, sizeof y);
+    solve4(At, y);
+    for (int s = 0; s < 4; s++) w[s] = g->payoff[p][s >> 1][s & 1];
+    solve4(A, w);
+    if (v) {
+        for (int pl = 0; pl < 2; pl++) {
+            double acc = 0;
+            for (int s = 0; s < 4; s++) acc += y[s] * g->payoff[pl][s >> 1][s & 1];
+            v[pl] = (1 - gamma) * acc;
+        }
+    }
+    if (!d) return;
+    /* Player q's probability of action 0 enters x0 (first round) and row s of M as
+     * P(x) = a or 1 - a on its own coordinate; d a / d th = a (1 - a). */
+    const double *aq = q == 0 ? a0 : a1, *ao = q == 0 ? a1 : a0;
+    /* w . dx0 */
+    {
+        double da = aq[0] * (1 - aq[0]), acc = 0;
+        for (int j = 0; j < 4; j++) {
+            int mine = q == 0 ? j >> 1 : j & 1, other = q == 0 ? j & 1 : j >> 1;
+            acc += w[j] * (mine ? -da : da) * (other ? 1 - ao[0] : ao[0]);
+        }
+        d[0] = (1 - gamma) * acc;
+    }
+    for (int k = 0; k < 4; k++) {
+        /* th_q[1 + k] drives row s of M with s = k (player 0) or swap(k) (player 1). */
+        int s = q == 0 ? k : swap[k];
+        double da = aq[1 + s] * (1 - aq[1 + s]), acc = 0;
+        for (int j = 0; j < 4; j++) {
+            int mine = q == 0 ? j >> 1 : j & 1, other = q == 0 ? j & 1 : j >> 1;
+            acc += (mine ? -da : da) * (other ? 1 - ao[1 + s] : ao[1 + s]) * w[j];
+        }
+        d[1 + k] = (1 - gamma) * gamma * y[s] * acc;
+    }
+}

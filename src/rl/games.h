@@ -41,6 +41,12 @@ br_status br_iterated_values(double v[2], const br_game_t *g, const double th0[5
 void br_iterated_grad(double *d0, double *d1, const br_game_t *g, int p, const double th0[5],
                       const double th1[5], double gamma);
 
+/* Fast path (plain doubles, two 4x4 solves): values v[2] (may be NULL) and d (5) = dV_p/dth_q,
+ * the gradient of player p's value in player q's logits, by the adjoint of the linear solve:
+ * dV = (1 - gamma) (w . dx0 + gamma y^T dM w), y = (I - gamma M^T)^-1 x0, w = (I - gamma M)^-1 r. */
+void br_iterated_value_grad(double *v, double *d, const br_game_t *g, int p, int q,
+                            const double th0[5], const double th1[5], double gamma);
+
 /* Exact mixed second derivative of V_p: h (5,5), h[i*5+j] = d^2 V_p / dth0[i] dth1[j]. */
 void br_iterated_mixed_hessian(double *h, const br_game_t *g, int p, const double th0[5],
                                const double th1[5], double gamma);

@@ -22,10 +22,10 @@ void br_m1_learner_step(br_learner_kind kind, double *th_p, const double *th_oth
 {
     /* br_iterated_* take (th0, th1) in player order. */
     const double *t0 = p == 0 ? th_p : th_other, *t1 = p == 0 ? th_other : th_p;
-    double gs[5], go[5], dself[5], dother[5];
-    br_iterated_grad(p == 0 ? dself : dother, p == 0 ? dother : dself, g, p, t0, t1, gamma);
-    memcpy(gs, dself, sizeof gs);
+    double gs[5], go[5], dother[5];
+    br_iterated_value_grad(NULL, gs, g, p, p, t0, t1, gamma);
     if (kind == BR_LEARNER_LOLA) {
+        br_iterated_value_grad(NULL, dother, g, p, 1 - p, t0, t1, gamma);
         /* dV_me/dth_other (= dother) times the mixed Hessian of the other's value. */
         double h[25];
         br_iterated_mixed_hessian(h, g, 1 - p, t0, t1, gamma);
