@@ -40,6 +40,8 @@ static const command_t commands[] = {
     {"btm", cmd_btm, "evaluate the Branch-Train-Merge ensemble of experts (averaged outputs)"},
 
     /* serving */
+    {"serve", cmd_serve, "OpenAI-compatible server: batched multi-tenant LoRA, streaming, metrics"},
+    {"lora-train", cmd_lora_train, "train a LoRA adapter (PEFT folder) on a frozen base model"},
 
     /* guard */
     {"parden", cmd_parden, "PARDEN jailbreak guard: eval (ROC), score, repeat, check"},

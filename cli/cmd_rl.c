@@ -12,6 +12,7 @@ static const subcmd_t rl_cmds[] = {
     /* MARCO and value decomposition */
     {"vdn", rl_vdn, "model-free VDN with recurrent agents on a Dec-POMDP task"},
     {"qmix", rl_qmix, "model-free QMIX with recurrent agents on a Dec-POMDP task"},
+    {"marco", rl_marco, "MARCO: centralized model ensemble + exploration policy (model-based)"},
 
 };
 

@@ -25,6 +25,8 @@ int cmd_extend(int argc, char **argv);
 int cmd_btm(int argc, char **argv);
 
 /* serving */
+int cmd_serve(int argc, char **argv);
+int cmd_lora_train(int argc, char **argv);
 
 /* guard */
 int cmd_parden(int argc, char **argv);

@@ -9,5 +9,6 @@ int rl_mfos(int argc, char **argv);
 /* MARCO and value-decomposition learners */
 int rl_vdn(int argc, char **argv);
 int rl_qmix(int argc, char **argv);
+int rl_marco(int argc, char **argv);
 
 #endif

@@ -4,9 +4,10 @@
 # the registry, the tests that need them skip.
 cd "$(dirname "$0")/.."
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || exit 0
-PKGS=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 @anush008/tokenizers@0.6.0)
+PKGS=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 @anush008/tokenizers@0.6.0
+      openai@4.104.0)   # the official OpenAI client: braid serve tests and demo
 need=0
-for p in gpt-3-encoder tiktoken @anush008/tokenizers; do
+for p in gpt-3-encoder tiktoken @anush008/tokenizers openai; do
   [ -f ".npm-local/node_modules/$p/package.json" ] || need=1
 done
 [ $need = 0 ] && exit 0

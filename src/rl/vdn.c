@@ -252,7 +252,7 @@ long br_vd_collect(br_vd_t *vd, const br_sim_t *sim, br_episodes_t *out, float e
             memcpy(out->actions + (b * T + t) * n, act + b * n, n * sizeof(int32_t));
             for (size_t i = 0; i < n; i++) vd->alast[b * n + i] = act[b * n + i];
             out->reward[b * T + t] = e->reward[b];
-            out->terminated[b * T + t] = e->done[b]; /* fixed horizon: no bootstrap past the end */
+            out->terminated[b * T + t] = e->terminated[b];
             out->filled[b * T + t] = 1;
             out->length[b] = t + 1;
             ret += e->reward[b];
@@ -317,7 +317,10 @@ float br_vd_loss_grad(br_vd_t *vd, const br_episodes_t *eb)
     for (size_t r = 0; r < NB; r++) msum += eb->filled[r];
     if (msum < 1) return 0;
     for (size_t r = 0; r < NB; r++) {
-        float y = eb->reward[r] + vd->cfg.gamma * (1.0f - eb->terminated[r]) * vd->ttot[r];
+        /* fixed-horizon tasks: no bootstrap past the episode's last step, terminal or limit
+         * (the value after the limit is 0, and Q there is never trained) */
+        const int cont = (int)(r % T) + 1 < eb->length[r / T] && !eb->terminated[r];
+        float y = eb->reward[r] + (cont ? vd->cfg.gamma * vd->ttot[r] : 0.0f);
         float d = eb->filled[r] ? vd->qtot[r] - y : 0.0f;
         lsum += (double)d * d;
         vd->dqtot[r] = (float)(2.0 * d / msum);

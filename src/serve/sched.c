@@ -310,7 +310,7 @@ static void finish(br_sched_t *s, br_req_t *r, br_finish fin)
         pthread_mutex_lock(&p->mu);
         p->guarded = st == BR_OK;
         p->guard_score = res.score;
-        p->guard_flagged = st == BR_OK && res.harmful;
+        p->guard_flagged = st != BR_OK || res.harmful; /* fail closed */
         if (p->guard_flagged) {
             p->text_len = 0;
             append_text(p, REFUSAL, sizeof REFUSAL - 1);
@@ -329,6 +329,12 @@ static void finish(br_sched_t *s, br_req_t *r, br_finish fin)
             q_push_front(&s->wait[r->tenant ? r->tenant->index : 0], c);
             return;
         }
+        /* fail closed: a response the guard could not check is not released */
+        pthread_mutex_lock(&r->mu);
+        r->guard_flagged = true;
+        r->text_len = 0;
+        append_text(r, REFUSAL, sizeof REFUSAL - 1);
+        pthread_mutex_unlock(&r->mu);
         br_metric_add(s->m_guard, 1, "error");
     }
     complete(s, r, fin, 0, NULL);
@@ -358,12 +364,11 @@ static br_finish add_token(br_sched_t *s, br_req_t *r, int32_t tok)
             br_tenants_charge(s->o.tenants, r->tenant, now, 1);
         }
     }
-    char *piece = NULL;
     size_t plen = 0;
+    const unsigned char *piece = br_tokenizer_token_bytes(s->o.tok, tok, &plen);
     br_finish fin = BR_FINISH_NONE;
     pthread_mutex_lock(&r->mu);
-    if (br_tokenizer_decode(s->o.tok, &tok, 1, &piece, &plen) == BR_OK) append_text(r, piece, plen);
-    free(piece);
+    if (piece) append_text(r, (const char *)piece, plen);
     for (int i = 0; i < r->gp.nstop; i++) {
         size_t ls = strlen(r->gp.stop[i]);
         size_t from = r->scan_from > ls ? r->scan_from - ls : 0;

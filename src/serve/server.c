@@ -362,6 +362,10 @@ static enum MHD_Result gen_params(br_server_t *s, struct MHD_Connection *c, json
             return send_error(s, c, 400, "invalid_value", "top_k", "\"top_k\" must be an integer >= -1 (-1 or 0: all)");
         gp->top_k = json_integer_value(tk) > 0 ? (int)json_integer_value(tk) : 0;
     }
+    json_t *ie = json_object_get(body, "ignore_eos"); /* vLLM's extension: fixed output lengths */
+    if (ie && !json_is_null(ie) && !json_is_boolean(ie))
+        return send_error(s, c, 400, "invalid_type", "ignore_eos", "\"ignore_eos\" must be true or false");
+    gp->ignore_eos = json_is_true(ie);
     json_t *seed = json_object_get(body, "seed");
     if (seed && !json_is_null(seed)) {
         if (!json_is_integer(seed)) return send_error(s, c, 400, "invalid_type", "seed", "\"seed\" must be an integer");
@@ -438,8 +442,9 @@ static void add_guard(json_t *o, br_req_t *r)
     if (!r->guard) return;
     json_object_set_new(o, "braid_guard", r->guarded ? json_pack("{s:f, s:b}", "score", r->guard_score, "flagged",
                                                                  r->guard_flagged)
-                                                     : json_pack("{s:n, s:b, s:s}", "score", "flagged", 0, "error",
-                                                                 "the guard could not run"));
+                                                     : json_pack("{s:n, s:b, s:s}", "score", "flagged", 1, "error",
+                                                                 "the guard could not run (the repeat prompt does not fit "
+                                                                 "the context): the response is withheld"));
 }
 
 static json_t *full_response(br_server_t *s, const gen_req_t *g, br_req_t *r)
