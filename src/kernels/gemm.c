@@ -17,8 +17,10 @@ void br_set_threads(int n)
 {
     if (n < 1) n = 1;
     n_threads = n;
-    omp_set_num_threads(n);
+    /* BLAS first: in an OpenMP build of OpenBLAS (libopenblas0-openmp) this call also sets the
+     * OpenMP thread count, which the next line then restores for our kernels. */
     openblas_set_num_threads(1);
+    omp_set_num_threads(n);
 }
 
 int br_get_threads(void)
