@@ -577,13 +577,14 @@ static double head_loss(br_model_t *m, const int32_t *targets, float *losses, bo
     for (size_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
         size_t n = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK;
         br_linear_forward(a->logits, a->xf + r0 * d.C, m->w.lm_head, n, d.C, d.V);
-        float mean = br_xent_forward(losses + r0, a->logits, a->logits, targets + r0, n, d.V);
+        /* training: loss and dlogits = dscale * (softmax - onehot) in one pass, in place */
+        float mean = bwd ? br_xent_fused(losses + r0, a->logits, a->logits, targets + r0, dscale, n, d.V)
+                         : br_xent_forward(losses + r0, a->logits, a->logits, targets + r0, n, d.V);
         size_t c = 0;
         for (size_t i = 0; i < n; i++) c += targets[r0 + i] >= 0;
         sum += (double)mean * (double)c;
         count += c;
         if (bwd) {
-            br_xent_backward(a->logits, a->logits, targets + r0, dscale, n, d.V);
             br_linear_backward(a->dxf + r0 * d.C, dwh, a->logits, a->xf + r0 * d.C,
                                m->w.lm_head, n, d.C, d.V);
         }
