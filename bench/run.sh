@@ -13,3 +13,5 @@ else echo "(PyTorch not installed for /usr/bin/python3: nn results without the p
 rm -f /tmp/braid-bench-nn.$$.json
 ./braid bench parden
 bash bench/lm_train.sh
+# Dec-POMDP tasks of MARCO: agent-steps/s on one core (goal >= 1e7 for the switch tasks)
+./braid bench rl-env
