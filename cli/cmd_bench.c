@@ -11,6 +11,7 @@ static const subcmd_t benches[] = {
     {"rl-env", bench_rl_env, "Dec-POMDP environments: agent-steps/s on one core (MARCO tasks)"},
     {"tokenizer", bench_tokenizer, "BPE encoding MB/s with GPT-2's vocabulary vs npm tiktoken; parallel scaling"},
     {"parden", bench_parden, "PARDEN scoring pairs/s on the stored history pairs vs NLTK (goal >= 100x)"},
+    {"serve", bench_serve, "S-LoRA workload: batched LoRA vs one-adapter-per-batch vs merge, 1..1000 adapters"},
 };
 
 int cmd_bench(int argc, char **argv)

@@ -127,6 +127,14 @@ int cmd_generate(int argc, char **argv)
         if (eos < 0) eos = m->cfg.eos_token_id;
         br_sampler_t smp = {temperature, top_k, top_p};
         s = br_generate(m, ids, n, (size_t)max_new, &smp, (uint64_t)seed, eos, on_token, &c, &out, &nout);
+        if (!s && !print_ids && !c.stopped && c.n) { /* flush what was held back */
+            char *text;
+            size_t len;
+            if (!br_tokenizer_decode(tok, c.ids, c.n, &text, &len)) {
+                if (len > c.printed) fwrite(text + c.printed, 1, len - c.printed, stdout);
+                free(text);
+            }
+        }
         if (!s) printf("\n");
     }
     free(c.ids);

@@ -254,8 +254,14 @@ static int run(train_args_t *a)
         double now = br_now(), ntok = (double)(B * T) * a->accum;
         tokens_done += ntok;
         fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %.0f, "
-                     "\"tok_per_s\": %.1f, \"time\": %.3f}\n",
+                     "\"tok_per_s\": %.1f, \"time\": %.3f",
                 step + 1, loss, lr, gnorm, (double)(step + 1) * ntok, ntok / (now - ts), now - t0);
+        if (m->cfg.num_local_experts > 1) { /* MoE: auxiliary losses of the last micro-batch */
+            float lb, z;
+            br_model_moe_aux(m, &lb, &z);
+            fprintf(log, ", \"moe_load_balance\": %.4f, \"moe_z_loss\": %.4f", lb, z);
+        }
+        fprintf(log, "}\n");
         fflush(log);
         br_progress_updatef(&bar, (double)(step + 1 - start), "loss %.4f  %.0f tok/s", loss,
                             tokens_done / (now - t0));

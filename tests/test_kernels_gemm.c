@@ -93,7 +93,7 @@ static void test_gemm(void)
                                       {13, 17, 19},  {33, 31, 1},    {64, 65, 63},
                                       {129, 7, 257}, {200, 130, 300}, {37, 301, 250},
                                       /* split into 3 row blocks / 3 column blocks */
-                                      {600, 100, 40}, {50, 700, 64}};
+                                      {600, 100, 40}, {50, 700, 64}, {5, 6, 0}};
     static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-2, 0.25f}};
     for (int t = 0; t < 4; t++)
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)

@@ -195,7 +195,9 @@ static void batched_equals_separate(void)
     int32_t pg;
     CHECK_OK(br_kv_pool_alloc_page(full_pool, &pg));
     CHECK_STATUS(br_kv_pool_alloc_page(full_pool, &pg), BR_EBUSY);
-    CHECK_STATUS(br_kv_pool_create(&full_pool, &c, 8, 100), BR_ENOMEM);
+    br_kv_pool_t *tiny_pool = NULL;
+    CHECK_STATUS(br_kv_pool_create(&tiny_pool, &c, 8, 100), BR_ENOMEM);
+    CHECK(tiny_pool == NULL);
     br_kv_pool_free(full_pool);
     br_kv_pool_free(ka);
     br_kv_pool_free(kb);

@@ -15,6 +15,7 @@
 #include "base/safetensors.h"
 #include "harness.h"
 #include "lm/config_moe.h"
+#include "lm/generate.h"
 #include "lm/model.h"
 #include "moe/upcycle.h"
 
@@ -203,6 +204,15 @@ static void roundtrip(kind_t kind, const char *root)
     CHECK_OK(br_model_forward_loss(m, in, tg, B, T, NULL, losses, &l1));
     CHECK_OK(br_model_forward_loss(m2, in, tg, B, T, NULL, losses, &l2));
     CHECK_NEAR(l1, l2, 1e-6);
+    /* KV-cached generation sizes its cache for every attention expert's heads */
+    {
+        br_sampler_t smp = {0};
+        int32_t *gen = NULL;
+        size_t ngen = 0;
+        CHECK_OK(br_generate(m2, in, 4, 6, &smp, 1, -1, NULL, NULL, &gen, &ngen));
+        CHECK_INT(ngen, 6);
+        free(gen);
+    }
     /* routing counts: every layer sees B*T*k assignments */
     uint64_t counts[2 * 2] = {0};
     m2->route_counts = counts;
@@ -451,8 +461,45 @@ static void upcycle_weights(const char *root)
     br_model_free(Bm);
 }
 
+/* A Mixtral checkpoint written by PyTorch the way Hugging Face writes one
+ * (tests/ref/gen_mixtral_ref.py): braid loads it and gives the same logits. */
+static void mixtral_reference(void)
+{
+    br_model_t *m;
+    CHECK_OK(br_model_load(&m, "tests/ref/mixtral_tiny", false));
+    if (!m) return;
+    CHECK_INT(m->cfg.num_local_experts, 4);
+    CHECK_INT(m->cfg.num_experts_per_tok, 2);
+    CHECK(m->cfg.norm_topk_prob);
+    br_safetensors_t *st;
+    CHECK_OK(br_st_open(&st, "tests/ref/mixtral_tiny/ref.safetensors"));
+    if (!st) {
+        br_model_free(m);
+        return;
+    }
+    const br_st_tensor_t *ti = br_st_find(st, "inputs"), *tl = br_st_find(st, "logits");
+    CHECK(ti && tl && ti->ndim == 2);
+    if (ti && tl) {
+        size_t B = (size_t)ti->shape[0], T = (size_t)ti->shape[1], V = (size_t)m->cfg.vocab_size;
+        float *fin = malloc(B * T * sizeof(float)), *want = malloc(B * T * V * sizeof(float));
+        float *got = malloc(B * T * V * sizeof(float));
+        int32_t *in = malloc(B * T * sizeof(int32_t));
+        CHECK_OK(br_st_read_f32(ti, fin, B * T));
+        CHECK_OK(br_st_read_f32(tl, want, B * T * V));
+        for (size_t i = 0; i < B * T; i++) in[i] = (int32_t)fin[i];
+        CHECK_OK(br_model_forward_logits(m, in, B, T, NULL, got));
+        double worst = 0;
+        for (size_t i = 0; i < B * T * V; i++) worst = fmax(worst, fabs(got[i] - want[i]));
+        CHECK_MSG(worst < 2e-4, "Mixtral reference logits: max difference %.3g", worst);
+        free(fin), free(want), free(got), free(in);
+    }
+    br_st_close(st);
+    br_model_free(m);
+}
+
 int main(void)
 {
+    mixtral_reference();
     for (int k = 0; k < K_COUNT; k++) {
         finite_difference((kind_t)k);
         cached_equals_full((kind_t)k);

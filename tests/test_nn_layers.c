@@ -313,6 +313,8 @@ static void test_determinism(void)
     float *x = frand(N * C, 1), *w = frand(C, 1), *g = frand(N * C, 1), *lg = frand(N * V, 3);
     int32_t *tg = malloc(N * sizeof *tg);
     for (size_t i = 0; i < N; i++) tg[i] = (int32_t)(i * 7 % V);
+    size_t OC = 600; /* linear: large enough for br_sgemm to split across threads */
+    float *W = frand(OC * C, 0.1f), *lres[2][3];
     float *res[2][8];
     float mean[2];
     double norm[2];
@@ -327,6 +329,10 @@ static void test_determinism(void)
         br_rmsnorm_forward(y, rs, x, w, 1e-5f, N, C);
         br_rmsnorm_backward(dx, dw, g, x, w, rs, N, C);
         mean[r] = br_xent_fused(ls, dl, lg, tg, 1.0f / N, N, V);
+        float *lo = calloc(N * OC, 4), *ldx = calloc(N * C, 4), *ldw = calloc(OC * C, 4);
+        br_linear_forward(lo, x, W, N, C, OC);
+        br_linear_backward(ldx, ldw, lo, x, W, N, C, OC);
+        lres[r][0] = lo, lres[r][1] = ldx, lres[r][2] = ldw;
         norm[r] = br_sum_squares(lg, N * V);
         float *keep[8] = {o, dq, dk, dv, dx, dw, dl, ls};
         memcpy(res[r], keep, sizeof keep);
@@ -340,6 +346,12 @@ static void test_determinism(void)
         CHECK_MSG(!memcmp(res[0][i], res[1][i], sz[i] * 4), "%s differs between 1 and 2 threads", names[i]);
         free(res[0][i]), free(res[1][i]);
     }
+    const size_t lsz[3] = {N * OC, N * C, OC * C};
+    for (int i = 0; i < 3; i++) {
+        CHECK_MSG(!memcmp(lres[0][i], lres[1][i], lsz[i] * 4), "linear result %d differs between 1 and 2 threads", i);
+        free(lres[0][i]), free(lres[1][i]);
+    }
+    free(W);
     CHECK(mean[0] == mean[1]);
     CHECK(norm[0] == norm[1]);
     free(q), free(k), free(v), free(dout), free(x), free(w), free(g), free(lg), free(tg);

@@ -27,26 +27,6 @@ static br_model_config_t tiny_config(void)
     return c;
 }
 
-static float *proj_weight(br_model_t *m, int l, br_proj p)
-{
-    br_layer_weights_t *w = &m->w.layers[l];
-    switch (p) {
-    case BR_PROJ_Q: return w->attn.wq;
-    case BR_PROJ_K: return w->attn.wk;
-    case BR_PROJ_V: return w->attn.wv;
-    case BR_PROJ_O: return w->attn.wo;
-    case BR_PROJ_GATE: return w->ffn.gate;
-    case BR_PROJ_UP: return w->ffn.up;
-    default: return w->ffn.down;
-    }
-}
-
-static void merge_all(br_model_t *m, const br_lora_adapter_t *a, float sign)
-{
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++)
-        for (int p = 0; p < BR_PROJ_COUNT; p++) br_lora_merge(proj_weight(m, l, (br_proj)p), a, l, (br_proj)p, sign);
-}
-
 /* Logits of every position of `toks` run alone through the model (one seq, fresh pages). */
 static br_status run_alone(br_model_t *m, br_kv_pool_t *kv, const int32_t *toks, size_t n, const br_lora_adapter_t *a,
                            float *logits)
@@ -121,7 +101,7 @@ static void test_batched_equals_merged(void)
 
     size_t off = 0;
     for (int s = 0; s < NS; s++) {
-        if (which[s]) merge_all(m, which[s], 1.0f);
+        if (which[s]) br_lora_merge_into_model(m, which[s], 1.0f);
         CHECK_OK(run_alone(m, kv, toks[s], lens[s] + 1, NULL, la));
         double err = 0, mag = 0;
         for (size_t i = 0; i < lens[s] * 64; i++) {
@@ -132,7 +112,7 @@ static void test_batched_equals_merged(void)
         CHECK_MSG(err < 2e-4 * fmax(1, mag), "seq %d: batched LoRA vs merged model: max err %g (|logit| %g)", s, err, mag);
         if (which[s]) {
             /* the adapter changes the output (so the comparison above is not vacuous) */
-            merge_all(m, which[s], -1.0f);
+            br_lora_merge_into_model(m, which[s], -1.0f);
             CHECK_OK(run_alone(m, kv, toks[s], lens[s], NULL, la));
             double diff = 0;
             for (size_t i = 0; i < lens[s] * 64; i++) diff = fmax(diff, fabs(lb[off * 64 + i] - la[i]));

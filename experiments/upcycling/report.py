@@ -29,9 +29,9 @@ def ms(vals):
     if not vals: return float("nan"), float("nan")
     return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
-def fmt(m, s=None):
+def fmt(m, s=None, n=None):
     if math.isnan(m): return "–"
-    return f"{m:.3f}" if s is None or len(seeds) < 2 else f"{m:.3f} ± {s:.3f}"
+    return f"{m:.3f}" if s is None or (n if n is not None else len(seeds)) < 2 else f"{m:.3f} ± {s:.3f}"
 
 times = {}
 if os.path.exists(f"{run}/times.tsv"):
@@ -57,7 +57,11 @@ w(f"Seed: Llama-style, parallel blocks, hidden {seed_cfg['hidden_size']}, {seed_
   "validation split (lower is better); *average* = mean over general, code, law, math.  "
   f"MoE finetuning: seeds {', '.join(seeds)} (mean ± sample std).\n")
 w("Exact commands: `experiments/upcycling/run.sh" + (" --quick" if mode == "quick" else "") + "` "
-  "(every step is a `braid` command; the logs of each run sit next to its checkpoint).\n")
+  "(every step is a `braid` command; the logs of each run sit next to its checkpoint).  The ± is the "
+  "sample std over the MoE finetuning seeds (data order); the seed model, the experts and the router "
+  "initialisation are shared by all of them, so it understates the total run-to-run variation.\n")
+if os.path.exists(f"{run}/elapsed.txt"):
+    w(f"Wall time of the whole script: {open(f'{run}/elapsed.txt').read().strip()}.\n")
 
 # ---- baselines ----
 w("## Dense models and the ensemble\n")
@@ -93,7 +97,7 @@ def table(kind, title, seed_list):
         if os.path.exists(log):
             last = [l for l in open(log) if l.strip()]
             if last: steps = json.loads(last[-1]).get("step", "?")
-        w(f"| {NAMES[m]} | " + " | ".join(fmt(*per[d]) for d in DOMS) + f" | **{fmt(*a)}** | "
+        w(f"| {NAMES[m]} | " + " | ".join(fmt(*per[d], len(js)) for d in DOMS) + f" | **{fmt(*a, len(js))}** | "
           f"{flops[m]['train_flops_per_token']/1e9:.4f} | {steps} | {statistics.mean(tl) if tl else float('nan'):.0f} s |")
     w("")
     return rows
@@ -222,26 +226,39 @@ if "ext-btx1" in ex and "ext-nexus" in ex:
     lines.append(f"- **Adding an expert** (Nexus paper: 18.8% relative gain on the new domain with limited finetuning data): "
                  f"on bible Nexus+expert reaches {n:.3f} vs BTX+expert {b:.3f} ({100*(b-n)/b:+.1f}% relative); "
                  f"old-domain average {ex['ext-nexus']['old_average']:.3f} vs {ex['ext-btx1']['old_average']:.3f}.")
+def own(m):
+    sp = res["routing"].get(m, {})
+    v = [sp[d]["own_expert_share"] for d in DOMS if d in sp and "own_expert_share" in sp[d]]
+    return sum(v) / len(v) if v else float("nan")
+if "nexus" in res["routing"] and "btx1" in res["routing"]:
+    lines.append(f"- **Routing specialisation** (Nexus paper: most of a domain's tokens go to its own expert): "
+                 f"own-expert share averaged over code, law, math: Nexus {100*own('nexus'):.0f}%, "
+                 f"BAM expert-KV {100*own('bam'):.0f}%, BTX top-1 {100*own('btx1'):.0f}% (33% = chance); "
+                 "Nexus's router starts from the domain embeddings, BTX's from random rows.")
 if "btm" in res["baselines"] and "btx1" in dm:
     bt = sum(res["baselines"]["btm"][d] for d in DOMS) / len(DOMS)
     lines.append(f"- **BTM ensemble** averages {bt:.3f}; it runs all 3 experts per token (3x the dense FLOPs).")
+if dm:
+    best = min(dm, key=lambda m: dm[m]["average"]["mean"])
+    lines.append(f"- Best data-matched average here: **{NAMES[best]}** ({dm[best]['average']['mean']:.3f}); "
+                 f"the seed is at {avg(load('seed')):.3f}.")
 w("\n".join(lines) + "\n")
-w("Caveats, honestly: the models are tiny (well under a million non-embedding parameters) and the "
-  "finetuning phases are a few dozen steps, so the gaps between methods are of the same order as the "
-  "seed-to-seed spread; mixtures whose routers start random need more finetuning than this to pay off, "
-  "which penalises every MoE relative to the ensemble and the experts.  The papers' gains (a few percent "
-  "perplexity) were measured at 590M+ parameters and billions of tokens; at this scale the experiment shows the "
-  "pipeline, the routing specialisation and the extension mechanics, not a reproduction of those gaps.\n"
-  if mode == "quick" else
-  "Caveats: small models and short finetunes compared to the papers (590M+ parameters, billions of "
-  "tokens); gaps smaller than the seed std are not evidence either way.\n")
+stds = [r["average"]["std"] for r in dm.values() if r["n"] > 1]
+w(f"Caveats, honestly: the seed-to-seed std of the average is {min(stds):.3f}-{max(stds):.3f} bits/byte, "
+  "so most gaps between methods here are larger than it, but the models are tiny (under a million "
+  "non-embedding parameters), the experts and every MoE finetune are a few dozen to a hundred steps, and "
+  "the routers start random and get little time to learn: at this scale the experiment shows the "
+  "pipeline, the routing specialisation and the extension mechanics, and the direction of the effects, "
+  "not the papers' gaps (measured at 590M+ parameters and billions of tokens).  The compute-matched "
+  "rows have one seed each.\n" if stds else "Caveats: one seed per method.\n")
 if mode == "quick":
     w("## The full experiment\n")
-    w("`experiments/upcycling/run.sh` (no `--quick`): hidden 128, 6 layers, context 256, seed 1500 steps, "
-      "experts 600 steps each, every MoE 300 steps x 3 seeds data-matched plus compute-matched, extension "
-      "with 300-step bible expert and 100-step finetunes, 64k evaluation tokens per domain.  Estimated 1.5-2 h "
-      "on 2 idle cores (about 3x the training tokens of quick mode at ~8x the FLOPs per token); it did not fit "
-      "in this session and its numbers are not reported here.\n")
+    w("`experiments/upcycling/run.sh` (no `--quick`): hidden 96, 4 layers, FFN 256, seed 800 steps, experts "
+      "400 steps each, every MoE 150 steps x 3 seeds data-matched plus compute-matched, a 200-step bible "
+      "expert and 60-step extension finetunes, 32k evaluation tokens per domain: about 3.5x the training "
+      "tokens of quick mode at ~2.5x the FLOPs per token, so roughly 9x its compute, 1-2 h on 2 idle cores "
+      "(several hours on this session's shared machine).  It did not fit in this session; its numbers are "
+      "not reported here.\n")
 open(f"{out}/RESULTS.md", "w").write("\n".join(L))
 json.dump(res, open(f"{out}/results.json", "w"), indent=2)
 print(f"wrote {out}/RESULTS.md, results.json, avg_bpb.svg, extension_bible.svg")

@@ -8,7 +8,7 @@
 # SVG plots beside this script.
 #
 #   experiments/upcycling/run.sh --quick   # < 15 min on 2 cores: tiny model, short runs
-#   experiments/upcycling/run.sh           # full: larger model, longer runs (1-2 h on 2 cores)
+#   experiments/upcycling/run.sh           # full: larger model, longer runs (1-2 h on 2 idle cores)
 #
 # Runs are idempotent (a finished run is skipped), so an interrupted script resumes.
 # Independent trainings run two at a time, one thread each (BRAID_JOBS to change).
@@ -25,9 +25,9 @@ if [ $MODE = quick ]; then
     SEED_STEPS=200; BRANCH_STEPS=100; MOE_STEPS=50; SEEDS="1 2 3"; EXT_BRANCH=60; EXT_STEPS=30
     EVAL_TOK=8192; MB=3
 else
-    W=runs/upcycling-full; C=128; L=6; H=4; F=344; CTX=256; BATCH=16; SEQ=256
-    SEED_STEPS=1500; BRANCH_STEPS=600; MOE_STEPS=300; SEEDS="1 2 3"; EXT_BRANCH=300; EXT_STEPS=100
-    EVAL_TOK=65536; MB=8
+    W=runs/upcycling-full; C=96; L=4; H=4; F=256; CTX=128; BATCH=16; SEQ=128
+    SEED_STEPS=800; BRANCH_STEPS=400; MOE_STEPS=150; SEEDS="1 2 3"; EXT_BRANCH=200; EXT_STEPS=60
+    EVAL_TOK=32768; MB=8
 fi
 TOK=$W/tok
 DOMS=code,law,math
@@ -127,8 +127,6 @@ for m in $METHODS; do
     for s in $SEEDS; do ev ft-$m-data-s$s "$W/ft-$m-data-s$s" "$W/$m"; done
     ev ft-$m-compute-s1 "$W/ft-$m-compute-s1" "$W/$m"
 done
-ev ext-btx1 "$W/ext-btx1"
-ev ext-nexus "$W/ext-nexus"
 # extension labels: experts 0-2 from the MoE, 3 = bible
 for m in btx1 nexus; do
     /usr/bin/python3 -c "
@@ -136,9 +134,10 @@ import json,sys
 u=json.load(open('$W/$m/upcycle.json')); u['domain_data']=u.get('domain_data') or ['code','law','math']
 u['domain_data']=list(u['domain_data'])[:3]+['bible']; u['experts']=list(u['experts'])[:3]+['$W/expert-bible']
 json.dump(u,open('$W/ext-$m/upcycle.json','w'))"
-    rm -f "$W/eval-ext-$m.json"; ev ext-$m "$W/ext-$m"
+    ev ext-$m "$W/ext-$m"
 done
 
 say "report"
+echo "$(($(date +%s) - T0)) s on $(nproc) cores (load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))" > "$W/elapsed.txt"
 /usr/bin/python3 "$HERE/report.py" "$W" "$HERE" $MODE "$SEEDS" $METHODS
 say "done in $(($(date +%s) - T0))s: $HERE/RESULTS.md"

@@ -9,6 +9,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,9 +89,22 @@ bool br_py_isspace(uint32_t cp)
     }
 }
 
+/* bytes at the start of s[0..n) that are all ASCII, 8 at a time */
+static size_t ascii_prefix(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ULL) break;
+    }
+    while (i < n && (unsigned char)s[i] < 0x80) i++;
+    return i;
+}
+
 size_t br_utf8_count(const char *s, size_t bytes)
 {
-    size_t n = 0, i = 0, len;
+    size_t n = ascii_prefix(s, bytes), i = n, len;
     while (i < bytes) {
         if ((unsigned char)s[i] < 0x80) i++;
         else {
@@ -104,8 +118,8 @@ size_t br_utf8_count(const char *s, size_t bytes)
 
 size_t br_utf8_prefix(const char *s, size_t bytes, size_t count)
 {
-    size_t i = 0, len;
-    for (size_t n = 0; n < count && i < bytes; n++) {
+    size_t i = ascii_prefix(s, bytes < count ? bytes : count), len;
+    for (size_t n = i; n < count && i < bytes; n++) {
         if ((unsigned char)s[i] < 0x80) i++;
         else {
             br_utf8_decode((const unsigned char *)s + i, bytes - i, &len);
@@ -319,6 +333,20 @@ static size_t tokenize_words(winterp_t *wt, const char *s, size_t bytes, uint32_
     return n;
 }
 
+static size_t count_words(const char *s, size_t bytes)
+{
+    size_t n = 0, i = 0, len;
+    bool in_word = false;
+    while (i < bytes) {
+        uint32_t cp = br_utf8_decode((const unsigned char *)s + i, bytes - i, &len);
+        bool sp = br_py_isspace(cp);
+        if (!sp && !in_word) n++;
+        in_word = !sp;
+        i += len;
+    }
+    return n;
+}
+
 static size_t pow2_at_least(size_t n)
 {
     size_t p = 16;
@@ -378,28 +406,81 @@ static bool char_ids(const char *s, size_t bytes, uint8_t *ids, size_t *n, uint8
     return true;
 }
 
+/* Per-thread scratch for the fast path, kept between calls (freed when the thread exits):
+ * scoring many pairs then costs no allocation. */
+typedef struct {
+    unsigned char *ids; /* hypothesis + reference ids, then the ok-bigram flags */
+    size_t ids_cap;
+    uint16_t *c2;       /* bigram counts (2 * W * W) */
+    size_t c2_cap;
+    ngram_slot_t *tab;
+    size_t tab_cap;
+    uint32_t *used;
+    size_t used_cap;
+} fast_scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_free(void *p)
+{
+    fast_scratch_t *s = p;
+    if (!s) return;
+    free(s->ids);
+    free(s->c2);
+    free(s->tab);
+    free(s->used);
+    free(s);
+}
+static void scratch_init(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0) scratch_key = (pthread_key_t)-1;
+}
+
+static bool grow_to(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    void *q = malloc(c);
+    if (!q) return false;
+    free(*p);
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+static fast_scratch_t *get_scratch(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    fast_scratch_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (s && pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            s = NULL;
+        }
+    }
+    return s;
+}
+
 /* 1: done; 0: not applicable (use the general path); -1: out of memory. */
 static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, size_t hb, br_bleu_stats_t *st)
 {
     if (N > 4 || hb >= 65535 || rb >= ((size_t)1 << 28)) return 0;
+    fast_scratch_t *sc = get_scratch();
+    if (!sc) return -1;
     uint8_t amap[128];
     uint32_t ckeys[512];
     uint8_t cvals[512];
     memset(amap, 0, sizeof amap);
     memset(ckeys, 0, sizeof ckeys);
     int next = 1;
-    unsigned char *mem = malloc(hb + rb + 2);
-    if (!mem) return -1;
-    uint8_t *hid = mem, *rid = mem + hb + 1;
+    if (!grow_to((void **)&sc->ids, &sc->ids_cap, 2 * (hb + rb + 2))) return -1;
+    uint8_t *hid = sc->ids, *rid = sc->ids + hb + 1;
     size_t lh, lr;
-    if (!char_ids(hyp, hb, hid, &lh, amap, ckeys, cvals, &next) || !char_ids(ref, rb, rid, &lr, amap, ckeys, cvals, &next)) {
-        free(mem);
+    if (!char_ids(hyp, hb, hid, &lh, amap, ckeys, cvals, &next) || !char_ids(ref, rb, rid, &lr, amap, ckeys, cvals, &next))
         return 0;
-    }
-    if (lr >= 65535) { /* reference counts are uint16 */
-        free(mem);
-        return 0;
-    }
+    if (lr >= 65535) return 0; /* reference counts are uint16 */
     const size_t W = (size_t)next; /* ids 1..next-1 */
     st->hyp_len = (int64_t)lh;
     st->ref_len = (int64_t)lr;
@@ -413,33 +494,30 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
     for (size_t i = 0; i < lr; i++) c1r[rid[i]]++;
     for (size_t id = 1; id < W; id++) st->num[0] += c1h[id] < c1r[id] ? c1h[id] : c1r[id];
 
-    /* bigrams in direct arrays when small enough */
+    /* bigrams in direct arrays when small enough; then okh[i] (okr[i]) says whether the
+     * hypothesis (reference) bigram ending at i occurs in the other text: an n-gram can
+     * only match when all its bigrams do, so the others are never hashed. */
     int first_hashed = 2;
+    uint8_t *okh = NULL, *okr = NULL;
     if (N >= 2 && W <= 128) {
-        uint16_t *c2 = calloc(2 * W * W, sizeof(uint16_t));
-        if (!c2) {
-            free(mem);
-            return -1;
-        }
-        uint16_t *c2h = c2, *c2r = c2 + W * W;
+        if (!grow_to((void **)&sc->c2, &sc->c2_cap, 2 * W * W * sizeof(uint16_t))) return -1;
+        uint16_t *c2h = sc->c2, *c2r = sc->c2 + W * W;
+        memset(sc->c2, 0, 2 * W * W * sizeof(uint16_t));
         for (size_t i = 1; i < lh; i++) c2h[hid[i - 1] * W + hid[i]]++;
         for (size_t i = 1; i < lr; i++) c2r[rid[i - 1] * W + rid[i]]++;
         int64_t num = 0;
-        for (size_t i = 1; i < lh; i++) {
-            size_t k = hid[i - 1] * W + hid[i];
-            if (c2h[k]) {
-                num += c2h[k] < c2r[k] ? c2h[k] : c2r[k];
-                c2h[k] = 0; /* count each distinct bigram once */
-            }
-        }
+        for (size_t k = 0; k < W * W; k++) num += c2h[k] < c2r[k] ? c2h[k] : c2r[k];
         st->num[1] = num;
-        free(c2);
         first_hashed = 3;
+        if (N >= 3) {
+            okh = rid + lr + 1; /* the rest of the ids buffer: lh + lr flags */
+            okr = okh + lh + 1;
+            okh[0] = okr[0] = 0;
+            for (size_t i = 1; i < lh; i++) okh[i] = c2r[hid[i - 1] * W + hid[i]] != 0;
+            for (size_t i = 1; i < lr; i++) okr[i] = c2h[rid[i - 1] * W + rid[i]] != 0;
+        }
     }
-    if (N < first_hashed) {
-        free(mem);
-        return 1;
-    }
+    if (N < first_hashed) return 1;
 
     /* longer n-grams: one table, at most (N - first_hashed + 1) * lh keys, load <= 1/2 */
     size_t orders = (size_t)(N - first_hashed + 1);
@@ -447,14 +525,12 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
     while (slots < 2 * orders * (lh + 1)) slots <<= 1;
     int bits = 0;
     while (((size_t)1 << bits) < slots) bits++;
-    ngram_slot_t *tab = calloc(slots, sizeof *tab);
-    uint32_t *used = malloc(sizeof(uint32_t) * (orders * lh + 1));
-    if (!tab || !used) {
-        free(mem);
-        free(tab);
-        free(used);
+    if (!grow_to((void **)&sc->tab, &sc->tab_cap, slots * sizeof(ngram_slot_t)) ||
+        !grow_to((void **)&sc->used, &sc->used_cap, sizeof(uint32_t) * (orders * lh + 1)))
         return -1;
-    }
+    ngram_slot_t *tab = sc->tab;
+    uint32_t *used = sc->used;
+    memset(tab, 0, slots * sizeof *tab);
     size_t nused = 0;
     static const uint32_t mask[5] = {0, 0xFFu, 0xFFFFu, 0xFFFFFFu, 0xFFFFFFFFu};
     const size_t m = slots - 1;
@@ -464,6 +540,9 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
         k = (k << 8) | hid[i];
         int top = i + 1 < (size_t)N ? (int)i + 1 : N;
         for (int n = first_hashed; n <= top; n++) {
+            /* n-gram i-n+1..i: its bigrams end at i-n+2..i */
+            if (okh && !okh[i - (size_t)n + 2]) break;
+            if (okh && n == 3 && !okh[i]) break;
             uint32_t key = k & mask[n];
             size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
             while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
@@ -479,6 +558,8 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
         k = (k << 8) | rid[i];
         int top = i + 1 < (size_t)N ? (int)i + 1 : N;
         for (int n = first_hashed; n <= top; n++) {
+            if (okr && !okr[i - (size_t)n + 2]) break;
+            if (okr && n == 3 && !okr[i]) break;
             uint32_t key = k & mask[n];
             size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
             while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
@@ -491,9 +572,6 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
         int n = e->key > 0xFFFFFFu ? 4 : e->key > 0xFFFFu ? 3 : e->key > 0xFFu ? 2 : 1;
         st->num[n - 1] += e->hc < e->rc ? e->hc : e->rc;
     }
-    free(mem);
-    free(tab);
-    free(used);
     return 1;
 }
 
@@ -513,6 +591,16 @@ br_status br_bleu_stats_n(const br_bleu_opts_t *o, const char *const *refs, cons
     if (total_bytes >= (size_t)INT32_MAX) return br_error(BR_ERANGE, "bleu: texts too long (%zu bytes)", total_bytes);
     memset(st, 0, sizeof *st);
     st->n = o->n;
+    if (nrefs == 1 && ref_bytes[0] == hyp_bytes && (hyp_bytes == 0 || !memcmp(refs[0], hyp, hyp_bytes))) {
+        /* a verbatim repeat: every n-gram matches */
+        size_t L = o->unit == BR_BLEU_CHAR ? br_utf8_count(hyp, hyp_bytes) : count_words(hyp, hyp_bytes);
+        for (int n = 1; n <= o->n; n++) {
+            st->num[n - 1] = L >= (size_t)n ? (int64_t)(L - (size_t)n + 1) : 0;
+            st->den[n - 1] = L >= (size_t)n ? (int64_t)(L - (size_t)n + 1) : 1;
+        }
+        st->hyp_len = st->ref_len = (int64_t)L;
+        return BR_OK;
+    }
     if (o->unit == BR_BLEU_CHAR && nrefs == 1) {
         int f = fast_char_stats(o->n, refs[0], ref_bytes[0], hyp, hyp_bytes, st);
         if (f < 0) return br_error(BR_ENOMEM, "bleu: out of memory");

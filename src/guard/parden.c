@@ -150,7 +150,7 @@ static size_t window_text(const char *s, size_t n, size_t k, char *out)
             if (!in_ws) out[j++] = ' ';
             in_ws = true;
         } else {
-            memcpy(out + j, s + i, len);
+            for (size_t b = 0; b < len; b++) out[j + b] = s[i + b];
             j += len;
             in_ws = false;
         }

@@ -17,8 +17,10 @@ void br_set_threads(int n)
 {
     if (n < 1) n = 1;
     n_threads = n;
-    omp_set_num_threads(n);
+    /* BLAS first: in an OpenMP build of OpenBLAS (libopenblas0-openmp) this call also sets the
+     * OpenMP thread count, which the next line then restores for our kernels. */
     openblas_set_num_threads(1);
+    omp_set_num_threads(n);
 }
 
 int br_get_threads(void)
@@ -42,23 +44,30 @@ static void blas(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, co
 
 /* Below this many FLOPs a GEMM runs on the calling thread (a parallel region costs ~5-20 us). */
 #define GEMM_PAR_FLOPS 4e6
+#define GEMM_BLOCK 256 /* rows (or columns) of C per task */
 
 void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
               size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (M == 0 || N == 0) return;
+    if (K == 0) { /* C = beta C (BLAS would reject lda = 0) */
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return;
+    }
     int nt = n_threads ? n_threads : br_get_threads();
-    if (nt == 1 || omp_in_parallel() || 2.0 * (double)M * (double)N * (double)K < GEMM_PAR_FLOPS) {
+    if (omp_in_parallel() || 2.0 * (double)M * (double)N * (double)K < GEMM_PAR_FLOPS) {
         blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Split the longer side of C into blocks of >= 256 rows/columns (multiples of 16), about 4
-     * per thread, handed out dynamically: on a shared machine a thread that loses its core for
-     * a while leaves its blocks to the others instead of stalling the whole GEMM. */
+    /* Split the longer side of C into blocks of GEMM_BLOCK rows/columns handed out dynamically:
+     * on a shared machine a thread that loses its core for a while leaves its blocks to the
+     * others instead of stalling the whole GEMM.  The blocks depend on the shape only, never on
+     * the thread count, so results are bit-identical with any number of threads (OpenBLAS's
+     * per-element result depends on the block's size).  Smaller blocks re-pack the other
+     * operand too often (docs/threads.md). */
     bool by_rows = M >= N;
-    size_t len = by_rows ? M : N, blk = (len + 4 * (size_t)nt - 1) / (4 * (size_t)nt);
-    blk = (blk + 15) / 16 * 16;
-    if (blk < 256) blk = 256;
+    size_t len = by_rows ? M : N, blk = GEMM_BLOCK;
     size_t nblk = (len + blk - 1) / blk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (size_t b = 0; b < nblk; b++) {

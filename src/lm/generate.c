@@ -79,8 +79,9 @@ br_status br_generate(br_model_t *m, const int32_t *prompt, size_t n_prompt, siz
     const size_t P = 64;
     size_t npages = (total + P - 1) / P;
     br_kv_pool_t *kv;
+    /* KV heads from the model's dims: a mixture of attention caches every expert's heads */
     BR_TRY(br_kv_pool_create(&kv, &m->cfg, P, npages * 2 * (size_t)m->cfg.num_hidden_layers *
-                                                 (size_t)m->cfg.num_key_value_heads * P *
+                                                 br_model_dims(m).NKV * P *
                                                  (size_t)m->cfg.head_dim * sizeof(float)));
     int32_t *pages = malloc(npages * sizeof *pages), *gen = malloc((max_new + 1) * sizeof *gen);
     float *logits = malloc(V * sizeof *logits);

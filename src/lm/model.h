@@ -215,6 +215,10 @@ typedef struct {
  * allocates m/v on first use; m->step++.  Returns the gradient norm before clipping. */
 br_status br_model_adamw(br_model_t *m, const br_adamw_opts_t *o, float *grad_norm);
 
+/* Mixtures: the last training step's load-balancing loss (1 = balanced) and router z-loss,
+ * averaged over layers (both 0 for a dense model).  Not part of *loss; their gradients are. */
+void br_model_moe_aux(const br_model_t *m, float *lb, float *z);
+
 /* Forward only: losses (B*T) = -log p(targets) (0 where target < 0); returns the mean in
  * *mean_loss (may be NULL).  Evaluation and scoring use this. */
 br_status br_model_forward_loss(br_model_t *m, const int32_t *inputs, const int32_t *targets,

@@ -46,8 +46,6 @@ void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
                       const int32_t *pos, size_t N);
 void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N);
 void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N);
-/* Mean over the layers of the last forward's load-balancing and z losses (0 when dense). */
-void br_moe_aux_losses(const br_model_t *m, float *lb, float *z);
 
 /* Checks every token id is < vocab (BR_ERANGE naming the first bad one and its index). */
 br_status br_model_check_tokens(const br_model_t *m, const int32_t *tokens, size_t n);

@@ -285,7 +285,7 @@ void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t 
 
 /* ---- last forward's auxiliary losses (for logging) ---- */
 
-void br_moe_aux_losses(const br_model_t *m, float *lb, float *z)
+void br_model_moe_aux(const br_model_t *m, float *lb, float *z)
 {
     br_model_moe_t *rt = m->moe;
     double a = 0, b = 0;

@@ -61,6 +61,28 @@ br_lora_shapes_t br_lora_shapes_from_config(const br_model_config_t *c)
     return s;
 }
 
+/* The weight matrix of projection p in layer l (dense blocks). */
+static float *proj_weight(br_model_t *m, int l, br_proj p)
+{
+    br_layer_weights_t *w = &m->w.layers[l];
+    switch (p) {
+    case BR_PROJ_Q: return w->attn.wq;
+    case BR_PROJ_K: return w->attn.wk;
+    case BR_PROJ_V: return w->attn.wv;
+    case BR_PROJ_O: return w->attn.wo;
+    case BR_PROJ_GATE: return w->ffn.gate;
+    case BR_PROJ_UP: return w->ffn.up;
+    default: return w->ffn.down;
+    }
+}
+
+void br_lora_merge_into_model(br_model_t *m, const br_lora_adapter_t *a, float sign)
+{
+    for (int l = 0; l < m->cfg.num_hidden_layers && l < a->shapes.n_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++)
+            if (br_lora_module(a, l, (br_proj)p)->rank) br_lora_merge(proj_weight(m, l, (br_proj)p), a, l, (br_proj)p, sign);
+}
+
 static size_t hash_name(const char *s)
 {
     size_t h = 1469598103934665603ull;

@@ -33,6 +33,9 @@ typedef struct br_adapters br_adapters_t;
 
 /* The projection shapes of a Llama config (what every adapter must match). */
 br_lora_shapes_t br_lora_shapes_from_config(const br_model_config_t *c);
+/* W += sign * s B A for every module of the adapter, in the model's (dense) weights: sign 1
+ * merges, -1 unmerges (the merge-per-switch baseline and the tests' reference). */
+void br_lora_merge_into_model(br_model_t *m, const br_lora_adapter_t *a, float sign);
 
 /* Starts the loader thread. */
 br_status br_adapters_create(br_adapters_t **out, const br_adapters_opts_t *o);

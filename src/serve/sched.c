@@ -121,6 +121,10 @@ struct br_sched {
     float *logits;
     br_rng_t rng;
     br_parden_opts_t parden;
+    const br_lora_adapter_t *merged; /* BR_SCHED_MERGE: adapter merged into the weights */
+    char merged_name[128];
+    double merge_seconds;
+    long merges;
     /* metrics */
     br_metric_t *m_prompt_tok, *m_gen_tok, *m_queue, *m_running, *m_batch_rows, *m_batch_adapters, *m_ttft,
         *m_latency, *m_guard, *m_kv_used, *m_kv_total, *m_step, *m_finish;
@@ -432,6 +436,18 @@ static void admit(br_sched_t *s)
     bool blocked = false; /* the KV pool cannot take the fairest candidate: admit nobody else */
     bool *tried = calloc(s->ntenants, sizeof *tried);
     if (!tried) return;
+    /* baselines: only the adapter of the running batch, else of the oldest waiting request */
+    const char *group = NULL;
+    if (s->o.policy != BR_SCHED_BATCHED) {
+        if (s->nrun) group = s->run[0]->adapter;
+        else {
+            br_req_t *old = NULL;
+            for (size_t t = 0; t < s->ntenants; t++)
+                if (s->wait[t].head && (!old || s->wait[t].head->t_arrival < old->t_arrival)) old = s->wait[t].head;
+            if (old) group = old->adapter;
+        }
+    }
+    int scan_max = group ? INT32_MAX : 64;
     while (!blocked && s->nrun < max_run) {
         /* the active tenant with the smallest counter not yet tried this round */
         size_t best = SIZE_MAX;
@@ -441,8 +457,13 @@ static void admit(br_sched_t *s)
         queue_t *q = &s->wait[best];
         br_req_t *prev = NULL, *r = q->head;
         bool admitted = false;
-        for (int scan = 0; r && scan < 64 && !admitted && !blocked; scan++) {
+        for (int scan = 0; r && scan < scan_max && !admitted && !blocked; scan++) {
             br_req_t *next = r->next;
+            if (group && strcmp(r->adapter, group)) {
+                prev = r;
+                r = next;
+                continue;
+            }
             if (req_cancelled(r) || (r->guard_parent && req_cancelled(r->guard_parent))) {
                 q_remove(q, prev, r);
                 if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_CANCEL, 0, NULL);
@@ -516,6 +537,53 @@ static br_status ensure_pages(br_sched_t *s, br_req_t *r, size_t positions)
     return BR_OK;
 }
 
+/* The weight matrix of projection p in layer l (dense blocks). */
+static float *proj_weight(br_model_t *m, int l, br_proj p)
+{
+    br_layer_weights_t *w = &m->w.layers[l];
+    switch (p) {
+    case BR_PROJ_Q: return w->attn.wq;
+    case BR_PROJ_K: return w->attn.wk;
+    case BR_PROJ_V: return w->attn.wv;
+    case BR_PROJ_O: return w->attn.wo;
+    case BR_PROJ_GATE: return w->ffn.gate;
+    case BR_PROJ_UP: return w->ffn.up;
+    default: return w->ffn.down;
+    }
+}
+
+static void merge_adapter(br_model_t *m, const br_lora_adapter_t *a, float sign)
+{
+    for (int l = 0; l < m->cfg.num_hidden_layers && l < a->shapes.n_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++)
+            if (br_lora_module(a, l, (br_proj)p)->rank) br_lora_merge(proj_weight(m, l, (br_proj)p), a, l, (br_proj)p, sign);
+}
+
+/* BR_SCHED_MERGE: makes the weights W + s B A of r's adapter (unmerging the previous one).  The
+ * merged adapter keeps a pin of its own so that it cannot be freed while merged. */
+static void merge_switch(br_sched_t *s, br_req_t *r)
+{
+    if (s->merged == r->lora && (r->lora || !s->merged)) return;
+    double t0 = br_now();
+    if (s->merged) {
+        merge_adapter(s->o.model, s->merged, -1.0f);
+        br_adapters_release(s->o.adapters, s->merged_name);
+        s->merged = NULL;
+    }
+    if (r->lora) {
+        const br_lora_adapter_t *a = NULL;
+        if (br_adapters_acquire(s->o.adapters, r->adapter, &a) == BR_OK && a == r->lora) {
+            merge_adapter(s->o.model, a, 1.0f);
+            s->merged = a;
+            snprintf(s->merged_name, sizeof s->merged_name, "%s", r->adapter);
+        } else if (a) {
+            br_adapters_release(s->o.adapters, r->adapter);
+        }
+    }
+    s->merge_seconds += br_now() - t0;
+    s->merges++;
+}
+
 /* One step: returns false when there was nothing to run. */
 static bool step(br_sched_t *s)
 {
@@ -585,6 +653,10 @@ static bool step(br_sched_t *s)
     br_lora_hook_t hook = br_lora_batch_hook(s->lb);
     br_status st = br_lora_batch_set(s->lb, s->row_ad, N);
     size_t distinct = br_lora_batch_nadapters(s->lb);
+    if (s->o.policy == BR_SCHED_MERGE) {
+        merge_switch(s, s->run[0]);
+        distinct = 0; /* the weights carry the adapter */
+    }
     if (st == BR_OK)
         st = br_model_forward_batch(s->o.model, s->kv, s->seqs, nseq, distinct ? &hook : NULL, s->logits);
     if (st != BR_OK) {
@@ -742,6 +814,10 @@ void br_sched_free(br_sched_t *s)
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->th, NULL);
+    }
+    if (s->merged) {
+        merge_adapter(s->o.model, s->merged, -1.0f);
+        br_adapters_release(s->o.adapters, s->merged_name);
     }
     br_lora_batch_free(s->lb);
     br_kv_pool_free(s->kv);

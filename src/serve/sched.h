@@ -118,7 +118,17 @@ typedef struct {
     int guard_template;         /* br_parden_template */
     int guard_max_tokens;       /* repeat length cap; 0: the output's length + 16 */
     uint64_t seed;              /* for requests without a seed */
+    int policy;                 /* br_sched_policy (benchmark baselines) */
 } br_sched_opts_t;
+
+/* How batches are formed.  braid serves with BR_SCHED_BATCHED; the others are the baselines of
+ * bench/serve (S-LoRA's comparison): */
+typedef enum {
+    BR_SCHED_BATCHED = 0,    /* any mix of adapters in one batch (batched LoRA) */
+    BR_SCHED_ONE_ADAPTER,    /* a batch holds the requests of one adapter (llama.cpp server style) */
+    BR_SCHED_MERGE,          /* one adapter at a time, merged into the base weights on each switch
+                              * (PEFT-style weight swapping; no LoRA compute in the forward) */
+} br_sched_policy;
 
 typedef struct br_sched br_sched_t;
 br_status br_sched_create(br_sched_t **out, const br_sched_opts_t *o);
