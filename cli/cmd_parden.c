@@ -103,12 +103,26 @@ static br_status load_scores(const char *path, const char *score_col, const char
     return BR_OK;
 }
 
+/* mkdir -p of the folder that will hold `path` (outputs may go to runs/parden/... ). */
+static br_status make_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return BR_OK;
+    char dir[4096];
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof dir) return br_error(BR_EINVAL, "%s: path too long", path);
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    return br_mkdir_p(dir);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* eval */
 
 static br_status write_roc_csv(const char *path, const br_roc_t *roc)
 {
     br_atomic_file_t af;
+    BR_TRY(make_parent(path));
     BR_TRY(br_atomic_open(&af, path));
     fprintf(af.f, "threshold,fpr,tpr\n");
     for (size_t i = 0; i < roc->n; i++)
@@ -266,7 +280,8 @@ static br_status write_with_column(const char *path, const br_csv_t *c, const ch
     const char **row = malloc(sizeof(char *) * nc);
     if (!row) return br_error(BR_ENOMEM, "out of memory");
     br_atomic_file_t af;
-    br_status s = br_atomic_open(&af, path);
+    br_status s = make_parent(path);
+    if (s == BR_OK) s = br_atomic_open(&af, path);
     if (s != BR_OK) {
         free(row);
         return s;

@@ -1,10 +1,12 @@
 /* braid upcycle / braid extend: assemble a mixture of experts from dense branches of one seed
  * (moe/upcycle.h), and add an expert to it later. */
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "base/fileio.h"
@@ -204,10 +206,40 @@ int cmd_upcycle(int argc, char **argv)
     return 0;
 }
 
+/* OUT/upcycle.json = MOE/upcycle.json with the new expert (and its domain data) appended. */
+static br_status extend_provenance(const char *moe, const char *out, const char *expert,
+                                   const char *domain_data)
+{
+    char path[4200], abs[PATH_MAX];
+    snprintf(path, sizeof path, "%s/upcycle.json", moe);
+    json_t *o = json_load_file(path, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_pack("{s:s, s:[], s:[]}", "method", "unknown", "experts", "domain_data");
+    }
+    json_t *ex = json_object_get(o, "experts"), *dd = json_object_get(o, "domain_data");
+    if (!json_is_array(ex)) json_object_set_new(o, "experts", ex = json_array());
+    if (!json_is_array(dd)) json_object_set_new(o, "domain_data", dd = json_array());
+    json_array_append_new(ex, json_string(realpath(expert, abs) ? abs : expert));
+    if (domain_data && json_array_size(dd) + 1 == json_array_size(ex))
+        json_array_append_new(dd, json_string(realpath(domain_data, abs) ? abs : domain_data));
+    json_object_set_new(o, "extended_from", json_string(realpath(moe, abs) ? abs : moe));
+    char *text = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    if (!text) return br_error(BR_ENOMEM, "out of memory");
+    snprintf(path, sizeof path, "%s/upcycle.json", out);
+    br_status s = br_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return s;
+}
+
 int cmd_extend(int argc, char **argv)
 {
     const char *moe = NULL, *expert = NULL, *out = NULL, *domain_data = NULL, *base = NULL;
+    const char *ft_data = NULL, *ft_mix = NULL;
     long seed = 1, domain_tokens = 16384;
+    int ft_steps = 0, ft_batch = 16, ft_seq = 128;
+    float ft_lr = 1e-3f;
     const opt_t opts[] = {
         {"moe", OPT_STR, &moe, "DIR", "the mixture of experts to extend (btx, sparse or nexus)", true},
         {"expert", OPT_STR, &expert, "DIR", "the new dense expert (a branch of the same seed)", true},
@@ -216,18 +248,28 @@ int cmd_extend(int argc, char **argv)
         {"domain-tokens", OPT_LONG, &domain_tokens, "N", "tokens for the domain embedding (default 16384)", false},
         {"seed", OPT_LONG, &seed, "N", "seed of the new router row (linear router)", false},
         {"out", OPT_STR, &out, "DIR", "output checkpoint directory", true},
+        {"finetune-steps", OPT_INT, &ft_steps, "N", "then finetune the result for N steps (braid train --init OUT --out OUT; default 0: no)", false},
+        {"data", OPT_STR, &ft_data, "DIR", "finetune: token shards (braid data prepare)", false},
+        {"mix", OPT_STR, &ft_mix, "SPEC", "finetune: domain mix, e.g. bible=0.5,code=0.5", false},
+        {"batch", OPT_INT, &ft_batch, "B", "finetune: sequences per step (default 16)", false},
+        {"seq", OPT_INT, &ft_seq, "T", "finetune: tokens per sequence (default 128)", false},
+        {"lr", OPT_FLOAT, &ft_lr, "LR", "finetune: peak learning rate (default 1e-3)", false},
     };
     cmd_spec_t spec = {
-        "braid extend --moe DIR --expert DIR [--domain-data DIR] --out DIR",
+        "braid extend --moe DIR --expert DIR [--domain-data DIR] --out DIR [--finetune-steps N --data DIR --mix SPEC]",
         "Adds a new expert to an existing mixture: its FFN becomes one more expert, non-FFN "
         "weights merge as (1-l)*current + l*new with l = 1/(n+1), and the router grows by one "
         "row (linear: random; Nexus: the new domain's embedding through the existing projector, "
-        "nothing learned from scratch).  Follow with a short 'braid train --init DIR' on the "
-        "new domain.",
+        "nothing learned from scratch).  With --finetune-steps the short finetune on limited "
+        "new-domain data follows in the same command (otherwise run 'braid train --init OUT').",
         opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
+    if (ft_steps < 0 || (ft_steps > 0 && (!ft_data || !ft_mix))) {
+        fprintf(stderr, "braid: error: extend: --finetune-steps needs --data and --mix\n");
+        return 2;
+    }
     double t0 = br_now();
     br_model_config_t mc;
     char path[4200];
@@ -254,8 +296,23 @@ int cmd_extend(int argc, char **argv)
     br_model_config_t cfg;
     s = br_extend(&o, &cfg);
     free(emb);
+    if (!s) s = extend_provenance(moe, out, expert, domain_data);
     if (s) return fail_status(s, "extend");
     printf("extend: ");
     print_cfg(&cfg, out, br_now() - t0);
-    return 0;
+    if (ft_steps == 0) return 0;
+    /* the short finetune: braid train in this process's place */
+    char steps[32], batch[32], seq[32], lr[32], warm[32];
+    snprintf(steps, sizeof steps, "%d", ft_steps);
+    snprintf(batch, sizeof batch, "%d", ft_batch);
+    snprintf(seq, sizeof seq, "%d", ft_seq);
+    snprintf(lr, sizeof lr, "%g", ft_lr);
+    snprintf(warm, sizeof warm, "%d", ft_steps / 10);
+    char *targv[] = {"braid", "train", "--init", (char *)out, "--out", (char *)out, "--data", (char *)ft_data,
+                     "--mix", (char *)ft_mix, "--steps", steps, "--batch", batch, "--seq", seq, "--lr", lr,
+                     "--warmup", warm, "--eval-interval", "0", "--ckpt-interval", "0", NULL};
+    fflush(stdout);
+    fflush(stderr);
+    execv("/proc/self/exe", targv);
+    return fail_status(br_error(BR_EIO, "extend: cannot start 'braid train': %s", strerror(errno)), "extend");
 }

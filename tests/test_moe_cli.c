@@ -93,6 +93,15 @@ int main(void)
     }
     int rc = run(out, sizeof out, "%s extend --moe %s/moe-btx --expert %s/seed --out %s/moe-btx-plus", braid, root, root, root);
     CHECK_MSG(rc == 0 && strstr(out, "3 FFN experts"), "extend: exit %d: %s", rc, out);
+    {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/moe-btx-plus/upcycle.json", root);
+        char *text = NULL;
+        size_t n;
+        CHECK_OK(br_read_file(p, &text, &n));
+        CHECK(text && strstr(text, "extended_from"));
+        free(text);
+    }
 
     /* bad input: a clear error, nothing written */
     struct { const char *args; const char *want; } bad[] = {
@@ -118,6 +127,8 @@ int main(void)
     CHECK_MSG(rc == 2, "missing --method: exit %d", rc);
     rc = run(out, sizeof out, "%s extend --moe %s/moe-bam --expert %s/seed --out %s/never", braid, root, root, root);
     CHECK_MSG(rc == 1 && strstr(out, "not supported"), "extend of a BAM mixture: exit %d: %s", rc, out);
+    rc = run(out, sizeof out, "%s extend --moe %s/moe-btx --expert %s/seed --out %s/never --finetune-steps 3", braid, root, root, root);
+    CHECK_MSG(rc == 2 && strstr(out, "--data"), "extend --finetune-steps without --data: exit %d: %s", rc, out);
     rc = run(out, sizeof out, "%s branch --mix code=1 --out %s/never", braid, root);
     CHECK_MSG(rc == 2 && strstr(out, "--from"), "branch without --from: exit %d: %s", rc, out);
     rc = run(out, sizeof out, "%s upcycle --help", braid);

@@ -321,6 +321,6 @@ static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *
         r += n;
     }
     br_rmsnorm_forward(s->xn, NULL, s->xr, m->w.final_norm, eps, R, d.C);
-    br_linear_forward(logits_out, s->xn, m->w.lm_head, R, d.C, d.V);
+    br_model_proj_forward(logits_out, s->xn, m->w.lm_head, R, d.C, d.V, NULL, -1, BR_PROJ_COUNT);
     return BR_OK;
 }

@@ -1,6 +1,7 @@
 /* The dense model: parameter table, init, the projection function, the block parts, and the
  * training forward/backward (llm.c style: one allocation for parameters, one for activations,
  * no allocation inside a step once the buffers have grown to the batch shape). */
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,7 +319,15 @@ br_status br_model_check_tokens(const br_model_t *m, const int32_t *tokens, size
 void br_model_proj_forward(float *out, const float *inp, const float *w, size_t N, size_t C,
                            size_t OC, const br_lora_hook_t *lora, int layer, br_proj proj)
 {
-    br_linear_forward(out, inp, w, N, C, OC);
+    /* Decode rows: OpenBLAS 0.3.21's sgemm packs all of W even for one row; sgemv streams it
+     * once (2.5x faster for a 8192 x 512 W on the reference machine). */
+    if (N <= 2 && C <= INT32_MAX / 2 && OC <= INT32_MAX / 2) {
+        for (size_t i = 0; i < N; i++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)OC, (int)C, 1.0f, w, (int)C, inp + i * C, 1,
+                        0.0f, out + i * OC, 1);
+    } else {
+        br_linear_forward(out, inp, w, N, C, OC);
+    }
     if (lora && lora->apply) lora->apply(lora, out, inp, N, C, OC, layer, proj);
 }
 
