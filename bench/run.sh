@@ -19,3 +19,5 @@ bash bench/lm_train.sh
 #  /usr/bin/python3 bench/serve/report.py bench/serve/results.json)
 ./braid bench serve --requests 120
 bash bench/serve/wrk.sh
+# Dec-POMDP tasks of MARCO: agent-steps/s on one core (goal >= 1e7 for the switch tasks)
+./braid bench rl-env

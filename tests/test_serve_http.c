@@ -5,7 +5,10 @@
  * requests one at a time, 4xx error objects for bad input (the server keeps serving), rate
  * limits, cancellation on disconnect, KV pool waiting, run-time adapters, the PARDEN guard,
  * metrics, graceful shutdown and SIGTERM of the real binary. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -622,6 +625,79 @@ static void test_guard(void)
     }
 }
 
+/* A stalled client (half a request, then silence) blocks nobody; VTC: with one request running at
+ * a time, a light tenant arriving behind a heavy tenant's queue is served next, not last. */
+typedef struct {
+    job_t j;
+    double t_done;
+} timed_job_t;
+
+static void *run_timed(void *arg)
+{
+    timed_job_t *t = arg;
+    resp_t r = http("POST", "/v1/completions", t->j.key,
+                    "{\"model\": \"model\", \"prompt\": \"the\", \"max_tokens\": 600, \"ignore_eos\": true}");
+    t->t_done = br_now();
+    t->j.status = r.status;
+    t->j.text = completion_text(&r, NULL, 0);
+    free(r.body);
+    return NULL;
+}
+
+static void test_stall_and_fairness(void)
+{
+    br_server_opts_t o = {.model_dir = model_dir, .tenants_file = tenants_path, .port = 0, .max_running = 1};
+    br_server_t *s = NULL;
+    CHECK_OK(br_server_start(&s, &o));
+    if (!s) return;
+    int keep = port;
+    port = br_server_port(s);
+    /* stalled client: headers promise a body that never comes */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    const char *half = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"model\": ";
+    CHECK(write(fd, half, strlen(half)) == (ssize_t)strlen(half));
+    resp_t r = http("GET", "/health", NULL, NULL);
+    CHECK_INT(r.status, 200);
+    free(r.body);
+    /* heavy tenant: 6 requests at once; then the light tenant's one */
+    enum { NH = 6 };
+    timed_job_t heavy[NH], light;
+    pthread_t th[NH], lt;
+    for (int i = 0; i < NH; i++) {
+        heavy[i] = (timed_job_t){{"model", "sk-acme-test-1", i % 5, NULL, 0}, 0};
+        pthread_create(&th[i], NULL, run_timed, &heavy[i]);
+    }
+    /* wait until one heavy request runs and the others queue behind it */
+    for (int i = 0; i < 400; i++) {
+        resp_t h = http("GET", "/health", NULL, NULL);
+        json_t *j = json_loads(h.body, 0, NULL);
+        json_int_t w = json_integer_value(json_object_get(j, "waiting"));
+        json_decref(j);
+        free(h.body);
+        if (w >= NH - 2) break;
+        usleep(2000);
+    }
+    light = (timed_job_t){{"model", "sk-beta-test-1", 0, NULL, 0}, 0};
+    pthread_create(&lt, NULL, run_timed, &light);
+    for (int i = 0; i < NH; i++) pthread_join(th[i], NULL);
+    pthread_join(lt, NULL);
+    int after = 0;
+    for (int i = 0; i < NH; i++) {
+        CHECK(heavy[i].j.status == 200);
+        after += heavy[i].t_done > light.t_done;
+        free(heavy[i].j.text);
+    }
+    CHECK_INT(light.j.status, 200);
+    free(light.j.text);
+    CHECK_MSG(after >= NH - 2, "the light tenant finished after %d of the heavy tenant's %d requests", NH - after, NH);
+    close(fd);
+    port = keep;
+    br_server_free(s);
+}
+
 /* In-process graceful shutdown: a request in flight still completes. */
 static void test_shutdown(void)
 {
@@ -731,6 +807,7 @@ int main(void)
         br_server_free(s);
         test_kv_wait();
         test_guard();
+        test_stall_and_fairness();
         test_shutdown();
         test_sigterm();
     }

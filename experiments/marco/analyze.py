@@ -35,8 +35,12 @@ def load(runs):
 def steps_to(rows, target):
     """Real steps of the first evaluation whose return, averaged with the next one, reaches
     the target (None if never)."""
+    if target is None:
+        return None
     r = [x["eval_return"] for x in rows]
     for i in range(len(r)):
+        if rows[i]["real_steps"] <= 0:  # the untrained policy does not count
+            continue
         v = (r[i] + r[i + 1]) / 2 if i + 1 < len(r) else r[i]
         if v >= target:
             return rows[i]["real_steps"]
@@ -157,9 +161,15 @@ def main():
         if task == "simple-reference":
             rand = statistics.mean(rows[0]["eval_return"] for rows, _ in methods[mf].values())
             best = statistics.mean(final(rows) for rows, _ in methods[mf].values())
-            target = rand + 0.5 * (best - rand)
-            tdesc = (f"{target:.2f}: halfway from the untrained policy ({rand:.2f}) to the model-free "
-                     f"learner's final return ({best:.2f}, mean of its last 3 evaluations)")
+            if best > rand:
+                target = rand + 0.5 * (best - rand)
+                tdesc = (f"{target:.2f}: halfway from the untrained policy ({rand:.2f}) to the model-free "
+                         f"learner's final return ({best:.2f}, mean of its last 3 evaluations)")
+            else:
+                target = None
+                tdesc = (f"undefined: the model-free learner's final return ({best:.2f}, mean of its last 3 "
+                         f"evaluations) is not above the untrained policy's ({rand:.2f}), so no method "
+                         "learned this task within the budget and there is nothing to compare")
         else:
             target = SWITCH_TARGET
             tdesc = (f"{target}: 54% of {ORACLE:.3f}, the return of an oracle that tells as soon as all "
@@ -169,7 +179,7 @@ def main():
         budgets = {m: max(s.get("real_steps", rows[-1]["real_steps"]) for rows, s in methods[m].values()) for m in order}
         mb = min(budgets[m] for m in order if m.startswith("marco")) if any(m.startswith("marco") for m in order) else None
         md.append("| method | real-step budget | final return (mean ± sd over seeds) | "
-                  f"return at {mb} real steps | real steps to reach {target:.2f} (per seed) |")
+                  f"return at {mb} real steps | real steps to reach the target (per seed) |")
         md.append("|---|---|---|---|---|")
         reach = {}
         for m in order:
@@ -179,13 +189,15 @@ def main():
             reach[m] = {sd: steps_to(rows, target) for sd, (rows, _) in seeds.items()}
             rs = ", ".join(f"s{sd}: {v if v is not None else '>' + str(budgets[m])}" for sd, v in sorted(reach[m].items()))
             md.append(f"| {LABELS[m]} | {budgets[m]} | {mean_sd(fin)} | {mean_sd(at)} | {rs} |")
-        md.append(f"\nTarget return {tdesc}.\n")
+        md.append(f"\nTarget return: {tdesc}.\n")
         for m in ("marco-no-explore", "marco"):
             if m not in reach:
                 continue
             ratios, notes = [], []
             for sd in sorted(reach[m]):
                 a, b = reach[mf].get(sd), reach[m][sd]
+                if target is None:
+                    continue
                 if a is not None and b is not None:
                     ratios.append(a / b)
                 elif a is None and b is not None:

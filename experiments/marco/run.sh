@@ -59,7 +59,7 @@ echo "running $n runs ($MODE, $SEEDS seeds, $JOBS at a time) into $OUT" >&2
 start=$(date +%s)
 export BRAID_QUIET=1
 # shellcheck disable=SC2016
-xargs -P "$JOBS" -L 1 -I CMD sh -c 'nice -n 10 ./braid CMD >/dev/null || echo "FAILED: braid CMD" >&2' < "$jobs_file"
+xargs -P "$JOBS" -I CMD sh -c 'nice -n 10 ./braid CMD >/dev/null || echo "FAILED: braid CMD" >&2' < "$jobs_file"
 end=$(date +%s)
 echo "$((end - start)) s for $n runs" >&2
 /usr/bin/python3 experiments/marco/analyze.py "$OUT" "$MODE" "$((end - start))" "$SEEDS"

@@ -537,28 +537,6 @@ static br_status ensure_pages(br_sched_t *s, br_req_t *r, size_t positions)
     return BR_OK;
 }
 
-/* The weight matrix of projection p in layer l (dense blocks). */
-static float *proj_weight(br_model_t *m, int l, br_proj p)
-{
-    br_layer_weights_t *w = &m->w.layers[l];
-    switch (p) {
-    case BR_PROJ_Q: return w->attn.wq;
-    case BR_PROJ_K: return w->attn.wk;
-    case BR_PROJ_V: return w->attn.wv;
-    case BR_PROJ_O: return w->attn.wo;
-    case BR_PROJ_GATE: return w->ffn.gate;
-    case BR_PROJ_UP: return w->ffn.up;
-    default: return w->ffn.down;
-    }
-}
-
-static void merge_adapter(br_model_t *m, const br_lora_adapter_t *a, float sign)
-{
-    for (int l = 0; l < m->cfg.num_hidden_layers && l < a->shapes.n_layers; l++)
-        for (int p = 0; p < BR_PROJ_COUNT; p++)
-            if (br_lora_module(a, l, (br_proj)p)->rank) br_lora_merge(proj_weight(m, l, (br_proj)p), a, l, (br_proj)p, sign);
-}
-
 /* BR_SCHED_MERGE: makes the weights W + s B A of r's adapter (unmerging the previous one).  The
  * merged adapter keeps a pin of its own so that it cannot be freed while merged. */
 static void merge_switch(br_sched_t *s, br_req_t *r)
@@ -566,14 +544,14 @@ static void merge_switch(br_sched_t *s, br_req_t *r)
     if (s->merged == r->lora && (r->lora || !s->merged)) return;
     double t0 = br_now();
     if (s->merged) {
-        merge_adapter(s->o.model, s->merged, -1.0f);
+        br_lora_merge_into_model(s->o.model, s->merged, -1.0f);
         br_adapters_release(s->o.adapters, s->merged_name);
         s->merged = NULL;
     }
     if (r->lora) {
         const br_lora_adapter_t *a = NULL;
         if (br_adapters_acquire(s->o.adapters, r->adapter, &a) == BR_OK && a == r->lora) {
-            merge_adapter(s->o.model, a, 1.0f);
+            br_lora_merge_into_model(s->o.model, a, 1.0f);
             s->merged = a;
             snprintf(s->merged_name, sizeof s->merged_name, "%s", r->adapter);
         } else if (a) {
@@ -816,7 +794,7 @@ void br_sched_free(br_sched_t *s)
         pthread_join(s->th, NULL);
     }
     if (s->merged) {
-        merge_adapter(s->o.model, s->merged, -1.0f);
+        br_lora_merge_into_model(s->o.model, s->merged, -1.0f);
         br_adapters_release(s->o.adapters, s->merged_name);
     }
     br_lora_batch_free(s->lb);
