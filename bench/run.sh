@@ -12,6 +12,7 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/nn_torch.py /tmp/b
 else echo "(PyTorch not installed for /usr/bin/python3: nn results without the peer)"; cat /tmp/braid-bench-nn.$$.json; fi
 rm -f /tmp/braid-bench-nn.$$.json
 ./braid bench parden
+./braid bench rfos --steps 50000000
 bash bench/lm_train.sh
 # serving: S-LoRA workload, batched LoRA vs one-adapter-per-batch vs merge (bench/serve/RESULTS.md),
 # then a wrk load test on the demo model (skips without wrk or runs/demo)

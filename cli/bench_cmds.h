@@ -9,4 +9,5 @@ int bench_tokenizer(int argc, char **argv);
 int bench_moe(int argc, char **argv);
 int bench_parden(int argc, char **argv);
 int bench_serve(int argc, char **argv);
+int bench_rfos(int argc, char **argv);
 #endif

@@ -10,6 +10,7 @@ static const subcmd_t benches[] = {
     {"nn", bench_nn, "every nn/ layer forward+backward: us/call, GB/s or GFLOP/s (training shapes)"},
     {"rl-env", bench_rl_env, "Dec-POMDP environments: agent-steps/s on one core (MARCO tasks)"},
     {"tokenizer", bench_tokenizer, "BPE encoding MB/s with GPT-2's vocabulary vs npm tiktoken; parallel scaling"},
+    {"rfos", bench_rfos, "R-FOS meta-steps/s (h = 2) vs a plain loop with the same semantics (goal >= 50M/s)"},
     {"parden", bench_parden, "PARDEN scoring pairs/s on the stored history pairs vs NLTK (goal >= 100x)"},
     {"serve", bench_serve, "S-LoRA workload: batched LoRA vs one-adapter-per-batch vs merge, 1..1000 adapters"},
 };

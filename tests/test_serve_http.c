@@ -154,7 +154,7 @@ static resp_t http(const char *method, const char *path, const char *key, const 
 /* The error object's code (or type) when the response is an OpenAI error. */
 static bool is_error(const resp_t *r, long status, const char *code)
 {
-    json_t *j = json_loads(r->body, 0, NULL);
+    json_t *j = json_loads(r->body, JSON_ALLOW_NUL, NULL);
     json_t *e = json_object_get(j, "error");
     bool ok = r->status == status && json_is_string(json_object_get(e, "message")) &&
               json_is_string(json_object_get(e, "type")) &&
@@ -166,7 +166,7 @@ static bool is_error(const resp_t *r, long status, const char *code)
 /* choices[0].text (or message.content) of a completion, malloc'd; NULL when not one. */
 static char *completion_text(const resp_t *r, char *finish, size_t fcap)
 {
-    json_t *j = json_loads(r->body, 0, NULL);
+    json_t *j = json_loads(r->body, JSON_ALLOW_NUL, NULL);
     json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
     json_t *t = json_object_get(ch, "text");
     if (!t) t = json_object_get(json_object_get(ch, "message"), "content");
@@ -194,7 +194,7 @@ static char *stream_text(const resp_t *r, bool *done, int *events, char *finish,
             break;
         }
         (*events)++;
-        json_t *j = json_loadb(p, (size_t)(e - p), 0, NULL);
+        json_t *j = json_loadb(p, (size_t)(e - p), JSON_ALLOW_NUL, NULL);
         json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
         json_t *t = json_object_get(ch, "text");
         if (!t) t = json_object_get(json_object_get(ch, "delta"), "content");
@@ -698,6 +698,20 @@ static void test_stall_and_fairness(void)
     br_server_free(s);
 }
 
+/* Polls /health until a request is running or waiting (at most ~4 s). */
+static void wait_busy(void)
+{
+    for (int i = 0; i < 400; i++) {
+        resp_t h = http("GET", "/health", NULL, NULL);
+        json_t *j = json_loads(h.body, 0, NULL);
+        json_int_t n = json_integer_value(json_object_get(j, "running")) + json_integer_value(json_object_get(j, "waiting"));
+        json_decref(j);
+        free(h.body);
+        if (n > 0) return;
+        usleep(10000);
+    }
+}
+
 /* In-process graceful shutdown: a request in flight still completes. */
 static void test_shutdown(void)
 {
@@ -707,14 +721,14 @@ static void test_shutdown(void)
     if (!s) return;
     int keep = port;
     port = br_server_port(s);
-    job_t j = {"model", NULL, 0, NULL, 0};
+    timed_job_t j = {{"model", NULL, 0, NULL, 0}, 0};
     pthread_t th;
-    pthread_create(&th, NULL, run_job, &j);
-    usleep(30000);
+    pthread_create(&th, NULL, run_timed, &j);
+    wait_busy();
     br_server_shutdown(s, 30);
     pthread_join(th, NULL);
-    CHECK_MSG(j.status == 200 && j.text, "in-flight request during shutdown: %ld", j.status);
-    free(j.text);
+    CHECK_MSG(j.j.status == 200 && j.j.text, "in-flight request during shutdown: %ld", j.j.status);
+    free(j.j.text);
     resp_t r = http("GET", "/health", NULL, NULL);
     CHECK_INT(r.status, 0); /* no longer listening */
     free(r.body);
@@ -750,17 +764,17 @@ static void test_sigterm(void)
     CHECK(p > 0);
     int keep = port;
     port = p;
-    job_t j = {"model", NULL, 1, NULL, 0};
+    timed_job_t j = {{"model", NULL, 1, NULL, 0}, 0};
     pthread_t th;
-    pthread_create(&th, NULL, run_job, &j);
-    usleep(30000);
+    pthread_create(&th, NULL, run_timed, &j);
+    wait_busy();
     kill(pid, SIGTERM);
     pthread_join(th, NULL);
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "braid serve after SIGTERM: status %d", status);
-    CHECK_MSG(j.status == 200, "request in flight at SIGTERM: %ld", j.status);
-    free(j.text);
+    CHECK_MSG(j.j.status == 200, "request in flight at SIGTERM: %ld", j.j.status);
+    free(j.j.text);
     port = keep;
 }
 
