@@ -137,7 +137,7 @@ int cmd_eval(int argc, char **argv)
         return 2;
     }
     if (batch < 1 || seq < 0 || max_tokens < 1) {
-        fprintf(stderr, "braid: error: --batch and --max-tokens must be positive\n");
+        fprintf(stderr, "braid: error: --batch and --max-tokens must be positive, --seq >= 0 (0: default)\n");
         return 2;
     }
     if (threads > 0) br_set_threads(threads);
@@ -176,15 +176,17 @@ int cmd_eval(int argc, char **argv)
             s = list_domains(data, split, &doms, &nd);
         }
     }
+    size_t T = 0;
+    if (!s) T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 512 ? (size_t)m->cfg.max_position_embeddings : 512);
+    if (!s && T > (size_t)m->cfg.max_position_embeddings)
+        s = br_error(BR_EINVAL, "--seq %zu is longer than the model's context (%d)", T, m->cfg.max_position_embeddings);
     if (s) {
+        for (size_t i = 0; i < nd; i++) free(doms[i]);
+        free(doms);
+        free(tok_bytes);
         br_model_free(m);
         br_tokenizer_free(tok);
         return fail_status(s, NULL);
-    }
-    size_t T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 512 ? (size_t)m->cfg.max_position_embeddings : 512);
-    if (T > (size_t)m->cfg.max_position_embeddings) {
-        fprintf(stderr, "braid: error: --seq %zu is longer than the model's context (%d)\n", T, m->cfg.max_position_embeddings);
-        return 1;
     }
     dom_result_t *res = calloc(nd, sizeof *res);
     br_progress_t bar;

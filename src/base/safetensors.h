@@ -57,7 +57,8 @@ typedef struct br_st_writer br_st_writer_t;
 br_status br_st_writer_create(br_st_writer_t **out);
 br_status br_st_writer_add(br_st_writer_t *w, const char *name, br_dtype dtype, int ndim,
                            const int64_t *shape, const void *data);
-/* Adds float32 data stored as `dtype` (F32, F16 or BF16); converted now (copied). */
+/* Adds float32 data stored as `dtype` (F32, F16 or BF16).  F16/BF16 are converted now (copied);
+ * F32 data is referenced like br_st_writer_add: keep it valid until br_st_writer_save returns. */
 br_status br_st_writer_add_f32(br_st_writer_t *w, const char *name, br_dtype dtype, int ndim,
                                const int64_t *shape, const float *data);
 br_status br_st_writer_set_metadata(br_st_writer_t *w, const char *key, const char *value);

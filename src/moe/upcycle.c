@@ -10,6 +10,7 @@
 #include "base/rng.h"
 #include "base/safetensors.h"
 #include "lm/config_moe.h"
+#include "lm/model.h"
 
 static const char *const method_names[] = {"sparse", "btx", "bam", "bam-shared-kv", "nexus"};
 
@@ -49,6 +50,12 @@ static br_status ckpt_open(ckpt_t *c, const char *dir, const char *what)
     if (s) return br_error_wrap(s, "%s", what);
     BR_TRY(br_path_join(path, sizeof path, dir, "model.safetensors"));
     s = br_st_open(&c->st, path);
+    if (s) return br_error_wrap(s, "%s", what);
+    /* every tensor the config needs, with its shape (the lm loader checks them all): a missing
+     * or mis-shaped tensor is named here instead of being copied into the output */
+    br_model_t *m = NULL;
+    s = br_model_load(&m, dir, false);
+    br_model_free(m);
     if (s) return br_error_wrap(s, "%s", what);
     return BR_OK;
 }
