@@ -34,9 +34,10 @@ static int sh(const char *cmd)
     return WEXITSTATUS(rc);
 }
 
-/* Rewrites tests/ref/llama_tiny/model.safetensors into DIR: without tensor `drop`, or with
- * tensor `transpose` stored with its two dimensions swapped (same bytes, wrong shape). */
-static bool write_bad_model(const char *dir, const char *drop, const char *transpose)
+/* Rewrites tests/ref/llama_tiny/model.safetensors into DIR: without tensor `drop`, with
+ * tensor `transpose` stored with its two dimensions swapped (same bytes, wrong shape), or
+ * with a NaN as the first element of tensor `nan_in`. */
+static bool write_bad_model(const char *dir, const char *drop, const char *transpose, const char *nan_in)
 {
     char path[512];
     snprintf(path, sizeof path, "mkdir -p %s && cp tests/ref/llama_tiny/config.json %s/", dir, dir);
@@ -52,6 +53,7 @@ static bool write_bad_model(const char *dir, const char *drop, const char *trans
         if (drop && !strcmp(t->name, drop)) continue;
         float *d = keep[i] = malloc(t->numel * sizeof *d);
         ok = d && br_st_read_f32(t, d, t->numel) == BR_OK;
+        if (ok && nan_in && !strcmp(t->name, nan_in)) d[0] = NAN;
         int64_t shape[BR_ST_MAX_DIMS];
         memcpy(shape, t->shape, sizeof shape);
         if (transpose && !strcmp(t->name, transpose) && t->ndim == 2) {
@@ -103,6 +105,7 @@ static const bad_case CASES[] = {
     {1, "score --model @/trunc --tokens '1 2'", "past the data area"},
     {1, "score --model @/drop --tokens '1 2'", "missing tensor 'model.layers.1.mlp.up_proj.weight'"},
     {1, "score --model @/shape --tokens '1 2'", "has shape [32, 40], the config needs [40, 32]"},
+    {1, "score --model @/nan --tokens '1 2'", "'model.layers.0.self_attn.q_proj.weight' contains NaN"},
     {1, "score --model @/good --tokens-file @/emptydir", "read error"},
     {1, "score --model @/good --tokens-file @/nonexist", "No such file"},
     {1, "score --model @/good --tokens-file @/empty", "at least 2 token ids"},
@@ -168,9 +171,11 @@ int main(void)
            "printf 'id,output,repeated\\n1,hello world,hello world\\n' > @/ok.csv && printf 'a,b\\n1,2\\n3\\n' > @/ragged.csv");
     CHECK_INT(sh(cmd), 0);
     snprintf(path, sizeof path, "%s/drop", tmp);
-    CHECK(write_bad_model(path, "model.layers.1.mlp.up_proj.weight", NULL));
+    CHECK(write_bad_model(path, "model.layers.1.mlp.up_proj.weight", NULL, NULL));
     snprintf(path, sizeof path, "%s/shape", tmp);
-    CHECK(write_bad_model(path, NULL, "model.layers.0.mlp.gate_proj.weight"));
+    CHECK(write_bad_model(path, NULL, "model.layers.0.mlp.gate_proj.weight", NULL));
+    snprintf(path, sizeof path, "%s/nan", tmp);
+    CHECK(write_bad_model(path, NULL, NULL, "model.layers.0.self_attn.q_proj.weight"));
     setenv("BRAID_QUIET", "1", 1);
     for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
         const bad_case *c = &CASES[i];

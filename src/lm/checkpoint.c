@@ -1,5 +1,6 @@
 /* Checkpoints: DIR/config.json + DIR/model.safetensors (HF Llama names), and the optimizer
  * state + trainer position in DIR/optimizer.safetensors. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,11 @@ br_status br_model_load_weights(br_model_t *m, const char *path)
             break;
         }
         s = br_st_read_f32(ft, m->params + t->offset, t->numel);
+        /* a NaN or Inf weight would not even surface as NaN logits everywhere (masked
+         * softmax and max reductions can swallow it): refuse it here, naming the tensor */
+        for (size_t j = 0; !s && j < t->numel; j++)
+            if (!isfinite(m->params[t->offset + j]))
+                s = br_error(BR_EFORMAT, "%s: tensor '%s' contains NaN or Inf (element %zu)", path, t->name, j);
     }
     /* every tensor in the file must be used (a tied lm_head copy is allowed) */
     for (size_t i = 0; i < br_st_count(st) && !s; i++) {
