@@ -360,7 +360,8 @@ static size_t pow2_at_least(size_t n)
  * character, the length is the number of non-zero bytes) counted in one small hash table.
  * The clipped count of a hypothesis n-gram is min(its count, its count in the reference);
  * a reference n-gram whose (n-1)-suffix is not in the hypothesis cannot be either, so its
- * longer n-grams are not looked up. */
+ * longer n-grams are not looked up.  (That hashed counting is the fallback: orders 2..4 normally
+ * go through direct_char_ngrams below, which needs no hashing.) */
 
 typedef struct {
     uint32_t key;
