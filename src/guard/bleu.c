@@ -417,6 +417,10 @@ typedef struct {
     size_t tab_cap;
     uint32_t *used;
     size_t used_cap;
+    uint16_t *dir;      /* direct n-gram id table, all zero between calls */
+    size_t dir_cap;     /* bytes */
+    uint16_t *w16;      /* running ids and counts of the direct path */
+    size_t w16_cap;     /* bytes */
 } fast_scratch_t;
 
 static pthread_key_t scratch_key;
@@ -429,6 +433,8 @@ static void scratch_free(void *p)
     free(s->c2);
     free(s->tab);
     free(s->used);
+    free(s->dir);
+    free(s->w16);
     free(s);
 }
 static void scratch_init(void)
@@ -447,6 +453,76 @@ static bool grow_to(void **p, size_t *cap, size_t need)
     *p = q;
     *cap = c;
     return true;
+}
+
+/* like grow_to, but the new buffer is zeroed (the old contents must be all zero too) */
+static bool grow_zeroed(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    void *q = calloc(1, c);
+    if (!q) return false;
+    free(*p);
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+/* Orders 2..N by direct indexing, no hashing: the hypothesis n-gram starting at i gets the
+ * dense id (1..K) of the pair (id of its (n-1)-gram, id of its last character), looked up in
+ * a zeroed table of uint16 slots indexed prev * W + char; reference
+ * n-grams only look up (an absent prefix has id 0, and no hypothesis key is below W, so the
+ * n-gram gets id 0 = absent).  Exact and branch-free per position; the touched slots are
+ * zeroed again afterwards.  Returns 1 done, 0 table too large (caller uses the hash path),
+ * -1 out of memory. */
+#define DIRECT_MAX_SLOTS ((size_t)1 << 22)
+static int direct_char_ngrams(fast_scratch_t *sc, int N, size_t W, const uint8_t *hid, size_t lh,
+                              const uint8_t *rid, size_t lr, br_bleu_stats_t *st)
+{
+    /* keys are below rows * W: previous ids are chars (< W) for bigrams, else <= lh */
+    size_t rows = lh + 1 > W ? lh + 1 : W;
+    if (rows * W > DIRECT_MAX_SLOTS) return 0;
+    if (!grow_zeroed((void **)&sc->dir, &sc->dir_cap, rows * W * sizeof(uint16_t)) ||
+        !grow_to((void **)&sc->w16, &sc->w16_cap, sizeof(uint16_t) * (lh + lr + 2 * (lh + 2) + 2)) ||
+        !grow_to((void **)&sc->used, &sc->used_cap, sizeof(uint32_t) * (lh + 1)))
+        return -1;
+    uint16_t *T = sc->dir, *ph = sc->w16, *pr = ph + lh + 1, *hcnt = pr + lr + 1, *rcnt = hcnt + lh + 2;
+    uint32_t *touched = sc->used;
+    for (size_t i = 0; i < lh; i++) ph[i] = hid[i];
+    for (size_t i = 0; i < lr; i++) pr[i] = rid[i];
+    for (int n = 2; n <= N; n++) {
+        if (lh < (size_t)n) break; /* num stays 0 */
+        size_t ch = lh - (size_t)n + 1, nt = 0;
+        uint32_t k = 0;
+        memset(hcnt, 0, sizeof(uint16_t) * (ch + 1));
+        memset(rcnt, 0, sizeof(uint16_t) * (ch + 1));
+        for (size_t i = 0; i < ch; i++) {
+            uint32_t key = (uint32_t)ph[i] * (uint32_t)W + hid[i + (size_t)n - 1];
+            uint32_t id = T[key];
+            uint32_t fresh = id == 0;
+            k += fresh;
+            id = fresh ? k : id;
+            T[key] = (uint16_t)id;
+            touched[nt] = key;
+            nt += fresh;
+            ph[i] = (uint16_t)id;
+            hcnt[id]++;
+        }
+        if (lr >= (size_t)n) {
+            size_t cr = lr - (size_t)n + 1;
+            for (size_t i = 0; i < cr; i++) {
+                uint16_t id = T[(uint32_t)pr[i] * (uint32_t)W + rid[i + (size_t)n - 1]];
+                pr[i] = id;
+                rcnt[id]++;
+            }
+        }
+        int64_t num = 0;
+        for (size_t id = 1; id <= k; id++) num += hcnt[id] < rcnt[id] ? hcnt[id] : rcnt[id];
+        st->num[n - 1] = num;
+        for (size_t t = 0; t < nt; t++) T[touched[t]] = 0;
+    }
+    return 1;
 }
 
 static fast_scratch_t *get_scratch(void)
@@ -493,6 +569,9 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
     for (size_t i = 0; i < lh; i++) c1h[hid[i]]++;
     for (size_t i = 0; i < lr; i++) c1r[rid[i]]++;
     for (size_t id = 1; id < W; id++) st->num[0] += c1h[id] < c1r[id] ? c1h[id] : c1r[id];
+    if (N < 2) return 1;
+    int d = direct_char_ngrams(sc, N, W, hid, lh, rid, lr, st);
+    if (d != 0) return d;
 
     /* bigrams in direct arrays when small enough; then okh[i] (okr[i]) says whether the
      * hypothesis (reference) bigram ending at i occurs in the other text: an n-gram can
