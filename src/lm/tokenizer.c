@@ -167,7 +167,8 @@ static br_status b_init(builder_t *b)
 static br_status b_add(builder_t *b, int64_t id, const unsigned char *p, size_t n, int special)
 {
     br_tokenizer_t *t = b->t;
-    if (id < 0 || id >= (1 << 30)) return br_error(BR_EFORMAT, "token id %lld out of range", (long long)id);
+    if (id < 0 || id >= (1 << 24)) /* braid vocabularies are < 2^24 ids (config.c) */
+        return br_error(BR_EFORMAT, "token id %lld out of range (0..%d)", (long long)id, (1 << 24) - 1);
     if (n == 0) return br_error(BR_EFORMAT, "token %lld is empty", (long long)id);
     if (n > 65536) return br_error(BR_EFORMAT, "token %lld is longer than 64 KiB", (long long)id);
     if ((size_t)id >= b->cap_ids) {
