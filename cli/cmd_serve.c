@@ -81,7 +81,13 @@ int cmd_serve(int argc, char **argv)
     if (port_file) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%d\n", br_server_port(s));
-        if (br_write_file_atomic(port_file, buf, (size_t)n) != BR_OK) BR_WARN("--port-file: %s", br_errmsg());
+        /* a script waits for this file: failing to write it is fatal, not a warning */
+        if ((st = br_write_file_atomic(port_file, buf, (size_t)n)) != BR_OK) {
+            fail_status(st, "--port-file");
+            br_server_shutdown(s, 0);
+            br_server_free(s);
+            return 1;
+        }
     }
     int sig = 0;
     sigwait(&set, &sig);

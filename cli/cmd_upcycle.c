@@ -147,6 +147,11 @@ int cmd_upcycle(int argc, char **argv)
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
+    if (top_k < 0 || num_experts < 0 || nexus_hidden < 0 || domain_tokens <= 0 || seed < 0) {
+        fprintf(stderr, "braid: error: --top-k, --num-experts and --nexus-hidden must be >= 1 (0 or absent: "
+                        "the default), --domain-tokens >= 1 and --seed >= 0\n");
+        return 2;
+    }
     br_upcycle_opts_t o = {.base = base, .out = out, .top_k = top_k, .num_experts = num_experts,
                            .base_as_expert = base_as_expert, .alpha = alpha, .beta = beta,
                            .seed = (uint64_t)seed, .nexus_hidden = nexus_hidden};

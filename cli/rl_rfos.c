@@ -101,6 +101,10 @@ int rl_rfos(int argc, char **argv)
         fprintf(stderr, "braid: error: --m must be >= 1\n");
         return 2;
     }
+    if (!(c.temperature >= 0)) {
+        fprintf(stderr, "braid: error: --temperature must be >= 0 (0 is greedy)\n");
+        return 2;
+    }
     if (greedy) c.temperature = 0;
     c.max_steps = max_steps;
     c.after_known = after_known;

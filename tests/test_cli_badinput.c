@@ -145,6 +145,8 @@ static const bad_case CASES[] = {
     {1, "parden eval --benign @/ok.csv --harmful @/ok.csv --score-col output", "is not a number"},
     {1, "parden check --text-file @/nonexist --repeat x", "No such file"},
     {1, "rl rfos --out @/garbage", "not a directory"},
+    {2, "rl rfos --out @/rf --temperature -1", "--temperature must be >= 0"},
+    {2, "upcycle --method sparse --base @/good --num-experts -3 --out @/o", "--num-experts"},
     {1, "rl mfos --out @/o --population 3", "population 3"},
     {1, "rl vdn --out @/o --env bogus --real-steps 400", "unknown environment 'bogus'"},
 };
