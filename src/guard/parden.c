@@ -2,6 +2,7 @@
 #include "guard/parden.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +141,16 @@ static size_t window_text(const char *s, size_t n, size_t k, char *out)
     uint32_t cp;
     while (next_cp(s, n, &i, &cp, &len) && is_ws(cp)) i += len;
     bool in_ws = false, cut = false;
-    while (next_cp(s, n, &i, &cp, &len)) {
+    for (;;) {
+        /* ASCII fast path: plain non-whitespace bytes other than '/' copy straight through */
+        while (i < n) {
+            unsigned c = (unsigned char)s[i];
+            if (c >= 0x80 || c == '/' || c <= 0x20) break;
+            out[j++] = (char)c;
+            in_ws = false;
+            i++;
+        }
+        if (!next_cp(s, n, &i, &cp, &len)) break;
         if (cp == ' ' && ++spaces == k) {
             cut = true;
             i += len;
@@ -203,19 +213,54 @@ br_status br_parden_window(const char *ref, size_t ref_bytes, const char *hyp, s
     return BR_OK;
 }
 
+/* Per-thread window buffer for br_parden_score (kept between calls, freed at thread exit). */
+static pthread_key_t win_key;
+static pthread_once_t win_once = PTHREAD_ONCE_INIT;
+typedef struct {
+    char *buf;
+    size_t cap;
+} win_buf_t;
+static void win_free(void *p)
+{
+    win_buf_t *w = p;
+    if (w) free(w->buf);
+    free(w);
+}
+static void win_key_init(void) { (void)pthread_key_create(&win_key, win_free); }
+
 br_status br_parden_score(const br_parden_opts_t *o, const char *output, const char *repeat, double *score)
 {
     if (!output || !repeat) return br_error(BR_EINVAL, "parden: output and repeat are required");
-    char *r, *h;
-    size_t rn, hn;
-    BR_TRY(br_parden_window(output, strlen(output), repeat, strlen(repeat), o->window, &r, &rn, &h, &hn));
+    if (o->window < 0) return br_error(BR_EINVAL, "parden: window must be >= 0 words, got %d", o->window);
+    size_t rb = strlen(output), hb = strlen(repeat);
     br_bleu_opts_t bo;
     br_bleu_opts_default(&bo);
     bo.unit = o->unit;
-    br_status s = br_bleu_pair(&bo, r, rn, h, hn, score);
-    free(r);
-    free(h);
-    return s;
+    if (o->window == 0) return br_bleu_pair(&bo, output, rb, repeat, hb, score);
+    (void)pthread_once(&win_once, win_key_init);
+    win_buf_t *w = pthread_getspecific(win_key);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w || pthread_setspecific(win_key, w) != 0) {
+            free(w);
+            return br_error(BR_ENOMEM, "parden: out of memory");
+        }
+    }
+    if (w->cap < rb + hb + 2) {
+        size_t cap = (rb + hb + 2) * 2;
+        char *nb = realloc(w->buf, cap);
+        if (!nb) return br_error(BR_ENOMEM, "parden: out of memory");
+        w->buf = nb;
+        w->cap = cap;
+    }
+    char *r = w->buf, *h = w->buf + rb + 1;
+    size_t k = (size_t)o->window;
+    k = count_pieces(output, rb, k);
+    k = count_pieces(repeat, hb, k);
+    size_t rn = window_text(output, rb, k, r), hn = window_text(repeat, hb, k, h);
+    r[rn] = 0;
+    h[hn] = 0;
+    return br_bleu_pair(&bo, r, rn, h, hn, score);
 }
 
 br_status br_parden_score_trunc(const char *output, const char *repeat, double *score)
