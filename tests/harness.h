@@ -77,4 +77,29 @@ static inline int th_exit(void)
     else printf("%d passed, %d failed\n", th_passed, th_failed);
     return th_failed ? 1 : 0;
 }
+
+#ifdef TH_WANT_RUN
+/* For end-to-end CLI tests: runs a shell command (printf format) with progress bars off,
+ * captures the first cap-1 bytes of stdout+stderr into out; returns the exit status, or -1
+ * when the command could not start or died from a signal. */
+#include <stdarg.h>
+#include <sys/wait.h>
+static int th_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4), unused));
+static int th_run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8400];
+    snprintf(full, sizeof full, "BRAID_QUIET=1 %s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+#endif
 #endif

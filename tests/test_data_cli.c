@@ -6,29 +6,12 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#define TH_WANT_RUN
 #include "harness.h"
 
 static const char *braid;
 static char dir[] = "/tmp/braid-datacli-XXXXXX";
 
-/* Runs a shell command; returns its exit code and the first 4 KB of stdout+stderr in out. */
-static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[2200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 int main(void)
 {
@@ -39,30 +22,30 @@ int main(void)
     }
     if (!mkdtemp(dir)) return 1;
     char out[4096];
-    CHECK_INT(run(out, sizeof out, "%s tokenizer encode --tokenizer /nonexistent/tok.json --text hi", braid), 1);
+    CHECK_INT(th_run(out, sizeof out, "%s tokenizer encode --tokenizer /nonexistent/tok.json --text hi", braid), 1);
     CHECK(strstr(out, "braid: error:") && strstr(out, "/nonexistent/tok.json"));
-    CHECK_INT(run(out, sizeof out, "%s tokenizer train --input /usr/share/common-licenses/GPL-3 --vocab-size 10 --out %s/t.json", braid, dir), 1);
+    CHECK_INT(th_run(out, sizeof out, "%s tokenizer train --input /usr/share/common-licenses/GPL-3 --vocab-size 10 --out %s/t.json", braid, dir), 1);
     CHECK(strstr(out, "too small") != NULL);
-    CHECK_INT(run(out, sizeof out, "%s tokenizer train --input /usr/share/common-licenses/GPL-3 --vocab-size 500 --out %s/t.json", braid, dir), 0);
-    CHECK_INT(run(out, sizeof out, "printf 'caf\\303\\251 \\377 ok\\n' > %s/in.bin && %s tokenizer encode --tokenizer %s/t.json --input %s/in.bin | "
+    CHECK_INT(th_run(out, sizeof out, "%s tokenizer train --input /usr/share/common-licenses/GPL-3 --vocab-size 500 --out %s/t.json", braid, dir), 0);
+    CHECK_INT(th_run(out, sizeof out, "printf 'caf\\303\\251 \\377 ok\\n' > %s/in.bin && %s tokenizer encode --tokenizer %s/t.json --input %s/in.bin | "
                               "%s tokenizer decode --tokenizer %s/t.json | cmp - %s/in.bin",
                   dir, braid, dir, dir, braid, dir, dir),
               0);
-    CHECK_INT(run(out, sizeof out, "echo '1 2 abc' | %s tokenizer decode --tokenizer %s/t.json", braid, dir), 1);
+    CHECK_INT(th_run(out, sizeof out, "echo '1 2 abc' | %s tokenizer decode --tokenizer %s/t.json", braid, dir), 1);
     CHECK(strstr(out, "not a token id") != NULL);
-    CHECK_INT(run(out, sizeof out, "echo '1 99999' | %s tokenizer decode --tokenizer %s/t.json", braid, dir), 1);
+    CHECK_INT(th_run(out, sizeof out, "echo '1 99999' | %s tokenizer decode --tokenizer %s/t.json", braid, dir), 1);
     CHECK(strstr(out, "99999") != NULL);
-    CHECK_INT(run(out, sizeof out, "%s tokenizer encode --tokenizer %s/t.json --text '<|endoftext|>' --allow-special", braid, dir), 0);
+    CHECK_INT(th_run(out, sizeof out, "%s tokenizer encode --tokenizer %s/t.json --text '<|endoftext|>' --allow-special", braid, dir), 0);
     CHECK_STR(out, "499\n");
-    CHECK_INT(run(out, sizeof out, "%s data prepare --tokenizer %s/t.json --raw /nonexistent/raw --out %s/tok", braid, dir, dir), 1);
+    CHECK_INT(th_run(out, sizeof out, "%s data prepare --tokenizer %s/t.json --raw /nonexistent/raw --out %s/tok", braid, dir, dir), 1);
     CHECK(strstr(out, "/nonexistent/raw") != NULL);
-    CHECK_INT(run(out, sizeof out, "%s data prepare --raw x", braid), 2); /* --tokenizer is required */
-    CHECK_INT(run(out, sizeof out, "%s data fetch --domains general,nosuch", braid), 2);
+    CHECK_INT(th_run(out, sizeof out, "%s data prepare --raw x", braid), 2); /* --tokenizer is required */
+    CHECK_INT(th_run(out, sizeof out, "%s data fetch --domains general,nosuch", braid), 2);
     CHECK(strstr(out, "nosuch") != NULL);
-    CHECK_INT(run(out, sizeof out, "%s data fetch --list", braid), 0);
+    CHECK_INT(th_run(out, sizeof out, "%s data fetch --list", braid), 0);
     CHECK(strstr(out, "glibc-source") && strstr(out, "bible-kjv") && strstr(out, "libpython3-stdlib"));
-    CHECK_INT(run(out, sizeof out, "%s tokenizer --help", braid), 0);
-    CHECK_INT(run(out, sizeof out, "%s data prepare --help", braid), 0);
+    CHECK_INT(th_run(out, sizeof out, "%s tokenizer --help", braid), 0);
+    CHECK_INT(th_run(out, sizeof out, "%s data prepare --help", braid), 0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);

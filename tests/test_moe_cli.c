@@ -11,30 +11,13 @@
 
 #include "base/dtype.h"
 #include "base/fileio.h"
+#define TH_WANT_RUN
 #include "harness.h"
 #include "lm/model.h"
 
 static const char *braid;
 static char root[] = "/tmp/braid_moe_cli_XXXXXX";
 
-/* Runs a command line, captures stdout+stderr into out; returns the exit status. */
-static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[8400];
-    snprintf(full, sizeof full, "BRAID_QUIET=1 %s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void make_model(const char *name, br_block_kind block, int vocab, uint64_t seed)
 {
@@ -78,7 +61,7 @@ int main(void)
     char out[16384];
     static const char *const methods[] = {"sparse", "btx", "bam", "bam-shared-kv"};
     for (int i = 0; i < 4; i++) {
-        int rc = run(out, sizeof out, "%s upcycle --method %s --base %s/seed --experts %s/a,%s/b --out %s/moe-%s",
+        int rc = th_run(out, sizeof out, "%s upcycle --method %s --base %s/seed --experts %s/a,%s/b --out %s/moe-%s",
                      braid, methods[i], root, root, root, root, methods[i]);
         CHECK_MSG(rc == 0 && strstr(out, "wrote"), "upcycle --method %s: exit %d: %s", methods[i], rc, out);
         char dir[4200];
@@ -91,7 +74,7 @@ int main(void)
         snprintf(dir, sizeof dir, "%s/moe-%s/upcycle.json", root, methods[i]);
         CHECK(br_file_exists(dir));
     }
-    int rc = run(out, sizeof out, "%s extend --moe %s/moe-btx --expert %s/seed --out %s/moe-btx-plus", braid, root, root, root);
+    int rc = th_run(out, sizeof out, "%s extend --moe %s/moe-btx --expert %s/seed --out %s/moe-btx-plus", braid, root, root, root);
     CHECK_MSG(rc == 0 && strstr(out, "3 FFN experts"), "extend: exit %d: %s", rc, out);
     {
         char p[4200];
@@ -116,22 +99,22 @@ int main(void)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char args[4096];
         snprintf(args, sizeof args, bad[i].args, root, root, root, root);
-        rc = run(out, sizeof out, "%s upcycle %s", braid, args);
+        rc = th_run(out, sizeof out, "%s upcycle %s", braid, args);
         CHECK_MSG(rc == 1 && strstr(out, "braid: error:") && strstr(out, bad[i].want),
                   "upcycle %s: want exit 1 and '%s', got exit %d: %s", args, bad[i].want, rc, out);
     }
     char never[4200];
     snprintf(never, sizeof never, "%s/never", root);
     CHECK(!br_dir_exists(never));
-    rc = run(out, sizeof out, "%s upcycle --base %s/seed --out %s/never", braid, root, root);
+    rc = th_run(out, sizeof out, "%s upcycle --base %s/seed --out %s/never", braid, root, root);
     CHECK_MSG(rc == 2, "missing --method: exit %d", rc);
-    rc = run(out, sizeof out, "%s extend --moe %s/moe-bam --expert %s/seed --out %s/never", braid, root, root, root);
+    rc = th_run(out, sizeof out, "%s extend --moe %s/moe-bam --expert %s/seed --out %s/never", braid, root, root, root);
     CHECK_MSG(rc == 1 && strstr(out, "not supported"), "extend of a BAM mixture: exit %d: %s", rc, out);
-    rc = run(out, sizeof out, "%s extend --moe %s/moe-btx --expert %s/seed --out %s/never --finetune-steps 3", braid, root, root, root);
+    rc = th_run(out, sizeof out, "%s extend --moe %s/moe-btx --expert %s/seed --out %s/never --finetune-steps 3", braid, root, root, root);
     CHECK_MSG(rc == 2 && strstr(out, "--data"), "extend --finetune-steps without --data: exit %d: %s", rc, out);
-    rc = run(out, sizeof out, "%s branch --mix code=1 --out %s/never", braid, root);
+    rc = th_run(out, sizeof out, "%s branch --mix code=1 --out %s/never", braid, root);
     CHECK_MSG(rc == 2 && strstr(out, "--from"), "branch without --from: exit %d: %s", rc, out);
-    rc = run(out, sizeof out, "%s upcycle --help", braid);
+    rc = th_run(out, sizeof out, "%s upcycle --help", braid);
     CHECK(rc == 0 && strstr(out, "usage: braid upcycle"));
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
