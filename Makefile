@@ -67,7 +67,8 @@ test: deps
 	@$(MAKE) --no-print-directory tests
 	@BRAID=$(abspath $(BIN)) bash scripts/run_tests.sh $(TEST_BIN)
 
-bench: deps
+bench:
+	@bash scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BIN)
 	@bash bench/run.sh
 

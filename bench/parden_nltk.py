@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """NLTK side of `braid bench parden`: scores the 1,072 stored PARDEN history pairs with
-nltk.translate.bleu_score.sentence_bleu (the reference implementation) and prints JSON with
-pairs per CPU-second (time.thread_time: the machine is shared) and a checksum (sum of scores) for each metric.  Never prints row text.
+nltk.translate.bleu_score.sentence_bleu (the reference implementation).  Never prints row text.
 
-usage: /usr/bin/python3 bench/parden_nltk.py DATA_DIR [MIN_SECONDS]"""
+usage: /usr/bin/python3 bench/parden_nltk.py DATA_DIR
+Reads commands on stdin, one per line, "window SECONDS" or "trunc SECONDS", and answers each
+with one JSON line {"pairs_per_s": ..., "sum": ...}: pairs per CPU-second of this thread
+(time.thread_time: the machine may be shared) over whole passes lasting at least SECONDS, and
+the sum of one pass's scores as a checksum.  braid interleaves these rounds with its own."""
 import csv
 import json
 import re
@@ -50,12 +53,12 @@ def timed(fn, pairs, min_s):
 
 def main():
     d = sys.argv[1] + "/history/71add30/"
-    min_s = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
     pairs = load(d + "benign_dataset.csv", "output") + load(d + "mistral_output.csv", "mistral_output")
-    w_rate, w_sum = timed(window60, pairs, min_s)
-    t_rate, t_sum = timed(trunc, pairs, min_s)
-    print(json.dumps({"pairs": len(pairs), "window_pairs_per_s": w_rate, "window_sum": w_sum,
-                      "trunc_pairs_per_s": t_rate, "trunc_sum": t_sum}))
+    metrics = {"window": window60, "trunc": trunc}
+    for line in sys.stdin:
+        name, secs = line.split()
+        rate, total = timed(metrics[name], pairs, float(secs))
+        print(json.dumps({"pairs_per_s": rate, "sum": total}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # make deps: make sure every Debian package braid builds or tests with is installed.
+# `scripts/deps.sh bench` (make bench) adds the peers the benchmarks compare against.
 # As root with apt available, installs what is missing (one `apt-get update` first);
 # otherwise prints the exact apt-get line and fails.
 set -u
@@ -16,6 +17,13 @@ PKGS=(
   nodejs npm             # tokenizer / OpenAI-client conformance tests (skip when absent)
   curl                   # server tests
 )
+if [ "${1:-}" = bench ]; then
+  PKGS+=(
+    python3-nltk         # bench parden: NLTK's sentence_bleu, the reference BLEU
+    python3-torch        # bench nn / lm_train: PyTorch on the same shapes and threads
+    wrk                  # bench serve: HTTP load generator
+  )
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/csv.h"
+#include "base/rng.h"
 #include "guard/bleu.h"
 #include "guard/parden.h"
 #include "guard/roc.h"
@@ -220,6 +221,55 @@ static void test_properties(void)
     CHECK(r.score < po.threshold && r.harmful);
 }
 
+/* The one-reference character path (direct n-gram tables, common blocks cut out) against the
+ * general interning path, which a second copy of the reference forces (same clipped counts,
+ * same closest reference length): repeats made the way models make them — shifted by a few
+ * characters, words dropped or inserted, truncated — over small alphabets (many repeated
+ * n-grams), ASCII and multi-byte characters, lengths around the block-cut threshold. */
+static void test_fast_vs_general(void)
+{
+    static const char *alpha[] = {"a", "b", " ", "c", "d", "Ã©", "æ¥", "ð", "e", "f",
+                                  "g", "h", "i", "j", "k", "l"};
+    br_rng_t rng;
+    br_rng_seed(&rng, 20261205);
+    br_bleu_opts_t o;
+    br_bleu_opts_default(&o);
+    char ref[4096], hyp[4096];
+    int bad = 0;
+    for (int t = 0; t < 4000 && bad < 5; t++) {
+        size_t na = 2 + br_rng_below(&rng, 15), lr = 0, lh = 0;
+        size_t len = br_rng_below(&rng, 4) == 0 ? br_rng_below(&rng, 40) : br_rng_below(&rng, 300);
+        for (size_t i = 0; i < len; i++) {
+            const char *c = alpha[br_rng_below(&rng, na)];
+            memcpy(ref + lr, c, strlen(c));
+            lr += strlen(c);
+        }
+        /* the repeat: a few leading characters, then the reference with edits */
+        for (size_t k = br_rng_below(&rng, 3) ? br_rng_below(&rng, 5) : 0; k > 0; k--) hyp[lh++] = 'x';
+        size_t i = 0;
+        while (i < lr) {
+            uint64_t e = br_rng_below(&rng, 400);
+            if (e == 0) i += 1 + br_rng_below(&rng, 6);  /* drop a few bytes */
+            else if (e == 1) hyp[lh++] = 'y';           /* insert one */
+            else if (e == 2 && lh > 40) break;          /* truncate */
+            else hyp[lh++] = ref[i++];
+            if (lh >= sizeof hyp - 8) break;
+        }
+        br_bleu_stats_t fast, gen;
+        const char *refs[2] = {ref, ref};
+        size_t rb[2] = {lr, lr};
+        CHECK_OK(br_bleu_stats_n(&o, refs, rb, 1, hyp, lh, &fast));
+        CHECK_OK(br_bleu_stats_n(&o, refs, rb, 2, hyp, lh, &gen));
+        bool same = fast.hyp_len == gen.hyp_len && fast.ref_len == gen.ref_len;
+        for (int n = 0; n < o.n; n++) same = same && fast.num[n] == gen.num[n] && fast.den[n] == gen.den[n];
+        CHECK_MSG(same, "case %d: one-reference path differs from the general path (num %lld %lld %lld %lld vs "
+                        "%lld %lld %lld %lld)", t, (long long)fast.num[0], (long long)fast.num[1],
+                  (long long)fast.num[2], (long long)fast.num[3], (long long)gen.num[0], (long long)gen.num[1],
+                  (long long)gen.num[2], (long long)gen.num[3]);
+        bad += !same;
+    }
+}
+
 /* ---- the stored PARDEN history rows ---- */
 
 static double *column_doubles(const br_csv_t *c, size_t col)
@@ -322,6 +372,7 @@ int main(void)
         json_decref(fx);
     }
     test_properties();
+    test_fast_vs_general();
     test_history();
     return th_exit();
 }

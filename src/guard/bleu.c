@@ -368,42 +368,51 @@ typedef struct {
     uint16_t hc, rc;
 } ngram_slot_t;
 
-/* Maps a text's code points to pair-local ids 1..255; returns false when there are more. */
-static bool char_ids(const char *s, size_t bytes, uint8_t *ids, size_t *n, uint8_t amap[128], uint32_t *ckeys,
-                     uint8_t *cvals, int *next)
+/* Maps a text's code points to pair-local ids 1..255, counting them in count[]; returns
+ * false when there are more.
+ * bmap[c] is the id of the ASCII character c once seen (0 before, and always 0 for bytes
+ * >= 0x80), so a run of known ASCII characters costs one table load per byte. */
+static bool char_ids(const char *s, size_t bytes, uint8_t *ids, size_t *n, uint16_t count[256], uint8_t bmap[256],
+                     uint32_t *ckeys, uint8_t *cvals, int *next)
 {
-    size_t k = 0, i = 0, len;
-    while (i < bytes) {
-        unsigned c = (unsigned char)s[i];
-        uint8_t id;
-        if (c < 0x80) {
-            id = amap[c];
-            if (!id) {
-                if (*next > 255) return false;
-                id = amap[c] = (uint8_t)(*next)++;
-            }
-            i++;
-        } else {
-            uint32_t cp = br_utf8_decode((const unsigned char *)s + i, bytes - i, &len);
-            i += len;
-            size_t h = (size_t)((cp * 0x9E3779B1u) >> 23); /* 512 slots */
-            for (;;) {
-                if (ckeys[h] == cp + 1) {
-                    id = cvals[h];
-                    break;
-                }
-                if (!ckeys[h]) {
-                    if (*next > 255) return false;
-                    ckeys[h] = cp + 1;
-                    id = cvals[h] = (uint8_t)(*next)++;
-                    break;
-                }
-                h = (h + 1) & 511;
-            }
+    const unsigned char *p = (const unsigned char *)s, *end = p + bytes;
+    uint8_t *o = ids;
+    while (p < end) {
+        uint8_t id = bmap[*p];
+        if (id) {
+            *o++ = id;
+            count[id]++;
+            p++;
+            continue;
         }
-        ids[k++] = id;
+        if (*p < 0x80) {
+            if (*next > 255) return false;
+            id = bmap[*p++] = (uint8_t)(*next)++;
+            *o++ = id;
+            count[id]++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp = br_utf8_decode(p, (size_t)(end - p), &len);
+        p += len;
+        size_t h = (size_t)((cp * 0x9E3779B1u) >> 23); /* 512 slots */
+        for (;;) {
+            if (ckeys[h] == cp + 1) {
+                id = cvals[h];
+                break;
+            }
+            if (!ckeys[h]) {
+                if (*next > 255) return false;
+                ckeys[h] = cp + 1;
+                id = cvals[h] = (uint8_t)(*next)++;
+                break;
+            }
+            h = (h + 1) & 511;
+        }
+        *o++ = id;
+        count[id]++;
     }
-    *n = k;
+    *n = (size_t)(o - ids);
     return true;
 }
 
@@ -470,9 +479,9 @@ static bool grow_zeroed(void **p, size_t *cap, size_t need)
     return true;
 }
 
-/* Orders 2..N by direct indexing, no hashing: the hypothesis n-gram starting at i gets the
- * dense id (1..K) of the pair (id of its (n-1)-gram, id of its last character), looked up in
- * a zeroed table of uint16 slots indexed prev * W + char; reference
+/* Orders 2..N by direct indexing, no hashing: the hypothesis n-gram starting at i gets as id
+ * the position + 1 of its first occurrence, found through the pair (id of its (n-1)-gram, id
+ * of its last character) in a zeroed table of uint16 slots indexed prev * W + char; reference
  * n-grams only look up (an absent prefix has id 0, and no hypothesis key is below W, so the
  * n-gram gets id 0 = absent).  Exact and branch-free per position; the touched slots are
  * zeroed again afterwards.  Returns 1 done, 0 table too large (caller uses the hash path),
@@ -494,19 +503,15 @@ static int direct_char_ngrams(fast_scratch_t *sc, int N, size_t W, const uint8_t
     for (size_t i = 0; i < lr; i++) pr[i] = rid[i];
     for (int n = 2; n <= N; n++) {
         if (lh < (size_t)n) break; /* num stays 0 */
-        size_t ch = lh - (size_t)n + 1, nt = 0;
-        uint32_t k = 0;
+        size_t ch = lh - (size_t)n + 1;
         memset(hcnt, 0, sizeof(uint16_t) * (ch + 1));
         memset(rcnt, 0, sizeof(uint16_t) * (ch + 1));
         for (size_t i = 0; i < ch; i++) {
             uint32_t key = (uint32_t)ph[i] * (uint32_t)W + hid[i + (size_t)n - 1];
             uint32_t id = T[key];
-            uint32_t fresh = id == 0;
-            k += fresh;
-            id = fresh ? k : id;
+            id |= -(uint32_t)(id == 0) & (uint32_t)(i + 1); /* branch-free: first occurrence */
             T[key] = (uint16_t)id;
-            touched[nt] = key;
-            nt += fresh;
+            touched[i] = key;
             ph[i] = (uint16_t)id;
             hcnt[id]++;
         }
@@ -519,9 +524,9 @@ static int direct_char_ngrams(fast_scratch_t *sc, int N, size_t W, const uint8_t
             }
         }
         int64_t num = 0;
-        for (size_t id = 1; id <= k; id++) num += hcnt[id] < rcnt[id] ? hcnt[id] : rcnt[id];
+        for (size_t id = 1; id <= ch; id++) num += hcnt[id] < rcnt[id] ? hcnt[id] : rcnt[id];
         st->num[n - 1] = num;
-        for (size_t t = 0; t < nt; t++) T[touched[t]] = 0;
+        for (size_t i = 0; i < ch; i++) T[touched[i]] = 0;
     }
     return 1;
 }
@@ -540,37 +545,110 @@ static fast_scratch_t *get_scratch(void)
     return s;
 }
 
+static int stats_of_middle(fast_scratch_t *sc, int N, size_t W, const uint8_t *hid, size_t lh, uint8_t *rid,
+                           size_t lr, br_bleu_stats_t *st);
+
+/* The longest run h[a..a+L) == r[b..b+L) starting at the beginning of one text and at most
+ * `shift` characters into the other; returns L (0 when none). */
+static size_t longest_start_run(const uint8_t *h, size_t lh, const uint8_t *r, size_t lr, size_t shift, size_t *a,
+                                size_t *b)
+{
+    size_t best = 0;
+    *a = *b = 0;
+    for (size_t k = 0; k <= 2 * shift; k++) {
+        size_t i = k < shift ? shift - k : 0, j = k > shift ? k - shift : 0, L = 0;
+        while (i + L < lh && j + L < lr && h[i + L] == r[j + L]) L++;
+        if (L > best) {
+            best = L;
+            *a = i;
+            *b = j;
+        }
+    }
+    return best;
+}
+
+/* Replaces s[at + N - 1 .. at + L - N + 1) (the interior of a block of L >= 2N ids) by the
+ * one id sep; returns the new length. */
+static size_t cut_block(uint8_t *s, size_t len, size_t at, size_t L, int N, uint8_t sep)
+{
+    size_t keep = (size_t)N - 1, from = at + L - keep;
+    s[at + keep] = sep;
+    memmove(s + at + keep + 1, s + from, len - from);
+    return len - (from - (at + keep + 1));
+}
+
 /* 1: done; 0: not applicable (use the general path); -1: out of memory. */
 static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, size_t hb, br_bleu_stats_t *st)
 {
     if (N > 4 || hb >= 65535 || rb >= ((size_t)1 << 28)) return 0;
     fast_scratch_t *sc = get_scratch();
     if (!sc) return -1;
-    uint8_t amap[128];
+    uint8_t bmap[256];
     uint32_t ckeys[512];
     uint8_t cvals[512];
-    memset(amap, 0, sizeof amap);
+    memset(bmap, 0, sizeof bmap);
     memset(ckeys, 0, sizeof ckeys);
     int next = 1;
     if (!grow_to((void **)&sc->ids, &sc->ids_cap, 2 * (hb + rb + 2))) return -1;
     uint8_t *hid = sc->ids, *rid = sc->ids + hb + 1;
     size_t lh, lr;
-    if (!char_ids(hyp, hb, hid, &lh, amap, ckeys, cvals, &next) || !char_ids(ref, rb, rid, &lr, amap, ckeys, cvals, &next))
+    uint16_t c1h[256], c1r[256];
+    memset(c1h, 0, sizeof c1h);
+    memset(c1r, 0, sizeof c1r);
+    if (!char_ids(hyp, hb, hid, &lh, c1h, bmap, ckeys, cvals, &next) ||
+        !char_ids(ref, rb, rid, &lr, c1r, bmap, ckeys, cvals, &next))
         return 0;
     if (lr >= 65535) return 0; /* reference counts are uint16 */
-    const size_t W = (size_t)next; /* ids 1..next-1 */
     st->hyp_len = (int64_t)lh;
     st->ref_len = (int64_t)lr;
     for (int n = 1; n <= N; n++) st->den[n - 1] = lh >= (size_t)n ? (int64_t)(lh - (size_t)n + 1) : 1;
-
-    /* unigrams */
-    uint16_t c1h[256], c1r[256];
-    memset(c1h, 0, sizeof(uint16_t) * W);
-    memset(c1r, 0, sizeof(uint16_t) * W);
-    for (size_t i = 0; i < lh; i++) c1h[hid[i]]++;
-    for (size_t i = 0; i < lr; i++) c1r[rid[i]]++;
-    for (size_t id = 1; id < W; id++) st->num[0] += c1h[id] < c1r[id] ? c1h[id] : c1r[id];
+    for (int id = 1; id < next; id++) st->num[0] += c1h[id] < c1r[id] ? c1h[id] : c1r[id];
     if (N < 2) return 1;
+
+    /* A repeat mostly copies its reference, often shifted by a character or two.  The n-grams
+     * inside a block the two texts share occur in both, and min(c + a, c + b) = c + min(a, b),
+     * so they are credited directly and the block's interior is cut out: its first and last
+     * N - 1 characters stay (the n-grams crossing its edges still count), and between them
+     * one separator id — W in the hypothesis, W + 1 in the reference — makes every n-gram
+     * across the cut unmatchable.  Blocks: the longest common run from the start on a diagonal
+     * within +-4 characters, and the common suffix after it. */
+    size_t cut_credit = 0, cuts = 0;
+    size_t W = (size_t)next; /* ids 1..next-1 */
+    if (W + 2 <= 256) {
+        size_t a, b, L = longest_start_run(hid, lh, rid, lr, 4, &a, &b), S = 0;
+        size_t lmin = lh - (a + L) < lr - (b + L) ? lh - (a + L) : lr - (b + L);
+        while (S < lmin && hid[lh - 1 - S] == rid[lr - 1 - S]) S++;
+        const size_t min_block = 4 * (size_t)N;
+        if (S >= min_block) { /* the later block first: cutting it leaves the earlier in place */
+            lh = cut_block(hid, lh, lh - S, S, N, (uint8_t)W);
+            lr = cut_block(rid, lr, lr - S, S, N, (uint8_t)(W + 1));
+            cut_credit += S;
+            cuts++;
+        }
+        if (L >= min_block) {
+            lh = cut_block(hid, lh, a, L, N, (uint8_t)W);
+            lr = cut_block(rid, lr, b, L, N, (uint8_t)(W + 1));
+            cut_credit += L;
+            cuts++;
+        }
+        if (cuts) W += 2;
+    }
+    const size_t full_lh = (size_t)st->hyp_len;
+    int d = stats_of_middle(sc, N, W, hid, lh, rid, lr, st);
+    if (d <= 0) return d;
+    /* a block of length L holds L - n + 1 n-grams, 2 (N - n) of them in the kept edges */
+    for (int n = 2; n <= N && full_lh >= (size_t)n; n++)
+        if (cuts) st->num[n - 1] += (int64_t)(cut_credit - cuts * (2 * (size_t)N - (size_t)n - 1));
+    return 1;
+}
+
+/* Clipped counts (st->num[1..N-1], zero on entry) of the n-grams (n >= 2) of hid[0..lh)
+ * against rid[0..lr):
+ * 1 done, 0 not applicable, -1 out of memory.  The ids buffer's tail beyond rid + lr + 1 is
+ * scratch for the hashed path. */
+static int stats_of_middle(fast_scratch_t *sc, int N, size_t W, const uint8_t *hid, size_t lh, uint8_t *rid,
+                           size_t lr, br_bleu_stats_t *st)
+{
     int d = direct_char_ngrams(sc, N, W, hid, lh, rid, lr, st);
     if (d != 0) return d;
 

@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,33 @@ static size_t count_pieces(const char *s, size_t n, size_t cap)
     return c;
 }
 
+static inline bool plain_byte(unsigned c) { return c < 0x80 && c != '/' && c > 0x20; }
+
+/* Copies the leading run of plain bytes of s[0..n) to out (which may be written up to n bytes)
+ * and returns its length.  Eight bytes at a time: in each word, the lowest byte flagged by
+ * the zero-byte tricks below is exact (a borrow only flags bytes above a true hit). */
+static size_t plain_run(const char *s, size_t n, char *out)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (i + 8 <= n) {
+        uint64_t x, sl;
+        memcpy(&x, s + i, 8);
+        sl = x ^ (ones * '/');
+        uint64_t special = (x & highs) | ((x - ones * 0x21) & ~x & highs) | ((sl - ones) & ~sl & highs);
+        memcpy(out + i, &x, 8);
+        if (special) return i + (size_t)__builtin_ctzll(special) / 8;
+        i += 8;
+    }
+#endif
+    while (i < n && plain_byte((unsigned char)s[i])) {
+        out[i] = s[i];
+        i++;
+    }
+    return i;
+}
+
 /* Steps 1, 3, 4 for one text with k pieces, reading only the prefix it needs: skip leading
  * whitespace, copy (collapsing whitespace runs) up to the k-th " "; when nothing but
  * whitespace follows (or there is no k-th " "), the stripped end applies instead.
@@ -142,13 +170,12 @@ static size_t window_text(const char *s, size_t n, size_t k, char *out)
     while (next_cp(s, n, &i, &cp, &len) && is_ws(cp)) i += len;
     bool in_ws = false, cut = false;
     for (;;) {
-        /* ASCII fast path: plain non-whitespace bytes other than '/' copy straight through */
-        while (i < n) {
-            unsigned c = (unsigned char)s[i];
-            if (c >= 0x80 || c == '/' || c <= 0x20) break;
-            out[j++] = (char)c;
+        /* ASCII fast path: plain bytes (not whitespace, '/' or non-ASCII) copy straight through */
+        size_t run = plain_run(s + i, n - i, out + j);
+        if (run) {
+            i += run;
+            j += run;
             in_ws = false;
-            i++;
         }
         if (!next_cp(s, n, &i, &cp, &len)) break;
         if (cp == ' ' && ++spaces == k) {
