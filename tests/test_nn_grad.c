@@ -425,9 +425,33 @@ static void float_vs_double(void)
     free(dup), free(fdup);
 }
 
+/* A NaN anywhere in a row (vector body or tail) makes the whole softmax row NaN, as PyTorch
+ * does, and the cross-entropy loss NaN; -inf entries (masked logits) are just zero. */
+static void softmax_nonfinite(void)
+{
+    enum { V = 70 };
+    float x[V], p[V];
+    for (size_t at = 0; at < V; at += 23) {
+        for (size_t j = 0; j < V; j++) x[j] = 0.01f * (float)j;
+        x[at] = NAN;
+        br_softmax_forward(p, x, 1, V);
+        int nans = 0;
+        for (size_t j = 0; j < V; j++) nans += isnan(p[j]);
+        CHECK_MSG(nans == V, "softmax with NaN at %zu: %d of %d outputs NaN", at, nans, V);
+        float loss, probs[V];
+        int32_t tg = 3;
+        float mean = br_xent_forward(&loss, probs, x, &tg, 1, V);
+        CHECK_MSG(isnan(mean), "cross-entropy with a NaN logit at %zu: loss %g", at, (double)mean);
+    }
+    for (size_t j = 0; j < V; j++) x[j] = j % 2 ? -INFINITY : 0.0f;
+    br_softmax_forward(p, x, 1, V);
+    for (size_t j = 0; j < V; j++) CHECK(j % 2 ? p[j] == 0.0f : fabsf(p[j] - 1.0f / 35.0f) < 1e-6f);
+}
+
 int main(void)
 {
     br_rng_seed(&rng, 42);
+    softmax_nonfinite();
     printf("finite-difference gradient checks (double, h=%g, tol %g):\n", FD_H, TOL);
     test_linear();
     test_embedding();
