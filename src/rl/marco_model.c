@@ -263,16 +263,13 @@ static br_status build_dataset(br_marco_model_t *m, const br_episodes_t *e)
     return BR_OK;
 }
 
-/* one epoch (train) or evaluation (hold) of dynamics member k over its split;
- * returns the mean row loss */
-static double dyn_pass(br_marco_model_t *m, int k, int train, long *units, long *wrong,
-                       double *rerr, long *count)
+/* m->perm[0..n) = the rows of one split (hold[r] == 0: training, shuffled and capped at
+ * max_rows_per_epoch; hold[r] == 1: held out, in order); returns n. */
+static size_t select_rows(br_marco_model_t *m, const uint8_t *hold, size_t rows, int train)
 {
-    net_t *net = &m->mem[k];
-    const size_t mb = (size_t)m->cfg.minibatch;
     size_t nsel = 0;
-    for (size_t r = 0; r < m->rows; r++)
-        if (m->hold[r] == !train) m->perm[nsel++] = (uint32_t)r;
+    for (size_t r = 0; r < rows; r++)
+        if (hold[r] == !train) m->perm[nsel++] = (uint32_t)r;
     if (train)
         for (size_t i = nsel; i > 1; i--) {
             size_t j = br_rng_below(&m->rng, i);
@@ -281,6 +278,17 @@ static double dyn_pass(br_marco_model_t *m, int k, int train, long *units, long 
         }
     if (train && m->cfg.max_rows_per_epoch > 0 && nsel > (size_t)m->cfg.max_rows_per_epoch)
         nsel = (size_t)m->cfg.max_rows_per_epoch;
+    return nsel;
+}
+
+/* one epoch (train) or evaluation (hold) of dynamics member k over its split;
+ * returns the mean row loss */
+static double dyn_pass(br_marco_model_t *m, int k, int train, long *units, long *wrong,
+                       double *rerr, long *count)
+{
+    net_t *net = &m->mem[k];
+    const size_t mb = (size_t)m->cfg.minibatch;
+    size_t nsel = select_rows(m, m->hold, m->rows, train);
     double L = 0;
     for (size_t s = 0; s < nsel; s += mb) {
         size_t B = nsel - s < mb ? nsel - s : mb;
@@ -311,17 +319,7 @@ static double obs_pass(br_marco_model_t *m, int train, long *units, long *wrong)
 {
     net_t *net = &m->oh;
     const size_t mb = (size_t)m->cfg.minibatch;
-    size_t nsel = 0;
-    for (size_t r = 0; r < m->orows; r++)
-        if (m->ohold[r] == !train) m->perm[nsel++] = (uint32_t)r;
-    if (train)
-        for (size_t i = nsel; i > 1; i--) {
-            size_t j = br_rng_below(&m->rng, i);
-            uint32_t t = m->perm[i - 1];
-            m->perm[i - 1] = m->perm[j], m->perm[j] = t;
-        }
-    if (train && m->cfg.max_rows_per_epoch > 0 && nsel > (size_t)m->cfg.max_rows_per_epoch)
-        nsel = (size_t)m->cfg.max_rows_per_epoch;
+    size_t nsel = select_rows(m, m->ohold, m->orows, train);
     double L = 0;
     for (size_t s = 0; s < nsel; s += mb) {
         size_t B = nsel - s < mb ? nsel - s : mb;
