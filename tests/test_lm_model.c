@@ -13,6 +13,7 @@
 #include "kernels/gemm.h"
 #include "lm/generate.h"
 #include "lm/model.h"
+#include "model_fixture.h"
 
 static br_model_config_t tiny(br_block_kind block, bool tied)
 {
@@ -30,13 +31,6 @@ static br_model_config_t tiny(br_block_kind block, bool tied)
     c.tie_word_embeddings = tied;
     c.block = block;
     return c;
-}
-
-static void fill_tokens(int32_t *t, size_t n, int V, uint64_t seed)
-{
-    br_rng_t r;
-    br_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) t[i] = (int32_t)br_rng_below(&r, (uint64_t)V);
 }
 
 /* Central differences of the mean loss against the analytic gradient, on a sample of entries
@@ -99,28 +93,8 @@ static void cached_equals_full(br_block_kind block)
     br_model_t *m;
     CHECK_OK(br_model_create(&m, &c, false));
     br_model_init_random(m, 5);
-    enum { T = 23 };
-    int32_t toks[T];
-    fill_tokens(toks, T, c.vocab_size, 9);
-    size_t V = (size_t)c.vocab_size;
-    float *full = malloc(T * V * sizeof(float)), *inc = malloc(T * V * sizeof(float));
-    CHECK_OK(br_model_forward_logits(m, toks, 1, T, NULL, full));
-    br_kv_pool_t *kv;
-    CHECK_OK(br_kv_pool_create(&kv, &c, 4, 1 << 20));
-    int32_t pages[8];
-    for (int i = 0; i < 6; i++) CHECK_OK(br_kv_pool_alloc_page(kv, &pages[i]));
-    br_seq_t s = {toks, 7, 0, pages, 6, BR_LOGITS_ALL};
-    CHECK_OK(br_model_forward_batch(m, kv, &s, 1, NULL, inc));
-    for (size_t t = 7; t < T; t++) {
-        br_seq_t d = {toks + t, 1, t, pages, 6, BR_LOGITS_LAST};
-        CHECK_OK(br_model_forward_batch(m, kv, &d, 1, NULL, inc + t * V));
-    }
-    double worst = 0;
-    for (size_t i = 0; i < T * V; i++) worst = fmax(worst, fabs(full[i] - inc[i]));
+    double worst = cached_vs_full(m, &c, 23, 7, 6);
     CHECK_MSG(worst < 2e-5, "cached vs full recompute: max logit difference %.3g", worst);
-    br_kv_pool_free(kv);
-    free(full);
-    free(inc);
     br_model_free(m);
 }
 

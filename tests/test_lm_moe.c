@@ -18,6 +18,7 @@
 #include "lm/generate.h"
 #include "lm/model.h"
 #include "moe/upcycle.h"
+#include "model_fixture.h"
 
 static br_model_config_t tiny(br_block_kind block)
 {
@@ -58,13 +59,6 @@ static br_model_config_t moe_cfg(kind_t k)
         c.norm_topk_prob = false;
     }
     return c;
-}
-
-static void fill_tokens(int32_t *t, size_t n, int V, uint64_t seed)
-{
-    br_rng_t r;
-    br_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) t[i] = (int32_t)br_rng_below(&r, (uint64_t)V);
 }
 
 static void finite_difference(kind_t kind)
@@ -122,27 +116,8 @@ static void cached_equals_full(kind_t kind)
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return;
     br_model_init_random(m, 5);
-    enum { T = 13 };
-    int32_t toks[T];
-    fill_tokens(toks, T, c.vocab_size, 9);
-    size_t V = (size_t)c.vocab_size;
-    float *full = malloc(T * V * sizeof(float)), *inc = malloc(T * V * sizeof(float));
-    CHECK_OK(br_model_forward_logits(m, toks, 1, T, NULL, full));
-    br_kv_pool_t *kv;
-    CHECK_OK(br_kv_pool_create(&kv, &c, 4, 1 << 20));
-    int32_t pages[4];
-    for (int i = 0; i < 4; i++) CHECK_OK(br_kv_pool_alloc_page(kv, &pages[i]));
-    br_seq_t s = {toks, 5, 0, pages, 4, BR_LOGITS_ALL};
-    CHECK_OK(br_model_forward_batch(m, kv, &s, 1, NULL, inc));
-    for (size_t t = 5; t < T; t++) {
-        br_seq_t d = {toks + t, 1, t, pages, 4, BR_LOGITS_LAST};
-        CHECK_OK(br_model_forward_batch(m, kv, &d, 1, NULL, inc + t * V));
-    }
-    double worst = 0;
-    for (size_t i = 0; i < T * V; i++) worst = fmax(worst, fabs(full[i] - inc[i]));
+    double worst = cached_vs_full(m, &c, 13, 5, 4);
     CHECK_MSG(worst < 5e-5, "%s: cached vs full: max logit difference %.3g", kind_names[kind], worst);
-    br_kv_pool_free(kv);
-    free(full), free(inc);
     br_model_free(m);
 }
 
