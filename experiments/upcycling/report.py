@@ -39,6 +39,17 @@ if os.path.exists(f"{run}/times.tsv"):
         k, v = line.split("\t")
         times[k] = float(v)
 flops = json.load(open(f"{run}/flops.json"))
+SUF = "" if mode == "full" else "-quick"  # quick mode never overwrites the full run's files
+
+
+def last_step(name):
+    """the last step in a run's train_log.jsonl ("?" when absent)"""
+    log = f"{run}/{name}/train_log.jsonl"
+    if not os.path.exists(log):
+        return "?"
+    last = [l for l in open(log) if l.strip()]
+    return json.loads(last[-1]).get("step", "?") if last else "?"
+
 res = {"mode": mode, "seeds": seeds, "domains": DOMS, "data_matched": {}, "compute_matched": {}, "baselines": {}}
 L = []
 w = L.append
@@ -47,7 +58,7 @@ if mode == "quick":
     w("**These are the numbers of `experiments/upcycling/run.sh --quick`**: a tiny model and very short "
       "runs, made to finish in minutes on 2 shared cores.  They check that the whole pipeline works and show "
       "the direction of effects at this scale; they are not a reproduction of the papers.  The full mode "
-      "(`run.sh` without `--quick`) is the experiment the issue asks for; see the end of this file.\n")
+      "(`run.sh` without `--quick`) is the experiment the issue asks for: its results are in RESULTS.md.\n")
 seed_cfg = json.load(open(f"{run}/seed-config.json"))
 w(f"Seed: Llama-style, parallel blocks, hidden {seed_cfg['hidden_size']}, {seed_cfg['num_hidden_layers']} layers, "
   f"FFN {seed_cfg['intermediate_size']}, vocabulary {seed_cfg['vocab_size']} (byte-level BPE trained here), "
@@ -92,11 +103,7 @@ def table(kind, title, seed_list):
                    "train_flops_per_token": flops[m]["train_flops_per_token"]}
         tl = [times.get(f"ft-{m}-{kind}-s{s}") for s in seed_list]
         tl = [t for t in tl if t]
-        steps = "?"
-        log = f"{run}/ft-{m}-{kind}-s{seed_list[0]}/train_log.jsonl"
-        if os.path.exists(log):
-            last = [l for l in open(log) if l.strip()]
-            if last: steps = json.loads(last[-1]).get("step", "?")
+        steps = last_step(f"ft-{m}-{kind}-s{seed_list[0]}")
         w(f"| {NAMES[m]} | " + " | ".join(fmt(*per[d], len(js)) for d in DOMS) + f" | **{fmt(*a, len(js))}** | "
           f"{flops[m]['train_flops_per_token']/1e9:.4f} | {steps} | {statistics.mean(tl) if tl else float('nan'):.0f} s |")
     w("")
@@ -185,16 +192,16 @@ for name in ["seed", "btm"]:
 for m in methods:
     r = res["data_matched"].get(m)
     if r: labels.append(NAMES[m]); means.append(r["average"]["mean"]); stds.append(r["average"]["std"])
-svg_bars(f"{out}/avg_bpb.svg", "average validation bits/byte (data-matched; error bars: std over seeds)",
+svg_bars(f"{out}/avg_bpb{SUF}.svg", "average validation bits/byte (data-matched; error bars: std over seeds)",
          labels, means, stds, "bits per byte")
 labels, means = [], []
 for name, lab in [("expert-bible", "bible expert"), ("ft-btx1-data-s1", "BTX before"), ("ext-btx1", "BTX extended"),
                   ("ft-nexus-data-s1", "Nexus before"), ("ext-nexus", "Nexus extended")]:
     j = load(name)
     if j: labels.append(lab); means.append(bpb(j, NEW))
-svg_bars(f"{out}/extension_bible.svg", "held-out bible domain: bits/byte before and after adding its expert",
+svg_bars(f"{out}/extension_bible{SUF}.svg", "held-out bible domain: bits/byte before and after adding its expert",
          labels, means, [0] * len(means), "bits per byte")
-w("Plots: [average bits/byte per method](avg_bpb.svg), [bible before/after extension](extension_bible.svg).\n")
+w(f"Plots: [average bits/byte per method](avg_bpb{SUF}.svg), [bible before/after extension](extension_bible{SUF}.svg).\n")
 
 # ---- comparison with the papers ----
 w("## Against the papers' claims\n")
@@ -244,21 +251,16 @@ if dm:
                  f"the seed is at {avg(load('seed')):.3f}.")
 w("\n".join(lines) + "\n")
 stds = [r["average"]["std"] for r in dm.values() if r["n"] > 1]
+nonemb = flops["seed"]["total_params"] - seed_cfg["vocab_size"] * seed_cfg["hidden_size"]
+first = json.loads(next(l for l in open(f"{run}/seed/train_log.jsonl") if l.strip()))
+scale = (f"the models are small ({nonemb / 1e6:.2f} M non-embedding parameters; the seed trained "
+         f"{last_step('seed')} steps, each expert {last_step('expert-code')} and every MoE finetune "
+         f"{last_step('ft-btx1-data-s1')} steps of {first.get('tokens', '?')} tokens)")
 w(f"Caveats, honestly: the seed-to-seed std of the average is {min(stds):.3f}-{max(stds):.3f} bits/byte, "
-  "so most gaps between methods here are larger than it, but the models are tiny (under a million "
-  "non-embedding parameters), the experts and every MoE finetune are a few dozen to a hundred steps, and "
-  "the routers start random and get little time to learn: at this scale the experiment shows the "
-  "pipeline, the routing specialisation and the extension mechanics, and the direction of the effects, "
-  "not the papers' gaps (measured at 590M+ parameters and billions of tokens).  The compute-matched "
-  "rows have one seed each.\n" if stds else "Caveats: one seed per method.\n")
-if mode == "quick":
-    w("## The full experiment\n")
-    w("`experiments/upcycling/run.sh` (no `--quick`): hidden 96, 4 layers, FFN 256, seed 800 steps, experts "
-      "400 steps each, every MoE 150 steps x 3 seeds data-matched plus compute-matched, a 200-step bible "
-      "expert and 60-step extension finetunes, 32k evaluation tokens per domain: about 3.5x the training "
-      "tokens of quick mode at ~2.5x the FLOPs per token, so roughly 9x its compute, 1-2 h on 2 idle cores "
-      "(several hours on this session's shared machine).  It did not fit in this session; its numbers are "
-      "not reported here.\n")
-open(f"{out}/RESULTS.md", "w").write("\n".join(L))
-json.dump(res, open(f"{out}/results.json", "w"), indent=2)
-print(f"wrote {out}/RESULTS.md, results.json, avg_bpb.svg, extension_bible.svg")
+  f"so most gaps between methods here are larger than it, but {scale}, and the routers get little time to "
+  "learn: at this scale the experiment shows the pipeline, the routing specialisation and the extension "
+  "mechanics, and the direction of the effects, not the papers' gaps (measured at 590M+ parameters and "
+  "billions of tokens).  The compute-matched rows have one seed each.\n" if stds else "Caveats: one seed per method.\n")
+open(f"{out}/RESULTS{SUF}.md", "w").write("\n".join(L))
+json.dump(res, open(f"{out}/results{SUF}.json", "w"), indent=2)
+print(f"wrote {out}/RESULTS{SUF}.md, results{SUF}.json, avg_bpb{SUF}.svg, extension_bible{SUF}.svg")
