@@ -176,6 +176,8 @@ int run_subcommand(const char *group, const subcmd_t *subs, size_t n, int argc, 
 int fail_status(int status, const char *what)
 {
     const char *m = br_errmsg();
+    size_t wl = what ? strlen(what) : 0;
+    if (what && m && !strncmp(m, what, wl) && m[wl] == ':') what = NULL; /* the message names it already */
     if (what) fprintf(stderr, "braid: error: %s: %s\n", what, m && *m ? m : br_status_name((br_status)status));
     else fprintf(stderr, "braid: error: %s\n", m && *m ? m : br_status_name((br_status)status));
     return 1;
