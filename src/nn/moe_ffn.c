@@ -166,6 +166,18 @@ void br_logsumexp_rows(float *lse, const float *logits, size_t N, size_t E)
     }
 }
 
+/* Whether the experts run side by side, one per thread with single-threaded GEMMs (each
+ * expert's rows and gradient slices are its own), instead of one after another with every
+ * GEMM split across the threads.  Splitting a GEMM of a few hundred rows repacks the weights
+ * per thread for little work each (4 experts x 256 rows, 2 threads: 1.45x the dense FFN's
+ * time instead of 1.05x); side by side is better whenever the experts share the threads
+ * evenly or are small. */
+static bool expert_parallel(size_t E, size_t rows)
+{
+    size_t nt = (size_t)br_get_threads();
+    return nt > 1 && E >= nt && (E % nt == 0 || rows / E < 1024);
+}
+
 /* y (n,C) = beta*y + SwiGLU FFN(x (n,C)); saves hg, hu, act (n,F). */
 static void ffn_forward(float *y, float beta, float *hg, float *hu, float *act, const float *x,
                         const float *wg, const float *wu, const float *wd, size_t n, size_t C,
@@ -264,6 +276,7 @@ void br_moe_ffn_forward(float *out, br_moe_ws_t *ws, const float *inp, const br_
     size_t A = N * k;
     for (size_t r = 0; r < A; r++)
         memcpy(ws->xs + r * C, inp + (size_t)(ws->perm[r] / (int32_t)k) * C, C * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) if (expert_parallel(E, A))
     for (size_t e = 0; e < E; e++) {
         size_t o = ws->offset[e], n = ws->count[e];
         ffn_forward(ws->ys + o * C, 0, ws->hg + o * F, ws->hu + o * F, ws->act + o * F,
@@ -314,6 +327,7 @@ void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, con
         ws->dtopw[a] = (float)dot;
     }
     /* experts: dys is consumed by the down-projection backward, then reused for dxs */
+#pragma omp parallel for schedule(dynamic, 1) if (expert_parallel(E, A))
     for (size_t e = 0; e < E; e++) {
         size_t o = ws->offset[e], n = ws->count[e];
         float *dys = ws->dys + o * C;
