@@ -18,18 +18,6 @@
 #include "nn/moe.h"
 #include "nn/nn.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 typedef struct {
     br_moe_cfg_t c;
     br_moe_params_t p, g;
@@ -176,7 +164,7 @@ int bench_moe(int argc, char **argv)
     }
     size_t maxload = 0;
     for (int e = 0; e < experts; e++) maxload = moe.ws.count[e] > maxload ? moe.ws.count[e] : maxload;
-    double md = median(td, reps), mm = median(tm, reps);
+    double md = bench_median(td, (size_t)reps), mm = bench_median(tm, (size_t)reps);
     double ffn_ratio = mm / md;
 
     /* 2. attention parts (+ the same top-1 MoE FFN for the block) */
@@ -200,7 +188,8 @@ int bench_moe(int argc, char **argv)
         t2[i] = attn_step(&bam, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
         t3[i] = attn_step(&bams, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
     }
-    double a_btx = median(t1, reps), a_bam = median(t2, reps), a_bams = median(t3, reps);
+    double a_btx = bench_median(t1, (size_t)reps), a_bam = bench_median(t2, (size_t)reps),
+           a_bams = bench_median(t3, (size_t)reps);
     double blk_btx = a_btx + mm, blk_bam = a_bam + mm, blk_bams = a_bams + mm;
     double ffn_fl = 3 * (2.0 * C * experts + 6.0 * C * F); /* top-1 MoE FFN fwd+bwd per token */
     double fl_btx = attn_flops(&a1, (size_t)T) + ffn_fl, fl_bam = attn_flops(&ae, (size_t)T) + ffn_fl;

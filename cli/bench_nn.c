@@ -163,12 +163,6 @@ static void ctx_free(ctx_t *c)
     br_free(c->tokens), br_free(c->targets), br_free(c->pos);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double cpu_now(void)
 {
     struct timespec ts;
@@ -192,7 +186,7 @@ static double time_op(ctx_t *c, int op, double min_time, double *cpu)
         t[n++] = br_now() - t0;
     }
     *cpu = (cpu_now() - cpu0) / n;
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    qsort(t, (size_t)n, sizeof *t, bench_cmp_double);
     return t[n / 2];
 }
 

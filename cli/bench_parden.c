@@ -138,18 +138,6 @@ static void nltk_stop(nltk_t *nk)
     if (nk->pid > 0) waitpid(nk->pid, NULL, 0);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int bench_parden(int argc, char **argv)
 {
     double min_s = 1.0;
@@ -212,11 +200,11 @@ int bench_parden(int argc, char **argv)
     printf("%-28s %14s %14s %9s  %s\n", "metric", "braid pairs/s", "NLTK pairs/s", "ratio", "checksum (braid / NLTK)");
     double worst = INFINITY;
     for (int m = 0; m < 2; m++) {
-        double b = median(rate[m], rounds);
+        double b = bench_median(rate[m], (size_t)rounds);
         if (have_nltk) {
-            double q = median(ratio[m], rounds);
+            double q = bench_median(ratio[m], (size_t)rounds);
             worst = fmin(worst, q);
-            printf("%-28s %14.0f %14.0f %8.0fx  %.12g / %.12g%s\n", names[m], b, median(nrate[m], rounds), q, sum[m],
+            printf("%-28s %14.0f %14.0f %8.0fx  %.12g / %.12g%s\n", names[m], b, bench_median(nrate[m], (size_t)rounds), q, sum[m],
                    nsum[m], fabs(sum[m] - nsum[m]) < 1e-9 ? "" : "  MISMATCH");
         } else printf("%-28s %14.0f %14s %9s  %.12g\n", names[m], b, "-", "-", sum[m]);
     }

@@ -45,12 +45,6 @@ static double gamma_sample(br_rng_t *r, double k)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double pct(double *v, size_t n, double p)
 {
     if (!n) return 0;
@@ -118,8 +112,8 @@ static br_status run_one(br_model_t *m, const br_tokenizer_t *tok, br_tenants_t 
         done++;
     }
     double wall = last - t0;
-    qsort(lat, done, sizeof *lat, cmp_double);
-    qsort(ttft, done, sizeof *ttft, cmp_double);
+    qsort(lat, done, sizeof *lat, bench_cmp_double);
+    qsort(ttft, done, sizeof *ttft, bench_cmp_double);
     *res = (result_t){.req_s = done / wall, .tok_s = toks / wall, .p50 = pct(lat, done, 0.5), .p90 = pct(lat, done, 0.9),
                       .p99 = pct(lat, done, 0.99), .mean_lat = done ? lat_sum / done : 0,
                       .ttft_mean = done ? ttft_sum / done : 0, .ttft_p90 = pct(ttft, done, 0.9),

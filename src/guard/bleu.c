@@ -545,8 +545,96 @@ static fast_scratch_t *get_scratch(void)
     return s;
 }
 
+/* Clipped counts (st->num[1..N-1], zero on entry) of the n-grams (n >= 2) of hid[0..lh)
+ * against rid[0..lr):
+ * 1 done, 0 not applicable, -1 out of memory.  The ids buffer's tail beyond rid + lr + 1 is
+ * scratch for the hashed path. */
 static int stats_of_middle(fast_scratch_t *sc, int N, size_t W, const uint8_t *hid, size_t lh, uint8_t *rid,
-                           size_t lr, br_bleu_stats_t *st);
+                           size_t lr, br_bleu_stats_t *st)
+{
+    int d = direct_char_ngrams(sc, N, W, hid, lh, rid, lr, st);
+    if (d != 0) return d;
+
+    /* bigrams in direct arrays when small enough; then okh[i] (okr[i]) says whether the
+     * hypothesis (reference) bigram ending at i occurs in the other text: an n-gram can
+     * only match when all its bigrams do, so the others are never hashed. */
+    int first_hashed = 2;
+    uint8_t *okh = NULL, *okr = NULL;
+    if (N >= 2 && W <= 128) {
+        if (!grow_to((void **)&sc->c2, &sc->c2_cap, 2 * W * W * sizeof(uint16_t))) return -1;
+        uint16_t *c2h = sc->c2, *c2r = sc->c2 + W * W;
+        memset(sc->c2, 0, 2 * W * W * sizeof(uint16_t));
+        for (size_t i = 1; i < lh; i++) c2h[hid[i - 1] * W + hid[i]]++;
+        for (size_t i = 1; i < lr; i++) c2r[rid[i - 1] * W + rid[i]]++;
+        int64_t num = 0;
+        for (size_t k = 0; k < W * W; k++) num += c2h[k] < c2r[k] ? c2h[k] : c2r[k];
+        st->num[1] = num;
+        first_hashed = 3;
+        if (N >= 3) {
+            okh = rid + lr + 1; /* the rest of the ids buffer: lh + lr flags */
+            okr = okh + lh + 1;
+            okh[0] = okr[0] = 0;
+            for (size_t i = 1; i < lh; i++) okh[i] = c2r[hid[i - 1] * W + hid[i]] != 0;
+            for (size_t i = 1; i < lr; i++) okr[i] = c2h[rid[i - 1] * W + rid[i]] != 0;
+        }
+    }
+    if (N < first_hashed) return 1;
+
+    /* longer n-grams: one table, at most (N - first_hashed + 1) * lh keys, load <= 1/2 */
+    size_t orders = (size_t)(N - first_hashed + 1);
+    size_t slots = 64;
+    while (slots < 2 * orders * (lh + 1)) slots <<= 1;
+    int bits = 0;
+    while (((size_t)1 << bits) < slots) bits++;
+    if (!grow_to((void **)&sc->tab, &sc->tab_cap, slots * sizeof(ngram_slot_t)) ||
+        !grow_to((void **)&sc->used, &sc->used_cap, sizeof(uint32_t) * (orders * lh + 1)))
+        return -1;
+    ngram_slot_t *tab = sc->tab;
+    uint32_t *used = sc->used;
+    memset(tab, 0, slots * sizeof *tab);
+    size_t nused = 0;
+    static const uint32_t mask[5] = {0, 0xFFu, 0xFFFFu, 0xFFFFFFu, 0xFFFFFFFFu};
+    const size_t m = slots - 1;
+    const int shift = 32 - bits;
+    uint32_t k = 0;
+    for (size_t i = 0; i < lh; i++) {
+        k = (k << 8) | hid[i];
+        int top = i + 1 < (size_t)N ? (int)i + 1 : N;
+        for (int n = first_hashed; n <= top; n++) {
+            /* n-gram i-n+1..i: its bigrams end at i-n+2..i */
+            if (okh && !okh[i - (size_t)n + 2]) break;
+            if (okh && n == 3 && !okh[i]) break;
+            uint32_t key = k & mask[n];
+            size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
+            while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
+            if (!tab[h].key) {
+                tab[h].key = key;
+                used[nused++] = (uint32_t)h;
+            }
+            tab[h].hc++;
+        }
+    }
+    k = 0;
+    for (size_t i = 0; i < lr; i++) {
+        k = (k << 8) | rid[i];
+        int top = i + 1 < (size_t)N ? (int)i + 1 : N;
+        for (int n = first_hashed; n <= top; n++) {
+            if (okr && !okr[i - (size_t)n + 2]) break;
+            if (okr && n == 3 && !okr[i]) break;
+            uint32_t key = k & mask[n];
+            size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
+            while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
+            if (!tab[h].key) break;
+            tab[h].rc++;
+        }
+    }
+    for (size_t u = 0; u < nused; u++) {
+        const ngram_slot_t *e = &tab[used[u]];
+        int n = e->key > 0xFFFFFFu ? 4 : e->key > 0xFFFFu ? 3 : e->key > 0xFFu ? 2 : 1;
+        st->num[n - 1] += e->hc < e->rc ? e->hc : e->rc;
+    }
+    return 1;
+}
 
 /* The longest run h[a..a+L) == r[b..b+L) starting at the beginning of one text and at most
  * `shift` characters into the other; returns L (0 when none). */
@@ -637,99 +725,9 @@ static int fast_char_stats(int N, const char *ref, size_t rb, const char *hyp, s
     int d = stats_of_middle(sc, N, W, hid, lh, rid, lr, st);
     if (d <= 0) return d;
     /* a block of length L holds L - n + 1 n-grams, 2 (N - n) of them in the kept edges */
-    for (int n = 2; n <= N && full_lh >= (size_t)n; n++)
-        if (cuts) st->num[n - 1] += (int64_t)(cut_credit - cuts * (2 * (size_t)N - (size_t)n - 1));
-    return 1;
-}
-
-/* Clipped counts (st->num[1..N-1], zero on entry) of the n-grams (n >= 2) of hid[0..lh)
- * against rid[0..lr):
- * 1 done, 0 not applicable, -1 out of memory.  The ids buffer's tail beyond rid + lr + 1 is
- * scratch for the hashed path. */
-static int stats_of_middle(fast_scratch_t *sc, int N, size_t W, const uint8_t *hid, size_t lh, uint8_t *rid,
-                           size_t lr, br_bleu_stats_t *st)
-{
-    int d = direct_char_ngrams(sc, N, W, hid, lh, rid, lr, st);
-    if (d != 0) return d;
-
-    /* bigrams in direct arrays when small enough; then okh[i] (okr[i]) says whether the
-     * hypothesis (reference) bigram ending at i occurs in the other text: an n-gram can
-     * only match when all its bigrams do, so the others are never hashed. */
-    int first_hashed = 2;
-    uint8_t *okh = NULL, *okr = NULL;
-    if (N >= 2 && W <= 128) {
-        if (!grow_to((void **)&sc->c2, &sc->c2_cap, 2 * W * W * sizeof(uint16_t))) return -1;
-        uint16_t *c2h = sc->c2, *c2r = sc->c2 + W * W;
-        memset(sc->c2, 0, 2 * W * W * sizeof(uint16_t));
-        for (size_t i = 1; i < lh; i++) c2h[hid[i - 1] * W + hid[i]]++;
-        for (size_t i = 1; i < lr; i++) c2r[rid[i - 1] * W + rid[i]]++;
-        int64_t num = 0;
-        for (size_t k = 0; k < W * W; k++) num += c2h[k] < c2r[k] ? c2h[k] : c2r[k];
-        st->num[1] = num;
-        first_hashed = 3;
-        if (N >= 3) {
-            okh = rid + lr + 1; /* the rest of the ids buffer: lh + lr flags */
-            okr = okh + lh + 1;
-            okh[0] = okr[0] = 0;
-            for (size_t i = 1; i < lh; i++) okh[i] = c2r[hid[i - 1] * W + hid[i]] != 0;
-            for (size_t i = 1; i < lr; i++) okr[i] = c2h[rid[i - 1] * W + rid[i]] != 0;
-        }
-    }
-    if (N < first_hashed) return 1;
-
-    /* longer n-grams: one table, at most (N - first_hashed + 1) * lh keys, load <= 1/2 */
-    size_t orders = (size_t)(N - first_hashed + 1);
-    size_t slots = 64;
-    while (slots < 2 * orders * (lh + 1)) slots <<= 1;
-    int bits = 0;
-    while (((size_t)1 << bits) < slots) bits++;
-    if (!grow_to((void **)&sc->tab, &sc->tab_cap, slots * sizeof(ngram_slot_t)) ||
-        !grow_to((void **)&sc->used, &sc->used_cap, sizeof(uint32_t) * (orders * lh + 1)))
-        return -1;
-    ngram_slot_t *tab = sc->tab;
-    uint32_t *used = sc->used;
-    memset(tab, 0, slots * sizeof *tab);
-    size_t nused = 0;
-    static const uint32_t mask[5] = {0, 0xFFu, 0xFFFFu, 0xFFFFFFu, 0xFFFFFFFFu};
-    const size_t m = slots - 1;
-    const int shift = 32 - bits;
-    uint32_t k = 0;
-    for (size_t i = 0; i < lh; i++) {
-        k = (k << 8) | hid[i];
-        int top = i + 1 < (size_t)N ? (int)i + 1 : N;
-        for (int n = first_hashed; n <= top; n++) {
-            /* n-gram i-n+1..i: its bigrams end at i-n+2..i */
-            if (okh && !okh[i - (size_t)n + 2]) break;
-            if (okh && n == 3 && !okh[i]) break;
-            uint32_t key = k & mask[n];
-            size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
-            while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
-            if (!tab[h].key) {
-                tab[h].key = key;
-                used[nused++] = (uint32_t)h;
-            }
-            tab[h].hc++;
-        }
-    }
-    k = 0;
-    for (size_t i = 0; i < lr; i++) {
-        k = (k << 8) | rid[i];
-        int top = i + 1 < (size_t)N ? (int)i + 1 : N;
-        for (int n = first_hashed; n <= top; n++) {
-            if (okr && !okr[i - (size_t)n + 2]) break;
-            if (okr && n == 3 && !okr[i]) break;
-            uint32_t key = k & mask[n];
-            size_t h = (size_t)((key * 0x9E3779B1u) >> shift);
-            while (tab[h].key && tab[h].key != key) h = (h + 1) & m;
-            if (!tab[h].key) break;
-            tab[h].rc++;
-        }
-    }
-    for (size_t u = 0; u < nused; u++) {
-        const ngram_slot_t *e = &tab[used[u]];
-        int n = e->key > 0xFFFFFFu ? 4 : e->key > 0xFFFFu ? 3 : e->key > 0xFFu ? 2 : 1;
-        st->num[n - 1] += e->hc < e->rc ? e->hc : e->rc;
-    }
+    if (cuts)
+        for (int n = 2; n <= N && full_lh >= (size_t)n; n++)
+            st->num[n - 1] += (int64_t)(cut_credit - cuts * (2 * (size_t)N - (size_t)n - 1));
     return 1;
 }
 
