@@ -101,6 +101,31 @@ static double attn_flops(const br_moa_cfg_t *c, size_t T)
     return 3 * (proj + core);
 }
 
+/* Median seconds of one forward+backward of BTX's attention (a1), BAM expert-KV (ae) and BAM
+ * shared-KV (as), timed in alternation; 1 when out of memory. */
+static int time_attention(const br_moa_cfg_t *a1, const br_moa_cfg_t *ae, const br_moa_cfg_t *as, float *out,
+                          float *dx, const float *x, const float *dy, const float *cs, const float *sn, size_t B,
+                          size_t T, int reps, br_rng_t *r, double *m_btx, double *m_bam, double *m_bams)
+{
+    attn_t at[3];
+    const br_moa_cfg_t *cfg[3] = {a1, ae, as};
+    double *t = malloc(3 * (size_t)reps * sizeof(double));
+    int ok = t != NULL, n = 0;
+    for (; ok && n < 3; n++) ok = !attn_init(&at[n], *cfg[n], B, T, r);
+    if (!ok) n--;
+    for (int k = 0; ok && k < 3; k++) attn_step(&at[k], out, dx, x, dy, cs, sn, B, T);
+    for (int i = 0; ok && i < reps; i++)
+        for (int k = 0; k < 3; k++) t[k * reps + i] = attn_step(&at[k], out, dx, x, dy, cs, sn, B, T);
+    if (ok) {
+        *m_btx = bench_median(t, (size_t)reps);
+        *m_bam = bench_median(t + reps, (size_t)reps);
+        *m_bams = bench_median(t + 2 * reps, (size_t)reps);
+    }
+    for (int k = 0; k < n; k++) attn_free(&at[k]);
+    free(t);
+    return !ok;
+}
+
 int bench_moe(int argc, char **argv)
 {
     int experts = 4, C = 256, F = 1024, B = 8, T = 128, heads = 4, reps = 7, threads = 0;
@@ -172,24 +197,12 @@ int bench_moe(int argc, char **argv)
     br_moa_cfg_t ae = a1, as = a1;
     ae.n = as.n = (size_t)experts;
     as.shared_kv = true;
-    attn_t btx, bam, bams;
-    if (attn_init(&btx, a1, (size_t)B, (size_t)T, &r) || attn_init(&bam, ae, (size_t)B, (size_t)T, &r) ||
-        attn_init(&bams, as, (size_t)B, (size_t)T, &r)) {
+    double a_btx, a_bam, a_bams;
+    if (time_attention(&a1, &ae, &as, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T, reps, &r, &a_btx, &a_bam,
+                       &a_bams)) {
         fprintf(stderr, "braid: error: out of memory\n");
         return 1;
     }
-    double *t1 = malloc((size_t)reps * sizeof(double)), *t2 = malloc((size_t)reps * sizeof(double));
-    double *t3 = malloc((size_t)reps * sizeof(double));
-    attn_step(&btx, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
-    attn_step(&bam, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
-    attn_step(&bams, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
-    for (int i = 0; i < reps; i++) {
-        t1[i] = attn_step(&btx, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
-        t2[i] = attn_step(&bam, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
-        t3[i] = attn_step(&bams, out, dx, x, dy, cs, sn, (size_t)B, (size_t)T);
-    }
-    double a_btx = bench_median(t1, (size_t)reps), a_bam = bench_median(t2, (size_t)reps),
-           a_bams = bench_median(t3, (size_t)reps);
     double blk_btx = a_btx + mm, blk_bam = a_bam + mm, blk_bams = a_bams + mm;
     double ffn_fl = 3 * (2.0 * C * experts + 6.0 * C * F); /* top-1 MoE FFN fwd+bwd per token */
     double fl_btx = attn_flops(&a1, (size_t)T) + ffn_fl, fl_bam = attn_flops(&ae, (size_t)T) + ffn_fl;
@@ -218,8 +231,7 @@ int bench_moe(int argc, char **argv)
                blk_bams * us, blk_bams / blk_btx, fl_bams / fl_btx);
     }
     ffn_free(&dense), ffn_free(&moe);
-    attn_free(&btx), attn_free(&bam), attn_free(&bams);
-    free(td), free(tm), free(t1), free(t2), free(t3);
+    free(td), free(tm);
     br_free(x), br_free(dy), br_free(out), br_free(dx), br_free(cs), br_free(sn);
     return 0;
 }

@@ -33,6 +33,75 @@ static void on_progress(void *p, int64_t steps, int64_t known, int64_t pairs)
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 static json_t *count_or_null(int64_t v) { return v >= 0 ? json_integer(v) : json_null(); }
 
+/* Flags the library's own check cannot judge (names, the meaning of -1); 1 after an error. */
+static int check_flags(br_rfos_config_t *c, const char *state, long long seed, long long m)
+{
+    if (!strcmp(state, "history")) c->kind = BR_RFOS_HISTORY;
+    else if (!strcmp(state, "qgrid")) c->kind = BR_RFOS_QGRID;
+    else {
+        fprintf(stderr, "braid: error: --state must be history or qgrid (got '%s')\n", state);
+        return 1;
+    }
+    if (seed < 0) {
+        fprintf(stderr, "braid: error: --seed must be >= 0\n");
+        return 1;
+    }
+    c->seed = (uint64_t)seed;
+    c->m = m;
+    if (m == 0) {
+        fprintf(stderr, "braid: error: --m must be >= 1 (0 would mark every pair known before any sample)\n");
+        return 1;
+    }
+    if (m < -1) {
+        fprintf(stderr, "braid: error: --m must be >= 1\n");
+        return 1;
+    }
+    if (!(c->temperature >= 0)) {
+        fprintf(stderr, "braid: error: --temperature must be >= 0 (0 is greedy)\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* summary.json: the configuration that matters for reading the result, then the result. */
+static json_t *summary_json(const br_rfos_config_t *c, const char *state, long long seed, const br_rfos_result_t *r)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "game", json_string(c->game->name));
+    json_object_set_new(j, "state", json_string(state));
+    json_object_set_new(j, "history", json_integer(c->history));
+    if (c->kind == BR_RFOS_QGRID) json_object_set_new(j, "grid", json_integer(c->grid));
+    json_object_set_new(j, "seed", json_integer(seed));
+    json_object_set_new(j, "states", json_integer(r->S));
+    json_object_set_new(j, "actions", json_integer(r->A));
+    json_object_set_new(j, "pairs", json_integer(r->pairs));
+    json_object_set_new(j, "reachable_pairs", json_integer(r->reachable_pairs));
+    json_object_set_new(j, "m", json_integer(r->m));
+    json_object_set_new(j, "gamma", json_real(c->gamma));
+    json_object_set_new(j, "temperature", json_real(c->temperature));
+    json_object_set_new(j, "meta_steps", json_integer(r->steps));
+    json_object_set_new(j, "meta_episodes", json_integer(r->episodes));
+    json_object_set_new(j, "samples_to_all_known", count_or_null(r->samples_to_all_known));
+    json_object_set_new(j, "samples_to_near_optimal", count_or_null(r->samples_to_near_optimal));
+    json_object_set_new(j, "samples_to_near_final", count_or_null(r->samples_to_near_final));
+    json_object_set_new(j, "near_tol", json_real(c->near_tol));
+    json_object_set_new(j, "final_mean_reward", num_or_null(r->final_mean_reward));
+    json_object_set_new(j, "greedy_mean_reward", num_or_null(r->greedy_mean_reward));
+    json_object_set_new(j, "optimal_mean_reward", num_or_null(r->optimal_mean_reward));
+    json_object_set_new(j, "optimal_how", json_string(r->optimal_how));
+    json_object_set_new(j, "upper_bound_mean_reward", num_or_null(r->upper_bound_mean_reward));
+    json_object_set_new(j, "optimal_value", num_or_null(r->optimal_value));
+    json_object_set_new(j, "policy_value", num_or_null(r->policy_value));
+    json_object_set_new(j, "model_value", num_or_null(r->model_value));
+    json_object_set_new(j, "vi_runs", json_integer(r->vi_runs));
+    json_object_set_new(j, "vi_sweeps", json_integer(r->vi_sweeps));
+    json_object_set_new(j, "wall_s", json_real(r->wall_s));
+    json_object_set_new(j, "meta_steps_per_s", json_real(r->meta_steps_per_s));
+    json_object_set_new(j, "cpu_s", json_real(r->cpu_s));
+    json_object_set_new(j, "meta_steps_per_cpu_s", json_real(r->meta_steps_per_cpu_s));
+    return j;
+}
+
 int rl_rfos(int argc, char **argv)
 {
     br_rfos_config_t c;
@@ -81,30 +150,7 @@ int rl_rfos(int argc, char **argv)
     if (rc) return rc == 1 ? 0 : 2;
     br_status st = br_game_find(game, &c.game);
     if (st) return fail_status(st, "rl rfos");
-    if (!strcmp(state, "history")) c.kind = BR_RFOS_HISTORY;
-    else if (!strcmp(state, "qgrid")) c.kind = BR_RFOS_QGRID;
-    else {
-        fprintf(stderr, "braid: error: --state must be history or qgrid (got '%s')\n", state);
-        return 2;
-    }
-    if (seed < 0) {
-        fprintf(stderr, "braid: error: --seed must be >= 0\n");
-        return 2;
-    }
-    c.seed = (uint64_t)seed;
-    c.m = m;
-    if (m == 0) {
-        fprintf(stderr, "braid: error: --m must be >= 1 (0 would mark every pair known before any sample)\n");
-        return 2;
-    }
-    if (m < -1) {
-        fprintf(stderr, "braid: error: --m must be >= 1\n");
-        return 2;
-    }
-    if (!(c.temperature >= 0)) {
-        fprintf(stderr, "braid: error: --temperature must be >= 0 (0 is greedy)\n");
-        return 2;
-    }
+    if (check_flags(&c, state, seed, m)) return 2;
     if (greedy) c.temperature = 0;
     c.max_steps = max_steps;
     c.after_known = after_known;
@@ -133,39 +179,7 @@ int rl_rfos(int argc, char **argv)
     }
     if ((st = br_atomic_commit(&af))) return fail_status(st, "rl rfos");
 
-    json_t *j = json_object();
-    json_object_set_new(j, "game", json_string(c.game->name));
-    json_object_set_new(j, "state", json_string(state));
-    json_object_set_new(j, "history", json_integer(c.history));
-    if (c.kind == BR_RFOS_QGRID) json_object_set_new(j, "grid", json_integer(c.grid));
-    json_object_set_new(j, "seed", json_integer(seed));
-    json_object_set_new(j, "states", json_integer(r.S));
-    json_object_set_new(j, "actions", json_integer(r.A));
-    json_object_set_new(j, "pairs", json_integer(r.pairs));
-    json_object_set_new(j, "reachable_pairs", json_integer(r.reachable_pairs));
-    json_object_set_new(j, "m", json_integer(r.m));
-    json_object_set_new(j, "gamma", json_real(c.gamma));
-    json_object_set_new(j, "temperature", json_real(c.temperature));
-    json_object_set_new(j, "meta_steps", json_integer(r.steps));
-    json_object_set_new(j, "meta_episodes", json_integer(r.episodes));
-    json_object_set_new(j, "samples_to_all_known", count_or_null(r.samples_to_all_known));
-    json_object_set_new(j, "samples_to_near_optimal", count_or_null(r.samples_to_near_optimal));
-    json_object_set_new(j, "samples_to_near_final", count_or_null(r.samples_to_near_final));
-    json_object_set_new(j, "near_tol", json_real(c.near_tol));
-    json_object_set_new(j, "final_mean_reward", num_or_null(r.final_mean_reward));
-    json_object_set_new(j, "greedy_mean_reward", num_or_null(r.greedy_mean_reward));
-    json_object_set_new(j, "optimal_mean_reward", num_or_null(r.optimal_mean_reward));
-    json_object_set_new(j, "optimal_how", json_string(r.optimal_how));
-    json_object_set_new(j, "upper_bound_mean_reward", num_or_null(r.upper_bound_mean_reward));
-    json_object_set_new(j, "optimal_value", num_or_null(r.optimal_value));
-    json_object_set_new(j, "policy_value", num_or_null(r.policy_value));
-    json_object_set_new(j, "model_value", num_or_null(r.model_value));
-    json_object_set_new(j, "vi_runs", json_integer(r.vi_runs));
-    json_object_set_new(j, "vi_sweeps", json_integer(r.vi_sweeps));
-    json_object_set_new(j, "wall_s", json_real(r.wall_s));
-    json_object_set_new(j, "meta_steps_per_s", json_real(r.meta_steps_per_s));
-    json_object_set_new(j, "cpu_s", json_real(r.cpu_s));
-    json_object_set_new(j, "meta_steps_per_cpu_s", json_real(r.meta_steps_per_cpu_s));
+    json_t *j = summary_json(&c, state, seed, &r);
     char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
     json_decref(j);
     if (!txt) {

@@ -326,197 +326,245 @@ static double qmdp_mean_reward(const qmdp_t *q, const int32_t *pol, int64_t s0, 
 /* Records the exact meta-step at which the latest pair became known. */
 static void on_known(void *p, int64_t step) { *(int64_t *)p = step; }
 
-br_status br_rfos_run(const br_rfos_config_t *c, br_rfos_log_fn log, void *log_ctx,
-                      void (*progress)(void *ctx, int64_t steps, int64_t known, int64_t pairs),
-                      void *progress_ctx, br_rfos_result_t *res)
-{
-    memset(res, 0, sizeof *res);
+/* One run's state: the learner, the simulator, the exact meta-MDP where there is one, and the
+ * per-block reward log.  Everything is released by run_free(). */
+typedef struct {
+    const br_rfos_config_t *c;
     int64_t S, A;
-    uint32_t m;
-    BR_TRY(br_rfos_check(c, &S, &A, &m));
-    double t_start = br_now();
-    struct timespec cpu0, cpu1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
     br_rmax_t rm;
-    br_rmax_config_t rc = {(int32_t)S, (int32_t)A, m, c->gamma, c->rmax, c->temperature,
-                           c->vi_tol, c->vi_max_sweeps, c->max_bytes};
-    BR_TRY(br_rmax_init(&rm, &rc));
     sim_t sim;
-    memset(&sim, 0, sizeof sim);
-    sim.kind = c->kind;
-    sim.A = (int)A;
-    sim.rm = &rm;
     double R[2][4];
-    rescale(c->game, R);
-    memcpy(sim.R1, R[0], sizeof sim.R1);
-    memcpy(sim.R2, R[1], sizeof sim.R2);
-    sim.alpha = c->opp_alpha;
-    sim.eps_thr = (uint32_t)llround(c->opp_epsilon * (double)(1u << 24));
-    double pa1[64];
-    for (int a = 0; a < A; a++) {
-        pa1[a] = (double)a / (double)(A - 1);
-        sim.thr1[a] = (uint32_t)llround(pa1[a] * 32768.0);
+    qmdp_t qm;
+    double *Vq;           /* (S) value of the exact meta-MDP (qgrid) */
+    int32_t *polq;        /* (S) its optimal policy */
+    int64_t reachable;    /* states reachable from s_start (S when unknown) */
+    int32_t s_start;
+    float *blocks;        /* mean reward of every full block, for samples_to_near_final */
+    size_t nblocks, cap_blocks;
+} run_t;
+
+static void run_free(run_t *r)
+{
+    free(r->blocks);
+    free(r->Vq);
+    free(r->polq);
+    free(r->sim.greedy);
+    free(r->sim.nl);
+    br_rmax_free(&r->rm);
+}
+
+/* The simulator of the inner game and the opponent, seeded from the config. */
+static br_status run_setup(run_t *r)
+{
+    const br_rfos_config_t *c = r->c;
+    sim_t *sim = &r->sim;
+    sim->kind = c->kind;
+    sim->A = (int)r->A;
+    sim->rm = &r->rm;
+    rescale(c->game, r->R);
+    memcpy(sim->R1, r->R[0], sizeof sim->R1);
+    memcpy(sim->R2, r->R[1], sizeof sim->R2);
+    sim->alpha = c->opp_alpha;
+    sim->eps_thr = (uint32_t)llround(c->opp_epsilon * (double)(1u << 24));
+    for (int a = 0; a < r->A; a++) {
+        r->qm.pa1[a] = (double)a / (double)(r->A - 1);
+        sim->thr1[a] = (uint32_t)llround(r->qm.pa1[a] * 32768.0);
     }
     br_rng_t rng;
     br_rng_seed(&rng, c->seed);
-    memcpy(sim.x, rng.s, sizeof sim.x);
-    sim.q[0] = sim.q[1] = c->opp_q0;
+    memcpy(sim->x, rng.s, sizeof sim->x);
+    sim->q[0] = sim->q[1] = c->opp_q0;
     int L = c->grid + 1;
-    sim.L = L;
-    sim.mask = c->kind == BR_RFOS_HISTORY ? (int32_t)(S - 1) : 0;
-    sim.greedy = malloc((size_t)S * sizeof *sim.greedy);
+    sim->L = L;
+    sim->mask = c->kind == BR_RFOS_HISTORY ? (int32_t)(r->S - 1) : 0;
+    sim->greedy = malloc((size_t)r->S * sizeof *sim->greedy);
     if (c->kind == BR_RFOS_QGRID) {
-        sim.nl = malloc(4 * (size_t)L * sizeof *sim.nl);
-        if (sim.nl)
+        sim->nl = malloc(4 * (size_t)L * sizeof *sim->nl);
+        if (sim->nl)
             for (int j = 0; j < 4; j++)
                 for (int l = 0; l < L; l++) {
-                    double v = c->opp_alpha * R[1][j] + (1 - c->opp_alpha) * l / (double)c->grid;
-                    sim.nl[j * L + l] = (int32_t)lround(v * c->grid);
+                    double v = c->opp_alpha * r->R[1][j] + (1 - c->opp_alpha) * l / (double)c->grid;
+                    sim->nl[j * L + l] = (int32_t)lround(v * c->grid);
                 }
-        sim.lv[0] = sim.lv[1] = (int)lround(c->opp_q0 * c->grid);
-        sim.s = sim.lv[0] * L + sim.lv[1];
+        sim->lv[0] = sim->lv[1] = (int)lround(c->opp_q0 * c->grid);
+        sim->s = sim->lv[0] * L + sim->lv[1];
     }
-    if (!sim.greedy || (c->kind == BR_RFOS_QGRID && !sim.nl)) {
-        free(sim.greedy);
-        free(sim.nl);
-        br_rmax_free(&rm);
-        return br_error(BR_ENOMEM, "R-FOS: out of memory");
-    }
-    int32_t s_start = sim.s;
+    if (!sim->greedy || (c->kind == BR_RFOS_QGRID && !sim->nl)) return br_error(BR_ENOMEM, "R-FOS: out of memory");
+    r->s_start = sim->s;
+    r->qm.S = r->S;
+    r->qm.A = r->A;
+    r->qm.L = L;
+    r->qm.eps = c->opp_epsilon;
+    r->qm.R1 = r->R[0];
+    r->qm.nl = sim->nl;
+    return BR_OK;
+}
 
-    /* Optimum where it is known. */
+/* The optimum where it is known: exact value iteration on the qgrid meta-MDP; an upper bound
+ * for matching pennies otherwise. */
+static void run_optimum(run_t *r, br_rfos_result_t *res)
+{
+    const br_rfos_config_t *c = r->c;
     res->optimal_mean_reward = NAN;
     res->optimal_value = res->policy_value = NAN;
     res->upper_bound_mean_reward = NAN;
     res->optimal_how = "not computable for this game and meta-state";
-    qmdp_t qm = {S, A, L, {0}, c->opp_epsilon, R[0], sim.nl};
-    memcpy(qm.pa1, pa1, sizeof pa1);
-    double *Vq = NULL;
-    int32_t *polq = NULL;
-    int64_t reachable = S;
+    r->reachable = r->S;
     if (c->kind == BR_RFOS_QGRID) {
-        Vq = malloc((size_t)S * sizeof *Vq);
-        polq = malloc((size_t)S * sizeof *polq);
-        uint8_t *reach = malloc((size_t)S);
-        if (reach) reachable = qmdp_reachable(&qm, s_start, reach);
+        r->Vq = malloc((size_t)r->S * sizeof *r->Vq);
+        r->polq = malloc((size_t)r->S * sizeof *r->polq);
+        uint8_t *reach = malloc((size_t)r->S);
+        if (reach) r->reachable = qmdp_reachable(&r->qm, r->s_start, reach);
         free(reach);
-        if (Vq && polq && reachable > 0) {
-            qmdp_solve(&qm, c->gamma, NULL, Vq, polq);
-            res->optimal_value = Vq[s_start];
-            res->optimal_mean_reward = qmdp_mean_reward(&qm, polq, s_start, 20000);
+        if (r->Vq && r->polq && r->reachable > 0) {
+            qmdp_solve(&r->qm, c->gamma, NULL, r->Vq, r->polq);
+            res->optimal_value = r->Vq[r->s_start];
+            res->optimal_mean_reward = qmdp_mean_reward(&r->qm, r->polq, r->s_start, 20000);
             res->optimal_how = "exact: value iteration on the true (grid) meta-MDP; long-run mean reward of its optimal policy";
         }
     } else {
         int mp = 1;
-        for (int j = 0; j < 4; j++) mp &= R[0][j] == ((j >> 1) == (j & 1));
+        for (int j = 0; j < 4; j++) mp &= r->R[0][j] == ((j >> 1) == (j & 1));
         if (mp) res->upper_bound_mean_reward = 1 - c->opp_epsilon / 2;
         res->optimal_how = "not computable: the last h joint actions are not a Markov state (the opponent's real state is its Q-table)";
     }
+}
 
+static br_status log_block(run_t *r, float mean)
+{
+    if (r->nblocks == r->cap_blocks) {
+        size_t nc = r->cap_blocks ? r->cap_blocks * 2 : 4096;
+        float *nb = realloc(r->blocks, nc * sizeof *nb);
+        if (!nb) return br_error(BR_ENOMEM, "R-FOS: out of memory for the reward log");
+        r->blocks = nb;
+        r->cap_blocks = nc;
+    }
+    r->blocks[r->nblocks++] = mean;
+    return BR_OK;
+}
+
+/* The learning loop: blocks of meta-steps until max_steps, or after_known steps past the moment
+ * every reachable (state, action) pair became known. */
+static br_status run_learn(run_t *r, br_rfos_log_fn log, void *log_ctx,
+                           void (*progress)(void *ctx, int64_t steps, int64_t known, int64_t pairs),
+                           void *progress_ctx, br_rfos_result_t *res)
+{
+    const br_rfos_config_t *c = r->c;
     double rec_sum = 0;
     int64_t rec_from = 0, last_event = 0, rec_known = 0;
     int64_t steps = 0, known_at = -1, near_at = -1, next_log = c->log_every ? c->log_every : c->block;
     double target = res->optimal_mean_reward - c->near_tol;
     double last_block = NAN, after_sum = 0, t_prog = br_now();
-    float *blocks = NULL;   /* mean reward of every full block, for samples_to_near_final */
-    size_t nblocks = 0, cap_blocks = 0;
     int64_t after_n = 0;
     int64_t limit = c->max_steps;
     while (steps < limit) {
         int64_t n = c->block < limit - steps ? c->block : limit - steps;
-        double r = run_n(&sim, n, 1, 0, &steps, on_known, &last_event);
-        rec_sum += r;
-        last_block = r / (double)n;
+        double rw = run_n(&r->sim, n, 1, 0, &steps, on_known, &last_event);
+        rec_sum += rw;
+        last_block = rw / (double)n;
         if (known_at >= 0) {
-            after_sum += r;
+            after_sum += rw;
             after_n += n;
         }
         if (near_at < 0 && !isnan(target) && n == c->block && last_block >= target) near_at = steps;
-        if (n == c->block) {
-            if (nblocks == cap_blocks) {
-                size_t nc = cap_blocks ? cap_blocks * 2 : 4096;
-                float *nb = realloc(blocks, nc * sizeof *nb);
-                if (!nb) {
-                    free(blocks);
-                    free(Vq);
-                    free(polq);
-                    free(sim.greedy);
-                    free(sim.nl);
-                    br_rmax_free(&rm);
-                    return br_error(BR_ENOMEM, "R-FOS: out of memory for the reward log");
-                }
-                blocks = nb;
-                cap_blocks = nc;
-            }
-            blocks[nblocks++] = (float)last_block;
-        }
-        if (known_at < 0 && (int64_t)rm.nknown == reachable * A) {
+        if (n == c->block) BR_TRY(log_block(r, (float)last_block));
+        if (known_at < 0 && (int64_t)r->rm.nknown == r->reachable * r->A) {
             known_at = last_event;
             int64_t end = steps + c->after_known;
             if (end < limit) limit = end;
         }
-        int changed = (int64_t)rm.nknown != rec_known;
+        int changed = (int64_t)r->rm.nknown != rec_known;
         if (log && (steps >= next_log || changed)) {
-            br_rfos_log_t rec = {steps / c->episode_len, steps, (int64_t)rm.nknown,
+            br_rfos_log_t rec = {steps / c->episode_len, steps, (int64_t)r->rm.nknown,
                                  rec_sum / (double)(steps - rec_from), changed};
             log(log_ctx, &rec);
             rec_sum = 0;
             rec_from = steps;
-            rec_known = (int64_t)rm.nknown;
+            rec_known = (int64_t)r->rm.nknown;
             /* Fixed interval, or geometric (x1.25) so that log-axis plots are even. */
             while (next_log <= steps) next_log = c->log_every ? next_log + c->log_every : (int64_t)(next_log * 1.25) + 1;
         }
         double now = br_now();
         if (progress && now - t_prog > 0.5) {
-            progress(progress_ctx, steps, (int64_t)rm.nknown, S * A);
+            progress(progress_ctx, steps, (int64_t)r->rm.nknown, r->S * r->A);
             t_prog = now;
         }
     }
     if (log && steps > rec_from) {
-        br_rfos_log_t rec = {steps / c->episode_len, steps, (int64_t)rm.nknown,
+        br_rfos_log_t rec = {steps / c->episode_len, steps, (int64_t)r->rm.nknown,
                              rec_sum / (double)(steps - rec_from), 0};
         log(log_ctx, &rec);
     }
-    res->train_s = br_now() - t_start;
     res->steps = steps;
     res->episodes = steps / c->episode_len;
     res->samples_to_all_known = known_at;
     res->samples_to_near_optimal = near_at;
     res->final_mean_reward = after_n > 0 ? after_sum / (double)after_n : last_block;
     res->samples_to_near_final = -1;
-    for (size_t b = 0; b < nblocks; b++)
-        if (blocks[b] >= res->final_mean_reward - c->near_tol) {
+    for (size_t b = 0; b < r->nblocks; b++)
+        if (r->blocks[b] >= res->final_mean_reward - c->near_tol) {
             res->samples_to_near_final = (int64_t)(b + 1) * c->block;
             break;
         }
-    free(blocks);
-    for (int32_t s = 0; s < S; s++) sim.greedy[s] = br_rmax_greedy(&rm, s);
+    return BR_OK;
+}
+
+/* The learned greedy policy: its mean reward in simulation and its exact value (qgrid). */
+static void run_evaluate(run_t *r, br_rfos_result_t *res)
+{
+    const br_rfos_config_t *c = r->c;
+    for (int32_t s = 0; s < r->S; s++) r->sim.greedy[s] = br_rmax_greedy(&r->rm, s);
     res->greedy_mean_reward = NAN;
     if (c->eval_steps > 0) {
         int64_t ctr = 0;
-        res->greedy_mean_reward = run_n(&sim, c->eval_steps, 0, 1, &ctr, NULL, NULL) / (double)c->eval_steps;
+        res->greedy_mean_reward = run_n(&r->sim, c->eval_steps, 0, 1, &ctr, NULL, NULL) / (double)c->eval_steps;
     }
-    res->model_value = rm.V[s_start];
-    if (c->kind == BR_RFOS_QGRID && Vq) {
-        qmdp_solve(&qm, c->gamma, sim.greedy, Vq, NULL);
-        res->policy_value = Vq[s_start];
+    res->model_value = r->rm.V[r->s_start];
+    if (c->kind == BR_RFOS_QGRID && r->Vq) {
+        qmdp_solve(&r->qm, c->gamma, r->sim.greedy, r->Vq, NULL);
+        res->policy_value = r->Vq[r->s_start];
     }
-    res->S = S;
-    res->A = A;
-    res->pairs = S * A;
-    res->reachable_pairs = reachable * A;
+}
+
+br_status br_rfos_run(const br_rfos_config_t *c, br_rfos_log_fn log, void *log_ctx,
+                      void (*progress)(void *ctx, int64_t steps, int64_t known, int64_t pairs),
+                      void *progress_ctx, br_rfos_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    run_t r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    uint32_t m;
+    BR_TRY(br_rfos_check(c, &r.S, &r.A, &m));
+    double t_start = br_now();
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+    br_rmax_config_t rc = {(int32_t)r.S, (int32_t)r.A, m, c->gamma, c->rmax, c->temperature,
+                           c->vi_tol, c->vi_max_sweeps, c->max_bytes};
+    BR_TRY(br_rmax_init(&r.rm, &rc));
+    br_status s = run_setup(&r);
+    if (!s) {
+        run_optimum(&r, res);
+        s = run_learn(&r, log, log_ctx, progress, progress_ctx, res);
+    }
+    if (s) {
+        run_free(&r);
+        return s;
+    }
+    res->train_s = br_now() - t_start;
+    run_evaluate(&r, res);
+    res->S = r.S;
+    res->A = r.A;
+    res->pairs = r.S * r.A;
+    res->reachable_pairs = r.reachable * r.A;
     res->m = m;
-    res->vi_runs = rm.vi_runs;
-    res->vi_sweeps = rm.vi_sweeps;
+    res->vi_runs = r.rm.vi_runs;
+    res->vi_sweeps = r.rm.vi_sweeps;
     res->wall_s = br_now() - t_start;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
     res->cpu_s = (double)(cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (double)(cpu1.tv_nsec - cpu0.tv_nsec);
-    res->meta_steps_per_s = (double)(steps + c->eval_steps) / res->wall_s;
-    res->meta_steps_per_cpu_s = (double)(steps + c->eval_steps) / res->cpu_s;
-    free(Vq);
-    free(polq);
-    free(sim.greedy);
-    free(sim.nl);
-    br_rmax_free(&rm);
+    res->meta_steps_per_s = (double)(res->steps + c->eval_steps) / res->wall_s;
+    res->meta_steps_per_cpu_s = (double)(res->steps + c->eval_steps) / res->cpu_s;
+    run_free(&r);
     return BR_OK;
 }
