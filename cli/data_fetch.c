@@ -20,7 +20,7 @@
 #include "base/progress.h"
 #include "base/sha256.h"
 #include "base/timer.h"
-#include "lm/corpus.h"
+#include "text/corpus.h"
 
 /* paths here are built from PATH_MAX-bounded parts; a truncated one fails to open */
 #pragma GCC diagnostic ignored "-Wformat-truncation"

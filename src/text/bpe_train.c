@@ -9,7 +9,7 @@
  *    (left id, right id) so that the result does not depend on the thread count.
  * 3. Write tokenizer.json. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "lm/bpe_train.h"
+#include "text/bpe_train.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -24,9 +24,9 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "kernels/gemm.h"
-#include "lm/bytelevel.h"
-#include "lm/corpus.h"
-#include "lm/tokenizer.h"
+#include "text/bytelevel.h"
+#include "text/corpus.h"
+#include "text/tokenizer.h"
 
 #define MAX_WORD 1024 /* longer pre-tokens (blobs) are not used for training */
 

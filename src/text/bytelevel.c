@@ -1,4 +1,4 @@
-#include "lm/bytelevel.h"
+#include "text/bytelevel.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* GPT-2's byte-level alphabet: every byte maps to one printable code point (bytes_to_unicode
  * in openai/gpt-2 encoder.py), so that vocab files (encoder.json, tokenizer.json) can hold
  * arbitrary bytes as JSON strings.  Shared by the tokenizer loader and the BPE trainer. */
-#ifndef BR_LM_BYTELEVEL_H
-#define BR_LM_BYTELEVEL_H
+#ifndef BR_TEXT_BYTELEVEL_H
+#define BR_TEXT_BYTELEVEL_H
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"
