@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "text/bytelevel.h"
 #include "text/tokenizer.h"
+#include "text/utf8.h"
 
 #define NM ".npm-local/node_modules/"
 

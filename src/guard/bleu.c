@@ -31,51 +31,7 @@ void br_bleu_opts_default(br_bleu_opts_t *o)
     o->unit = BR_BLEU_CHAR;
 }
 
-/* ---- UTF-8 and Python whitespace ---- */
-
-uint32_t br_utf8_decode(const unsigned char *s, size_t bytes, size_t *len)
-{
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *len = 1;
-        return c;
-    }
-    int need;
-    uint32_t cp;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        cp = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;      /* no overlongs */
-        else if (c == 0xED) hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        cp = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F; /* <= U+10FFFF */
-    } else {
-        *len = 1;
-        return 0x110000u + c;
-    }
-    if ((size_t)need >= bytes) {
-        *len = 1;
-        return 0x110000u + c;
-    }
-    for (int k = 1; k <= need; k++) {
-        unsigned b = s[k];
-        unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-        if (b < l || b > h) {
-            *len = 1;
-            return 0x110000u + c;
-        }
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    *len = (size_t)need + 1;
-    return cp;
-}
+/* ---- Python whitespace ---- */
 
 bool br_py_isspace(uint32_t cp)
 {
@@ -87,46 +43,6 @@ bool br_py_isspace(uint32_t cp)
     default:
         return cp >= 0x2000 && cp <= 0x200A;
     }
-}
-
-/* bytes at the start of s[0..n) that are all ASCII, 8 at a time */
-static size_t ascii_prefix(const char *s, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ULL) break;
-    }
-    while (i < n && (unsigned char)s[i] < 0x80) i++;
-    return i;
-}
-
-size_t br_utf8_count(const char *s, size_t bytes)
-{
-    size_t n = ascii_prefix(s, bytes), i = n, len;
-    while (i < bytes) {
-        if ((unsigned char)s[i] < 0x80) i++;
-        else {
-            br_utf8_decode((const unsigned char *)s + i, bytes - i, &len);
-            i += len;
-        }
-        n++;
-    }
-    return n;
-}
-
-size_t br_utf8_prefix(const char *s, size_t bytes, size_t count)
-{
-    size_t i = ascii_prefix(s, bytes < count ? bytes : count), len;
-    for (size_t n = i; n < count && i < bytes; n++) {
-        if ((unsigned char)s[i] < 0x80) i++;
-        else {
-            br_utf8_decode((const unsigned char *)s + i, bytes - i, &len);
-            i += len;
-        }
-    }
-    return i;
 }
 
 /* ---- CPython's math.fsum ---- */

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"
+#include "text/utf8.h" /* the tokens' decoder: br_utf8_decode, br_utf8_count, br_utf8_prefix */
 
 #define BR_BLEU_MAX_N 16 /* highest n-gram order (length of the weight vector) */
 
@@ -83,14 +84,6 @@ br_status br_bleu_corpus(const br_bleu_opts_t *o, size_t count, const char *cons
 /* CPython's math.fsum over n doubles (correctly rounded; inf/nan as Python returns them). */
 double br_fsum(const double *x, int n);
 
-/* UTF-8 helpers with the same decoding rules as the tokens above. */
-/* Number of code points (invalid bytes count one each) in s[0..bytes). */
-size_t br_utf8_count(const char *s, size_t bytes);
-/* Byte length of the first `count` code points of s[0..bytes) (all of it when shorter). */
-size_t br_utf8_prefix(const char *s, size_t bytes, size_t count);
-/* Decodes one code point at s[0..bytes) (bytes >= 1); *len gets its byte length.  Invalid
- * bytes decode to 0x110000 + byte with *len = 1. */
-uint32_t br_utf8_decode(const unsigned char *s, size_t bytes, size_t *len);
 /* Python's str.isspace() for one code point (what str.split(), str.strip() and re's \s use). */
 bool br_py_isspace(uint32_t cp);
 #endif

@@ -27,6 +27,7 @@
 #include "text/bytelevel.h"
 #include "text/corpus.h"
 #include "text/tokenizer.h"
+#include "text/utf8.h"
 
 #define MAX_WORD 1024 /* longer pre-tokens (blobs) are not used for training */
 

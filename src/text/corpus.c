@@ -8,7 +8,7 @@
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "text/bpe_train.h"
-#include "text/bytelevel.h"
+#include "text/utf8.h"
 
 br_status br_docs_add(br_docs_t *d, const char *id, const char *text, size_t len)
 {

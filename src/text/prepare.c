@@ -12,10 +12,10 @@
 #include "base/timer.h"
 #include "kernels/gemm.h"
 #include "text/bpe_train.h"
-#include "text/bytelevel.h"
 #include "text/corpus.h"
 #include "text/data.h"
 #include "text/tokenizer.h"
+#include "text/utf8.h"
 
 typedef struct {
     const char *p;
