@@ -16,7 +16,12 @@
  * separate tokens.  Input is UTF-8; a byte that does not start a valid UTF-8 sequence is its
  * own token, distinct from every code point.
  *
- * All functions are thread-safe (no global state); they allocate scratch memory per call. */
+ * Threads: every function may be called from any number of threads at once; calls share no
+ * mutable state.  The one-reference character path (br_bleu_pair, PARDEN's case) keeps scratch
+ * memory per thread between calls, so that scoring many pairs allocates nothing: at most about
+ * 16 MiB per thread (tens of KiB for PARDEN-sized texts), freed when the thread exits.  A thread
+ * that outlives its scoring (the main thread, a pooled worker) may free it earlier with
+ * br_bleu_thread_cleanup().  Every other path allocates per call and frees before returning. */
 #ifndef BR_GUARD_BLEU_H
 #define BR_GUARD_BLEU_H
 #include <stdbool.h>
@@ -80,6 +85,10 @@ br_status br_bleu_pair(const br_bleu_opts_t *o, const char *ref, size_t ref_byte
 /* corpus_bleu: hyps[i] against refs[i][0..nrefs[i]). */
 br_status br_bleu_corpus(const br_bleu_opts_t *o, size_t count, const char *const *const *refs,
                          const int *nrefs, const char *const *hyps, double *score);
+
+/* Frees the calling thread's kept scratch (see "Threads" above); the next call on this thread
+ * makes it again.  Safe to call at any time, also when the thread never scored. */
+void br_bleu_thread_cleanup(void);
 
 /* CPython's math.fsum over n doubles (correctly rounded; inf/nan as Python returns them). */
 double br_fsum(const double *x, int n);
