@@ -44,6 +44,25 @@ int main(void)
     CHECK(strstr(out, "nosuch") != NULL);
     CHECK_INT(th_run(out, sizeof out, "%s data fetch --list", braid), 0);
     CHECK(strstr(out, "glibc-source") && strstr(out, "bible-kjv") && strstr(out, "libpython3-stdlib"));
+    /* a real fetch (Debian packages already installed, nothing to install): the programs run
+     * from argument vectors, so paths with a quote and a space reach tar intact, and
+     * dpkg-query's output (the versions) is read back */
+    if (!system("test -r /usr/share/metamath/databases/set.mm && ls /usr/src/glibc/glibc-*.tar.xz >/dev/null 2>&1 && "
+                "dpkg-query -W glibc-source metamath-databases >/dev/null 2>&1")) {
+        CHECK_INT(th_run(out, sizeof out, "%s data fetch --domains code,math --max-mb-per-domain 0.2 --quiet "
+                                          "--out \"%s/it's raw\" --cache \"%s/it's cache\" --npm-dir %s/npm",
+                         braid, dir, dir, dir),
+                  0);
+        CHECK(strstr(out, "MANIFEST.json written") != NULL);
+        CHECK_INT(th_run(out, sizeof out, "grep -A1 '\"package\": \"glibc-source\"' \"%s/it's raw/MANIFEST.json\" | "
+                                          "grep -c '\"version\": \"[0-9]'", dir),
+                  0);
+        CHECK_STR(out, "1\n");
+        CHECK_INT(th_run(out, sizeof out, "test -s \"%s/it's raw/code/train.txt\" && test -s \"%s/it's raw/math/val.txt\"",
+                         dir, dir),
+                  0);
+    } else
+        SKIP("data fetch: the Debian packages glibc-source and metamath-databases are not installed");
     CHECK_INT(th_run(out, sizeof out, "%s tokenizer --help", braid), 0);
     CHECK_INT(th_run(out, sizeof out, "%s data prepare --help", braid), 0);
     char cmd[300];
