@@ -17,11 +17,12 @@
  * own token, distinct from every code point.
  *
  * Threads: every function may be called from any number of threads at once; calls share no
- * mutable state.  The one-reference character path (br_bleu_pair, PARDEN's case) keeps scratch
- * memory per thread between calls, so that scoring many pairs allocates nothing: at most about
- * 16 MiB per thread (tens of KiB for PARDEN-sized texts), freed when the thread exits.  A thread
- * that outlives its scoring (the main thread, a pooled worker) may free it earlier with
- * br_bleu_thread_cleanup().  Every other path allocates per call and frees before returning. */
+ * mutable state.  Scoring characters against one reference (br_bleu_pair, or any call with
+ * nrefs == 1: PARDEN's case) keeps scratch memory per thread between calls, so that scoring
+ * many pairs allocates nothing: at most about 16 MiB per thread (tens of KiB for PARDEN-sized
+ * texts), freed when the thread exits.  A thread that outlives its scoring (the main thread, a
+ * pooled worker) may free it earlier with br_bleu_thread_cleanup().  Every other path allocates
+ * per call and frees before returning. */
 #ifndef BR_GUARD_BLEU_H
 #define BR_GUARD_BLEU_H
 #include <stdbool.h>
