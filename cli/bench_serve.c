@@ -18,7 +18,7 @@
 #include "bench_cmds.h"
 #include "kernels/gemm.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
 #include "serve/sched.h"

@@ -15,8 +15,8 @@
 #include "base/timer.h"
 #include "bench_cmds.h"
 #include "kernels/gemm.h"
-#include "lm/bpe_train.h"
-#include "lm/tokenizer.h"
+#include "text/bpe_train.h"
+#include "text/tokenizer.h"
 
 static double thread_cpu(void)
 {

@@ -13,7 +13,7 @@
 #include "base/progress.h"
 #include "commands.h"
 #include "kernels/gemm.h"
-#include "lm/data.h"
+#include "text/data.h"
 #include "lm/model.h"
 
 static int split(char *s, char **items, int cap)

@@ -6,7 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "data_fetch.h"
-#include "lm/prepare.h"
+#include "text/prepare.h"
 
 static int data_prepare(int argc, char **argv)
 {

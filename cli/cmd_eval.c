@@ -11,9 +11,9 @@
 #include "base/progress.h"
 #include "commands.h"
 #include "kernels/gemm.h"
-#include "lm/data.h"
+#include "text/data.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 #include "moe_report.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

@@ -7,7 +7,7 @@
 #include "commands.h"
 #include "lm/generate.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 #include "lm_common.h"
 
 typedef struct {

@@ -10,7 +10,7 @@
 #include "base/progress.h"
 #include "base/timer.h"
 #include "commands.h"
-#include "lm/data.h"
+#include "text/data.h"
 #include "lm/model.h"
 #include "nn/lora.h"
 #include "nn/nn.h"

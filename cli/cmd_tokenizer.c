@@ -8,8 +8,8 @@
 #include "base/fileio.h"
 #include "base/timer.h"
 #include "commands.h"
-#include "lm/bpe_train.h"
-#include "lm/tokenizer.h"
+#include "text/bpe_train.h"
+#include "text/tokenizer.h"
 
 /* Reads all of stdin (binary-safe). */
 static int read_stdin(char **data, size_t *size)

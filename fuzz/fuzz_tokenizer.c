@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 
 static br_tokenizer_t *tok;
 

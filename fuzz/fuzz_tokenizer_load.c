@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

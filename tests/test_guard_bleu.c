@@ -5,6 +5,7 @@
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,10 +227,43 @@ static void test_properties(void)
  * same closest reference length): repeats made the way models make them — shifted by a few
  * characters, words dropped or inserted, truncated — over small alphabets (many repeated
  * n-grams), ASCII and multi-byte characters, lengths around the block-cut threshold. */
-static void test_fast_vs_general(void)
+/* A reference of small-alphabet text and a model-like repeat of it (see above); the buffers
+ * hold 4096 bytes. */
+static void make_repeat(br_rng_t *rng, char *ref, size_t *ref_len, char *hyp, size_t *hyp_len)
 {
     static const char *alpha[] = {"a", "b", " ", "c", "d", "Ã©", "æ¥", "ð", "e", "f",
                                   "g", "h", "i", "j", "k", "l"};
+    size_t na = 2 + br_rng_below(rng, 15), lr = 0, lh = 0;
+    size_t len = br_rng_below(rng, 4) == 0 ? br_rng_below(rng, 40) : br_rng_below(rng, 300);
+    for (size_t i = 0; i < len; i++) {
+        const char *c = alpha[br_rng_below(rng, na)];
+        memcpy(ref + lr, c, strlen(c));
+        lr += strlen(c);
+    }
+    /* the repeat: a few leading characters, then the reference with edits */
+    for (size_t k = br_rng_below(rng, 3) ? br_rng_below(rng, 5) : 0; k > 0; k--) hyp[lh++] = 'x';
+    size_t i = 0;
+    while (i < lr) {
+        uint64_t e = br_rng_below(rng, 400);
+        if (e == 0) i += 1 + br_rng_below(rng, 6);  /* drop a few bytes */
+        else if (e == 1) hyp[lh++] = 'y';           /* insert one */
+        else if (e == 2 && lh > 40) break;          /* truncate */
+        else hyp[lh++] = ref[i++];
+        if (lh >= 4096 - 8) break;
+    }
+    *ref_len = lr;
+    *hyp_len = lh;
+}
+
+static bool same_stats(const br_bleu_stats_t *a, const br_bleu_stats_t *b)
+{
+    bool same = a->n == b->n && a->hyp_len == b->hyp_len && a->ref_len == b->ref_len;
+    for (int n = 0; n < a->n; n++) same = same && a->num[n] == b->num[n] && a->den[n] == b->den[n];
+    return same;
+}
+
+static void test_fast_vs_general(void)
+{
     br_rng_t rng;
     br_rng_seed(&rng, 20261205);
     br_bleu_opts_t o;
@@ -237,37 +271,104 @@ static void test_fast_vs_general(void)
     char ref[4096], hyp[4096];
     int bad = 0;
     for (int t = 0; t < 4000 && bad < 5; t++) {
-        size_t na = 2 + br_rng_below(&rng, 15), lr = 0, lh = 0;
-        size_t len = br_rng_below(&rng, 4) == 0 ? br_rng_below(&rng, 40) : br_rng_below(&rng, 300);
-        for (size_t i = 0; i < len; i++) {
-            const char *c = alpha[br_rng_below(&rng, na)];
-            memcpy(ref + lr, c, strlen(c));
-            lr += strlen(c);
-        }
-        /* the repeat: a few leading characters, then the reference with edits */
-        for (size_t k = br_rng_below(&rng, 3) ? br_rng_below(&rng, 5) : 0; k > 0; k--) hyp[lh++] = 'x';
-        size_t i = 0;
-        while (i < lr) {
-            uint64_t e = br_rng_below(&rng, 400);
-            if (e == 0) i += 1 + br_rng_below(&rng, 6);  /* drop a few bytes */
-            else if (e == 1) hyp[lh++] = 'y';           /* insert one */
-            else if (e == 2 && lh > 40) break;          /* truncate */
-            else hyp[lh++] = ref[i++];
-            if (lh >= sizeof hyp - 8) break;
-        }
+        size_t lr, lh;
+        make_repeat(&rng, ref, &lr, hyp, &lh);
         br_bleu_stats_t fast, gen;
         const char *refs[2] = {ref, ref};
         size_t rb[2] = {lr, lr};
         CHECK_OK(br_bleu_stats_n(&o, refs, rb, 1, hyp, lh, &fast));
         CHECK_OK(br_bleu_stats_n(&o, refs, rb, 2, hyp, lh, &gen));
-        bool same = fast.hyp_len == gen.hyp_len && fast.ref_len == gen.ref_len;
-        for (int n = 0; n < o.n; n++) same = same && fast.num[n] == gen.num[n] && fast.den[n] == gen.den[n];
+        bool same = same_stats(&fast, &gen);
         CHECK_MSG(same, "case %d: one-reference path differs from the general path (num %lld %lld %lld %lld vs "
                         "%lld %lld %lld %lld)", t, (long long)fast.num[0], (long long)fast.num[1],
                   (long long)fast.num[2], (long long)fast.num[3], (long long)gen.num[0], (long long)gen.num[1],
                   (long long)gen.num[2], (long long)gen.num[3]);
         bad += !same;
     }
+    /* a reference too long for the fast path's 16-bit counts (over 4 x 65535 bytes) goes the
+     * general way and gives the same statistics */
+    size_t big = 4 * 65535 + 10;
+    char *long_ref = malloc(big);
+    CHECK(long_ref != NULL);
+    if (!long_ref) return;
+    for (size_t i = 0; i < big; i++) long_ref[i] = "abc de"[i % 6];
+    const char *refs[2] = {long_ref, long_ref};
+    size_t rb[2] = {big, big};
+    br_bleu_stats_t one, two;
+    CHECK_OK(br_bleu_stats_n(&o, refs, rb, 1, "abc dx abc", 10, &one));
+    CHECK_OK(br_bleu_stats_n(&o, refs, rb, 2, "abc dx abc", 10, &two));
+    CHECK(same_stats(&one, &two));
+    free(long_ref);
+}
+
+/* The "Threads" contract of bleu.h: threads scoring at once (each with its own kept scratch,
+ * freed mid-way by br_bleu_thread_cleanup and at thread exit) get what one thread gets. */
+#define TH_PAIRS 48
+#define TH_THREADS 4
+typedef struct {
+    char ref[TH_PAIRS][4096], hyp[TH_PAIRS][4096];
+    size_t lr[TH_PAIRS], lh[TH_PAIRS];
+    br_bleu_stats_t want[TH_PAIRS];
+} pair_set_t;
+typedef struct {
+    const pair_set_t *ps;
+    int seed, mismatches, errors;
+} worker_t;
+
+static void *score_worker(void *arg)
+{
+    worker_t *w = arg;
+    br_bleu_opts_t o;
+    br_bleu_opts_default(&o);
+    for (int round = 0; round < 30; round++) {
+        if (round == 15) br_bleu_thread_cleanup(); /* the next call makes new scratch */
+        for (int k = 0; k < TH_PAIRS; k++) {
+            int i = (k * 7 + w->seed * 13 + round) % TH_PAIRS; /* a different order per thread */
+            const char *ref = w->ps->ref[i];
+            br_bleu_stats_t st;
+            if (br_bleu_stats_n(&o, &ref, &w->ps->lr[i], 1, w->ps->hyp[i], w->ps->lh[i], &st) != BR_OK) w->errors++;
+            else w->mismatches += !same_stats(&st, &w->ps->want[i]);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pair_set_t *ps = malloc(sizeof *ps);
+    CHECK(ps != NULL);
+    if (!ps) return;
+    br_rng_t rng;
+    br_rng_seed(&rng, 77);
+    br_bleu_opts_t o;
+    br_bleu_opts_default(&o);
+    for (int i = 0; i < TH_PAIRS; i++) {
+        make_repeat(&rng, ps->ref[i], &ps->lr[i], ps->hyp[i], &ps->lh[i]);
+        const char *ref = ps->ref[i];
+        CHECK_OK(br_bleu_stats_n(&o, &ref, &ps->lr[i], 1, ps->hyp[i], ps->lh[i], &ps->want[i]));
+    }
+    pthread_t th[TH_THREADS];
+    worker_t w[TH_THREADS];
+    int started = 0;
+    for (int t = 0; t < TH_THREADS; t++) {
+        w[t] = (worker_t){ps, t, 0, 0};
+        if (pthread_create(&th[t], NULL, score_worker, &w[t]) == 0) started++;
+        else break;
+    }
+    CHECK_INT(started, TH_THREADS);
+    for (int t = 0; t < started; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_MSG(w[t].errors == 0 && w[t].mismatches == 0, "thread %d: %d errors, %d results differ from one thread's",
+                  t, w[t].errors, w[t].mismatches);
+    }
+    br_bleu_thread_cleanup(); /* the main thread's scratch; twice is harmless */
+    br_bleu_thread_cleanup();
+    const char *ref = ps->ref[0];
+    br_bleu_stats_t st;
+    CHECK_OK(br_bleu_stats_n(&o, &ref, &ps->lr[0], 1, ps->hyp[0], ps->lh[0], &st));
+    CHECK(same_stats(&st, &ps->want[0]));
+    br_bleu_thread_cleanup();
+    free(ps);
 }
 
 /* ---- the stored PARDEN history rows ---- */
@@ -373,6 +474,7 @@ int main(void)
     }
     test_properties();
     test_fast_vs_general();
+    test_threads();
     test_history();
     return th_exit();
 }

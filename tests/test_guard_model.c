@@ -14,10 +14,10 @@
 #include "guard/model_gen.h"
 #include "guard/parden.h"
 #include "harness.h"
-#include "lm/bytelevel.h"
+#include "text/bytelevel.h"
 #include "lm/generate.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 
 static char dir[] = "/tmp/braid_parden_model_XXXXXX";
 static char tokpath[300], modeldir[300], smalldir[300];

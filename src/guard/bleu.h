@@ -16,13 +16,20 @@
  * separate tokens.  Input is UTF-8; a byte that does not start a valid UTF-8 sequence is its
  * own token, distinct from every code point.
  *
- * All functions are thread-safe (no global state); they allocate scratch memory per call. */
+ * Threads: every function may be called from any number of threads at once; calls share no
+ * mutable state.  Scoring characters against one reference (br_bleu_pair, or any call with
+ * nrefs == 1: PARDEN's case) keeps scratch memory per thread between calls, so that scoring
+ * many pairs allocates nothing: at most about 16 MiB per thread (tens of KiB for PARDEN-sized
+ * texts), freed when the thread exits.  A thread that outlives its scoring (the main thread, a
+ * pooled worker) may free it earlier with br_bleu_thread_cleanup().  Every other path allocates
+ * per call and frees before returning. */
 #ifndef BR_GUARD_BLEU_H
 #define BR_GUARD_BLEU_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"
+#include "text/utf8.h" /* the tokens' decoder: br_utf8_decode, br_utf8_count, br_utf8_prefix */
 
 #define BR_BLEU_MAX_N 16 /* highest n-gram order (length of the weight vector) */
 
@@ -80,17 +87,13 @@ br_status br_bleu_pair(const br_bleu_opts_t *o, const char *ref, size_t ref_byte
 br_status br_bleu_corpus(const br_bleu_opts_t *o, size_t count, const char *const *const *refs,
                          const int *nrefs, const char *const *hyps, double *score);
 
+/* Frees the calling thread's kept scratch (see "Threads" above); the next call on this thread
+ * makes it again.  Safe to call at any time, also when the thread never scored. */
+void br_bleu_thread_cleanup(void);
+
 /* CPython's math.fsum over n doubles (correctly rounded; inf/nan as Python returns them). */
 double br_fsum(const double *x, int n);
 
-/* UTF-8 helpers with the same decoding rules as the tokens above. */
-/* Number of code points (invalid bytes count one each) in s[0..bytes). */
-size_t br_utf8_count(const char *s, size_t bytes);
-/* Byte length of the first `count` code points of s[0..bytes) (all of it when shorter). */
-size_t br_utf8_prefix(const char *s, size_t bytes, size_t count);
-/* Decodes one code point at s[0..bytes) (bytes >= 1); *len gets its byte length.  Invalid
- * bytes decode to 0x110000 + byte with *len = 1. */
-uint32_t br_utf8_decode(const unsigned char *s, size_t bytes, size_t *len);
 /* Python's str.isspace() for one code point (what str.split(), str.strip() and re's \s use). */
 bool br_py_isspace(uint32_t cp);
 #endif

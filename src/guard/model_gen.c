@@ -8,7 +8,7 @@
 
 #include "lm/generate.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 
 struct br_parden_model {
     br_model_t *model;

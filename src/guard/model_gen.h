@@ -1,5 +1,5 @@
 /* PARDEN repeats from braid's own model: a br_parden_generate_fn over the dense LM's greedy
- * generation (lm/generate.h) and a byte-level BPE tokenizer (lm/tokenizer.h).
+ * generation (lm/generate.h) and a byte-level BPE tokenizer (text/tokenizer.h).
  * The prompt is encoded with special tokens allowed (so a "<s>" in the Llama-2 template is
  * the BOS token when the tokenizer has it), generation stops at the tokenizer's (or the
  * config's) end-of-sequence id, and the new tokens are decoded as the repeat.  A prompt longer

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lm/data.h"
+#include "text/data.h"
 
 void br_domain_shard_path(char *buf, size_t cap, const char *p)
 {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "lm/config_moe.h"
-#include "lm/data.h"
+#include "text/data.h"
 
 br_status br_routing_measure(br_model_t *m, const char *shard_path, size_t max_tokens,
                              size_t B, size_t T, uint64_t *counts, uint64_t *ntok)

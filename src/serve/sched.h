@@ -26,7 +26,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
 #include "serve/metrics.h"

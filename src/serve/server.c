@@ -20,7 +20,7 @@
 #include "base/timer.h"
 #include "guard/parden.h"
 #include "lm/model.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 #include "serve/adapters.h"
 #include "serve/metrics.h"
 #include "serve/sched.h"

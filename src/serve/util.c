@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "text/utf8.h"
+
 bool br_serve_name_ok(const char *s, size_t max)
 {
     size_t n = strlen(s);
@@ -18,25 +20,8 @@ bool br_serve_name_ok(const char *s, size_t max)
 /* Length of the valid sequence starting at s[0] (0: invalid or truncated). */
 static size_t seq_len(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
     size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    if (n < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return len;
+    return br_utf8_decode(s, n, &len) < BR_UTF8_INVALID ? len : 0;
 }
 
 size_t br_utf8_valid_len(const char *s, size_t n)

@@ -1,5 +1,5 @@
 /* data/raw/<domain>/{train,val}.txt -> data/tok/<domain>/{train,val}.bin (see prepare.h). */
-#include "lm/prepare.h"
+#include "text/prepare.h"
 
 #include <jansson.h>
 #include <omp.h>
@@ -11,11 +11,11 @@
 #include "base/progress.h"
 #include "base/timer.h"
 #include "kernels/gemm.h"
-#include "lm/bpe_train.h"
-#include "lm/bytelevel.h"
-#include "lm/corpus.h"
-#include "lm/data.h"
-#include "lm/tokenizer.h"
+#include "text/bpe_train.h"
+#include "text/corpus.h"
+#include "text/data.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
 
 typedef struct {
     const char *p;
@@ -130,7 +130,7 @@ br_status br_data_prepare(const char *raw_dir, const char *tokenizer, const char
     json_object_set_new(man, "tokenizer", json_string(tokenizer));
     json_object_set_new(man, "vocab_size", json_integer((json_int_t)res->vocab));
     json_object_set_new(man, "eos_id", json_integer(br_tokenizer_eos_id(tok)));
-    json_object_set_new(man, "shard_format", json_string("BRAIDTOK v1 (src/lm/data.h)"));
+    json_object_set_new(man, "shard_format", json_string("BRAIDTOK v1 (src/text/data.h)"));
     for (size_t f = 0; f < nfiles && st == BR_OK; f++) {
         /* <raw>/<domain>/train.txt: the domain is the parent folder's name */
         char *slash = strrchr(files[f], '/');

@@ -1,4 +1,4 @@
-#include "lm/corpus.h"
+#include "text/corpus.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -7,8 +7,8 @@
 
 #include "base/fileio.h"
 #include "base/rng.h"
-#include "lm/bpe_train.h"
-#include "lm/bytelevel.h"
+#include "text/bpe_train.h"
+#include "text/utf8.h"
 
 br_status br_docs_add(br_docs_t *d, const char *id, const char *text, size_t len)
 {

@@ -5,8 +5,8 @@
  * BR_DOC_SEPARATOR ("\n<|endoftext|>\n"), in id order.  Which documents are kept under the byte
  * budget and which go to val depend only on hashes of their ids, so the same sources give the
  * same files on every machine. */
-#ifndef BR_LM_CORPUS_H
-#define BR_LM_CORPUS_H
+#ifndef BR_TEXT_CORPUS_H
+#define BR_TEXT_CORPUS_H
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"

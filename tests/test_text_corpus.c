@@ -8,11 +8,11 @@
 #include "base/fileio.h"
 #include "base/sha256.h"
 #include "harness.h"
-#include "lm/bpe_train.h"
-#include "lm/corpus.h"
-#include "lm/data.h"
-#include "lm/prepare.h"
-#include "lm/tokenizer.h"
+#include "text/bpe_train.h"
+#include "text/corpus.h"
+#include "text/data.h"
+#include "text/prepare.h"
+#include "text/tokenizer.h"
 
 static char dir[] = "/tmp/braid-corpus-XXXXXX";
 

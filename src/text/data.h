@@ -11,8 +11,8 @@
  *         40  u64[3]   reserved (0)
  *         64  tokens
  * Documents are separated by the tokenizer's end-of-text token. */
-#ifndef BR_LM_DATA_H
-#define BR_LM_DATA_H
+#ifndef BR_TEXT_DATA_H
+#define BR_TEXT_DATA_H
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"

@@ -1,5 +1,5 @@
 /* Token shards (format in data.h) and the weighted mixed-domain window sampler. */
-#include "lm/data.h"
+#include "text/data.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,11 +1,10 @@
 /* GPT-2's byte-level alphabet: every byte maps to one printable code point (bytes_to_unicode
  * in openai/gpt-2 encoder.py), so that vocab files (encoder.json, tokenizer.json) can hold
  * arbitrary bytes as JSON strings.  Shared by the tokenizer loader and the BPE trainer. */
-#ifndef BR_LM_BYTELEVEL_H
-#define BR_LM_BYTELEVEL_H
+#ifndef BR_TEXT_BYTELEVEL_H
+#define BR_TEXT_BYTELEVEL_H
 #include <stddef.h>
 #include <stdint.h>
-#include "base/status.h"
 
 /* Code point for byte b. */
 uint32_t br_bytelevel_cp(uint8_t b);
@@ -17,7 +16,4 @@ size_t br_bytelevel_encode(char *out, const uint8_t *bytes, size_t n);
 /* Inverse: decodes the UTF-8 string s[0..n) to raw bytes in out (capacity >= n).  Returns the
  * byte count, or -1 when s is not valid UTF-8 or holds a code point outside the alphabet. */
 long br_bytelevel_decode(uint8_t *out, const char *s, size_t n);
-/* BR_OK when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF);
- * otherwise BR_EFORMAT naming `what`, the first bad byte, its offset and line. */
-br_status br_utf8_check(const char *what, const char *s, size_t n);
 #endif

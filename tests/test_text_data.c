@@ -9,7 +9,7 @@
 
 #include "base/fileio.h"
 #include "harness.h"
-#include "lm/data.h"
+#include "text/data.h"
 
 static char dir[] = "/tmp/braid-data-XXXXXX";
 

@@ -12,9 +12,9 @@
 
 #include "base/fileio.h"
 #include "harness.h"
-#include "lm/bpe_train.h"
-#include "lm/bytelevel.h"
-#include "lm/tokenizer.h"
+#include "text/bpe_train.h"
+#include "text/bytelevel.h"
+#include "text/tokenizer.h"
 
 static char dir[] = "/tmp/braid-bpe-XXXXXX";
 static char corpus[300];

@@ -1,10 +1,10 @@
 /* braid data prepare: tokenise every domain of a raw corpus into token shards.
  *   <raw>/<domain>/{train,val}.txt  (UTF-8; documents separated by BR_DOC_SEPARATOR)
- *   -> <out>/<domain>/{train,val}.bin  (lm/data.h format; <|endoftext|> after every document;
+ *   -> <out>/<domain>/{train,val}.bin  (text/data.h format; <|endoftext|> after every document;
  *      header `bytes` = UTF-8 bytes of the documents, for bits per byte) + <out>/MANIFEST.json.
  * Documents are encoded in parallel (OpenMP, dynamic schedule); shards are written atomically. */
-#ifndef BR_LM_PREPARE_H
-#define BR_LM_PREPARE_H
+#ifndef BR_TEXT_PREPARE_H
+#define BR_TEXT_PREPARE_H
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"

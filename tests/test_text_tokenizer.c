@@ -12,8 +12,9 @@
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "harness.h"
-#include "lm/bytelevel.h"
-#include "lm/tokenizer.h"
+#include "text/bytelevel.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
 
 #define NM ".npm-local/node_modules/"
 

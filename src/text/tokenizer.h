@@ -1,8 +1,8 @@
 /* Byte-level BPE tokenizer (GPT-2 family).  Loads Hugging Face tokenizer.json (byte-level BPE),
  * GPT-2 encoder.json + vocab.bpe folders and tiktoken rank files; trains new vocabularies.
  * A loaded tokenizer is immutable and safe to share between threads. */
-#ifndef BR_LM_TOKENIZER_H
-#define BR_LM_TOKENIZER_H
+#ifndef BR_TEXT_TOKENIZER_H
+#define BR_TEXT_TOKENIZER_H
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"

@@ -9,7 +9,7 @@
  *    (left id, right id) so that the result does not depend on the thread count.
  * 3. Write tokenizer.json. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "lm/bpe_train.h"
+#include "text/bpe_train.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -24,9 +24,10 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "kernels/gemm.h"
-#include "lm/bytelevel.h"
-#include "lm/corpus.h"
-#include "lm/tokenizer.h"
+#include "text/bytelevel.h"
+#include "text/corpus.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
 
 #define MAX_WORD 1024 /* longer pre-tokens (blobs) are not used for training */
 
@@ -522,15 +523,31 @@ static br_status write_json(const char *path, const symtab_t *S, const uint32_t 
     return st;
 }
 
-/* ---- driver ------------------------------------------------------------------------------------ */
+/* ---- read ------------------------------------------------------------------------------------- */
 
 typedef struct {
     const unsigned char *p;
     size_t n;
 } span_t;
 
+/* The corpus in memory: one buffer per file, and the documents in them. */
+typedef struct {
+    char **bufs;
+    size_t nbufs;
+    span_t *docs;
+    size_t ndocs, dcap;
+} corpus_t;
+
+static void corpus_free(corpus_t *c)
+{
+    for (size_t i = 0; i < c->nbufs; i++) free(c->bufs ? c->bufs[i] : NULL);
+    free(c->bufs);
+    free(c->docs);
+    memset(c, 0, sizeof *c);
+}
+
 /* Splits buf into documents at BR_DOC_SEPARATOR. */
-static br_status split_docs(const char *buf, size_t n, span_t **docs, size_t *ndocs, size_t *cap)
+static br_status split_docs(const char *buf, size_t n, corpus_t *c)
 {
     const char *sep = BR_DOC_SEPARATOR;
     size_t sl = strlen(sep), pos = 0;
@@ -538,19 +555,352 @@ static br_status split_docs(const char *buf, size_t n, span_t **docs, size_t *nd
         const char *hit = memmem(buf + pos, n - pos, sep, sl);
         size_t end = hit ? (size_t)(hit - buf) : n;
         if (end > pos) {
-            if (*ndocs == *cap) {
-                size_t nc = *cap ? *cap * 2 : 1024;
-                span_t *nd = realloc(*docs, nc * sizeof *nd);
+            if (c->ndocs == c->dcap) {
+                size_t nc = c->dcap ? c->dcap * 2 : 1024;
+                span_t *nd = realloc(c->docs, nc * sizeof *nd);
                 if (!nd) return br_error(BR_ENOMEM, "out of memory");
-                *docs = nd;
-                *cap = nc;
+                c->docs = nd;
+                c->dcap = nc;
             }
-            (*docs)[(*ndocs)++] = (span_t){(const unsigned char *)buf + pos, end - pos};
+            c->docs[c->ndocs++] = (span_t){(const unsigned char *)buf + pos, end - pos};
         }
         pos = hit ? end + sl : n;
     }
     return BR_OK;
 }
+
+/* take[i]: bytes to read of files[i].  With a budget (--max-mb) every file gets an equal share
+ * (files smaller than their share pass the rest on), so a budget samples every domain instead
+ * of the first ones. */
+static br_status file_shares(char **files, size_t nfiles, size_t max_bytes, size_t *take)
+{
+    for (size_t i = 0; i < nfiles; i++) {
+        struct stat sb;
+        take[i] = stat(files[i], &sb) == 0 ? (size_t)sb.st_size : SIZE_MAX;
+    }
+    if (!max_bytes) return BR_OK;
+    size_t budget = max_bytes, left = nfiles;
+    int *done = calloc(nfiles, sizeof *done);
+    if (!done) return br_error(BR_ENOMEM, "out of memory");
+    for (int changed = 1; changed && left;) {
+        changed = 0;
+        for (size_t i = 0; i < nfiles; i++)
+            if (!done[i] && take[i] <= budget / left) {
+                budget -= take[i];
+                left--;
+                done[i] = changed = 1;
+            }
+    }
+    for (size_t i = 0; i < nfiles; i++)
+        if (!done[i]) take[i] = budget / left;
+    free(done);
+    return BR_OK;
+}
+
+/* Reads the corpus files (each cut at a line end to its share), checks they are UTF-8 and
+ * splits them into documents. */
+static br_status read_corpus(const char *input, const br_bpe_train_opts_t *o, corpus_t *c, br_bpe_train_stats_t *stt)
+{
+    char **files;
+    size_t nfiles, total = 0;
+    BR_TRY(br_list_text_files(input, o->split, o->exclude, &files, &nfiles));
+    c->bufs = calloc(nfiles, sizeof *c->bufs);
+    c->nbufs = c->bufs ? nfiles : 0;
+    size_t *take = calloc(nfiles, sizeof *take);
+    br_status st = c->bufs && take ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    if (st == BR_OK) st = file_shares(files, nfiles, o->max_bytes, take);
+    for (size_t i = 0; i < nfiles && st == BR_OK; i++) {
+        size_t n;
+        st = br_read_file(files[i], &c->bufs[i], &n);
+        if (st) break;
+        if (n > take[i]) { /* cut at a line end */
+            size_t cut = take[i];
+            while (cut > 0 && c->bufs[i][cut - 1] != '\n') cut--;
+            n = cut;
+        }
+        st = br_utf8_check(files[i], c->bufs[i], n);
+        if (st == BR_OK) st = split_docs(c->bufs[i], n, c);
+        total += n;
+        stt->files++;
+    }
+    free(take);
+    br_free_paths(files, nfiles);
+    if (st == BR_OK && total == 0) st = br_error(BR_EINVAL, "%s: the corpus is empty", input);
+    stt->bytes = total;
+    return st;
+}
+
+/* ---- count ------------------------------------------------------------------------------------ */
+
+/* Counts the pre-token words of every document into *W (the threads count into maps of their
+ * own, merged at the end). */
+static br_status count_words(const br_bpe_train_opts_t *o, int nth, const corpus_t *c, wmap_t *W,
+                             br_bpe_train_stats_t *stt)
+{
+    int err;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)o->pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &eoff, NULL);
+    if (!re || pcre2_jit_compile(re, PCRE2_JIT_COMPLETE)) {
+        pcre2_code_free(re);
+        return br_error(BR_EINVAL, "pre-tokenizer regex does not compile with JIT");
+    }
+    wmap_t *maps = calloc((size_t)nth, sizeof *maps);
+    if (!maps) {
+        pcre2_code_free(re);
+        return br_error(BR_ENOMEM, "out of memory");
+    }
+    br_progress_t prog;
+    size_t total = stt->bytes;
+    if (!o->quiet) br_progress_start(&prog, "bpe: counting words", (double)total / 1e6, "MB");
+    size_t done = 0, nwords = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : nwords)
+    {
+        int tid = omp_get_thread_num();
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        if (!md) maps[tid].oom = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t d = 0; d < c->ndocs; d++) {
+            if (md) count_doc(re, md, c->docs[d].p, c->docs[d].n, &maps[tid], &nwords);
+            if (!o->quiet) {
+                size_t dn;
+#pragma omp atomic capture
+                dn = done += c->docs[d].n;
+                if (tid == 0) br_progress_update(&prog, (double)dn / 1e6);
+            }
+        }
+        pcre2_match_data_free(md);
+    }
+    if (!o->quiet) br_progress_finish(&prog);
+    pcre2_code_free(re);
+    stt->words = nwords;
+    br_status st = BR_OK;
+    for (int i = 0; i < nth; i++)
+        if (maps[i].oom) st = br_error(BR_ENOMEM, "out of memory counting words");
+    for (int i = 1; i < nth && st == BR_OK; i++) {
+        for (size_t j = 0; j < maps[i].cap; j++)
+            if (maps[i].s[j].h)
+                wmap_add(&maps[0], maps[i].keys + maps[i].s[j].off, maps[i].s[j].len, maps[i].s[j].h, maps[i].s[j].count);
+        wmap_free(&maps[i]);
+        memset(&maps[i], 0, sizeof maps[i]);
+        if (maps[0].oom) st = br_error(BR_ENOMEM, "out of memory counting words");
+    }
+    for (int i = 1; i < nth; i++) wmap_free(&maps[i]);
+    if (st == BR_OK) *W = maps[0];
+    else wmap_free(&maps[0]);
+    free(maps);
+    return st;
+}
+
+/* ---- build ------------------------------------------------------------------------------------ */
+
+/* The unique words as symbol sequences: word w is syms[start[w] .. start[w] + len[w]) and
+ * occurs count[w] times.  Their order does not matter: merges depend on counts and ids. */
+typedef struct {
+    uint32_t *start, *len, *syms;
+    uint64_t *count;
+    size_t n;
+} words_t;
+
+static void words_free(words_t *w)
+{
+    free(w->start);
+    free(w->len);
+    free(w->count);
+    free(w->syms);
+}
+
+static br_status build_words(const wmap_t *W, words_t *w)
+{
+    w->n = W->n;
+    w->start = malloc((W->n + 1) * sizeof *w->start);
+    w->len = malloc((W->n + 1) * sizeof *w->len);
+    w->count = malloc((W->n + 1) * sizeof *w->count);
+    w->syms = malloc((W->klen + 1) * sizeof *w->syms);
+    if (!w->start || !w->len || !w->count || !w->syms) return br_error(BR_ENOMEM, "out of memory");
+    size_t k = 0, pos = 0;
+    for (size_t j = 0; j < W->cap; j++) {
+        if (!W->s[j].h) continue;
+        w->start[k] = (uint32_t)pos;
+        w->len[k] = W->s[j].len;
+        w->count[k] = W->s[j].count;
+        for (uint32_t i = 0; i < W->s[j].len; i++) w->syms[pos++] = W->keys[W->s[j].off + i];
+        k++;
+    }
+    return BR_OK;
+}
+
+/* A symbol table with room for `target` symbols, holding the 256 bytes as ids 0..255. */
+static br_status symtab_init(symtab_t *S, size_t target)
+{
+    S->cap = target;
+    S->off = malloc(S->cap * sizeof *S->off);
+    S->len = malloc(S->cap * sizeof *S->len);
+    S->tcap = 16;
+    while (S->tcap < 2 * S->cap) S->tcap *= 2;
+    S->tab = malloc(S->tcap * sizeof *S->tab);
+    if (!S->off || !S->len || !S->tab) return br_error(BR_ENOMEM, "out of memory");
+    memset(S->tab, 0xff, S->tcap * sizeof *S->tab);
+    for (int b = 0; b < 256; b++) {
+        unsigned char c = (unsigned char)b;
+        size_t slot = 0;
+        sym_find(S, &c, 1, &slot);
+        if (sym_add(S, &c, 1, slot) < 0) return br_error(BR_ENOMEM, "out of memory");
+    }
+    return BR_OK;
+}
+
+static void symtab_free(symtab_t *S)
+{
+    free(S->off);
+    free(S->len);
+    free(S->pool);
+    free(S->tab);
+}
+
+/* Every adjacent pair of every word, counted by occurrences, each knowing its words; then the
+ * max-heap of all pairs. */
+static br_status count_pairs(pairs_t *P, const words_t *w)
+{
+    for (size_t k = 0; k < w->n; k++) {
+        const uint32_t *s = w->syms + w->start[k];
+        for (uint32_t i = 0; i + 1 < w->len[k]; i++) {
+            uint32_t idx = pair_get(P, s[i], s[i + 1]);
+            if (idx == UINT32_MAX) break;
+            P->count[idx] += (int64_t)w->count[k];
+            add_word(P, idx, (uint32_t)k);
+        }
+        if (P->oom) return br_error(BR_ENOMEM, "out of memory counting pairs");
+    }
+    for (size_t i = 0; i < P->n; i++) heap_push(P, (uint32_t)i);
+    return BR_OK;
+}
+
+/* ---- merge ------------------------------------------------------------------------------------ */
+
+/* The merge loop's state: pair counts and heap, the words, and the pairs whose count rose
+ * during the current merge (pushed on the heap again once it is done). */
+typedef struct {
+    pairs_t P;
+    words_t *w;
+    uint32_t *touched;
+    size_t ntouched, tcap;
+} merger_t;
+
+/* Adds delta occurrences to pair ix (UINT32_MAX: none, pair_get ran out of memory) seen in
+ * word w; a pair that gains is remembered for the heap. */
+static void touch(merger_t *m, uint32_t ix, int64_t delta, uint32_t w)
+{
+    pairs_t *P = &m->P;
+    if (ix == UINT32_MAX) return;
+    P->count[ix] += delta;
+    if (delta <= 0) return;
+    add_word(P, ix, w);
+    if (P->touched[ix]) return;
+    if (m->ntouched == m->tcap) {
+        size_t nc = m->tcap ? m->tcap * 2 : 1024;
+        uint32_t *nt = realloc(m->touched, nc * sizeof *nt);
+        if (!nt) {
+            P->oom = 1;
+            return;
+        }
+        m->touched = nt;
+        m->tcap = nc;
+    }
+    P->touched[ix] = 1;
+    m->touched[m->ntouched++] = ix;
+}
+
+/* Replaces every (a, b) in the words of pair `idx` by N, moving the counts of the
+ * neighbouring pairs: (l, a) -> (l, N) and (b, r) -> (N, r). */
+static void rewrite_words(merger_t *m, uint32_t idx, uint32_t a, uint32_t b, uint32_t N)
+{
+    pairs_t *P = &m->P;
+    words_t *W = m->w;
+    u32vec_t list = P->words[idx];
+    P->words[idx] = (u32vec_t){0};
+    m->ntouched = 0;
+    for (uint32_t li = 0; li < list.n && !P->oom; li++) {
+        uint32_t w = list.v[li];
+        uint32_t *s = W->syms + W->start[w], L = W->len[w], i = 0, j = 0;
+        int64_t c = (int64_t)W->count[w];
+        while (i < L) {
+            if (i + 1 < L && s[i] == a && s[i + 1] == b) {
+                if (j > 0) {
+                    uint32_t l = s[j - 1];
+                    if (!(l == a && a == b)) touch(m, pair_get(P, l, a), -c, w); /* (a, b) itself is zeroed below */
+                    touch(m, pair_get(P, l, N), c, w);
+                }
+                if (i + 2 < L) {
+                    uint32_t r = s[i + 2];
+                    if (!(r == b && a == b)) touch(m, pair_get(P, b, r), -c, w);
+                    touch(m, pair_get(P, N, r), c, w);
+                }
+                s[j++] = N;
+                i += 2;
+            } else s[j++] = s[i++];
+        }
+        W->len[w] = j;
+    }
+    free(list.v);
+    P->count[idx] = 0;
+    for (size_t i = 0; i < m->ntouched; i++) {
+        P->touched[m->touched[i]] = 0;
+        if (P->count[m->touched[i]] > 0) heap_push(P, m->touched[i]);
+    }
+}
+
+/* The symbol for the bytes of a followed by b: an existing one with those bytes, or a new one;
+ * -1 when out of memory. */
+static int32_t concat_symbol(symtab_t *S, uint32_t a, uint32_t b)
+{
+    size_t la = S->len[a], lb = S->len[b];
+    unsigned char stackbuf[512];
+    unsigned char *cat = la + lb <= sizeof stackbuf ? stackbuf : malloc(la + lb);
+    if (!cat) return -1;
+    memcpy(cat, S->pool + S->off[a], la);
+    memcpy(cat + la, S->pool + S->off[b], lb);
+    size_t slot = 0;
+    int32_t nid = sym_find(S, cat, la + lb, &slot);
+    if (nid < 0) nid = sym_add(S, cat, la + lb, slot);
+    if (cat != stackbuf) free(cat);
+    return nid;
+}
+
+/* Merges the most frequent pair until S holds `target` symbols, no pair is left, or the best is
+ * rarer than min_frequency; merge k joins ml[k] and mr[k]. */
+static br_status learn_merges(merger_t *m, symtab_t *S, size_t target, const br_bpe_train_opts_t *o, uint32_t *ml,
+                              uint32_t *mr, size_t *nmerge)
+{
+    pairs_t *P = &m->P;
+    br_status st = BR_OK;
+    br_progress_t prog;
+    if (!o->quiet) br_progress_start(&prog, "bpe: merges", (double)(target - 256), "merge");
+    while (st == BR_OK && S->n < target && P->hn) {
+        hent_t top = heap_pop(P);
+        int64_t cur = P->count[top.idx];
+        if ((uint64_t)cur != top.count) { /* stale heap entry */
+            if (cur > 0) heap_push(P, top.idx);
+            continue;
+        }
+        if ((uint64_t)cur < o->min_frequency) break;
+        int32_t nid = concat_symbol(S, top.a, top.b);
+        if (nid < 0) {
+            st = br_error(BR_ENOMEM, "out of memory");
+            break;
+        }
+        ml[*nmerge] = top.a;
+        mr[*nmerge] = top.b;
+        (*nmerge)++;
+        rewrite_words(m, top.idx, top.a, top.b, (uint32_t)nid);
+        if (P->oom) st = br_error(BR_ENOMEM, "out of memory while merging");
+        if (!o->quiet) br_progress_update(&prog, (double)(S->n - 256));
+    }
+    if (!o->quiet) br_progress_finish(&prog);
+    return st;
+}
+
+/* ---- driver: read / count / build / merge / write ---------------------------------------------- */
 
 br_status br_bpe_train(const char *input, const char *out_json, const br_bpe_train_opts_t *opts, br_bpe_train_stats_t *stats)
 {
@@ -564,280 +914,42 @@ br_status br_bpe_train(const char *input, const char *out_json, const br_bpe_tra
     int nth = o.threads > 0 ? o.threads : br_get_threads();
     if (nth < 1) nth = 1;
     double t0 = br_now();
-    /* read */
-    char **files;
-    size_t nfiles;
-    BR_TRY(br_list_text_files(input, o.split, o.exclude, &files, &nfiles));
-    char **bufs = calloc(nfiles, sizeof *bufs);
-    span_t *docs = NULL;
-    size_t ndocs = 0, dcap = 0, total = 0;
-    br_status st = bufs ? BR_OK : br_error(BR_ENOMEM, "out of memory");
-    /* --max-mb: every file gets an equal share of the budget (files smaller than their share
-     * pass the rest on), so a budget samples every domain instead of the first ones */
-    size_t *take = calloc(nfiles, sizeof *take);
-    if (st == BR_OK && !take) st = br_error(BR_ENOMEM, "out of memory");
-    for (size_t i = 0; st == BR_OK && i < nfiles; i++) {
-        struct stat sb;
-        take[i] = stat(files[i], &sb) == 0 ? (size_t)sb.st_size : SIZE_MAX;
-    }
-    if (st == BR_OK && o.max_bytes) {
-        size_t budget = o.max_bytes, left = nfiles;
-        int *done = calloc(nfiles, sizeof *done);
-        for (int changed = 1; done && changed && left;) {
-            changed = 0;
-            for (size_t i = 0; i < nfiles; i++)
-                if (!done[i] && take[i] <= budget / left) {
-                    budget -= take[i];
-                    left--;
-                    done[i] = changed = 1;
-                }
-        }
-        for (size_t i = 0; done && i < nfiles; i++)
-            if (!done[i]) take[i] = budget / left;
-        free(done);
-    }
-    for (size_t i = 0; i < nfiles && st == BR_OK; i++) {
-        size_t n;
-        st = br_read_file(files[i], &bufs[i], &n);
-        if (st) break;
-        if (n > take[i]) { /* cut at a line end */
-            size_t cut = take[i];
-            while (cut > 0 && bufs[i][cut - 1] != '\n') cut--;
-            n = cut;
-        }
-        st = br_utf8_check(files[i], bufs[i], n);
-        if (st == BR_OK) st = split_docs(bufs[i], n, &docs, &ndocs, &dcap);
-        total += n;
-        stt.files++;
-    }
-    free(take);
-    if (st == BR_OK && total == 0) st = br_error(BR_EINVAL, "%s: the corpus is empty", input);
-    stt.bytes = total;
-    /* count words */
-    pcre2_code *re = NULL;
-    if (st == BR_OK) {
-        int err;
-        PCRE2_SIZE eoff;
-        re = pcre2_compile((PCRE2_SPTR)o.pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
-                           &err, &eoff, NULL);
-        if (!re || pcre2_jit_compile(re, PCRE2_JIT_COMPLETE)) st = br_error(BR_EINVAL, "pre-tokenizer regex does not compile with JIT");
-    }
-    wmap_t *maps = st == BR_OK ? calloc((size_t)nth, sizeof *maps) : NULL;
-    if (st == BR_OK && !maps) st = br_error(BR_ENOMEM, "out of memory");
-    br_progress_t prog;
-    if (st == BR_OK) {
-        if (!o.quiet) br_progress_start(&prog, "bpe: counting words", (double)total / 1e6, "MB");
-        size_t done = 0, nwords = 0;
-#pragma omp parallel num_threads(nth) reduction(+ : nwords)
-        {
-            int tid = omp_get_thread_num();
-            pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-            if (!md) maps[tid].oom = 1;
-#pragma omp for schedule(dynamic, 1)
-            for (size_t d = 0; d < ndocs; d++) {
-                if (md) count_doc(re, md, docs[d].p, docs[d].n, &maps[tid], &nwords);
-                if (!o.quiet) {
-                    size_t dn;
-#pragma omp atomic capture
-                    dn = done += docs[d].n;
-                    if (tid == 0) br_progress_update(&prog, (double)dn / 1e6);
-                }
-            }
-            pcre2_match_data_free(md);
-        }
-        if (!o.quiet) br_progress_finish(&prog);
-        stt.words = nwords;
-        for (int i = 0; i < nth; i++)
-            if (maps[i].oom) st = br_error(BR_ENOMEM, "out of memory counting words");
-        for (int i = 1; i < nth && st == BR_OK; i++) {
-            for (size_t j = 0; j < maps[i].cap; j++)
-                if (maps[i].s[j].h)
-                    wmap_add(&maps[0], maps[i].keys + maps[i].s[j].off, maps[i].s[j].len, maps[i].s[j].h, maps[i].s[j].count);
-            wmap_free(&maps[i]);
-            memset(&maps[i], 0, sizeof maps[i]);
-            if (maps[0].oom) st = br_error(BR_ENOMEM, "out of memory counting words");
-        }
-    }
-    pcre2_code_free(re);
-    for (size_t i = 0; i < nfiles; i++) free(bufs ? bufs[i] : NULL);
-    free(bufs);
-    free(docs);
-    br_free_paths(files, nfiles);
+    corpus_t corpus = {0};
+    wmap_t counts = {0};
+    br_status st = read_corpus(input, &o, &corpus, &stt);
+    if (st == BR_OK) st = count_words(&o, nth, &corpus, &counts, &stt);
+    corpus_free(&corpus); /* the words hold copies of their bytes */
     stt.seconds_count = br_now() - t0;
-    /* words -> symbol sequences (their order does not matter: merges depend on counts and ids) */
-    wmap_t *W = maps ? &maps[0] : NULL;
-    uint32_t *wstart = NULL, *wlen = NULL, *syms = NULL;
-    uint64_t *wcount = NULL;
-    size_t nw = 0;
+
+    words_t words = {0};
     if (st == BR_OK) {
-        nw = W->n;
-        stt.unique_words = nw;
-        wstart = malloc((nw + 1) * sizeof *wstart);
-        wlen = malloc((nw + 1) * sizeof *wlen);
-        wcount = malloc((nw + 1) * sizeof *wcount);
-        syms = malloc((W->klen + 1) * sizeof *syms);
-        if (!wstart || !wlen || !wcount || !syms) st = br_error(BR_ENOMEM, "out of memory");
-        size_t k = 0, pos = 0;
-        for (size_t j = 0; st == BR_OK && j < W->cap; j++) {
-            if (!W->s[j].h) continue;
-            wstart[k] = (uint32_t)pos;
-            wlen[k] = W->s[j].len;
-            wcount[k] = W->s[j].count;
-            for (uint32_t i = 0; i < W->s[j].len; i++) syms[pos++] = W->keys[W->s[j].off + i];
-            k++;
-        }
+        stt.unique_words = counts.n;
+        st = build_words(&counts, &words);
     }
-    if (maps) {
-        for (int i = 0; i < nth; i++) wmap_free(&maps[i]);
-        free(maps);
-    }
-    /* symbols */
-    symtab_t S = {0};
+    wmap_free(&counts);
+    double t1 = br_now();
     size_t target = o.vocab_size - 1; /* regular tokens; <|endoftext|> is last */
+    symtab_t S = {0};
+    merger_t m = {.w = &words};
     uint32_t *ml = NULL, *mr = NULL;
     size_t nmerge = 0;
-    pairs_t P = {0};
-    double t1 = br_now();
     if (st == BR_OK) {
-        S.cap = target;
-        S.off = malloc(S.cap * sizeof *S.off);
-        S.len = malloc(S.cap * sizeof *S.len);
-        S.tcap = 16;
-        while (S.tcap < 2 * S.cap) S.tcap *= 2;
-        S.tab = malloc(S.tcap * sizeof *S.tab);
         ml = malloc(target * sizeof *ml);
         mr = malloc(target * sizeof *mr);
-        if (!S.off || !S.len || !S.tab || !ml || !mr) st = br_error(BR_ENOMEM, "out of memory");
-        else memset(S.tab, 0xff, S.tcap * sizeof *S.tab);
-        for (int b = 0; st == BR_OK && b < 256; b++) {
-            unsigned char c = (unsigned char)b;
-            size_t slot = 0;
-            sym_find(&S, &c, 1, &slot);
-            if (sym_add(&S, &c, 1, slot) < 0) st = br_error(BR_ENOMEM, "out of memory");
-        }
+        st = ml && mr ? symtab_init(&S, target) : br_error(BR_ENOMEM, "out of memory");
     }
-    /* initial pair counts */
-    for (size_t w = 0; st == BR_OK && w < nw; w++) {
-        uint32_t *s = syms + wstart[w];
-        for (uint32_t i = 0; i + 1 < wlen[w]; i++) {
-            uint32_t idx = pair_get(&P, s[i], s[i + 1]);
-            if (idx == UINT32_MAX) break;
-            P.count[idx] += (int64_t)wcount[w];
-            add_word(&P, idx, (uint32_t)w);
-        }
-        if (P.oom) st = br_error(BR_ENOMEM, "out of memory counting pairs");
-    }
-    for (size_t i = 0; st == BR_OK && i < P.n; i++) heap_push(&P, (uint32_t)i);
-    uint32_t *touched = NULL;
-    size_t ntouched = 0, tcap = 0;
-    if (st == BR_OK && !o.quiet) br_progress_start(&prog, "bpe: merges", (double)(target - 256), "merge");
-    while (st == BR_OK && S.n < target && P.hn) {
-        hent_t top = heap_pop(&P);
-        int64_t cur = P.count[top.idx];
-        if ((uint64_t)cur != top.count) {
-            if (cur > 0) heap_push(&P, top.idx);
-            continue;
-        }
-        if ((uint64_t)cur < o.min_frequency) break;
-        uint32_t a = top.a, b = top.b;
-        /* the new symbol (or an existing one with the same bytes) */
-        size_t la = S.len[a], lb = S.len[b];
-        unsigned char stackbuf[512];
-        unsigned char *cat = la + lb <= sizeof stackbuf ? stackbuf : malloc(la + lb);
-        if (!cat) {
-            st = br_error(BR_ENOMEM, "out of memory");
-            break;
-        }
-        memcpy(cat, S.pool + S.off[a], la);
-        memcpy(cat + la, S.pool + S.off[b], lb);
-        size_t slot = 0;
-        int32_t nid = sym_find(&S, cat, la + lb, &slot);
-        if (nid < 0) nid = sym_add(&S, cat, la + lb, slot);
-        if (cat != stackbuf) free(cat);
-        if (nid < 0) {
-            st = br_error(BR_ENOMEM, "out of memory");
-            break;
-        }
-        ml[nmerge] = a;
-        mr[nmerge] = b;
-        nmerge++;
-        uint32_t N = (uint32_t)nid;
-        /* rewrite the words holding (a, b) */
-        u32vec_t list = P.words[top.idx];
-        P.words[top.idx] = (u32vec_t){0};
-        ntouched = 0;
-#define TOUCH(ix, delta)                                                                          \
-    do {                                                                                          \
-        uint32_t ix_ = (ix);                                                                      \
-        if (ix_ == UINT32_MAX) break;                                                             \
-        P.count[ix_] += (delta);                                                                  \
-        if ((delta) > 0) {                                                                        \
-            add_word(&P, ix_, w);                                                                 \
-            if (!P.touched[ix_]) {                                                                \
-                if (ntouched == tcap) {                                                           \
-                    size_t nc_ = tcap ? tcap * 2 : 1024;                                          \
-                    uint32_t *nt_ = realloc(touched, nc_ * sizeof *nt_);                          \
-                    if (!nt_) {                                                                   \
-                        P.oom = 1;                                                                \
-                        break;                                                                    \
-                    }                                                                             \
-                    touched = nt_;                                                                \
-                    tcap = nc_;                                                                   \
-                }                                                                                 \
-                P.touched[ix_] = 1;                                                               \
-                touched[ntouched++] = ix_;                                                        \
-            }                                                                                     \
-        }                                                                                         \
-    } while (0)
-        for (uint32_t li = 0; li < list.n && !P.oom; li++) {
-            uint32_t w = list.v[li];
-            uint32_t *s = syms + wstart[w], L = wlen[w], i = 0, j = 0;
-            int64_t c = (int64_t)wcount[w];
-            while (i < L) {
-                if (i + 1 < L && s[i] == a && s[i + 1] == b) {
-                    if (j > 0) {
-                        uint32_t l = s[j - 1];
-                        if (!(l == a && a == b)) TOUCH(pair_get(&P, l, a), -c); /* (a, b) itself is zeroed below */
-                        TOUCH(pair_get(&P, l, N), c);
-                    }
-                    if (i + 2 < L) {
-                        uint32_t r = s[i + 2];
-                        if (!(r == b && a == b)) TOUCH(pair_get(&P, b, r), -c);
-                        TOUCH(pair_get(&P, N, r), c);
-                    }
-                    s[j++] = N;
-                    i += 2;
-                } else s[j++] = s[i++];
-            }
-            wlen[w] = j;
-        }
-#undef TOUCH
-        free(list.v);
-        P.count[top.idx] = 0;
-        for (size_t i = 0; i < ntouched; i++) {
-            P.touched[touched[i]] = 0;
-            if (P.count[touched[i]] > 0) heap_push(&P, touched[i]);
-        }
-        if (P.oom) st = br_error(BR_ENOMEM, "out of memory while merging");
-        if (!o.quiet) br_progress_update(&prog, (double)(S.n - 256));
-    }
-    if (!o.quiet && (st == BR_OK || P.hn)) br_progress_finish(&prog);
-    free(touched);
+    if (st == BR_OK) st = count_pairs(&m.P, &words);
+    if (st == BR_OK) st = learn_merges(&m, &S, target, &o, ml, mr, &nmerge);
     stt.seconds_merge = br_now() - t1;
     stt.merges = nmerge;
     stt.vocab_size = S.n + 1;
     if (st == BR_OK) st = write_json(out_json, &S, ml, mr, nmerge, o.pattern);
-    pairs_free(&P);
-    free(S.off);
-    free(S.len);
-    free(S.pool);
-    free(S.tab);
+    pairs_free(&m.P);
+    free(m.touched);
+    symtab_free(&S);
     free(ml);
     free(mr);
-    free(wstart);
-    free(wlen);
-    free(wcount);
-    free(syms);
+    words_free(&words);
     if (stats) *stats = stt;
     return st;
 }

@@ -2,8 +2,8 @@
  * incremental pair-count updates over unique words (a max-heap with lazy invalidation, never a
  * rescan per merge), and write a Hugging Face tokenizer.json (ByteLevel pre-tokenizer and
  * decoder, BPE model with vocab + merges, <|endoftext|> as the last id). */
-#ifndef BR_LM_BPE_TRAIN_H
-#define BR_LM_BPE_TRAIN_H
+#ifndef BR_TEXT_BPE_TRAIN_H
+#define BR_TEXT_BPE_TRAIN_H
 #include <stddef.h>
 #include "base/status.h"
 

@@ -9,7 +9,7 @@
  * Bytes the regex does not match (invalid UTF-8) form their own pieces, so decode(encode(x))
  * == x for every byte string. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 
 #include "base/fileio.h"
-#include "lm/bytelevel.h"
+#include "text/bytelevel.h"
 
 const char br_pattern_gpt2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
