@@ -399,7 +399,8 @@ static void log_step(FILE *log, const br_trainer_step_t *st)
     fflush(log);
 }
 
-/* Steps start+1 .. end: windows, step, log, validation, checkpoints. */
+/* Steps start+1 .. end: windows, step, then with a run folder (log != NULL) the log record,
+ * validation and checkpoints. */
 static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, long start, long end)
 {
     const br_trainer_opts_t *o = &t->o;
@@ -418,8 +419,9 @@ static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, long star
         st.tok_per_s = st.tokens / (now - ts); /* with the data loading */
         st.elapsed = now - t0;
         st.avg_tok_per_s = tokens_done / (now - t0);
-        log_step(log, &st);
+        if (log) log_step(log, &st);
         if (o->hooks.on_step) o->hooks.on_step(o->hooks.ctx, step + 1 - start, &st);
+        if (!log) continue;
         bool last = step + 1 == end;
         if ((o->eval_interval && (step + 1) % o->eval_interval == 0) || (last && end == o->steps))
             s = log_validation(t->m, o, mix, log, step + 1);
@@ -464,7 +466,6 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
 {
     br_mix_t *train = NULL, *val = NULL;
     br_trainer_t *t = NULL;
-    int32_t *win = NULL;
     br_trainer_opts_t oo = *o;
     oo.accum = 1;
     size_t B = oo.batch, T = oo.seq;
@@ -474,7 +475,6 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
         s = br_error(BR_EINVAL, "the shards' vocabulary (%u) is larger than the model's (%d)", br_mix_vocab(train),
                      m->cfg.vocab_size);
     if (!s && val_batches > 0) s = br_mix_create(&val, oo.data, oo.mix, "val", oo.seed + 1);
-    if (!s && !(win = malloc(B * (T + 1) * sizeof *win))) s = br_error(BR_ENOMEM, "out of memory");
     br_mix_state_t vs;
     if (!s && val) { /* the base alone and with the untrained adapter, on the same windows */
         br_mix_get_state(val, &vs);
@@ -487,19 +487,8 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
         br_trainer_start_t info = {a->n_params, m->n_params, 0, oo.steps, oo.steps, false, 0};
         o->hooks.on_start(o->hooks.ctx, &info);
     }
-    double t0 = br_now(), tokens_done = 0;
-    for (long step = 0; step < oo.steps && !s; step++) {
-        br_trainer_step_t st;
-        s = br_mix_next_batch(train, win, B, T);
-        if (!s) s = br_trainer_step(t, win, &st);
-        if (s) break;
-        tokens_done += st.tokens;
-        st.elapsed = br_now() - t0;
-        st.avg_tok_per_s = tokens_done / st.elapsed;
-        if (o->hooks.on_step) o->hooks.on_step(o->hooks.ctx, step + 1, &st);
-    }
+    if (!s) s = train_loop(t, train, NULL, 0, oo.steps);
     if (!s && val) s = br_eval_mix(m, val, &t->hook, B, T, val_batches, &val_loss[2]);
-    free(win);
     br_trainer_free(t);
     br_mix_free(train);
     br_mix_free(val);
