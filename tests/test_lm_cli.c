@@ -12,6 +12,7 @@
 #include "base/fileio.h"
 #include "harness.h"
 #include "lm/data.h"
+#include "shard_fixture.h"
 
 static char tmp[64];
 static const char *braid;
@@ -28,25 +29,7 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static bool write_domain(const char *name, const char *license)
-{
-    char path[512], *text;
-    size_t len;
-    snprintf(path, sizeof path, "/usr/share/common-licenses/%s", license);
-    if (br_read_file(path, &text, &len) || len < 20000) return false;
-    uint32_t *ids = malloc(len * sizeof *ids);
-    for (size_t i = 0; i < len; i++) ids[i] = (unsigned char)text[i];
-    size_t cut = len - len / 10;
-    snprintf(path, sizeof path, "%s/tok/%s", tmp, name);
-    br_mkdir_p(path);
-    snprintf(path, sizeof path, "%s/tok/%s/train.bin", tmp, name);
-    bool ok = br_shard_write(path, ids, cut, 256, cut) == BR_OK;
-    snprintf(path, sizeof path, "%s/tok/%s/val.bin", tmp, name);
-    ok = ok && br_shard_write(path, ids + cut, len - cut, 256, len - cut) == BR_OK;
-    free(ids);
-    free(text);
-    return ok;
-}
+static bool write_domain(const char *name, const char *license) { return write_license_domain(tmp, name, license); }
 
 /* Losses of the step records of a train_log.jsonl, indexed by step (1-based). */
 static int read_losses(const char *path, double *loss, int max)

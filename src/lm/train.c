@@ -69,7 +69,8 @@ br_status br_trainer_create(br_trainer_t **out, br_model_t *m, br_lora_adapter_t
     size_t B = o->batch, T = o->seq;
     if (!B || !T || o->accum < 1 || o->steps < 1 || !(o->lr > 0))
         return br_error(BR_EINVAL, "training needs batch, seq, accum, steps and lr > 0");
-    if (B > SIZE_MAX / 16 / T) return br_error(BR_EINVAL, "batch %zu x seq %zu is too large", B, T);
+    if (B > SIZE_MAX / 16 / (T + 1) || (size_t)o->accum > SIZE_MAX / 16 / (B * (T + 1)))
+        return br_error(BR_EINVAL, "batch %zu x seq %zu x accum %d is too large", B, T, o->accum);
     if (T > (size_t)m->cfg.max_position_embeddings)
         return br_error(BR_EINVAL, "--seq %zu is longer than the model's context (max_position_embeddings %d)", T,
                         m->cfg.max_position_embeddings);
