@@ -13,7 +13,9 @@
 #include "base/timer.h"
 #include "bench_cmds.h"
 #include "kernels/gemm.h"
+#include "lm/eval.h"
 #include "lm/model.h"
+#include "lm/train.h"
 
 static void preset_config(br_model_config_t *c, char p, size_t *B, size_t *T)
 {
@@ -165,24 +167,28 @@ int bench_train(int argc, char **argv)
     br_status s = br_model_create(&m, &c, true);
     if (s) return fail_status(s, NULL);
     br_model_init_random(m, 1);
-    int32_t *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
+    /* windows (B, T+1) of random ids: a training step reads inputs [:, :T], targets [:, 1:] */
+    int32_t *win = malloc(B * (T + 1) * sizeof *win), *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
     float *losses = malloc(B * T * sizeof *losses);
+    double *tt = calloc((size_t)steps, sizeof *tt), *tf = calloc((size_t)steps, sizeof *tf);
+    if (!win || !in || !tg || !losses || !tt || !tf) s = br_error(BR_ENOMEM, "out of memory");
     br_rng_t r;
     br_rng_seed(&r, 2);
-    for (size_t i = 0; i < B * T; i++) {
-        in[i] = (int32_t)br_rng_below(&r, (uint64_t)c.vocab_size);
-        tg[i] = (int32_t)br_rng_below(&r, (uint64_t)c.vocab_size);
-    }
-    br_adamw_opts_t ao = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-    double *tt = calloc((size_t)steps, sizeof *tt), *tf = calloc((size_t)steps, sizeof *tf);
+    for (size_t i = 0; !s && i < B * (T + 1); i++) win[i] = (int32_t)br_rng_below(&r, (uint64_t)c.vocab_size);
+    if (!s) br_eval_split_windows(in, tg, win, B, T);
+    br_trainer_opts_t o;
+    br_trainer_defaults(&o);
+    o.batch = B, o.seq = T, o.steps = 1000000, o.warmup = 0, o.lr = 1e-4f;
+    br_trainer_t *tr = NULL;
+    if (!s) s = br_trainer_create(&tr, m, NULL, &o);
     float loss = 0;
     for (int i = -1; i < steps && !s; i++) { /* i = -1: warm-up (buffers grow) */
         double t0 = br_now();
-        br_model_zero_grad(m);
-        s = br_model_train_step(m, in, tg, B, T, NULL, &loss);
-        if (!s) s = br_model_adamw(m, &ao, NULL);
+        br_trainer_step_t st;
+        s = br_trainer_step(tr, win, &st);
         if (i >= 0) tt[i] = br_now() - t0;
     }
+    br_trainer_free(tr);
     for (int i = -1; i < steps && !s; i++) {
         double t0 = br_now();
         s = br_model_forward_loss(m, in, tg, B, T, NULL, losses, &loss);
@@ -192,6 +198,7 @@ int bench_train(int argc, char **argv)
     if (!s && !no_decode) s = decode_rate(m, 1, 128, 32, &dec1);
     if (!s && !no_decode) s = decode_rate(m, 16, 128, 16, &dec16);
     if (s) {
+        free(tt), free(tf), free(win), free(in), free(tg), free(losses);
         br_model_free(m);
         return fail_status(s, "bench train");
     }
@@ -221,6 +228,7 @@ int bench_train(int argc, char **argv)
     }
     free(tt);
     free(tf);
+    free(win);
     free(in);
     free(tg);
     free(losses);

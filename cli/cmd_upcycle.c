@@ -1,8 +1,7 @@
 /* braid upcycle / braid extend: assemble a mixture of experts from dense branches of one seed
- * (moe/upcycle.h), and add an expert to it later. */
+ * (moe/upcycle.h), and add an expert to it later.  Flags here; the work is br_upcycle_assemble
+ * and br_extend_assemble. */
 #include <errno.h>
-#include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +11,7 @@
 #include "base/fileio.h"
 #include "base/timer.h"
 #include "commands.h"
-#include "lm/config_moe.h"
 #include "lm/model.h"
-#include "moe/domain.h"
 #include "moe/upcycle.h"
 
 /* Splits a comma list in place into at most cap items; returns the count (-1: too many). */
@@ -42,72 +39,6 @@ static void print_cfg(const br_model_config_t *c, const char *out, double secs)
     if (c->num_attention_experts > 1)
         printf(", %d attention experts (%s)", c->num_attention_experts, c->attention_shared_kv ? "shared KV" : "expert KV");
     printf(", %zu parameters, %.1fs\n", br_config_num_params(c), secs);
-}
-
-/* Domain embeddings of `n` domains with the seed at `base` (Nexus). */
-static int domain_embeddings(const char *base, const char *const *dirs, int n, long tokens,
-                             float **out, int *dim)
-{
-    br_model_t *m;
-    br_status s = br_model_load(&m, base, false);
-    if (s) return fail_status(s, "loading the seed");
-    size_t C = (size_t)m->cfg.hidden_size;
-    float *d = malloc((size_t)n * C * sizeof(float));
-    if (!d) {
-        br_model_free(m);
-        return fail_status(br_error(BR_ENOMEM, "out of memory"), "domain embeddings");
-    }
-    for (int i = 0; i < n && !s; i++) {
-        char path[4200];
-        br_domain_shard_path(path, sizeof path, dirs[i]);
-        fprintf(stderr, "domain embedding %d/%d: mean seed hidden state over %ld tokens of %s\n",
-                i + 1, n, tokens, path);
-        s = br_domain_embedding(m, path, (size_t)tokens, 128, d + (size_t)i * C);
-    }
-    br_model_free(m);
-    if (s) {
-        free(d);
-        return fail_status(s, "domain embeddings");
-    }
-    *out = d;
-    *dim = (int)C;
-    return 0;
-}
-
-/* DIR/upcycle.json: how the mixture was built (extend reads the seed from it). */
-static br_status write_provenance(const char *out, const char *method, const char *base,
-                                  bool base_as_expert, const char *const *ex, int ne,
-                                  const char *const *dd, int nd)
-{
-    json_t *o = json_object(), *a = json_array(), *d = json_array();
-    char abs[PATH_MAX];
-    json_object_set_new(o, "method", json_string(method));
-    json_object_set_new(o, "base", json_string(realpath(base, abs) ? abs : base));
-    for (int i = 0; i < ne; i++) json_array_append_new(a, json_string(realpath(ex[i], abs) ? abs : ex[i]));
-    for (int i = 0; i < nd; i++) json_array_append_new(d, json_string(realpath(dd[i], abs) ? abs : dd[i]));
-    json_object_set_new(o, "base_as_expert", json_boolean(base_as_expert));
-    json_object_set_new(o, "experts", a);
-    json_object_set_new(o, "domain_data", d);
-    char *text = json_dumps(o, JSON_INDENT(2));
-    json_decref(o);
-    if (!text) return br_error(BR_ENOMEM, "out of memory");
-    char path[4200];
-    snprintf(path, sizeof path, "%s/upcycle.json", out);
-    br_status s = br_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
-}
-
-/* The seed recorded in DIR/upcycle.json (malloc'd), or NULL. */
-static char *provenance_base(const char *moe)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/upcycle.json", moe);
-    json_t *o = json_load_file(path, 0, NULL);
-    json_t *b = o ? json_object_get(o, "base") : NULL;
-    char *r = json_is_string(b) ? strdup(json_string_value(b)) : NULL;
-    json_decref(o);
-    return r;
 }
 
 int cmd_upcycle(int argc, char **argv)
@@ -175,67 +106,13 @@ int cmd_upcycle(int argc, char **argv)
     o.experts = ex;
     o.n_experts = (size_t)ne;
     double t0 = br_now();
-    float *emb = NULL;
-    /* everything is validated before any work */
-    o.check_only = true;
-    s = br_upcycle(&o, NULL);
-    if (!s && o.method == BR_UPCYCLE_NEXUS && nd != ne)
-        s = br_error(BR_EINVAL, "upcycle --method nexus: --domain-data needs one directory per expert (%d experts, %d given)", ne, nd);
-    if (!s && o.method == BR_UPCYCLE_NEXUS) {
-        for (int i = 0; i < nd && !s; i++) {
-            char path[4200];
-            br_domain_shard_path(path, sizeof path, dd[i]);
-            if (!br_file_exists(path)) s = br_error(BR_ENOTFOUND, "domain data %s: no %s (run 'braid data prepare')", dd[i], path);
-        }
-    }
-    if (s) {
-        free(ex_buf), free(dd_buf);
-        return fail_status(s, "upcycle");
-    }
-    o.check_only = false;
-    if (o.method == BR_UPCYCLE_NEXUS) {
-        rc = domain_embeddings(base, dd, nd, domain_tokens, &emb, &o.domain_dim);
-        if (rc) {
-            free(ex_buf), free(dd_buf);
-            return rc;
-        }
-        o.domain_emb = emb;
-    }
     br_model_config_t cfg;
-    s = br_upcycle(&o, &cfg);
-    if (!s) s = write_provenance(out, method, base, base_as_expert, ex, ne, dd, nd);
-    free(emb), free(ex_buf), free(dd_buf);
+    s = br_upcycle_assemble(&o, dd, (size_t)nd, (size_t)domain_tokens, &cfg);
+    free(ex_buf), free(dd_buf);
     if (s) return fail_status(s, "upcycle");
     printf("upcycle --method %s: ", br_upcycle_method_name(o.method));
     print_cfg(&cfg, out, br_now() - t0);
     return 0;
-}
-
-/* OUT/upcycle.json = MOE/upcycle.json with the new expert (and its domain data) appended. */
-static br_status extend_provenance(const char *moe, const char *out, const char *expert,
-                                   const char *domain_data)
-{
-    char path[4200], abs[PATH_MAX];
-    snprintf(path, sizeof path, "%s/upcycle.json", moe);
-    json_t *o = json_load_file(path, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        o = json_pack("{s:s, s:[], s:[]}", "method", "unknown", "experts", "domain_data");
-    }
-    json_t *ex = json_object_get(o, "experts"), *dd = json_object_get(o, "domain_data");
-    if (!json_is_array(ex)) json_object_set_new(o, "experts", ex = json_array());
-    if (!json_is_array(dd)) json_object_set_new(o, "domain_data", dd = json_array());
-    json_array_append_new(ex, json_string(realpath(expert, abs) ? abs : expert));
-    if (domain_data && json_array_size(dd) + 1 == json_array_size(ex))
-        json_array_append_new(dd, json_string(realpath(domain_data, abs) ? abs : domain_data));
-    json_object_set_new(o, "extended_from", json_string(realpath(moe, abs) ? abs : moe));
-    char *text = json_dumps(o, JSON_INDENT(2));
-    json_decref(o);
-    if (!text) return br_error(BR_ENOMEM, "out of memory");
-    snprintf(path, sizeof path, "%s/upcycle.json", out);
-    br_status s = br_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
 }
 
 int cmd_extend(int argc, char **argv)
@@ -276,32 +153,9 @@ int cmd_extend(int argc, char **argv)
         return 2;
     }
     double t0 = br_now();
-    br_model_config_t mc;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", moe);
-    br_status s = br_config_load(&mc, path);
-    if (s) return fail_status(s, "extend");
-    float *emb = NULL;
-    if (mc.router_nexus) {
-        if (!domain_data) return fail_status(br_error(BR_EINVAL, "extend: a Nexus MoE needs --domain-data for the new domain"), "extend");
-        const char *dd[1] = {domain_data};
-        int dim;
-        char *seed_dir = base ? strdup(base) : provenance_base(moe);
-        if (!seed_dir)
-            return fail_status(br_error(BR_EINVAL, "extend: %s/upcycle.json does not name the seed; pass --base DIR", moe), "extend");
-        rc = domain_embeddings(seed_dir, dd, 1, domain_tokens, &emb, &dim);
-        free(seed_dir);
-        if (rc) return rc;
-        if (dim != mc.nexus_domain_dim) {
-            free(emb);
-            return fail_status(br_error(BR_EINVAL, "extend: the domain embedding has %d values, the MoE's router takes %d", dim, mc.nexus_domain_dim), "extend");
-        }
-    }
-    br_extend_opts_t o = {.moe = moe, .expert = expert, .domain_emb = emb, .seed = (uint64_t)seed, .out = out};
+    br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out};
     br_model_config_t cfg;
-    s = br_extend(&o, &cfg);
-    free(emb);
-    if (!s) s = extend_provenance(moe, out, expert, domain_data);
+    br_status s = br_extend_assemble(&o, base, domain_data, (size_t)domain_tokens, &cfg);
     if (s) return fail_status(s, "extend");
     printf("extend: ");
     print_cfg(&cfg, out, br_now() - t0);

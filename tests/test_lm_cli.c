@@ -1,6 +1,8 @@
 /* End to end through the braid program ($BRAID): train on byte-level shards of real text
  * (two domains of /usr/share/common-licenses), --stop-at + --resume reproduce the
- * uninterrupted run's losses exactly, eval prints per-domain loss/ppl/bits-per-byte, score
+ * uninterrupted run's losses exactly, so does a run killed (SIGKILL) at every point of its very
+ * first checkpoint (resumed, or started again when no checkpoint was complete), stale temporary
+ * files of interrupted saves are removed (and only those), eval prints per-domain loss/ppl/bits-per-byte, score
  * agrees with eval's loss, generate --ids is deterministic, and bad input fails cleanly. */
 #include <jansson.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "base/fileio.h"
 #include "harness.h"
 #include "text/data.h"
+#include "shard_fixture.h"
 
 static char tmp[64];
 static const char *braid;
@@ -26,25 +29,7 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static bool write_domain(const char *name, const char *license)
-{
-    char path[512], *text;
-    size_t len;
-    snprintf(path, sizeof path, "/usr/share/common-licenses/%s", license);
-    if (br_read_file(path, &text, &len) || len < 20000) return false;
-    uint32_t *ids = malloc(len * sizeof *ids);
-    for (size_t i = 0; i < len; i++) ids[i] = (unsigned char)text[i];
-    size_t cut = len - len / 10;
-    snprintf(path, sizeof path, "%s/tok/%s", tmp, name);
-    br_mkdir_p(path);
-    snprintf(path, sizeof path, "%s/tok/%s/train.bin", tmp, name);
-    bool ok = br_shard_write(path, ids, cut, 256, cut) == BR_OK;
-    snprintf(path, sizeof path, "%s/tok/%s/val.bin", tmp, name);
-    ok = ok && br_shard_write(path, ids + cut, len - cut, 256, len - cut) == BR_OK;
-    free(ids);
-    free(text);
-    return ok;
-}
+static bool write_domain(const char *name, const char *license) { return write_license_domain(tmp, name, license); }
 
 /* Losses of the step records of a train_log.jsonl, indexed by step (1-based). */
 static int read_losses(const char *path, double *loss, int max)
@@ -64,6 +49,66 @@ static int read_losses(const char *path, double *loss, int max)
     }
     free(text);
     return count;
+}
+
+/* Each step record of two logs agrees exactly (steps 1..n). */
+static int same_losses(const char *a_path, const char *b_path, int n)
+{
+    double a[64] = {0}, b[64] = {0};
+    if (read_losses(a_path, a, n) != n || read_losses(b_path, b, n) != n) return 0;
+    int same = 0;
+    for (int i = 1; i <= n; i++) same += a[i] == b[i];
+    return same;
+}
+
+/* kill -9 at each point of the first checkpoint (step 4): the folder must then either resume to
+ * the uninterrupted run's exact losses, or (no complete checkpoint yet) refuse --resume saying
+ * to start again, and start again cleanly.  Before each restart a fake temporary file of an
+ * interrupted atomic write is planted: it must be removed and reported, a look-alike kept. */
+static void kill_during_first_save(const char *flags)
+{
+    static const char *const points[] = {"config.json", "optimizer.safetensors", "model.safetensors", "done"};
+    char full[512], dir[512], path[600], err[600];
+    snprintf(full, sizeof full, "%s/full/train_log.jsonl", tmp);
+    for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
+        snprintf(dir, sizeof dir, "%s/kill-%zu", tmp, i);
+        snprintf(err, sizeof err, "%s/kill-%zu.err", tmp, i);
+        int rc = sh("BRAID_TEST_KILL_BEFORE=%s %s train --config %s/cfg.json %s --out %s 2>/dev/null", points[i], braid,
+                    tmp, flags, dir);
+        CHECK_MSG(rc != 0, "kill before %s: the run was not killed (exit %d)", points[i], rc);
+        CHECK_INT(sh("touch %s/model.safetensors.tmp.Ab12Cd %s/notes.tmp.keep", dir, dir), 0);
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+        bool has_ckpt = br_file_exists(path);
+        /* a checkpoint is complete exactly when optimizer.safetensors is there (it is renamed
+         * after config.json and before model.safetensors) */
+        CHECK_MSG(has_ckpt == (i >= 2), "kill before %s: optimizer.safetensors %s", points[i],
+                  has_ckpt ? "exists" : "is missing");
+        rc = sh("%s train --resume %s --out %s 2>%s", braid, flags, dir, err);
+        if (has_ckpt) {
+            CHECK_MSG(rc == 0, "kill before %s: --resume exit %d", points[i], rc);
+        } else {
+            CHECK_MSG(rc == 1, "kill before %s: --resume without a checkpoint: exit %d", points[i], rc);
+            char *text = NULL;
+            size_t n;
+            if (!br_read_file(err, &text, &n)) CHECK_MSG(strstr(text, "start it again") != NULL, "%s", text);
+            free(text);
+            rc = sh("%s train --config %s/cfg.json %s --out %s 2>%s", braid, tmp, flags, dir, err);
+            CHECK_MSG(rc == 0, "kill before %s: the run did not start again: exit %d", points[i], rc);
+        }
+        char *text = NULL;
+        size_t n;
+        if (!br_read_file(err, &text, &n))
+            CHECK_MSG(strstr(text, "removed") && strstr(text, "model.safetensors.tmp.Ab12Cd"),
+                      "kill before %s: the stale temporary file is not reported: %s", points[i], text);
+        free(text);
+        snprintf(path, sizeof path, "%s/model.safetensors.tmp.Ab12Cd", dir);
+        CHECK_MSG(!br_file_exists(path), "kill before %s: the stale temporary file is still there", points[i]);
+        snprintf(path, sizeof path, "%s/notes.tmp.keep", dir);
+        CHECK_MSG(br_file_exists(path), "kill before %s: a file that is not ours was removed", points[i]);
+        snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
+        int same = same_losses(full, path, 12);
+        CHECK_MSG(same == 12, "kill before %s: %d of 12 step losses as in the uninterrupted run", points[i], same);
+    }
 }
 
 int main(void)
@@ -109,6 +154,7 @@ int main(void)
     for (int i = 1; i <= 12; i++) same += a[i] == b[i];
     CHECK_MSG(same == 12, "resumed run reproduces %d of 12 step losses exactly", same);
     CHECK(a[12] < a[1] - 0.5);
+    kill_during_first_save(flags);
     /* files a checkpoint holds */
     snprintf(path, sizeof path, "%s/full/model.safetensors", tmp);
     CHECK(br_file_exists(path));

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
+#include "base/log.h"
 #include "text/data.h"
 
 void br_domain_shard_path(char *buf, size_t cap, const char *p)
@@ -53,5 +55,42 @@ br_status br_domain_embedding(br_model_t *m, const char *shard_path, size_t n_to
 done:
     br_shard_close(sh);
     if (s) return br_error_wrap(s, "domain embedding");
+    return BR_OK;
+}
+
+br_status br_domain_check(const char *const *dirs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4200];
+        br_domain_shard_path(path, sizeof path, dirs[i]);
+        if (!br_file_exists(path))
+            return br_error(BR_ENOTFOUND, "domain data %s: no %s (run 'braid data prepare')", dirs[i], path);
+    }
+    return BR_OK;
+}
+
+br_status br_domain_embeddings(const char *seed_dir, const char *const *dirs, size_t n, size_t tokens,
+                               float **out, int *dim)
+{
+    *out = NULL;
+    br_model_t *m;
+    br_status s = br_model_load(&m, seed_dir, false);
+    if (s) return br_error_wrap(s, "loading the seed");
+    size_t C = (size_t)m->cfg.hidden_size;
+    float *d = n ? malloc(n * C * sizeof(float)) : NULL;
+    if (!d) s = br_error(BR_ENOMEM, "out of memory for %zu domain embeddings", n);
+    for (size_t i = 0; i < n && !s; i++) {
+        char path[4200];
+        br_domain_shard_path(path, sizeof path, dirs[i]);
+        BR_INFO("domain embedding %zu/%zu: mean seed hidden state over %zu tokens of %s", i + 1, n, tokens, path);
+        s = br_domain_embedding(m, path, tokens, 128, d + i * C);
+    }
+    br_model_free(m);
+    if (s) {
+        free(d);
+        return br_error_wrap(s, "domain embeddings");
+    }
+    *out = d;
+    *dim = (int)C;
     return BR_OK;
 }

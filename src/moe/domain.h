@@ -14,4 +14,10 @@ br_status br_domain_embedding(br_model_t *m, const char *shard_path, size_t n_to
                               float *out);
 /* The shard of a domain directory or a .bin path: DIR -> DIR/train.bin. */
 void br_domain_shard_path(char *buf, size_t cap, const char *dir_or_bin);
+/* BR_ENOTFOUND naming the first domain (folder or .bin) whose shard does not exist. */
+br_status br_domain_check(const char *const *dirs, size_t n);
+/* The embeddings of n domains with the seed checkpoint at seed_dir: *out (n, C) malloc'd,
+ * *dim = C (the seed's hidden size); each from about `tokens` tokens (logged per domain). */
+br_status br_domain_embeddings(const char *seed_dir, const char *const *dirs, size_t n, size_t tokens,
+                               float **out, int *dim);
 #endif

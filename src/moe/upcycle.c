@@ -236,6 +236,37 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
     return BR_OK;
 }
 
+/* The mixture's config: the seed's, plus E experts, top-k, router coefficients and the method's
+ * extras (attention experts, Nexus sizes); BR_EINVAL when the result is inconsistent. */
+static br_status mixture_config(const br_upcycle_opts_t *o, const br_model_config_t *base, size_t E,
+                                br_model_config_t *out)
+{
+    br_upcycle_method m = o->method;
+    br_model_config_t cfg = *base;
+    int k = o->top_k ? o->top_k : m == BR_UPCYCLE_BTX || m == BR_UPCYCLE_SPARSE ? 2 : 1;
+    cfg.num_local_experts = (int)E;
+    cfg.num_experts_per_tok = k;
+    cfg.norm_topk_prob = o->renorm < 0 ? k > 1 : o->renorm != 0;
+    cfg.router_aux_loss_coef = o->alpha;
+    cfg.router_z_loss_coef = o->beta;
+    if (m == BR_UPCYCLE_BAM || m == BR_UPCYCLE_BAM_SHARED_KV) {
+        cfg.num_attention_experts = (int)E;
+        cfg.attention_shared_kv = m == BR_UPCYCLE_BAM_SHARED_KV;
+    }
+    if (m == BR_UPCYCLE_NEXUS) {
+        cfg.router_nexus = 1;
+        cfg.nexus_domain_dim = o->domain_dim;
+        cfg.nexus_hidden_size = o->nexus_hidden > 0 ? o->nexus_hidden : cfg.hidden_size;
+        cfg.shared_expert_intermediate_size = cfg.intermediate_size;
+    }
+    char bad[512] = "";
+    size_t nb = 0;
+    br_config_moe_validate(&cfg, bad, sizeof bad, &nb);
+    if (nb) return br_error(BR_EINVAL, "upcycle: %s", bad + 2);
+    *out = cfg;
+    return BR_OK;
+}
+
 br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
 {
     ckpt_t base;
@@ -261,32 +292,8 @@ br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
 
     br_upcycle_method m = o->method;
     bool bam = m == BR_UPCYCLE_BAM || m == BR_UPCYCLE_BAM_SHARED_KV;
-    br_model_config_t cfg = base.cfg;
-    int k = o->top_k ? o->top_k : m == BR_UPCYCLE_BTX || m == BR_UPCYCLE_SPARSE ? 2 : 1;
-    cfg.num_local_experts = (int)E;
-    cfg.num_experts_per_tok = k;
-    cfg.norm_topk_prob = o->renorm < 0 ? k > 1 : o->renorm != 0;
-    cfg.router_aux_loss_coef = o->alpha;
-    cfg.router_z_loss_coef = o->beta;
-    if (bam) {
-        cfg.num_attention_experts = (int)E;
-        cfg.attention_shared_kv = m == BR_UPCYCLE_BAM_SHARED_KV;
-    }
-    if (m == BR_UPCYCLE_NEXUS) {
-        cfg.router_nexus = 1;
-        cfg.nexus_domain_dim = o->domain_dim;
-        cfg.nexus_hidden_size = o->nexus_hidden > 0 ? o->nexus_hidden : cfg.hidden_size;
-        cfg.shared_expert_intermediate_size = cfg.intermediate_size;
-    }
-    {
-        char bad[512] = "";
-        size_t nb = 0;
-        br_config_moe_validate(&cfg, bad, sizeof bad, &nb);
-        if (nb) {
-            s = br_error(BR_EINVAL, "upcycle: %s", bad + 2);
-            goto done;
-        }
-    }
+    br_model_config_t cfg;
+    if ((s = mixture_config(o, &base.cfg, E, &cfg))) goto done;
     /* expert slot -> checkpoint (sparse: the base every time) and the merge set */
     size_t nsrc = 0;
     ckpt_t *slot[256];

@@ -72,6 +72,18 @@ typedef struct {
 } br_extend_opts_t;
 br_status br_extend(const br_extend_opts_t *o, br_model_config_t *out_cfg);
 
+/* The whole of `braid upcycle` (moe/assemble.c): checks everything first (br_upcycle with
+ * check_only; Nexus: one existing token shard per expert in domain_data), computes the Nexus
+ * domain embeddings with the seed (about domain_tokens tokens each), builds the mixture and
+ * writes OUT/upcycle.json (moe/provenance.h).  o->domain_emb and domain_dim are ignored. */
+br_status br_upcycle_assemble(const br_upcycle_opts_t *o, const char *const *domain_data, size_t n_domain_data,
+                              size_t domain_tokens, br_model_config_t *out_cfg);
+/* The whole of `braid extend` without its finetune: for a Nexus MoE the new domain's embedding
+ * from domain_data with the seed (seed_dir, or NULL: the one MOE/upcycle.json names), then
+ * br_extend and OUT/upcycle.json.  o->domain_emb is ignored. */
+br_status br_extend_assemble(const br_extend_opts_t *o, const char *seed_dir, const char *domain_data,
+                             size_t domain_tokens, br_model_config_t *out_cfg);
+
 /* The same config checks on two configs: BR_EINVAL naming `what` and the first field that
  * differs (vocab, widths, layers, heads, block type...). */
 br_status br_upcycle_check_compatible(const br_model_config_t *base, const br_model_config_t *x,

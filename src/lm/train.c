@@ -1,0 +1,497 @@
+/* The trainer (lm/train.h).
+ *
+ * Checkpoint order.  A run folder must be resumable (or plainly restartable) after a kill at any
+ * instant, the first save included.  Every file is written atomically (temp + rename), and a
+ * save writes, in order:
+ *   1. config.json            the model's shape (the same at every save of a run)
+ *   2. optimizer.safetensors  weights, AdamW state, step and data position: all a resume needs
+ *   3. model.safetensors      the weights other tools read (maybe BF16/F16)
+ * A resume reads 1 and 2 only.  Killed before 2 is renamed at the first save, the folder has no
+ * checkpoint: --resume says so and the original command starts the run again cleanly.  Killed
+ * after 2, the resume continues from it even when 3 is missing or one save older.  (Writing
+ * optimizer.safetensors before config.json left a folder that neither resumed nor said why.) */
+#include "lm/train.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/dtype.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/timer.h"
+#include "text/data.h"
+#include "lm/eval.h"
+#include "nn/nn.h"
+
+void br_trainer_defaults(br_trainer_opts_t *o)
+{
+    *o = (br_trainer_opts_t){.steps = 1000, .warmup = 100, .seed = 1, .batch = 16, .seq = 256, .accum = 1,
+                             .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.1f, .beta1 = 0.9f,
+                             .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f, .eval_interval = 200,
+                             .eval_batches = 10, .ckpt_interval = 500, .save_dtype = BR_DT_F32};
+}
+
+/* ---- the step --------------------------------------------------------------------------- */
+
+struct br_trainer {
+    br_model_t *m;
+    br_lora_adapter_t *a;      /* LoRA-only mode, else NULL */
+    br_trainer_opts_t o;
+    int32_t *in, *tg;          /* (B, T) */
+    br_lora_batch_t *lb;       /* every row uses `a` */
+    br_lora_hook_t hook;
+    float *adam_m, *adam_v;    /* (a->n_params), LoRA-only mode */
+    long lora_step;            /* LoRA-only: steps taken (full mode: m->step) */
+};
+
+void br_trainer_free(br_trainer_t *t)
+{
+    if (!t) return;
+    free(t->in);
+    free(t->tg);
+    br_lora_batch_free(t->lb);
+    br_free(t->adam_m);
+    br_free(t->adam_v);
+    free(t);
+}
+
+br_status br_trainer_create(br_trainer_t **out, br_model_t *m, br_lora_adapter_t *a, const br_trainer_opts_t *o)
+{
+    *out = NULL;
+    size_t B = o->batch, T = o->seq;
+    if (!B || !T || o->accum < 1 || o->steps < 1 || !(o->lr > 0))
+        return br_error(BR_EINVAL, "training needs batch, seq, accum, steps and lr > 0");
+    if (B > SIZE_MAX / 16 / (T + 1) || (size_t)o->accum > SIZE_MAX / 16 / (B * (T + 1)))
+        return br_error(BR_EINVAL, "batch %zu x seq %zu x accum %d is too large", B, T, o->accum);
+    if (T > (size_t)m->cfg.max_position_embeddings)
+        return br_error(BR_EINVAL, "--seq %zu is longer than the model's context (max_position_embeddings %d)", T,
+                        m->cfg.max_position_embeddings);
+    if (!a && !m->grads) return br_error(BR_EINVAL, "training every weight needs a model with gradients");
+    if (a && !a->grads) return br_error(BR_EINVAL, "LoRA training needs the adapter's gradients (br_lora_alloc_grads)");
+    br_trainer_t *t = calloc(1, sizeof *t);
+    if (!t) return br_error(BR_ENOMEM, "out of memory");
+    t->m = m;
+    t->a = a;
+    t->o = *o;
+    t->in = malloc(B * T * sizeof *t->in);
+    t->tg = malloc(B * T * sizeof *t->tg);
+    br_status s = t->in && t->tg ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    if (!s && a) {
+        t->adam_m = br_alloc(a->n_params * sizeof(float));
+        t->adam_v = br_alloc(a->n_params * sizeof(float));
+        const br_lora_adapter_t **rows = malloc(B * T * sizeof *rows);
+        s = t->adam_m && t->adam_v && rows ? br_lora_batch_create(&t->lb) : br_error(BR_ENOMEM, "out of memory");
+        for (size_t i = 0; !s && i < B * T; i++) rows[i] = a;
+        if (!s) s = br_lora_batch_set(t->lb, rows, B * T);
+        free(rows);
+        if (!s) t->hook = br_lora_batch_hook(t->lb);
+    }
+    if (s) {
+        br_trainer_free(t);
+        return s;
+    }
+    *out = t;
+    return BR_OK;
+}
+
+br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_step_t *out)
+{
+    const br_trainer_opts_t *o = &t->o;
+    br_model_t *m = t->m;
+    size_t B = o->batch, T = o->seq;
+    long step = t->a ? t->lora_step : m->step; /* 0-based index of this step */
+    double ts = br_now(), loss = 0;
+    br_train_opts_t to = {t->a ? &t->hook : NULL, !t->a, 1.0f / (float)o->accum};
+    if (t->a) br_lora_zero_grads(t->a);
+    else br_model_zero_grad(m);
+    for (int k = 0; k < o->accum; k++) {
+        br_eval_split_windows(t->in, t->tg, windows + (size_t)k * B * (T + 1), B, T);
+        float l = 0;
+        BR_TRY(br_model_train_step(m, t->in, t->tg, B, T, &to, &l));
+        loss += l / o->accum;
+    }
+    if (!isfinite(loss))
+        return br_error(BR_ERANGE, "loss is %f at step %ld: training diverged (lower --lr?)", loss, step + 1);
+    float lr = br_lr_cosine(step, o->warmup, o->steps, o->lr, o->min_lr), gnorm = 0;
+    if (t->a) {
+        gnorm = br_clip_grad_norm(t->a->grads, t->a->n_params, o->clip);
+        br_adamw_step(t->a->params, t->a->grads, t->adam_m, t->adam_v, t->a->n_params, lr, o->beta1, o->beta2,
+                      o->eps, o->weight_decay, step + 1);
+        t->lora_step++;
+    } else {
+        br_adamw_opts_t ao = {lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip};
+        BR_TRY(br_model_adamw(m, &ao, &gnorm));
+    }
+    double now = br_now(), ntok = (double)(B * T) * o->accum;
+    *out = (br_trainer_step_t){.step = step + 1, .loss = loss, .lr = lr, .grad_norm = gnorm, .tokens = ntok,
+                               .tok_per_s = ntok / (now - ts)};
+    if (m->cfg.num_local_experts > 1) { /* MoE: auxiliary losses of the last micro-batch */
+        out->moe = true;
+        br_model_moe_aux(m, &out->moe_load_balance, &out->moe_z_loss);
+    }
+    return BR_OK;
+}
+
+/* ---- the run folder --------------------------------------------------------------------- */
+
+/* Temporary files of base/fileio.c's atomic writes ("NAME.tmp.XXXXXX", mkstemp's six letters
+ * or digits) that a kill left behind.  Only our own pattern is touched. */
+static bool is_stale_temp(const char *name)
+{
+    const char *p = strstr(name, ".tmp.");
+    if (!p || p == name) return false;
+    for (const char *q; (q = strstr(p + 1, ".tmp."));) p = q;
+    const char *x = p + 5;
+    if (strlen(x) != 6) return false;
+    for (int i = 0; i < 6; i++)
+        if (!((x[i] >= 'a' && x[i] <= 'z') || (x[i] >= 'A' && x[i] <= 'Z') || (x[i] >= '0' && x[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* Removes them from dir (a run starts or resumes there: no write of ours is in flight) and
+ * logs what it removed. */
+static br_status remove_stale_temps(const char *dir, size_t *removed)
+{
+    *removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return br_error(BR_EIO, "%s: cannot list the run folder", dir);
+    struct dirent *e;
+    br_status s = BR_OK;
+    while (!s && (e = readdir(d))) {
+        if (!is_stale_temp(e->d_name)) continue;
+        char path[4096];
+        struct stat sb;
+        s = br_path_join(path, sizeof path, dir, e->d_name);
+        if (s || lstat(path, &sb) || !S_ISREG(sb.st_mode)) continue;
+        if (unlink(path)) {
+            s = br_error(BR_EIO, "%s: cannot remove this stale temporary file", path);
+            break;
+        }
+        BR_INFO("removed %s (%lld bytes): a temporary file of a save that was interrupted", path,
+                (long long)sb.st_size);
+        (*removed)++;
+    }
+    closedir(d);
+    return s;
+}
+
+/* Rewrites train_log.jsonl keeping only the records of steps <= keep (a resumed run repeats
+ * the steps after its checkpoint). */
+static br_status trim_log(const char *path, long keep)
+{
+    if (!br_file_exists(path)) return BR_OK;
+    char *text;
+    size_t n;
+    BR_TRY(br_read_file(path, &text, &n));
+    char *outb = malloc(n + 1);
+    if (!outb) {
+        free(text);
+        return br_error(BR_ENOMEM, "out of memory");
+    }
+    size_t w = 0;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        json_t *j = json_loadb(line, len, 0, NULL);
+        json_t *st = j ? json_object_get(j, "step") : NULL;
+        if (st && json_is_integer(st) && json_integer_value(st) <= keep) {
+            memcpy(outb + w, line, len);
+            w += len;
+            outb[w++] = '\n';
+        }
+        json_decref(j);
+        line += len + (nl ? 1 : 0);
+    }
+    br_status s = br_write_file_atomic(path, outb, w);
+    free(text);
+    free(outb);
+    return s;
+}
+
+/* The trainer's part of optimizer.safetensors: data position and the flags that shape the run. */
+static char *run_state_json(const br_trainer_opts_t *o, br_mix_t *mix)
+{
+    br_mix_state_t st;
+    br_mix_get_state(mix, &st);
+    json_t *x = json_object(), *words = json_array();
+    for (int i = 0; i < 8; i++) {
+        char hex[24];
+        snprintf(hex, sizeof hex, "%016" PRIx64, st.words[i]);
+        json_array_append_new(words, json_string(hex));
+    }
+    json_object_set_new(x, "mix_state", words);
+    json_object_set_new(x, "mix", json_string(o->mix));
+    json_object_set_new(x, "batch", json_integer((json_int_t)o->batch));
+    json_object_set_new(x, "seq", json_integer((json_int_t)o->seq));
+    json_object_set_new(x, "accum", json_integer(o->accum));
+    json_object_set_new(x, "steps", json_integer(o->steps));
+    json_object_set_new(x, "seed", json_integer((json_int_t)o->seed));
+    char *extra = json_dumps(x, JSON_COMPACT);
+    json_decref(x);
+    return extra;
+}
+
+static br_status save_checkpoint(const br_model_t *m, const br_trainer_opts_t *o, br_mix_t *mix)
+{
+    const br_trainer_hooks_t *h = &o->hooks;
+    char path[4096];
+    BR_TRY(br_path_join(path, sizeof path, o->out, "config.json"));
+    if (h->on_save) h->on_save(h->ctx, m->step, "config.json");
+    BR_TRY(br_config_save(&m->cfg, path));
+    char *extra = run_state_json(o, mix);
+    if (!extra) return br_error(BR_ENOMEM, "out of memory");
+    if (h->on_save) h->on_save(h->ctx, m->step, "optimizer.safetensors");
+    br_status s = br_model_save_optimizer(m, o->out, extra);
+    free(extra);
+    if (!s && h->on_save) h->on_save(h->ctx, m->step, "model.safetensors");
+    if (!s) s = br_model_save(m, o->out, o->save_dtype); /* model.safetensors, then config.json again */
+    if (!s && h->on_save) h->on_save(h->ctx, m->step, "");
+    return s;
+}
+
+/* The model of a resumed run: out/config.json, then weights, AdamW state, step and data position
+ * from out/optimizer.safetensors (model.safetensors is not needed). */
+static br_status resume_model(br_model_t **out, const br_trainer_opts_t *o, br_mix_t **mix)
+{
+    *out = NULL;
+    char path[4096];
+    BR_TRY(br_path_join(path, sizeof path, o->out, "optimizer.safetensors"));
+    if (!br_file_exists(path))
+        return br_error(BR_ENOTFOUND, "%s: no checkpoint to resume (no optimizer.safetensors: the run stopped "
+                                      "before its first checkpoint); start it again with --config or --init", o->out);
+    BR_TRY(br_path_join(path, sizeof path, o->out, "config.json"));
+    if (!br_file_exists(path))
+        return br_error(BR_ENOTFOUND, "%s: optimizer.safetensors without config.json (a run folder of an older "
+                                      "braid interrupted in its first save); start it again with --config or --init", o->out);
+    br_model_config_t c;
+    BR_TRY(br_config_load(&c, path));
+    br_model_t *m;
+    BR_TRY(br_model_create(&m, &c, true));
+    char *extra = NULL;
+    br_status s = br_model_load_optimizer(m, o->out, &extra);
+    json_t *x = !s && extra ? json_loads(extra, 0, NULL) : NULL;
+    free(extra);
+    json_t *w = x ? json_object_get(x, "mix_state") : NULL;
+    if (!s && (!json_is_array(w) || json_array_size(w) != 8))
+        s = br_error(BR_EFORMAT, "%s/optimizer.safetensors: no data-loader position stored", o->out);
+    if (!s) s = br_mix_create(mix, o->data, o->mix, "train", o->seed);
+    if (s) {
+        json_decref(x);
+        br_model_free(m);
+        return s;
+    }
+    br_mix_state_t st;
+    for (size_t i = 0; i < 8; i++) {
+        const char *hex = json_string_value(json_array_get(w, i));
+        st.words[i] = hex ? strtoull(hex, NULL, 16) : 0;
+    }
+    br_mix_set_state(*mix, &st);
+    static const char *const keys[] = {"batch", "seq", "accum", "steps", "seed"};
+    const long now[] = {(long)o->batch, (long)o->seq, o->accum, o->steps, (long)o->seed};
+    for (size_t i = 0; i < 5; i++) {
+        json_t *v = json_object_get(x, keys[i]);
+        if (json_is_integer(v) && json_integer_value(v) != now[i])
+            BR_WARN("resuming with --%s %ld (the run used %lld): the result will differ from an uninterrupted run",
+                    keys[i], now[i], (long long)json_integer_value(v));
+    }
+    const char *mixs = json_string_value(json_object_get(x, "mix"));
+    if (mixs && strcmp(mixs, o->mix)) BR_WARN("resuming with --mix %s (the run used %s)", o->mix, mixs);
+    json_decref(x);
+    *out = m;
+    return BR_OK;
+}
+
+/* The model and the data loader of a run, as the options say. */
+static br_status open_run(const br_trainer_opts_t *o, br_model_t **mp, br_mix_t **mix)
+{
+    *mp = NULL;
+    *mix = NULL;
+    if (!!o->config + !!o->init + o->resume != 1)
+        return br_error(BR_EINVAL, "give exactly one of --config, --init or --resume");
+    if (!o->out || !o->data || !o->mix) return br_error(BR_EINVAL, "training needs a run folder, data and a mix");
+    if (o->eval_batches < 1 || o->warmup < 0 || o->eval_interval < 0 || o->ckpt_interval < 0)
+        return br_error(BR_EINVAL, "eval batches must be positive; intervals and warmup non-negative");
+    if (o->save_dtype != BR_DT_F32 && o->save_dtype != BR_DT_BF16 && o->save_dtype != BR_DT_F16)
+        return br_error(BR_EINVAL, "model.safetensors dtype must be F32, BF16 or F16");
+    br_status s = BR_OK;
+    br_model_t *m = NULL;
+    if (o->resume) {
+        s = resume_model(&m, o, mix);
+    } else if (o->config) {
+        br_model_config_t c;
+        s = br_config_load(&c, o->config);
+        if (!s) s = br_model_create(&m, &c, true);
+        if (!s) br_model_init_random(m, o->seed);
+    } else {
+        s = br_model_load(&m, o->init, true);
+        if (!s) m->step = 0;
+    }
+    if (!s && (size_t)m->cfg.max_position_embeddings < o->seq)
+        s = br_error(BR_EINVAL, "--seq %zu is longer than the model's context (max_position_embeddings %d)", o->seq,
+                     m->cfg.max_position_embeddings);
+    if (!s && !*mix) s = br_mix_create(mix, o->data, o->mix, "train", o->seed);
+    if (!s && br_mix_vocab(*mix) > (uint32_t)m->cfg.vocab_size)
+        s = br_error(BR_EINVAL, "the token shards use %u ids but the model's vocab_size is %d", br_mix_vocab(*mix),
+                     m->cfg.vocab_size);
+    if (s) {
+        br_mix_free(*mix);
+        *mix = NULL;
+        br_model_free(m);
+        return s;
+    }
+    *mp = m;
+    return BR_OK;
+}
+
+/* Validation: per domain of the training mix, the mean loss over eval_batches fixed random
+ * windows of its val split (the same windows at every evaluation); mean over domains. */
+static br_status validate(br_model_t *m, const br_trainer_opts_t *o, br_mix_t *train_mix, json_t *val, double *mean)
+{
+    size_t nd = br_mix_ndomains(train_mix);
+    double total = 0;
+    for (size_t d = 0; d < nd; d++) {
+        char spec[256];
+        snprintf(spec, sizeof spec, "%s=1", br_mix_domain(train_mix, d));
+        br_mix_t *vm;
+        BR_TRY(br_mix_create(&vm, o->data, spec, "val", o->seed + 1000003));
+        double dm = 0;
+        br_status s = br_eval_mix(m, vm, NULL, o->batch, o->seq, o->eval_batches, &dm);
+        br_mix_free(vm);
+        if (s) return s;
+        json_object_set_new(val, br_mix_domain(train_mix, d), json_real(dm));
+        total += dm;
+    }
+    *mean = total / (double)nd;
+    return BR_OK;
+}
+
+static br_status log_validation(br_model_t *m, const br_trainer_opts_t *o, br_mix_t *mix, FILE *log, long step)
+{
+    json_t *val = json_object();
+    double mean = 0;
+    br_status s = validate(m, o, mix, val, &mean);
+    if (!s) {
+        char *vs = json_dumps(val, JSON_COMPACT | JSON_REAL_PRECISION(7));
+        fprintf(log, "{\"step\": %ld, \"val_loss\": %.6f, \"val\": %s}\n", step, mean, vs ? vs : "{}");
+        fflush(log);
+        if (o->hooks.on_eval) o->hooks.on_eval(o->hooks.ctx, step, mean, vs ? vs : "{}");
+        free(vs);
+    }
+    json_decref(val);
+    return s;
+}
+
+static void log_step(FILE *log, const br_trainer_step_t *st)
+{
+    fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %.0f, "
+                 "\"tok_per_s\": %.1f, \"time\": %.3f",
+            st->step, st->loss, st->lr, st->grad_norm, (double)st->step * st->tokens, st->tok_per_s, st->elapsed);
+    if (st->moe) fprintf(log, ", \"moe_load_balance\": %.4f, \"moe_z_loss\": %.4f", st->moe_load_balance, st->moe_z_loss);
+    fprintf(log, "}\n");
+    fflush(log);
+}
+
+/* Steps start+1 .. end: windows, step, then with a run folder (log != NULL) the log record,
+ * validation and checkpoints. */
+static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, long start, long end)
+{
+    const br_trainer_opts_t *o = &t->o;
+    size_t W = o->batch * (o->seq + 1);
+    int32_t *win = malloc((size_t)o->accum * W * sizeof *win);
+    br_status s = win ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    double t0 = br_now(), tokens_done = 0;
+    for (long step = start; step < end && !s; step++) {
+        double ts = br_now();
+        for (int k = 0; k < o->accum && !s; k++) s = br_mix_next_batch(mix, win + (size_t)k * W, o->batch, o->seq);
+        br_trainer_step_t st;
+        if (!s) s = br_trainer_step(t, win, &st);
+        if (s) break;
+        double now = br_now();
+        tokens_done += st.tokens;
+        st.tok_per_s = st.tokens / (now - ts); /* with the data loading */
+        st.elapsed = now - t0;
+        st.avg_tok_per_s = tokens_done / (now - t0);
+        if (log) log_step(log, &st);
+        if (o->hooks.on_step) o->hooks.on_step(o->hooks.ctx, step + 1 - start, &st);
+        if (!log) continue;
+        bool last = step + 1 == end;
+        if ((o->eval_interval && (step + 1) % o->eval_interval == 0) || (last && end == o->steps))
+            s = log_validation(t->m, o, mix, log, step + 1);
+        if (!s && ((o->ckpt_interval && (step + 1) % o->ckpt_interval == 0) || last))
+            s = save_checkpoint(t->m, o, mix);
+    }
+    free(win);
+    return s;
+}
+
+br_status br_trainer_run(const br_trainer_opts_t *o, long *final_step)
+{
+    br_model_t *m = NULL;
+    br_mix_t *mix = NULL;
+    br_trainer_t *t = NULL;
+    FILE *log = NULL;
+    size_t removed = 0;
+    char path[4096];
+    br_status s = open_run(o, &m, &mix);
+    if (!s) s = br_mkdir_p(o->out);
+    if (!s) s = remove_stale_temps(o->out, &removed);
+    if (!s) s = br_path_join(path, sizeof path, o->out, "train_log.jsonl");
+    if (!s) s = o->resume ? trim_log(path, m->step) : br_write_file_atomic(path, "", 0);
+    if (!s && !(log = fopen(path, "a"))) s = br_error(BR_EIO, "cannot open %s", path);
+    if (!s) s = br_trainer_create(&t, m, NULL, o);
+    if (!s) {
+        long start = m->step, end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+        br_trainer_start_t info = {m->n_params, m->n_params, start, end, o->steps, o->resume, removed};
+        if (o->hooks.on_start) o->hooks.on_start(o->hooks.ctx, &info);
+        s = train_loop(t, mix, log, start, end);
+        if (final_step) *final_step = m->step;
+    }
+    if (log) fclose(log);
+    br_trainer_free(t);
+    br_mix_free(mix);
+    br_model_free(m);
+    return s;
+}
+
+br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_opts_t *o, int val_batches,
+                          double val_loss[3])
+{
+    br_mix_t *train = NULL, *val = NULL;
+    br_trainer_t *t = NULL;
+    br_trainer_opts_t oo = *o;
+    oo.accum = 1;
+    size_t B = oo.batch, T = oo.seq;
+    br_status s = br_trainer_create(&t, m, a, &oo);
+    if (!s) s = br_mix_create(&train, oo.data, oo.mix, "train", oo.seed);
+    if (!s && br_mix_vocab(train) > (uint32_t)m->cfg.vocab_size)
+        s = br_error(BR_EINVAL, "the shards' vocabulary (%u) is larger than the model's (%d)", br_mix_vocab(train),
+                     m->cfg.vocab_size);
+    if (!s && val_batches > 0) s = br_mix_create(&val, oo.data, oo.mix, "val", oo.seed + 1);
+    br_mix_state_t vs;
+    if (!s && val) { /* the base alone and with the untrained adapter, on the same windows */
+        br_mix_get_state(val, &vs);
+        s = br_eval_mix(m, val, NULL, B, T, val_batches, &val_loss[0]);
+        br_mix_set_state(val, &vs);
+        if (!s) s = br_eval_mix(m, val, &t->hook, B, T, val_batches, &val_loss[1]);
+        br_mix_set_state(val, &vs);
+    }
+    if (!s && o->hooks.on_start) {
+        br_trainer_start_t info = {a->n_params, m->n_params, 0, oo.steps, oo.steps, false, 0};
+        o->hooks.on_start(o->hooks.ctx, &info);
+    }
+    if (!s) s = train_loop(t, train, NULL, 0, oo.steps);
+    if (!s && val) s = br_eval_mix(m, val, &t->hook, B, T, val_batches, &val_loss[2]);
+    br_trainer_free(t);
+    br_mix_free(train);
+    br_mix_free(val);
+    return s;
+}
