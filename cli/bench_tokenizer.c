@@ -40,6 +40,81 @@ static uint32_t checksum(const int32_t *ids, size_t n)
     return h;
 }
 
+/* Whole documents from each file of `input` until mb megabytes (cut at a character
+ * boundary); NULL after printing an error. */
+static char *load_text(const char *input, double mb, size_t *len_out)
+{
+    char **files;
+    size_t nfiles;
+    br_status st = br_list_text_files(input, br_dir_exists(input) ? "train" : NULL, NULL, &files, &nfiles);
+    if (st) {
+        fail_status(st, "bench tokenizer (run 'braid data fetch' first)");
+        return NULL;
+    }
+    size_t cap = (size_t)(mb * 1e6), len = 0;
+    char *text = malloc(cap + 1);
+    for (size_t i = 0; text && i < nfiles && len < cap; i++) {
+        char *t;
+        size_t n;
+        if (br_read_file(files[i], &t, &n)) continue;
+        size_t take = n < cap - len ? n : cap - len;
+        while (take < n && take > 0 && ((unsigned char)t[take] & 0xC0) == 0x80) take--; /* whole characters */
+        memcpy(text + len, t, take);
+        len += take;
+        free(t);
+    }
+    br_free_paths(files, nfiles);
+    if (!text || len == 0) {
+        free(text);
+        fprintf(stderr, "braid: error: bench tokenizer: no text under %s\n", input);
+        return NULL;
+    }
+    text[len] = 0;
+    *len_out = len;
+    return text;
+}
+
+/* npm tiktoken (node) on the same text: prints its row and the ratio; 1 when its ids equal
+ * braid's (same count and checksum), 0 when not, -1 when it could not run. */
+static int run_tiktoken(const char *text, size_t len, const char *enc_name, const char *nm, size_t ntok,
+                        uint32_t sum, double best_wall, double best_cpu, double *tk_wall_out, double *tk_cpu_out)
+{
+    int same = -1;
+    double tk_wall = 0, tk_cpu = 0;
+    char tmp[] = "/tmp/braid-bench-tok-XXXXXX";
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int wrote = f && fwrite(text, 1, len, f) == len;
+    if (f) fclose(f);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "node bench/tiktoken_encode.js '%s' %s '%s' 2>/dev/null", tmp, enc_name, nm);
+    FILE *p = wrote ? popen(cmd, "r") : NULL;
+    char line[4096] = "";
+    if (p) {
+        if (!fgets(line, sizeof line, p)) line[0] = 0;
+        pclose(p);
+    }
+    unlink(tmp);
+    json_t *j = json_loads(line, 0, NULL);
+    if (j) {
+        tk_wall = json_real_value(json_object_get(j, "wall_s"));
+        tk_cpu = json_real_value(json_object_get(j, "cpu_s"));
+        size_t tt = (size_t)json_integer_value(json_object_get(j, "tokens"));
+        uint32_t ts = (uint32_t)json_integer_value(json_object_get(j, "checksum"));
+        same = tt == ntok && ts == sum;
+        char peer[64];
+        snprintf(peer, sizeof peer, "npm tiktoken %s (node, WASM)", enc_name);
+        printf("%-34s %10.2f %10.2f %12zu %10u\n", peer, len / 1e6 / tk_wall,
+               tk_cpu > 0 ? len / 1e6 / tk_cpu : 0.0, tt, ts);
+        printf("ratio braid / tiktoken: %.1fx (wall), %.1fx (CPU); identical ids: %s\n", tk_wall / best_wall,
+               tk_cpu > 0 ? tk_cpu / best_cpu : 0.0, same ? "yes" : "NO");
+        json_decref(j);
+    } else printf("npm tiktoken: not run (node or %s/tiktoken missing)\n", nm);
+    *tk_wall_out = tk_wall;
+    *tk_cpu_out = tk_cpu;
+    return same;
+}
+
 int bench_tokenizer(int argc, char **argv)
 {
     const char *input = "data/raw", *vocab = NULL, *nm = ".npm-local/node_modules", *enc_name = "gpt2";
@@ -75,31 +150,11 @@ int bench_tokenizer(int argc, char **argv)
         else snprintf(vbuf, sizeof vbuf, "%s/tiktoken/encoders/%s.json", nm, enc_name);
         vocab = vbuf;
     }
-    /* the text: whole documents from each file until the budget */
-    char **files;
-    size_t nfiles;
-    br_status st = br_list_text_files(input, br_dir_exists(input) ? "train" : NULL, NULL, &files, &nfiles);
-    if (st) return fail_status(st, "bench tokenizer (run 'braid data fetch' first)");
-    size_t cap = (size_t)(mb * 1e6), len = 0;
-    char *text = malloc(cap + 1);
-    for (size_t i = 0; text && i < nfiles && len < cap; i++) {
-        char *t;
-        size_t n;
-        if (br_read_file(files[i], &t, &n)) continue;
-        size_t take = n < cap - len ? n : cap - len;
-        while (take < n && take > 0 && ((unsigned char)t[take] & 0xC0) == 0x80) take--; /* whole characters */
-        memcpy(text + len, t, take);
-        len += take;
-        free(t);
-    }
-    br_free_paths(files, nfiles);
-    if (!text || len == 0) {
-        free(text);
-        fprintf(stderr, "braid: error: bench tokenizer: no text under %s\n", input);
-        return 1;
-    }
-    text[len] = 0;
+    size_t len;
+    char *text = load_text(input, mb, &len);
+    if (!text) return 1;
     br_tokenizer_t *tok;
+    br_status st;
     double tl = br_now();
     if ((st = br_tokenizer_load(&tok, vocab))) {
         free(text);
@@ -134,37 +189,7 @@ int bench_tokenizer(int argc, char **argv)
     printf("%-34s %10.2f %10.2f %12zu %10u\n", "braid (C, PCRE2 JIT)", mbs_wall, mbs_cpu, ntok, sum);
     double tk_wall = 0, tk_cpu = 0;
     int same = -1;
-    if (!no_node) {
-        char tmp[] = "/tmp/braid-bench-tok-XXXXXX";
-        int fd = mkstemp(tmp);
-        FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        int wrote = f && fwrite(text, 1, len, f) == len;
-        if (f) fclose(f);
-        char cmd[8400];
-        snprintf(cmd, sizeof cmd, "node bench/tiktoken_encode.js '%s' %s '%s' 2>/dev/null", tmp, enc_name, nm);
-        FILE *p = wrote ? popen(cmd, "r") : NULL;
-        char line[4096] = "";
-        if (p) {
-            if (!fgets(line, sizeof line, p)) line[0] = 0;
-            pclose(p);
-        }
-        unlink(tmp);
-        json_t *j = json_loads(line, 0, NULL);
-        if (j) {
-            tk_wall = json_real_value(json_object_get(j, "wall_s"));
-            tk_cpu = json_real_value(json_object_get(j, "cpu_s"));
-            size_t tt = (size_t)json_integer_value(json_object_get(j, "tokens"));
-            uint32_t ts = (uint32_t)json_integer_value(json_object_get(j, "checksum"));
-            same = tt == ntok && ts == sum;
-            char peer[64];
-            snprintf(peer, sizeof peer, "npm tiktoken %s (node, WASM)", enc_name);
-            printf("%-34s %10.2f %10.2f %12zu %10u\n", peer, len / 1e6 / tk_wall,
-                   tk_cpu > 0 ? len / 1e6 / tk_cpu : 0.0, tt, ts);
-            printf("ratio braid / tiktoken: %.1fx (wall), %.1fx (CPU); identical ids: %s\n", tk_wall / best_wall,
-                   tk_cpu > 0 ? tk_cpu / best_cpu : 0.0, same ? "yes" : "NO");
-            json_decref(j);
-        } else printf("npm tiktoken: not run (node or %s/tiktoken missing)\n", nm);
-    }
+    if (!no_node) same = run_tiktoken(text, len, enc_name, nm, ntok, sum, best_wall, best_cpu, &tk_wall, &tk_cpu);
     /* parallel: the text cut into ~64 KB documents at line ends, encoded with 1..N threads */
     int nmax = max_threads > 0 ? max_threads : br_get_threads();
     size_t nd = 0, dcap = len / 65536 + 2;

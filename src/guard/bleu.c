@@ -295,6 +295,43 @@ static int64_t closest_ref_length(const size_t *ref_len, int nrefs, int64_t h)
     return best;
 }
 
+/* Order-n modified precision of the hypothesis (sequence 0) against the references (1..nseq-1):
+ * num = sum over the hypothesis's n-grams of min(count, max count in any one reference), den =
+ * the hypothesis's n-gram count (1 when it has none, as NLTK).  ids are order-n n-gram ids of
+ * which the hypothesis's are < mh; hcnt/mcnt/rcnt are (mh) scratch counters. */
+static void clipped_matches(const uint32_t *ids, const size_t *off, const size_t *len, int nseq, size_t n,
+                            uint32_t mh, uint32_t *hcnt, uint32_t *mcnt, uint32_t *rcnt, int64_t *num_out,
+                            int64_t *den_out)
+{
+    size_t hc = len[0] >= n ? len[0] - n + 1 : 0;
+    if (hc == 0) {
+        *num_out = 0;
+        *den_out = 1;
+        return;
+    }
+    memset(hcnt, 0, sizeof(uint32_t) * mh);
+    memset(mcnt, 0, sizeof(uint32_t) * mh);
+    memset(rcnt, 0, sizeof(uint32_t) * mh);
+    for (size_t i = 0; i < hc; i++) hcnt[ids[i]]++;
+    for (int s = 1; s < nseq; s++) {
+        if (len[s] < n) continue;
+        size_t b = off[s], cnt = len[s] - n + 1;
+        for (size_t i = 0; i < cnt; i++)
+            if (ids[b + i] < mh) rcnt[ids[b + i]]++;
+        for (size_t i = 0; i < cnt; i++) {
+            uint32_t id = ids[b + i];
+            if (id < mh) {
+                if (rcnt[id] > mcnt[id]) mcnt[id] = rcnt[id];
+                rcnt[id] = 0;
+            }
+        }
+    }
+    int64_t num = 0;
+    for (uint32_t id = 0; id < mh; id++) num += hcnt[id] < mcnt[id] ? hcnt[id] : mcnt[id];
+    *num_out = num;
+    *den_out = (int64_t)hc;
+}
+
 br_status br_bleu_stats_n(const br_bleu_opts_t *o, const char *const *refs, const size_t *ref_bytes,
                           int nrefs, const char *hyp, size_t hyp_bytes, br_bleu_stats_t *st)
 {
@@ -388,33 +425,7 @@ br_status br_bleu_stats_n(const br_bleu_opts_t *o, const char *const *refs, cons
             }
             if (len[0] < (size_t)n) mh = 0;
         }
-        size_t hc = len[0] >= (size_t)n ? len[0] - (size_t)n + 1 : 0;
-        if (hc == 0) {
-            st->num[n - 1] = 0;
-            st->den[n - 1] = 1;
-            continue;
-        }
-        memset(hcnt, 0, sizeof(uint32_t) * mh);
-        memset(mcnt, 0, sizeof(uint32_t) * mh);
-        memset(rcnt, 0, sizeof(uint32_t) * mh);
-        for (size_t i = 0; i < hc; i++) hcnt[ids[i]]++;
-        for (int s = 1; s < nseq; s++) {
-            if (len[s] < (size_t)n) continue;
-            size_t b = off[s], cnt = len[s] - (size_t)n + 1;
-            for (size_t i = 0; i < cnt; i++)
-                if (ids[b + i] < mh) rcnt[ids[b + i]]++;
-            for (size_t i = 0; i < cnt; i++) {
-                uint32_t id = ids[b + i];
-                if (id < mh) {
-                    if (rcnt[id] > mcnt[id]) mcnt[id] = rcnt[id];
-                    rcnt[id] = 0;
-                }
-            }
-        }
-        int64_t num = 0;
-        for (uint32_t id = 0; id < mh; id++) num += hcnt[id] < mcnt[id] ? hcnt[id] : mcnt[id];
-        st->num[n - 1] = num;
-        st->den[n - 1] = (int64_t)hc;
+        clipped_matches(ids, off, len, nseq, (size_t)n, mh, hcnt, mcnt, rcnt, &st->num[n - 1], &st->den[n - 1]);
     }
     free(mem);
     return BR_OK;
