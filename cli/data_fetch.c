@@ -732,6 +732,35 @@ static void print_summary(json_t *mdoms)
     }
 }
 
+static void print_domains(void)
+{
+    for (size_t i = 0; i < NDOMAINS; i++) {
+        printf("%-8s %s\n         deb:", domains[i].name, domains[i].what);
+        for (int k = 0; k < 3 && domains[i].debs[k]; k++) printf(" %s", domains[i].debs[k]);
+        printf("  npm:");
+        for (int k = 0; k < 2 && domains[i].npms[k]; k++) printf(" %s", domains[i].npms[k]);
+        printf("\n");
+    }
+}
+
+/* 1 (after an error message) when the comma-separated list names an unknown domain. */
+static int check_domain_list(const char *list)
+{
+    for (const char *p = list; *p;) {
+        const char *c = strchr(p, ',');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        int found = 0;
+        for (size_t i = 0; i < NDOMAINS; i++) found |= strlen(domains[i].name) == l && !strncmp(domains[i].name, p, l);
+        if (!found) {
+            fprintf(stderr, "braid: error: unknown domain '%.*s' (domains: general, code, law, math, bible, python)\n", (int)l, p);
+            return 1;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
 int data_fetch(int argc, char **argv)
 {
     const char *out = "data/raw", *list = NULL, *npm_dir = "data/npm", *cache = "data/cache";
@@ -759,33 +788,14 @@ int data_fetch(int argc, char **argv)
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     if (list_only) {
-        for (size_t i = 0; i < NDOMAINS; i++) {
-            printf("%-8s %s\n         deb:", domains[i].name, domains[i].what);
-            for (int k = 0; k < 3 && domains[i].debs[k]; k++) printf(" %s", domains[i].debs[k]);
-            printf("  npm:");
-            for (int k = 0; k < 2 && domains[i].npms[k]; k++) printf(" %s", domains[i].npms[k]);
-            printf("\n");
-        }
+        print_domains();
         return 0;
     }
     if (max_mb < 0 || !(val > 0 && val < 0.5)) {
         fprintf(stderr, "braid: error: --max-mb-per-domain must be >= 0 and --val-fraction in (0, 0.5)\n");
         return 2;
     }
-    if (list) {
-        for (const char *p = list; *p;) {
-            const char *c = strchr(p, ',');
-            size_t l = c ? (size_t)(c - p) : strlen(p);
-            int found = 0;
-            for (size_t i = 0; i < NDOMAINS; i++) found |= strlen(domains[i].name) == l && !strncmp(domains[i].name, p, l);
-            if (!found) {
-                fprintf(stderr, "braid: error: unknown domain '%.*s' (domains: general, code, law, math, bible, python)\n", (int)l, p);
-                return 2;
-            }
-            if (!c) break;
-            p = c + 1;
-        }
-    }
+    if (list && check_domain_list(list)) return 2;
     double t0 = br_now();
     ctx_t c = {npm_dir, cache, quiet, NULL};
     if (ensure_debs(list) || ensure_npm(&c, list)) return 1;
