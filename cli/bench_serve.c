@@ -19,6 +19,7 @@
 #include "kernels/gemm.h"
 #include "lm/model.h"
 #include "lm/tokenizer.h"
+#include "lm/peft.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
 #include "serve/sched.h"

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "lm/data.h"
 #include "lm/model.h"
+#include "lm/peft.h"
 #include "nn/lora.h"
 #include "nn/nn.h"
 #include "serve/adapters.h"
