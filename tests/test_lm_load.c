@@ -191,6 +191,9 @@ static void test_bounded(const char *dir)
         {"4096 experts", "missing tensor 'model.layers.0.block_sparse_moe.gate.weight' (shape [4096, 64]: "
                          "num_local_experts, hidden_size)"},
         {"hidden_size 1048576", "needs [96, 1048576] (vocab_size, hidden_size)"},
+        /* no tensor vouches for the context length: the config itself is refused */
+        {"max_position_embeddings 16777216 x head_dim 16",
+         "max_position_embeddings (16777216) x head_dim (16) is beyond what braid supports"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         br_model_config_t c = small_config();
@@ -205,11 +208,14 @@ static void test_bounded(const char *dir)
             c.hidden_size = 1 << 20;
             c.head_dim = 0;
         }
+        if (i == 5) {
+            c.max_position_embeddings = 1 << 24;
+            c.head_dim = 16;
+        }
         CHECK_OK(br_config_save(&c, cfgpath));
-        int rc = load_bounded(dir, msg, sizeof msg);
-        CHECK_MSG(rc == BR_EFORMAT && strstr(msg, cases[i].needle),
-                  "%s: status %d (want %d = EFORMAT), message '%s' lacks '%s'", cases[i].what, rc,
-                  (int)BR_EFORMAT, msg, cases[i].needle);
+        int rc = load_bounded(dir, msg, sizeof msg), want = i == 5 ? BR_EINVAL : BR_EFORMAT;
+        CHECK_MSG(rc == want && strstr(msg, cases[i].needle), "%s: status %d (want %d), message '%s' lacks '%s'",
+                  cases[i].what, rc, want, msg, cases[i].needle);
     }
     CHECK_OK(br_config_save(&good, cfgpath));
 }
