@@ -18,6 +18,7 @@
 #include "bench_cmds.h"
 #include "kernels/gemm.h"
 #include "lm/model.h"
+#include "lm/peft.h"
 #include "text/tokenizer.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"

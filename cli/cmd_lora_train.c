@@ -7,6 +7,7 @@
 #include "base/progress.h"
 #include "commands.h"
 #include "lm/model.h"
+#include "lm/peft.h"
 #include "lm/train.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"

@@ -1,12 +1,13 @@
 /* libFuzzer: arbitrary bytes as a model config.json (llama, mixtral, braid_moe) must parse or
  * fail with a status, never crash; an accepted config must validate again, save, and load back
- * to the same sizes. */
+ * to the same sizes; its RoPE tables stay within 512 MB, and the parameter table the loader
+ * sizes without allocating (br_model_table, counting only) has the sizes of the filled one. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "lm/model.h"
+#include "lm/model_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,5 +26,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         d.head_dim != c.head_dim || d.max_position_embeddings != c.max_position_embeddings ||
         d.block != c.block || d.tie_word_embeddings != c.tie_word_embeddings)
         abort();
+    if ((long long)c.max_position_embeddings * c.head_dim > (1LL << 27)) abort();
+    size_t n, n2;
+    size_t floats = br_model_table(&c, NULL, 0, &n);
+    if (n < 3 || floats < br_config_num_params(&c)) abort();
+    if (n <= 100000) { /* fill it (the table of a huge config is only ever counted) */
+        br_tensor_info_t *t = calloc(n, sizeof *t);
+        if (!t) return 0;
+        if (br_model_table(&c, t, n, &n2) != floats || n2 != n || t[n - 1].offset + t[n - 1].numel > floats) abort();
+        free(t);
+    }
     return 0;
 }

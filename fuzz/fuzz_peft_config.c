@@ -1,6 +1,7 @@
 /* libFuzzer: arbitrary bytes as a PEFT adapter_config.json next to the real fixture weights
  * (tests/ref/lora_peft/adapter_model.safetensors) must load or fail with a status, never crash;
- * a loaded adapter has finite scales and ranks within the fixture's. */
+ * a loaded adapter has every scale finite and in (0, BR_LORA_ALPHA_MAX] (lm/peft.h: larger ones
+ * turn logits into Inf/NaN) and ranks within the fixture's. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "lm/peft.h"
 #include "nn/lora.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int l = 0; l < s.n_layers; l++)
             for (int p = 0; p < BR_PROJ_COUNT; p++) {
                 const br_lora_module_t *m = br_lora_module(a, l, (br_proj)p);
-                if (m->rank < 0 || m->rank > 4 || (m->rank && !isfinite(m->scale))) abort();
+                if (m->rank < 0 || m->rank > 4) abort();
+                if (m->rank && !(isfinite(m->scale) && m->scale > 0 && m->scale <= BR_LORA_ALPHA_MAX)) abort();
             }
         br_lora_free(a);
     } else if (a) {

@@ -106,6 +106,9 @@ static const bad_case CASES[] = {
     {1, "score --model @/drop --tokens '1 2'", "missing tensor 'model.layers.1.mlp.up_proj.weight'"},
     {1, "score --model @/shape --tokens '1 2'", "has shape [32, 40], the config needs [40, 32]"},
     {1, "score --model @/nan --tokens '1 2'", "'model.layers.0.self_attn.q_proj.weight' contains NaN"},
+    /* configs that would need gigabytes: refused by the check against the file, before allocating */
+    {1, "score --model @/hugevocab --tokens '1 2'", "the config needs [16777216, 32] (vocab_size, hidden_size)"},
+    {1, "score --model @/deep --tokens '1 2'", "says num_hidden_layers = 4096"},
     {1, "score --model @/good --tokens-file @/emptydir", "read error"},
     {1, "score --model @/good --tokens-file @/nonexist", "No such file"},
     {1, "score --model @/good --tokens-file @/empty", "at least 2 token ids"},
@@ -170,6 +173,9 @@ int main(void)
            "cp @/good/* @/badcfg/ && sed -i 's/\"hidden_size\": 32/\"hidden_size\": 64/' @/badcfg/config.json && "
            "cp @/good/config.json @/trunc/ && head -c 3000 @/good/model.safetensors > @/trunc/model.safetensors && "
            "cp @/good/model.safetensors @/garbcfg/ && echo '{\"vocab_size\": \"x\"' > @/garbcfg/config.json && "
+           "mkdir -p @/hugevocab @/deep && cp @/good/* @/hugevocab/ && cp @/good/* @/deep/ && "
+           "sed -i 's/\"vocab_size\": 61/\"vocab_size\": 16777216/' @/hugevocab/config.json && "
+           "sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 4096/' @/deep/config.json && "
            "printf 'id,output,repeated\\n1,hello world,hello world\\n' > @/ok.csv && printf 'a,b\\n1,2\\n3\\n' > @/ragged.csv");
     CHECK_INT(sh(cmd), 0);
     snprintf(path, sizeof path, "%s/drop", tmp);

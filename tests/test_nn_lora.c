@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "lora_fixture.h"
 #include "kernels/gemm.h"
+#include "lm/peft.h"
 #include "nn/lora.h"
 #include "nn/nn.h"
 
@@ -149,6 +150,43 @@ static void test_validation(void)
     expect_fail(dir, &wrong, BR_EFORMAT, "layer 1");
     CHECK_OK(br_lora_load(&a, dir, &s));
     br_lora_free(a);
+
+    /* scales that would be Inf as a float (issue 20: the server answered NUL text from NaN
+     * logits) or absurdly large are refused at load, naming the field */
+    static const struct {
+        const char *config, *needle;
+    } bad_alpha[] = {
+        {"{\"r\": 4, \"lora_alpha\": 1e39}", "lora_alpha is 1e+39; it must be in (0, 65536]"},
+        {"{\"r\": 4, \"lora_alpha\": 3e38, \"use_rslora\": true}", "lora_alpha is 3e+38"},
+        {"{\"r\": 4, \"lora_alpha\": 0}", "lora_alpha is 0;"},
+        {"{\"r\": 4, \"lora_alpha\": \"8\"}", "lora_alpha must be a number"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"alpha_pattern\": {\"q_proj\": 1e39}}", "alpha_pattern[\"q_proj\"] is 1e+39"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"alpha_pattern\": {\"v_proj\": -2}}", "alpha_pattern[\"v_proj\"] is -2"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"alpha_pattern\": {\"v_proj\": null}}",
+         "alpha_pattern[\"v_proj\"] must be a number"},
+    };
+    for (size_t i = 0; i < sizeof bad_alpha / sizeof *bad_alpha; i++) {
+        write_text(cfgp, bad_alpha[i].config);
+        expect_fail(dir, &s, BR_EFORMAT, bad_alpha[i].needle);
+    }
+    /* the largest allowed alpha loads, with rsLoRA too, and every scale stays finite */
+    write_text(cfgp, "{\"r\": 4, \"lora_alpha\": 65536, \"use_rslora\": true, "
+                     "\"alpha_pattern\": {\"q_proj\": 65536}}");
+    CHECK_OK(br_lora_load(&a, dir, &s));
+    bool finite = a != NULL;
+    for (int l = 0; finite && l < s.n_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) {
+            const br_lora_module_t *m = br_lora_module(a, l, (br_proj)p);
+            if (m->rank && !(isfinite(m->scale) && m->scale > 0)) finite = false;
+        }
+    CHECK(finite);
+    br_lora_free(a);
+    a = NULL;
+    br_lora_shapes_t s1 = s;
+    CHECK_STATUS(br_lora_create(&a, &s1, 2, INFINITY, 1u << BR_PROJ_Q, true, 1), BR_EINVAL);
+    CHECK_STATUS(br_lora_create(&a, &s1, 2, 1e6f, 1u << BR_PROJ_Q, false, 1), BR_EINVAL);
+    CHECK(strstr(br_errmsg(), "LoRA alpha 1e+06 must be in (0, 65536]") != NULL);
+    CHECK(a == NULL);
 
     /* lora_A without lora_B; a tensor that is not LoRA */
     br_st_writer_t *w = NULL;

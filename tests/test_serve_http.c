@@ -25,6 +25,7 @@
 #include "base/timer.h"
 #include "harness.h"
 #include "lm/model.h"
+#include "lm/peft.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
 #include "serve/server.h"

@@ -12,6 +12,7 @@
 #include "base/timer.h"
 #include "harness.h"
 #include "lora_fixture.h"
+#include "lm/peft.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
 #include "serve/metrics.h"

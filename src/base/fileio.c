@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/buf.h"
+
 br_status br_read_file(const char *path, char **data, size_t *size)
 {
     *data = NULL;
@@ -78,15 +80,18 @@ void br_mmap_close(br_mmap_t *m)
     m->size = 0;
 }
 
+/* Best effort (a failure here cannot undo the rename): the directory entry reaches the disk. */
 static void fsync_dir_of(const char *path)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+    br_buf_t dir = BR_BUF_INIT;
+    if (br_buf_puts(&dir, path) == BR_OK) {
+        int fd = open(dirname(dir.data), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
     }
+    br_buf_free(&dir);
 }
 
 br_status br_atomic_open(br_atomic_file_t *af, const char *path)
@@ -150,21 +155,23 @@ br_status br_write_file_atomic(const char *path, const void *data, size_t size)
 
 br_status br_mkdir_p(const char *path)
 {
-    char tmp[4096];
     size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp) return br_error(BR_EINVAL, "bad directory path '%s'", path);
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == 0) {
-            char c = tmp[i];
-            tmp[i] = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return br_error(BR_EIO, "mkdir %s: %s", tmp, strerror(errno));
-            tmp[i] = c;
+    if (n == 0) return br_error(BR_EINVAL, "empty directory path");
+    br_buf_t tmp = BR_BUF_INIT;
+    BR_TRY(br_buf_puts(&tmp, path));
+    br_status s = BR_OK;
+    for (size_t i = 1; i <= n && !s; i++) {
+        if (tmp.data[i] == '/' || tmp.data[i] == 0) {
+            char c = tmp.data[i];
+            tmp.data[i] = 0;
+            if (mkdir(tmp.data, 0755) != 0 && errno != EEXIST)
+                s = br_error(BR_EIO, "mkdir %s: %s", tmp.data, strerror(errno));
+            tmp.data[i] = c;
         }
     }
-    if (!br_dir_exists(path)) return br_error(BR_EIO, "%s exists and is not a directory", path);
-    return BR_OK;
+    br_buf_free(&tmp);
+    if (!s && !br_dir_exists(path)) s = br_error(BR_EIO, "%s exists and is not a directory", path);
+    return s;
 }
 
 bool br_file_exists(const char *path)
@@ -181,9 +188,7 @@ bool br_dir_exists(const char *path)
 
 br_status br_path_join(char *buf, size_t cap, const char *dir, const char *name)
 {
-    size_t dl = strlen(dir);
-    const char *sep = (dl && dir[dl - 1] == '/') ? "" : "/";
-    int n = snprintf(buf, cap, "%s%s%s", dir, sep, name);
-    if (n < 0 || (size_t)n >= cap) return br_error(BR_ERANGE, "path too long: %s/%s", dir, name);
-    return BR_OK;
+    br_buf_t b;
+    br_buf_fixed(&b, buf, cap);
+    return br_buf_path(&b, dir, name);
 }

@@ -37,6 +37,7 @@ br_status br_write_file_atomic(const char *path, const void *data, size_t size);
 br_status br_mkdir_p(const char *path);
 bool br_file_exists(const char *path);
 bool br_dir_exists(const char *path);
-/* snprintf-style join of dir and name into buf; BR_ERANGE when it does not fit. */
+/* br_buf_path (base/buf.h) into fixed storage: buf = dir "/" name, BR_ERANGE (buf left "")
+ * when it does not fit.  New code should prefer a growable br_buf_t. */
 br_status br_path_join(char *buf, size_t cap, const char *dir, const char *name);
 #endif

@@ -30,17 +30,29 @@ br_status br_error(br_status code, const char *fmt, ...)
     return code;
 }
 
-/* Truncation of over-long messages is intended. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+/* Appends s to msg (length *len), cutting it at MSG_CAP - 1 bytes: an over-long message keeps
+ * its start, which names the operation. */
+static void msg_append(size_t *len, const char *s)
+{
+    size_t n = strlen(s), room = MSG_CAP - 1 - *len;
+    if (n > room) n = room;
+    memcpy(msg + *len, s, n);
+    *len += n;
+    msg[*len] = 0;
+}
+
 br_status br_error_wrap(br_status code, const char *fmt, ...)
 {
-    char prefix[MSG_CAP], old[MSG_CAP];
+    char old[MSG_CAP];
+    memcpy(old, msg, MSG_CAP);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, MSG_CAP, fmt, ap);
+    int n = vsnprintf(msg, MSG_CAP, fmt, ap);
     va_end(ap);
-    memcpy(old, msg, MSG_CAP);
-    snprintf(msg, MSG_CAP, "%s: %s", prefix, old[0] ? old : br_status_name(code));
+    size_t len = n < 0 ? 0 : (size_t)n < MSG_CAP ? (size_t)n : MSG_CAP - 1;
+    msg[len] = 0;
+    msg_append(&len, ": ");
+    msg_append(&len, old[0] ? old : br_status_name(code));
     return code;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 
 void br_parden_opts_default(br_parden_opts_t *o)
@@ -330,26 +331,27 @@ br_status br_parden_guard(const br_parden_opts_t *o, const char *output, br_pard
 
 br_status br_parden_data_dir(char *buf, size_t cap)
 {
+    br_buf_t b;
+    br_buf_fixed(&b, buf, cap);
     const char *env = getenv("BRAID_SHARED");
     if (env && *env) {
-        if ((size_t)snprintf(buf, cap, "%s/data/parden", env) >= cap)
-            return br_error(BR_ERANGE, "parden: BRAID_SHARED path too long");
+        if (br_buf_path(&b, env, "data/parden")) return br_error_wrap(BR_ERANGE, "parden: BRAID_SHARED");
         if (br_dir_exists(buf)) return BR_OK;
         return br_error(BR_ENOTFOUND, "parden: no data at %s (from BRAID_SHARED)", buf);
     }
-    char dir[PATH_MAX];
-    if (!getcwd(dir, sizeof dir)) return br_error(BR_ENOTFOUND, "parden: cannot read the current directory");
+    char *dir = getcwd(NULL, 0); /* any length */
+    if (!dir) return br_error(BR_ENOTFOUND, "parden: cannot read the current directory");
     for (;;) {
-        if ((size_t)snprintf(buf, cap, "%s/shared/data/parden", strcmp(dir, "/") ? dir : "") < cap &&
-            br_dir_exists(buf))
+        /* "/" joins to "/shared/data/parden" */
+        if (br_buf_path(&b, dir, "shared/data/parden") == BR_OK && br_dir_exists(buf)) {
+            free(dir);
             return BR_OK;
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir) {
-            if (!strcmp(dir, "/")) break;
-            strcpy(dir, "/");
-            continue;
         }
-        *slash = 0;
+        char *slash = strrchr(dir, '/');
+        if (!slash || !strcmp(dir, "/")) break;
+        slash[slash == dir] = 0; /* "/home" -> "/", "/home/x" -> "/home" */
     }
+    free(dir);
+    br_buf_clear(&b);
     return br_error(BR_ENOTFOUND, "parden: no shared/data/parden above the current directory (set BRAID_SHARED)");
 }

@@ -1,15 +1,17 @@
 /* Checkpoints: DIR/config.json + DIR/model.safetensors (HF Llama names), and the optimizer
  * state + trainer position in DIR/optimizer.safetensors. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/safetensors.h"
-#include "lm/model.h"
+#include "lm/model_internal.h"
 
 /* Tensors older HF checkpoints carry that are derived, not learned. */
 static bool ignorable(const char *name)
@@ -19,45 +21,177 @@ static bool ignorable(const char *name)
     return n >= strlen(suf) && !strcmp(name + n - strlen(suf), suf);
 }
 
-br_status br_model_load_weights(br_model_t *m, const char *path)
+/* The config.json fields that decide a tensor's shape, for error messages (matched on the
+ * end of the name: the first entry that matches wins). */
+static const char *shape_fields(const char *name)
 {
-    br_safetensors_t *st;
-    BR_TRY(br_st_open(&st, path));
+    static const struct {
+        const char *suffix, *fields;
+    } tab[] = {
+        {"embed_tokens.weight", "vocab_size, hidden_size"},
+        {"lm_head.weight", "vocab_size, hidden_size"},
+        {"norm.weight", "hidden_size"}, /* model.norm and every *_layernorm */
+        {"self_attn.router.weight", "num_attention_experts, hidden_size"},
+        {"q_proj.weight", "num_attention_heads * head_dim, hidden_size"},
+        {"k_proj.weight", "num_key_value_heads * head_dim, hidden_size"},
+        {"v_proj.weight", "num_key_value_heads * head_dim, hidden_size"},
+        {"o_proj.weight", "hidden_size, num_attention_heads * head_dim"},
+        {"shared_expert.gate_proj.weight", "shared_expert_intermediate_size, hidden_size"},
+        {"shared_expert.up_proj.weight", "shared_expert_intermediate_size, hidden_size"},
+        {"shared_expert.down_proj.weight", "hidden_size, shared_expert_intermediate_size"},
+        {"gate_proj.weight", "intermediate_size, hidden_size"},
+        {"up_proj.weight", "intermediate_size, hidden_size"},
+        {"down_proj.weight", "hidden_size, intermediate_size"},
+        {"w1.weight", "intermediate_size, hidden_size"},
+        {"w3.weight", "intermediate_size, hidden_size"},
+        {"w2.weight", "hidden_size, intermediate_size"},
+        {"block_sparse_moe.gate.weight", "num_local_experts, hidden_size"},
+        {"nexus.proj_in.weight", "2 * nexus_hidden_size, nexus_domain_dim"},
+        {"nexus.proj_out.weight", "hidden_size, nexus_hidden_size"},
+        {"domain_embeddings", "num_local_experts, nexus_domain_dim"},
+    };
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof tab / sizeof *tab; i++) {
+        size_t k = strlen(tab[i].suffix);
+        if (n >= k && !strcmp(name + n - k, tab[i].suffix)) return tab[i].fields;
+    }
+    return "the config";
+}
+
+/* "[a]" or "[a, b]" of a model tensor into buf. */
+static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    br_buf_t b;
+    br_buf_fixed(&b, buf, cap);
+    br_buf_puts(&b, "[");
+    for (int k = 0; k < ndim; k++) br_buf_printf(&b, "%s%lld", k ? ", " : "", (long long)shape[k]);
+    if (br_buf_puts(&b, "]")) br_buf_path(&b, "[", "...]"); /* cannot happen with 9 dims in 128 bytes */
+    return buf;
+}
+
+/* Number of decoder layers the file holds (1 + the largest N of "model.layers.N."), 0 when it
+ * holds none. */
+static long file_layers(const br_safetensors_t *st)
+{
+    static const char prefix[] = "model.layers.";
+    long n = 0;
+    for (size_t i = 0; i < br_st_count(st); i++) {
+        const char *name = br_st_tensor(st, i)->name;
+        if (strncmp(name, prefix, sizeof prefix - 1)) continue;
+        char *end;
+        long l = strtol(name + sizeof prefix - 1, &end, 10);
+        if (end != name + sizeof prefix - 1 && *end == '.' && l >= 0 && l < LONG_MAX && l + 1 > n) n = l + 1;
+    }
+    return n;
+}
+
+static int cmp_tensor_name(const void *a, const void *b)
+{
+    return strcmp((*(const br_st_tensor_t *const *)a)->name, (*(const br_st_tensor_t *const *)b)->name);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The file's tensor of that name, by binary search in `sorted` (n, by name), or NULL. */
+static const br_st_tensor_t *find_sorted(const br_st_tensor_t *const *sorted, size_t n, const char *name)
+{
+    br_st_tensor_t key = {.name = name};
+    const br_st_tensor_t *pk = &key;
+    const br_st_tensor_t *const *hit = bsearch(&pk, sorted, n, sizeof *sorted, cmp_tensor_name);
+    return hit ? *hit : NULL;
+}
+
+/* Checks every dimension of `cfg` against the tensors in the file's header before anything is
+ * allocated for the weights: the layer count, the tensor count, then each tensor's name, shape
+ * and dtype, then that the file holds nothing else.  On success *found (n_tensors, table order,
+ * free() it) holds the file's tensor for each table entry.  Memory: a few pointers per tensor
+ * of the file, nothing proportional to a size in the config (issue 20: vocab_size 2^24 or
+ * 4096 layers used to allocate gigabytes before the first shape check).  Lookups are sorted,
+ * so a hostile header of a million names costs n log n, not n^2. */
+static br_status check_file(const br_model_config_t *cfg, const br_safetensors_t *st, const char *path,
+                            const br_st_tensor_t ***found)
+{
+    *found = NULL;
+    long have_layers = file_layers(st);
+    if (have_layers < cfg->num_hidden_layers)
+        return br_error(BR_EFORMAT, "%s holds %ld decoder layers (model.layers.N.*), config.json says "
+                        "num_hidden_layers = %d: the config does not belong to these weights",
+                        path, have_layers, cfg->num_hidden_layers);
+    /* The table needs n entries; past nf + 1 of them (names are distinct) one is surely
+     * missing from the file, so only that many are built and checked. */
+    size_t n, nf = br_st_count(st);
+    br_model_table(cfg, NULL, 0, &n);
+    size_t nt = n <= nf ? n : nf + 1;
+    br_tensor_info_t *tab = calloc(nt, sizeof *tab);
+    const br_st_tensor_t **byname = calloc(nf ? nf : 1, sizeof *byname), **hits = calloc(nt, sizeof *hits);
+    const char **names = calloc(nt, sizeof *names);
+    br_status s = BR_OK;
+    if (!tab || !byname || !hits || !names) {
+        s = br_error(BR_ENOMEM, "%s: out of memory for %zu tensor names", path, nt);
+        goto done;
+    }
+    br_model_table(cfg, tab, nt, &n);
+    for (size_t i = 0; i < nf; i++) byname[i] = br_st_tensor(st, i);
+    qsort(byname, nf, sizeof *byname, cmp_tensor_name);
+    char want[128], got[128];
+    for (size_t i = 0; i < nt && !s; i++) {
+        const br_tensor_info_t *t = &tab[i];
+        const br_st_tensor_t *ft = hits[i] = find_sorted(byname, nf, t->name);
+        names[i] = t->name;
+        shape_str(want, sizeof want, t->ndim, t->shape);
+        if (!ft)
+            s = br_error(BR_EFORMAT, "%s: missing tensor '%s' (shape %s: %s)", path, t->name, want,
+                         shape_fields(t->name));
+        else if (ft->ndim != t->ndim || ft->shape[0] != t->shape[0] || (t->ndim == 2 && ft->shape[1] != t->shape[1]))
+            s = br_error(BR_EFORMAT, "%s: tensor '%s' has shape %s, the config needs %s (%s)", path, t->name,
+                         shape_str(got, sizeof got, ft->ndim, ft->shape), want, shape_fields(t->name));
+        else if (ft->dtype != BR_DT_F32 && ft->dtype != BR_DT_F16 && ft->dtype != BR_DT_BF16 && ft->dtype != BR_DT_F64)
+            s = br_error(BR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (want F32, F16 or BF16)", path, t->name,
+                         br_dtype_name(ft->dtype));
+    }
+    if (!s && nt < n) /* unreachable: one of the nf + 1 names is missing from the file */
+        s = br_error(BR_EFORMAT, "%s holds %zu tensors, the config needs %zu", path, nf, n);
+    /* every tensor in the file must be used (a tied lm_head copy is allowed) */
+    if (!s) qsort(names, nt, sizeof *names, cmp_str);
+    for (size_t i = 0; i < nf && !s; i++) {
+        const char *name = br_st_tensor(st, i)->name;
+        if (ignorable(name) || (cfg->tie_word_embeddings && !strcmp(name, "lm_head.weight"))) continue;
+        if (!bsearch(&name, names, nt, sizeof *names, cmp_str))
+            s = br_error(BR_EFORMAT, "%s: unexpected tensor '%s' (not part of this config)", path, name);
+    }
+done:
+    free(tab);
+    free(byname);
+    free(names);
+    if (s) free(hits);
+    else *found = hits;
+    return s;
+}
+
+/* Reads the checked tensors found[i] (table order) into m's parameters. */
+static br_status read_weights(br_model_t *m, const br_st_tensor_t *const *found, const char *path)
+{
     br_status s = BR_OK;
     for (size_t i = 0; i < m->n_tensors && !s; i++) {
         const br_tensor_info_t *t = &m->tensors[i];
-        const br_st_tensor_t *ft = br_st_find(st, t->name);
-        if (!ft) {
-            s = br_error(BR_EFORMAT, "%s: missing tensor '%s' (shape [%lld%s%lld])", path, t->name,
-                         (long long)t->shape[0], t->ndim == 2 ? ", " : "",
-                         t->ndim == 2 ? (long long)t->shape[1] : 0LL);
-            break;
-        }
-        if (ft->ndim != t->ndim || ft->shape[0] != t->shape[0] ||
-            (t->ndim == 2 && ft->shape[1] != t->shape[1])) {
-            char got[128] = "";
-            size_t n = 0;
-            for (int k = 0; k < ft->ndim && n < sizeof got; k++)
-                n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", k ? ", " : "", (long long)ft->shape[k]);
-            s = br_error(BR_EFORMAT, "%s: tensor '%s' has shape [%s], the config needs [%lld%s%lld]",
-                         path, t->name, got, (long long)t->shape[0], t->ndim == 2 ? ", " : "",
-                         t->ndim == 2 ? (long long)t->shape[1] : 0LL);
-            break;
-        }
-        s = br_st_read_f32(ft, m->params + t->offset, t->numel);
+        s = br_st_read_f32(found[i], m->params + t->offset, t->numel);
         /* a NaN or Inf weight would not even surface as NaN logits everywhere (masked
          * softmax and max reductions can swallow it): refuse it here, naming the tensor */
         for (size_t j = 0; !s && j < t->numel; j++)
             if (!isfinite(m->params[t->offset + j]))
                 s = br_error(BR_EFORMAT, "%s: tensor '%s' contains NaN or Inf (element %zu)", path, t->name, j);
     }
-    /* every tensor in the file must be used (a tied lm_head copy is allowed) */
-    for (size_t i = 0; i < br_st_count(st) && !s; i++) {
-        const char *name = br_st_tensor(st, i)->name;
-        if (br_model_find_tensor(m, name) >= 0 || ignorable(name)) continue;
-        if (m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight")) continue;
-        s = br_error(BR_EFORMAT, "%s: unexpected tensor '%s' (not part of this config)", path, name);
-    }
+    return s;
+}
+
+br_status br_model_load_weights(br_model_t *m, const char *path)
+{
+    br_safetensors_t *st;
+    const br_st_tensor_t **found = NULL;
+    BR_TRY(br_st_open(&st, path));
+    br_status s = check_file(&m->cfg, st, path, &found);
+    if (!s) s = read_weights(m, found, path);
+    free(found);
     br_st_close(st);
     return s;
 }
@@ -65,16 +199,24 @@ br_status br_model_load_weights(br_model_t *m, const char *path)
 br_status br_model_load(br_model_t **out, const char *dir, bool with_grads)
 {
     *out = NULL;
-    char path[4096];
+    br_buf_t path = BR_BUF_INIT;
     br_model_config_t cfg;
-    BR_TRY(br_path_join(path, sizeof path, dir, "config.json"));
-    if (!br_file_exists(path))
-        return br_error(BR_ENOTFOUND, "%s: not a model directory (no config.json)", dir);
-    BR_TRY(br_config_load(&cfg, path));
-    br_model_t *m;
-    BR_TRY(br_model_create(&m, &cfg, with_grads));
-    BR_TRY(br_path_join(path, sizeof path, dir, "model.safetensors"));
-    br_status s = br_model_load_weights(m, path);
+    br_safetensors_t *st = NULL;
+    const br_st_tensor_t **found = NULL;
+    br_model_t *m = NULL;
+    br_status s = br_buf_path(&path, dir, "config.json");
+    if (!s && !br_file_exists(br_buf_str(&path)))
+        s = br_error(BR_ENOTFOUND, "%s: not a model directory (no config.json)", dir);
+    if (!s) s = br_config_load(&cfg, br_buf_str(&path));
+    if (!s) s = br_buf_path(&path, dir, "model.safetensors");
+    if (!s) s = br_st_open(&st, br_buf_str(&path));
+    /* every size is checked against the file before the first weight is allocated */
+    if (!s) s = check_file(&cfg, st, br_buf_str(&path), &found);
+    if (!s) s = br_model_create(&m, &cfg, with_grads);
+    if (!s) s = read_weights(m, found, br_buf_str(&path));
+    free(found);
+    br_st_close(st);
+    br_buf_free(&path);
     if (s) {
         br_model_free(m);
         return s;
@@ -134,16 +276,21 @@ br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const ch
 br_status br_model_load_optimizer(br_model_t *m, const char *dir, char **extra)
 {
     if (extra) *extra = NULL;
-    char path[4096], name[BR_TENSOR_NAME_MAX + 16];
-    BR_TRY(br_path_join(path, sizeof path, dir, "optimizer.safetensors"));
+    char name[BR_TENSOR_NAME_MAX + 16];
+    br_buf_t pathb = BR_BUF_INIT;
+    BR_TRY(br_buf_path(&pathb, dir, "optimizer.safetensors"));
+    const char *path = br_buf_str(&pathb);
     if (!m->adam_m) {
         m->adam_m = br_alloc(m->n_params * sizeof(float));
         m->adam_v = br_alloc(m->n_params * sizeof(float));
-        if (!m->adam_m || !m->adam_v) return br_error(BR_ENOMEM, "cannot allocate AdamW state");
     }
-    br_safetensors_t *st;
-    BR_TRY(br_st_open(&st, path));
-    br_status s = BR_OK;
+    br_safetensors_t *st = NULL;
+    br_status s = !m->adam_m || !m->adam_v ? br_error(BR_ENOMEM, "cannot allocate AdamW state") : BR_OK;
+    if (!s) s = br_st_open(&st, path);
+    if (s) { /* as it is: the message names the file */
+        br_buf_free(&pathb);
+        return s;
+    }
     const char *step = br_st_metadata_get(st, "step");
     char *end = NULL;
     long sv = step ? strtol(step, &end, 10) : -1;
@@ -163,6 +310,7 @@ br_status br_model_load_optimizer(br_model_t *m, const char *dir, char **extra)
         if (extra && x && !(*extra = strdup(x))) s = br_error(BR_ENOMEM, "out of memory");
     }
     br_st_close(st);
+    br_buf_free(&pathb);
     if (s) return br_error_wrap(s, "loading optimizer state");
     return BR_OK;
 }

@@ -55,6 +55,12 @@ br_status br_config_validate(br_model_config_t *c)
             c->vocab_size > (1 << 24) || c->num_hidden_layers > 4096 ||
             c->max_position_embeddings > (1 << 24))
             BAD("; sizes are beyond what braid supports");
+        /* the RoPE tables (cos and sin, max_position_embeddings x head_dim/2 floats each) are
+         * the one allocation no tensor in a checkpoint vouches for: cap them at 512 MB, room
+         * for a 1M-token context at head_dim 128 */
+        else if ((long long)c->max_position_embeddings * c->head_dim > (1LL << 27))
+            BAD("; max_position_embeddings (%d) x head_dim (%d) is beyond what braid supports (2^27: RoPE "
+                "tables of 512 MB)", c->max_position_embeddings, c->head_dim);
         if (c->bos_token_id >= c->vocab_size) BAD("; bos_token_id %d >= vocab_size %d", c->bos_token_id, c->vocab_size);
         if (c->eos_token_id >= c->vocab_size) BAD("; eos_token_id %d >= vocab_size %d", c->eos_token_id, c->vocab_size);
     }

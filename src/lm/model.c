@@ -12,9 +12,8 @@
 #include "lm/config_moe.h"
 #include "lm/model_internal.h"
 
-br_dims_t br_model_dims(const br_model_t *m)
+static br_dims_t dims_of(const br_model_config_t *c)
 {
-    const br_model_config_t *c = &m->cfg;
     br_dims_t d;
     d.V = (size_t)c->vocab_size;
     d.C = (size_t)c->hidden_size;
@@ -35,112 +34,132 @@ br_dims_t br_model_dims(const br_model_t *m)
     return d;
 }
 
+br_dims_t br_model_dims(const br_model_t *m) { return dims_of(&m->cfg); }
+
 /* ---------------------------------------------------------------------------------------
  * Parameter table */
 
-static void add_tensor(br_model_t *m, size_t *off, const char *name, int ndim, size_t d0,
-                       size_t d1, bool is_norm)
+/* The table under construction: entries past `cap` are only counted (n entries, *off floats),
+ * so a loader can size everything from a config before allocating anything. */
+typedef struct {
+    const br_model_config_t *cfg;
+    br_tensor_info_t *t; /* (cap) */
+    size_t cap, n;
+} table_t;
+
+static void add_tensor(table_t *tb, size_t *off, const char *name, int ndim, size_t d0, size_t d1,
+                       bool is_norm)
 {
-    br_tensor_info_t *t = &m->tensors[m->n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    t->shape[0] = (int64_t)d0;
-    t->shape[1] = ndim == 2 ? (int64_t)d1 : 0;
-    t->numel = ndim == 2 ? d0 * d1 : d0;
-    t->offset = *off;
-    t->decay = !is_norm;
-    t->is_norm = is_norm;
+    size_t numel = ndim == 2 ? d0 * d1 : d0;
+    if (tb->n < tb->cap) {
+        br_tensor_info_t *t = &tb->t[tb->n];
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->ndim = ndim;
+        t->shape[0] = (int64_t)d0;
+        t->shape[1] = ndim == 2 ? (int64_t)d1 : 0;
+        t->numel = numel;
+        t->offset = *off;
+        t->decay = !is_norm;
+        t->is_norm = is_norm;
+    }
+    tb->n++;
     /* keep every tensor 64-byte aligned (16 floats) */
-    *off += (t->numel + 15) & ~(size_t)15;
+    *off += (numel + 15) & ~(size_t)15;
 }
 
 /* Experts' matrices are added back to back (no padding between them) so that expert j's
  * matrix is expert 0's pointer + j * numel, the stacked layout the nn/ mixture layers take. */
-static void add_experts(br_model_t *m, size_t *off, const char *pattern, size_t l, size_t n,
+static void add_experts(table_t *tb, size_t *off, const char *pattern, size_t l, size_t n,
                         const char *proj, size_t d0, size_t d1)
 {
+    if (n && tb->n >= tb->cap) { /* counting only: the same sizes without formatting n names */
+        tb->n += n;
+        *off += (n - 1) * d0 * d1 + ((d0 * d1 + 15) & ~(size_t)15);
+        return;
+    }
     char name[BR_TENSOR_NAME_MAX];
     for (size_t j = 0; j < n; j++) {
+        size_t start = *off;
         snprintf(name, sizeof name, pattern, (int)l, (int)j, proj);
-        add_tensor(m, off, name, 2, d0, d1, false);
-        if (j + 1 < n) *off = m->tensors[m->n_tensors - 1].offset + d0 * d1;
+        add_tensor(tb, off, name, 2, d0, d1, false);
+        if (j + 1 < n) *off = start + d0 * d1;
     }
 }
 
 /* Attention part of layer l for a mixture of attention (BAM). */
-static void table_moa(br_model_t *m, size_t *off, size_t l)
+static void table_moa(table_t *tb, size_t *off, size_t l)
 {
-    br_moa_cfg_t a = br_config_moa(&m->cfg);
+    br_moa_cfg_t a = br_config_moa(tb->cfg);
     char name[BR_TENSOR_NAME_MAX];
     size_t Dq = a.NH * a.hd, Dkv = a.NKV * a.hd;
     snprintf(name, sizeof name, BR_NAME_MOA_ROUTER, (int)l);
-    add_tensor(m, off, name, 2, a.n, a.C, false);
-    add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "q_proj", Dq, a.C);
+    add_tensor(tb, off, name, 2, a.n, a.C, false);
+    add_experts(tb, off, BR_NAME_MOA_EXPERT, l, a.n, "q_proj", Dq, a.C);
     if (a.shared_kv) {
         snprintf(name, sizeof name, "model.layers.%zu.self_attn.k_proj.weight", l);
-        add_tensor(m, off, name, 2, Dkv, a.C, false);
+        add_tensor(tb, off, name, 2, Dkv, a.C, false);
         snprintf(name, sizeof name, "model.layers.%zu.self_attn.v_proj.weight", l);
-        add_tensor(m, off, name, 2, Dkv, a.C, false);
+        add_tensor(tb, off, name, 2, Dkv, a.C, false);
     } else {
-        add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "k_proj", Dkv, a.C);
-        add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "v_proj", Dkv, a.C);
+        add_experts(tb, off, BR_NAME_MOA_EXPERT, l, a.n, "k_proj", Dkv, a.C);
+        add_experts(tb, off, BR_NAME_MOA_EXPERT, l, a.n, "v_proj", Dkv, a.C);
     }
-    add_experts(m, off, BR_NAME_MOA_EXPERT, l, a.n, "o_proj", a.C, Dq);
+    add_experts(tb, off, BR_NAME_MOA_EXPERT, l, a.n, "o_proj", a.C, Dq);
 }
 
 /* FFN part of layer l for an MoE FFN (Mixtral names). */
-static void table_moe(br_model_t *m, size_t *off, size_t l)
+static void table_moe(table_t *tb, size_t *off, size_t l)
 {
-    const br_model_config_t *c = &m->cfg;
+    const br_model_config_t *c = tb->cfg;
     br_moe_cfg_t f = br_config_moe_ffn(c);
     char name[BR_TENSOR_NAME_MAX];
     if (c->router_nexus) {
         snprintf(name, sizeof name, BR_NAME_NEXUS_IN, (int)l);
-        add_tensor(m, off, name, 2, 2 * (size_t)c->nexus_hidden_size, (size_t)c->nexus_domain_dim, false);
+        add_tensor(tb, off, name, 2, 2 * (size_t)c->nexus_hidden_size, (size_t)c->nexus_domain_dim, false);
         snprintf(name, sizeof name, BR_NAME_NEXUS_OUT, (int)l);
-        add_tensor(m, off, name, 2, f.C, (size_t)c->nexus_hidden_size, false);
+        add_tensor(tb, off, name, 2, f.C, (size_t)c->nexus_hidden_size, false);
     } else {
         snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, (int)l);
-        add_tensor(m, off, name, 2, f.E, f.C, false);
+        add_tensor(tb, off, name, 2, f.E, f.C, false);
     }
-    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w1", f.F, f.C);
-    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w3", f.F, f.C);
-    add_experts(m, off, BR_NAME_MOE_EXPERT, l, f.E, "w2", f.C, f.F);
+    add_experts(tb, off, BR_NAME_MOE_EXPERT, l, f.E, "w1", f.F, f.C);
+    add_experts(tb, off, BR_NAME_MOE_EXPERT, l, f.E, "w3", f.F, f.C);
+    add_experts(tb, off, BR_NAME_MOE_EXPERT, l, f.E, "w2", f.C, f.F);
     if (f.Fs) {
         static const char *const sp[3] = {"gate_proj", "up_proj", "down_proj"};
         for (int i = 0; i < 3; i++) {
             snprintf(name, sizeof name, BR_NAME_MOE_SHARED, (int)l, sp[i]);
-            add_tensor(m, off, name, 2, i < 2 ? f.Fs : f.C, i < 2 ? f.C : f.Fs, false);
+            add_tensor(tb, off, name, 2, i < 2 ? f.Fs : f.C, i < 2 ? f.C : f.Fs, false);
         }
     }
 }
 
-/* Builds the table (names, shapes, offsets) and returns the total float count. */
-static size_t build_table(br_model_t *m)
+size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, size_t cap,
+                      size_t *n_tensors)
 {
-    br_dims_t d = br_model_dims(m);
+    table_t tb = {cfg, tensors, tensors ? cap : 0, 0};
+    br_dims_t d = dims_of(cfg);
     size_t off = 0;
     char name[BR_TENSOR_NAME_MAX];
-    m->n_tensors = 0;
-    add_tensor(m, &off, "model.embed_tokens.weight", 2, d.V, d.C, false);
+    add_tensor(&tb, &off, "model.embed_tokens.weight", 2, d.V, d.C, false);
     for (size_t l = 0; l < d.L; l++) {
 #define T(suffix, nd, a, b, norm)                                                   \
     do {                                                                            \
         snprintf(name, sizeof name, "model.layers.%zu.%s", l, suffix);             \
-        add_tensor(m, &off, name, nd, a, b, norm);                            \
+        add_tensor(&tb, &off, name, nd, a, b, norm);                                \
     } while (0)
         T("input_layernorm.weight", 1, d.C, 0, true);
-        if (br_config_has_moa(&m->cfg)) {
-            table_moa(m, &off, l);
+        if (br_config_has_moa(cfg)) {
+            table_moa(&tb, &off, l);
         } else {
             T("self_attn.q_proj.weight", 2, d.Dq, d.C, false);
             T("self_attn.k_proj.weight", 2, d.Dkv, d.C, false);
             T("self_attn.v_proj.weight", 2, d.Dkv, d.C, false);
             T("self_attn.o_proj.weight", 2, d.C, d.Dq, false);
         }
-        if (m->cfg.block == BR_BLOCK_SEQUENTIAL) T("post_attention_layernorm.weight", 1, d.C, 0, true);
-        if (br_config_has_moe_ffn(&m->cfg)) {
-            table_moe(m, &off, l);
+        if (cfg->block == BR_BLOCK_SEQUENTIAL) T("post_attention_layernorm.weight", 1, d.C, 0, true);
+        if (br_config_has_moe_ffn(cfg)) {
+            table_moe(&tb, &off, l);
         } else {
             T("mlp.gate_proj.weight", 2, d.F, d.C, false);
             T("mlp.up_proj.weight", 2, d.F, d.C, false);
@@ -148,18 +167,19 @@ static size_t build_table(br_model_t *m)
         }
 #undef T
     }
-    add_tensor(m, &off, "model.norm.weight", 1, d.C, 0, true);
-    if (!m->cfg.tie_word_embeddings) add_tensor(m, &off, "lm_head.weight", 2, d.V, d.C, false);
-    if (m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg)) {
+    add_tensor(&tb, &off, "model.norm.weight", 1, d.C, 0, true);
+    if (!cfg->tie_word_embeddings) add_tensor(&tb, &off, "lm_head.weight", 2, d.V, d.C, false);
+    if (cfg->router_nexus && br_config_has_moe_ffn(cfg)) {
         /* fixed (never updated: no gradient reaches them, no weight decay) */
-        add_tensor(m, &off, BR_NAME_NEXUS_DOMAINS, 2, (size_t)m->cfg.num_local_experts,
-                   (size_t)m->cfg.nexus_domain_dim, false);
-        m->tensors[m->n_tensors - 1].decay = false;
+        add_tensor(&tb, &off, BR_NAME_NEXUS_DOMAINS, 2, (size_t)cfg->num_local_experts,
+                   (size_t)cfg->nexus_domain_dim, false);
+        if (tb.n <= tb.cap) tensors[tb.n - 1].decay = false;
     }
+    *n_tensors = tb.n;
     return off;
 }
 
-/* Points a br_weights_t into `base` following the table order of build_table. */
+/* Points a br_weights_t into `base` following the table order of br_model_table. */
 static void carve(const br_model_t *m, float *base, br_weights_t *w)
 {
     if (!base) {
@@ -216,9 +236,9 @@ br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, boo
     br_model_t *m = calloc(1, sizeof *m);
     if (!m) return br_error(BR_ENOMEM, "out of memory");
     m->cfg = cfg;
-    size_t L = (size_t)cfg.num_hidden_layers;
-    size_t per_layer = 9 + 4 * (size_t)cfg.num_attention_experts + 3 * (size_t)cfg.num_local_experts + 8;
-    m->tensors = calloc(L * per_layer + 5, sizeof *m->tensors);
+    size_t L = (size_t)cfg.num_hidden_layers, n_tensors;
+    br_model_table(&cfg, NULL, 0, &n_tensors);
+    m->tensors = calloc(n_tensors, sizeof *m->tensors);
     m->w.layers = calloc(L, sizeof *m->w.layers);
     m->g.layers = calloc(L, sizeof *m->g.layers);
     br_dims_t d = br_model_dims(m);
@@ -228,7 +248,7 @@ br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, boo
         br_model_free(m);
         return br_error(BR_ENOMEM, "out of memory");
     }
-    m->n_params = build_table(m);
+    m->n_params = br_model_table(&m->cfg, m->tensors, n_tensors, &m->n_tensors);
     size_t bytes;
     if (br_mul_size(&bytes, m->n_params, sizeof(float)) || !(m->params = br_alloc(bytes))) {
         br_model_free(m);

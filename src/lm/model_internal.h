@@ -12,6 +12,14 @@ typedef struct {
 } br_dims_t;
 br_dims_t br_model_dims(const br_model_t *m);
 
+/* The parameter table of a validated config (names, shapes, offsets in build order; the
+ * order carve() in model.c follows): fills the first min(cap, *n_tensors) entries of tensors
+ * (NULL with cap 0: only counts), sets *n_tensors to the table's full length and returns the
+ * number of floats.  Allocates nothing, so a loader can check a file against the config before
+ * allocating any weight. */
+size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, size_t cap,
+                      size_t *n_tensors);
+
 /* Attention part, input side: q (N,Dq), k, v (N,Dkv) = projections of xn (N,C), q and k
  * rotated by RoPE at positions pos (N). */
 void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,

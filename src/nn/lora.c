@@ -1,15 +1,12 @@
 #include "nn/lora.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
-#include "base/fileio.h"
 #include "base/rng.h"
-#include "base/safetensors.h"
 #include "kernels/gemm.h"
 
 static const char *const proj_names[BR_PROJ_COUNT] = {
@@ -23,6 +20,16 @@ static const char *const proj_parent[BR_PROJ_COUNT] = {
 const char *br_lora_proj_name(br_proj p)
 {
     return (unsigned)p < BR_PROJ_COUNT ? proj_names[p] : "?";
+}
+
+const char *br_lora_proj_parent(br_proj p)
+{
+    return (unsigned)p < BR_PROJ_COUNT ? proj_parent[p] : "?";
+}
+
+void br_lora_module_path(char *buf, size_t cap, int layer, br_proj p)
+{
+    snprintf(buf, cap, "model.layers.%d.%s.%s", layer, br_lora_proj_parent(p), br_lora_proj_name(p));
 }
 
 int br_lora_proj_parse(const char *name)
@@ -63,8 +70,7 @@ br_status br_lora_parse_targets(const char *list, unsigned *mask)
 
 /* ---- allocation ---- */
 
-/* ranks (n_layers * BR_PROJ_COUNT) decide the layout; carves A and B from one allocation. */
-static br_status adapter_alloc(br_lora_adapter_t **out, const br_lora_shapes_t *s, const int *ranks)
+br_status br_lora_alloc(br_lora_adapter_t **out, const br_lora_shapes_t *s, const int *ranks)
 {
     *out = NULL;
     if (s->n_layers <= 0) return br_error(BR_EINVAL, "LoRA: base model has no layers");
@@ -114,7 +120,7 @@ size_t br_lora_bytes(const br_lora_adapter_t *a)
     return sizeof *a + nmod * sizeof *a->mods + a->n_params * sizeof(float) * (a->grads ? 2 : 1);
 }
 
-static float module_scale(float alpha, int r, bool rslora)
+float br_lora_scale(float alpha, int r, bool rslora)
 {
     return rslora ? alpha / sqrtf((float)r) : alpha / (float)r;
 }
@@ -124,7 +130,8 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
 {
     *out = NULL;
     if (rank <= 0 || rank > 4096) return br_error(BR_EINVAL, "LoRA rank %d must be in 1..4096", rank);
-    if (!(alpha > 0) || !isfinite(alpha)) return br_error(BR_EINVAL, "LoRA alpha must be > 0");
+    if (!(alpha > 0 && alpha <= BR_LORA_ALPHA_MAX))
+        return br_error(BR_EINVAL, "LoRA alpha %g must be in (0, %g]", (double)alpha, BR_LORA_ALPHA_MAX);
     if (!targets || targets >= (1u << BR_PROJ_COUNT))
         return br_error(BR_EINVAL, "LoRA: no valid target projection");
     size_t nmod = (size_t)shapes->n_layers * BR_PROJ_COUNT;
@@ -140,7 +147,7 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
         }
         ranks[i] = rank;
     }
-    br_status s = adapter_alloc(out, shapes, ranks);
+    br_status s = br_lora_alloc(out, shapes, ranks);
     free(ranks);
     if (s != BR_OK) return s;
     br_lora_adapter_t *a = *out;
@@ -156,7 +163,7 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
         /* PEFT: kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(C), 1/sqrt(C)); B = 0 */
         float bound = 1.0f / sqrtf((float)C);
         br_rng_fill_uniform(&rng, m->A, (size_t)m->rank * C, -bound, bound);
-        m->scale = module_scale(alpha, rank, rslora);
+        m->scale = br_lora_scale(alpha, rank, rslora);
     }
     return BR_OK;
 }
@@ -192,332 +199,6 @@ void br_lora_merge(float *W, const br_lora_adapter_t *a, int layer, br_proj p, f
     /* W (OC,C) += sign*scale * B (OC,r) @ A (r,C) */
     br_sgemm(false, false, a->shapes.out[p], a->shapes.in[p], (size_t)m->rank, sign * m->scale,
              m->B, (size_t)m->rank, m->A, a->shapes.in[p], 1.0f, W, a->shapes.in[p]);
-}
-
-/* ---- PEFT files ---- */
-
-/* PEFT's key matching for rank_pattern / alpha_pattern: the pattern equals the module name or
- * is a suffix of it starting after a '.'. */
-static bool pattern_matches(const char *module, const char *key)
-{
-    size_t lm = strlen(module), lk = strlen(key);
-    if (lk > lm) return false;
-    if (strcmp(module + lm - lk, key)) return false;
-    return lk == lm || module[lm - lk - 1] == '.';
-}
-
-/* Parses "base_model.model.model.layers.N.<parent>.<proj>.lora_{A,B}[.default].weight".
- * Returns 0 and fills layer/proj/is_b, or -1 when the name has another form. */
-static int parse_tensor_name(const char *name, int *layer, int *proj, int *is_b, char *module,
-                             size_t cap)
-{
-    static const char *prefixes[] = {"base_model.model.model.layers.", "base_model.model.layers.",
-                                     "model.layers."};
-    const char *p = NULL;
-    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes && !p; i++)
-        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) p = name + strlen(prefixes[i]);
-    if (!p || *p < '0' || *p > '9') return -1;
-    char *end;
-    long l = strtol(p, &end, 10);
-    if (*end != '.' || l < 0 || l > 1000000) return -1;
-    p = end + 1;
-    int found = -1;
-    for (int k = 0; k < BR_PROJ_COUNT; k++) {
-        size_t lp = strlen(proj_parent[k]), ln = strlen(proj_names[k]);
-        if (!strncmp(p, proj_parent[k], lp) && p[lp] == '.' && !strncmp(p + lp + 1, proj_names[k], ln) &&
-            p[lp + 1 + ln] == '.') {
-            found = k;
-            p += lp + 1 + ln + 1;
-            break;
-        }
-    }
-    if (found < 0) return -1;
-    if (!strcmp(p, "lora_A.weight") || !strcmp(p, "lora_A.default.weight")) *is_b = 0;
-    else if (!strcmp(p, "lora_B.weight") || !strcmp(p, "lora_B.default.weight")) *is_b = 1;
-    else return -1;
-    *layer = (int)l;
-    *proj = found;
-    snprintf(module, cap, "model.layers.%ld.%s.%s", l, proj_parent[found], proj_names[found]);
-    return 0;
-}
-
-/* Reads and checks adapter_config.json; fills alpha, r, rslora, base model; keeps the
- * alpha_pattern object (borrowed reference inside *root). */
-static br_status read_config(const char *dir, json_t **root, br_lora_adapter_t *cfg)
-{
-    char path[4096];
-    BR_TRY(br_path_join(path, sizeof path, dir, "adapter_config.json"));
-    if (!br_file_exists(path)) return br_error(BR_ENOTFOUND, "%s: no such file (not a PEFT adapter folder?)", path);
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j) return br_error(BR_EFORMAT, "%s:%d: %s", path, je.line, je.text);
-    *root = j;
-    if (!json_is_object(j)) return br_error(BR_EFORMAT, "%s: not a JSON object", path);
-    json_t *v = json_object_get(j, "peft_type");
-    if (v && (!json_is_string(v) || strcmp(json_string_value(v), "LORA")))
-        return br_error(BR_EUNSUPPORTED, "%s: peft_type is not \"LORA\"", path);
-    v = json_object_get(j, "r");
-    if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > 4096)
-        return br_error(BR_EFORMAT, "%s: \"r\" must be a positive integer", path);
-    cfg->rank = (int)json_integer_value(v);
-    v = json_object_get(j, "lora_alpha");
-    if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
-        return br_error(BR_EFORMAT, "%s: \"lora_alpha\" must be a positive number", path);
-    cfg->alpha = (float)json_number_value(v);
-    v = json_object_get(j, "use_rslora");
-    cfg->rslora = json_is_true(v);
-    v = json_object_get(j, "use_dora");
-    if (json_is_true(v)) return br_error(BR_EUNSUPPORTED, "%s: DoRA adapters (use_dora) are not supported", path);
-    v = json_object_get(j, "fan_in_fan_out");
-    if (json_is_true(v))
-        return br_error(BR_EUNSUPPORTED, "%s: fan_in_fan_out adapters (GPT-2 Conv1D) are not supported", path);
-    v = json_object_get(j, "bias");
-    if (v && json_is_string(v) && strcmp(json_string_value(v), "none"))
-        return br_error(BR_EUNSUPPORTED, "%s: bias \"%s\" is not supported (only \"none\")", path,
-                        json_string_value(v));
-    v = json_object_get(j, "modules_to_save");
-    if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0))
-        return br_error(BR_EUNSUPPORTED, "%s: modules_to_save is not supported", path);
-    v = json_object_get(j, "target_modules");
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-            if (!json_is_string(e)) return br_error(BR_EFORMAT, "%s: target_modules[%zu] is not a string", path, i);
-            if (br_lora_proj_parse(json_string_value(e)) < 0)
-                return br_error(BR_EUNSUPPORTED, "%s: target module '%s' is not a Llama projection", path,
-                                json_string_value(e));
-        }
-    } else if (v && !json_is_string(v) && !json_is_null(v)) {
-        return br_error(BR_EFORMAT, "%s: target_modules must be a list or a string", path);
-    }
-    v = json_object_get(j, "alpha_pattern");
-    if (v && !json_is_null(v)) {
-        if (!json_is_object(v)) return br_error(BR_EFORMAT, "%s: alpha_pattern must be an object", path);
-        const char *k;
-        json_t *e;
-        json_object_foreach(v, k, e) {
-            if (!json_is_number(e) || !(json_number_value(e) > 0))
-                return br_error(BR_EFORMAT, "%s: alpha_pattern[\"%s\"] must be a positive number", path, k);
-        }
-    }
-    v = json_object_get(j, "base_model_name_or_path");
-    if (json_is_string(v)) snprintf(cfg->base_model, sizeof cfg->base_model, "%s", json_string_value(v));
-    return BR_OK;
-}
-
-static float alpha_for(json_t *cfg, const char *module, float dflt)
-{
-    json_t *ap = json_object_get(cfg, "alpha_pattern");
-    if (!json_is_object(ap)) return dflt;
-    const char *k;
-    json_t *e;
-    json_object_foreach(ap, k, e) {
-        if (pattern_matches(module, k)) return (float)json_number_value(e);
-    }
-    return dflt;
-}
-
-static br_status load_tensors(br_lora_adapter_t **out, const char *dir, const char *path,
-                              br_safetensors_t *st, json_t *cfgj, const br_lora_adapter_t *cfg,
-                              const br_lora_shapes_t *s)
-{
-    size_t nmod = (size_t)s->n_layers * BR_PROJ_COUNT, nt = br_st_count(st);
-    int *ranks = calloc(nmod, sizeof *ranks);
-    const br_st_tensor_t **ta = calloc(nmod, sizeof *ta), **tb = calloc(nmod, sizeof *tb);
-    br_status rc = BR_OK;
-    if (!ranks || !ta || !tb) {
-        rc = br_error(BR_ENOMEM, "LoRA: out of memory");
-        goto done;
-    }
-    char module[160];
-    for (size_t i = 0; i < nt; i++) {
-        const br_st_tensor_t *t = br_st_tensor(st, i);
-        int layer, proj, is_b;
-        if (parse_tensor_name(t->name, &layer, &proj, &is_b, module, sizeof module)) {
-            rc = br_error(BR_EUNSUPPORTED, "%s: tensor '%s' is not a LoRA A/B matrix of a Llama projection", path,
-                          t->name);
-            goto done;
-        }
-        if (layer >= s->n_layers) {
-            rc = br_error(BR_EFORMAT, "%s: tensor '%s' is for layer %d but the base model has %d layers", path,
-                          t->name, layer, s->n_layers);
-            goto done;
-        }
-        if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0) {
-            rc = br_error(BR_EFORMAT, "%s: tensor '%s' must be a non-empty matrix", path, t->name);
-            goto done;
-        }
-        if (t->dtype != BR_DT_F32 && t->dtype != BR_DT_F16 && t->dtype != BR_DT_BF16 && t->dtype != BR_DT_F64) {
-            rc = br_error(BR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (want F32, F16 or BF16)", path, t->name,
-                          br_dtype_name(t->dtype));
-            goto done;
-        }
-        size_t idx = (size_t)layer * BR_PROJ_COUNT + (size_t)proj;
-        const br_st_tensor_t **slot = is_b ? &tb[idx] : &ta[idx];
-        if (*slot) {
-            rc = br_error(BR_EFORMAT, "%s: two tensors for %s.lora_%c", path, module, is_b ? 'B' : 'A');
-            goto done;
-        }
-        *slot = t;
-    }
-    for (size_t i = 0; i < nmod; i++) {
-        if (!ta[i] && !tb[i]) continue;
-        int layer = (int)(i / BR_PROJ_COUNT), proj = (int)(i % BR_PROJ_COUNT);
-        snprintf(module, sizeof module, "model.layers.%d.%s.%s", layer, proj_parent[proj], proj_names[proj]);
-        if (!ta[i] || !tb[i]) {
-            rc = br_error(BR_EFORMAT, "%s: %s has lora_%c but no lora_%c", path, module, ta[i] ? 'A' : 'B',
-                          ta[i] ? 'B' : 'A');
-            goto done;
-        }
-        int64_t r = ta[i]->shape[0];
-        if (ta[i]->shape[1] != (int64_t)s->in[proj] || tb[i]->shape[0] != (int64_t)s->out[proj] ||
-            tb[i]->shape[1] != r) {
-            rc = br_error(BR_EFORMAT,
-                          "%s: %s: lora_A is [%lld, %lld] and lora_B [%lld, %lld], but the base %s is "
-                          "[%zu, %zu] (want A [r, %zu], B [%zu, r])",
-                          path, module, (long long)ta[i]->shape[0], (long long)ta[i]->shape[1],
-                          (long long)tb[i]->shape[0], (long long)tb[i]->shape[1], proj_names[proj], s->out[proj],
-                          s->in[proj], s->in[proj], s->out[proj]);
-            goto done;
-        }
-        if (r > 4096) {
-            rc = br_error(BR_EFORMAT, "%s: %s: rank %lld is too large", path, module, (long long)r);
-            goto done;
-        }
-        ranks[i] = (int)r;
-    }
-    rc = adapter_alloc(out, s, ranks);
-    if (rc != BR_OK) goto done;
-    br_lora_adapter_t *a = *out;
-    if (!a->targets) {
-        rc = br_error(BR_EFORMAT, "%s: no LoRA tensors", path);
-        goto done;
-    }
-    a->rank = cfg->rank;
-    a->alpha = cfg->alpha;
-    a->rslora = cfg->rslora;
-    memcpy(a->base_model, cfg->base_model, sizeof a->base_model);
-    for (size_t i = 0; i < nmod && rc == BR_OK; i++) {
-        br_lora_module_t *m = &a->mods[i];
-        if (!m->rank) continue;
-        int layer = (int)(i / BR_PROJ_COUNT), proj = (int)(i % BR_PROJ_COUNT);
-        snprintf(module, sizeof module, "model.layers.%d.%s.%s", layer, proj_parent[proj], proj_names[proj]);
-        m->scale = module_scale(alpha_for(cfgj, module, cfg->alpha), m->rank, cfg->rslora);
-        rc = br_st_read_f32(ta[i], m->A, (size_t)m->rank * s->in[proj]);
-        if (rc == BR_OK) rc = br_st_read_f32(tb[i], m->B, (size_t)m->rank * s->out[proj]);
-    }
-    for (size_t i = 0; i < a->n_params && rc == BR_OK; i++)
-        if (!isfinite(a->params[i])) rc = br_error(BR_EFORMAT, "%s: LoRA weights contain NaN or Inf", path);
-    if (rc != BR_OK) {
-        br_lora_free(a);
-        *out = NULL;
-        goto done;
-    }
-    /* registry name: the folder's last component */
-    const char *base = dir + strlen(dir);
-    while (base > dir && base[-1] == '/') base--;
-    const char *stop = base;
-    while (base > dir && base[-1] != '/') base--;
-    snprintf(a->name, sizeof a->name, "%.*s", (int)(stop - base), base);
-done:
-    free(ranks);
-    free(ta);
-    free(tb);
-    return rc;
-}
-
-br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes)
-{
-    *out = NULL;
-    if (shapes->n_layers <= 0) return br_error(BR_EINVAL, "LoRA: base model has no layers");
-    br_lora_adapter_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    json_t *cfgj = NULL;
-    br_status rc = read_config(dir, &cfgj, &cfg);
-    if (rc != BR_OK) {
-        json_decref(cfgj);
-        return rc;
-    }
-    char path[4096];
-    rc = br_path_join(path, sizeof path, dir, "adapter_model.safetensors");
-    if (rc == BR_OK && !br_file_exists(path)) {
-        char bin[4096];
-        if (br_path_join(bin, sizeof bin, dir, "adapter_model.bin") == BR_OK && br_file_exists(bin))
-            rc = br_error(BR_EUNSUPPORTED, "%s: pickled adapters are not loaded (save with safe_serialization)", bin);
-        else
-            rc = br_error(BR_ENOTFOUND, "%s: no such file", path);
-    }
-    br_safetensors_t *st = NULL;
-    if (rc == BR_OK) rc = br_st_open(&st, path);
-    if (rc == BR_OK) rc = load_tensors(out, dir, path, st, cfgj, &cfg, shapes);
-    br_st_close(st);
-    json_decref(cfgj);
-    return rc;
-}
-
-br_status br_lora_save(const br_lora_adapter_t *a, const char *dir)
-{
-    BR_TRY(br_mkdir_p(dir));
-    char path[4096];
-    br_st_writer_t *w = NULL;
-    BR_TRY(br_st_writer_create(&w));
-    br_status rc = br_st_writer_set_metadata(w, "format", "pt");
-    char name[256];
-    int rank0 = 0;
-    json_t *targets = json_array(), *rank_pattern = json_object(), *alpha_pattern = json_object();
-    for (int p = 0; p < BR_PROJ_COUNT; p++)
-        if (a->targets & (1u << p)) json_array_append_new(targets, json_string(proj_names[p]));
-    for (int l = 0; l < a->shapes.n_layers && rc == BR_OK; l++) {
-        for (int p = 0; p < BR_PROJ_COUNT && rc == BR_OK; p++) {
-            const br_lora_module_t *m = br_lora_module(a, l, (br_proj)p);
-            if (!m->rank) continue;
-            if (!rank0) rank0 = m->rank;
-            char module[160];
-            snprintf(module, sizeof module, "model.layers.%d.%s.%s", l, proj_parent[p], proj_names[p]);
-            if (m->rank != a->rank) json_object_set_new(rank_pattern, module, json_integer(m->rank));
-            float want = module_scale(a->alpha, m->rank, a->rslora);
-            if (fabsf(want - m->scale) > 1e-6f * fabsf(want)) {
-                float alpha = a->rslora ? m->scale * sqrtf((float)m->rank) : m->scale * (float)m->rank;
-                json_object_set_new(alpha_pattern, module, json_real(alpha));
-            }
-            int64_t sa[2] = {m->rank, (int64_t)a->shapes.in[p]}, sb[2] = {(int64_t)a->shapes.out[p], m->rank};
-            snprintf(name, sizeof name, "base_model.model.%s.lora_A.weight", module);
-            rc = br_st_writer_add_f32(w, name, BR_DT_F32, 2, sa, m->A);
-            snprintf(name, sizeof name, "base_model.model.%s.lora_B.weight", module);
-            if (rc == BR_OK) rc = br_st_writer_add_f32(w, name, BR_DT_F32, 2, sb, m->B);
-        }
-    }
-    if (rc == BR_OK) rc = br_path_join(path, sizeof path, dir, "adapter_model.safetensors");
-    if (rc == BR_OK) rc = br_st_writer_save(w, path);
-    br_st_writer_free(w);
-    json_t *cfg = json_object();
-    json_object_set_new(cfg, "alpha_pattern", alpha_pattern);
-    json_object_set_new(cfg, "auto_mapping", json_null());
-    json_object_set_new(cfg, "base_model_name_or_path", json_string(a->base_model));
-    json_object_set_new(cfg, "bias", json_string("none"));
-    json_object_set_new(cfg, "fan_in_fan_out", json_false());
-    json_object_set_new(cfg, "inference_mode", json_true());
-    json_object_set_new(cfg, "init_lora_weights", json_true());
-    json_object_set_new(cfg, "layers_to_transform", json_null());
-    json_object_set_new(cfg, "lora_alpha", json_real(a->alpha));
-    json_object_set_new(cfg, "lora_dropout", json_real(0.0));
-    json_object_set_new(cfg, "modules_to_save", json_null());
-    json_object_set_new(cfg, "peft_type", json_string("LORA"));
-    json_object_set_new(cfg, "r", json_integer(a->rank ? a->rank : rank0));
-    json_object_set_new(cfg, "rank_pattern", rank_pattern);
-    json_object_set_new(cfg, "revision", json_null());
-    json_object_set_new(cfg, "target_modules", targets);
-    json_object_set_new(cfg, "task_type", json_string("CAUSAL_LM"));
-    json_object_set_new(cfg, "use_dora", json_false());
-    json_object_set_new(cfg, "use_rslora", json_boolean(a->rslora));
-    char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(cfg);
-    if (rc == BR_OK && !text) rc = br_error(BR_ENOMEM, "LoRA: out of memory");
-    if (rc == BR_OK) rc = br_path_join(path, sizeof path, dir, "adapter_config.json");
-    if (rc == BR_OK) rc = br_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return rc;
 }
 
 /* ---- batched application ---- */

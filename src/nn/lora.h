@@ -1,10 +1,11 @@
-/* LoRA adapters (PEFT layout) and batched heterogeneous LoRA (Punica SGMV/BGMV, S-LoRA).
+/* LoRA adapters and batched heterogeneous LoRA (Punica SGMV/BGMV, S-LoRA): compute only.
+ * Reading and writing PEFT folders is lm/peft.h.
  *
  * An adapter adds, after the base projection y = x W^T of projection p in layer l,
  *     y += scale * (x A^T) B^T,   A (r, C), B (OC, r), scale = alpha / r (alpha / sqrt(r) with
  * rsLoRA).  Ranks may differ per module and per adapter; nothing is padded.
  *
- * On disk: a folder as Hugging Face PEFT writes it,
+ * On disk (lm/peft.h): a folder as Hugging Face PEFT writes it,
  *   adapter_config.json        {"peft_type": "LORA", "r": 8, "lora_alpha": 16,
  *                               "target_modules": ["q_proj", "v_proj"], "use_rslora": false,
  *                               "rank_pattern": {}, "alpha_pattern": {}, "bias": "none", ...}
@@ -62,6 +63,16 @@ typedef struct {
 /* PEFT module name of a projection ("q_proj"...) and the reverse (-1 when unknown). */
 const char *br_lora_proj_name(br_proj p);
 int br_lora_proj_parse(const char *name);
+/* The module holding a projection: "self_attn" or "mlp". */
+const char *br_lora_proj_parent(br_proj p);
+/* buf = "model.layers.<layer>.<parent>.<proj>", the Hugging Face module path (cap >= 64). */
+void br_lora_module_path(char *buf, size_t cap, int layer, br_proj p);
+
+/* Largest alpha (lora_alpha, alpha_pattern values, --alpha) braid accepts.  Adapters in the
+ * wild use 1..1024; a larger one only turns logits into Inf/NaN, so it is refused at load. */
+#define BR_LORA_ALPHA_MAX 65536.0
+/* The module scale: alpha / r, or alpha / sqrt(r) with rsLoRA. */
+float br_lora_scale(float alpha, int r, bool rslora);
 /* Parses "q_proj,v_proj" (or "all" / "all-linear") into a target bit mask. */
 br_status br_lora_parse_targets(const char *list, unsigned *mask);
 
@@ -70,11 +81,9 @@ br_status br_lora_parse_targets(const char *list, unsigned *mask);
  * the identity update. */
 br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes, int rank,
                          float alpha, unsigned targets, bool rslora, uint64_t seed);
-/* Loads a PEFT folder and checks every tensor against the base shapes; BR_EFORMAT /
- * BR_EUNSUPPORTED / BR_ENOTFOUND with a message naming the file and the tensor. */
-br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes);
-/* Writes the PEFT folder (created if needed; both files atomically). */
-br_status br_lora_save(const br_lora_adapter_t *a, const char *dir);
+/* An adapter with ranks[layer * BR_PROJ_COUNT + proj] (0: not adapted) on `shapes`: A and B
+ * carved from one zeroed allocation, scales 0 (the caller sets them). */
+br_status br_lora_alloc(br_lora_adapter_t **out, const br_lora_shapes_t *shapes, const int *ranks);
 void br_lora_free(br_lora_adapter_t *a); /* NULL is a no-op */
 
 /* Bytes of host memory the adapter holds (weights, gradients and bookkeeping). */

@@ -11,6 +11,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/timer.h"
+#include "lm/peft.h"
 #include "serve/util.h"
 
 enum { ST_UNLOADED, ST_QUEUED, ST_LOADING, ST_READY, ST_FAILED };
