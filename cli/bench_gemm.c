@@ -10,6 +10,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
 
 /* Peak = cores x clock x FP32 FLOP/cycle/core, read from /proc/cpuinfo: 2 FMA units x lanes

@@ -12,7 +12,7 @@
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "commands.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/data.h"
 #include "lm/model.h"
 

@@ -14,7 +14,7 @@
 #include "base/progress.h"
 #include "base/timer.h"
 #include "commands.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/data.h"
 #include "lm/model.h"
 

@@ -1,4 +1,4 @@
-/* br_sgemm (OpenBLAS) and br_sgemm_ref (portable) against a double-precision triple loop, for
+/* br_sgemm (OpenBLAS) and br_sgemm_portable (portable) against a double-precision triple loop, for
  * every transpose combination, odd sizes, padded leading dimensions, alpha/beta, and the
  * threading situations: split across the OpenMP threads (large), on the calling thread (small),
  * from inside an OpenMP region (each thread its own single-threaded BLAS call), and many
@@ -9,6 +9,7 @@
 
 #include "base/rng.h"
 #include "harness.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
 #include "kernels/vmath.h"
 
@@ -58,9 +59,9 @@ static void one_case(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha
     memcpy(C1, C0, nc * 4), memcpy(C2, C0, nc * 4), memcpy(C3, C0, nc * 4);
     naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, W, ldc);
     br_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
-    br_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+    br_sgemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
     compare("br_sgemm", C1, W, M, N, ldc, K, ta, tb, 1e-6);
-    compare("br_sgemm_ref", C2, W, M, N, ldc, K, ta, tb, 1e-6);
+    compare("br_sgemm_portable", C2, W, M, N, ldc, K, ta, tb, 1e-6);
     /* padding columns untouched */
     bool pad_ok = true;
     for (size_t i = 0; i < M; i++)
@@ -79,9 +80,9 @@ static void one_case(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha
             if (r1 > r0 && !ref)
                 br_sgemm(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
             if (r1 > r0 && ref)
-                br_sgemm_ref(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
+                br_sgemm_portable(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
         }
-        compare(ref ? "br_sgemm_ref in omp region" : "br_sgemm in omp region", C3, W, M, N, ldc,
+        compare(ref ? "br_sgemm_portable in omp region" : "br_sgemm in omp region", C3, W, M, N, ldc,
                 K, ta, tb, 1e-6);
     }
     free(A), free(B), free(C0), free(C1), free(C2), free(C3), free(W);

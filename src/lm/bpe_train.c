@@ -23,7 +23,7 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "base/timer.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/bytelevel.h"
 #include "lm/corpus.h"
 #include "lm/tokenizer.h"
