@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "base/rng.h"
+#include "base/threads.h"
 #include "harness.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
@@ -40,6 +41,13 @@ static float *frand(size_t n, double scale, double **d)
         f[i] = (float)(scale * (2 * br_rng_double(&rng) - 1));
         (*d)[i] = f[i];
     }
+    return f;
+}
+static float *frand1(size_t n, double scale)
+{
+    double *d;
+    float *f = frand(n, scale, &d);
+    free(d);
     return f;
 }
 static float *fzero(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
@@ -326,6 +334,37 @@ static void test_memory(const br_kernels_t *k)
     k->free(NULL);
 }
 
+/* The contract: the same bits with 1 and 2 threads (GEMM blocks, reductions and dw columns are
+ * split by shape, never by thread count).  Shapes large enough to take the threaded paths. */
+static void test_threads(const br_kernels_t *k)
+{
+    size_t B = 2, T = 70, NH = 4, NKV = 2, hd = 16, N = B * T, C = 600, OC = 700, V = 517;
+    size_t nq = N * NH * hd, nk = N * NKV * hd, na = B * NH * T * T;
+    float *q = frand1(nq, 1), *kk = frand1(nk, 1), *v = frand1(nk, 1);
+    float *x = frand1(N * C, 1), *w = frand1(OC * C, 1), *lg = frand1(N * V, 4);
+    int32_t *tg = malloc(N * sizeof *tg);
+    for (size_t i = 0; i < N; i++) tg[i] = (int32_t)br_rng_below(&rng, V);
+    float *out[2], *att[2], *y[2], *dl[2], ls[2][140], mean[2];
+    double ss[2];
+    int old = br_get_threads();
+    for (int r = 0; r < 2; r++) {
+        br_set_threads(r + 1);
+        out[r] = fzero(nq), att[r] = fzero(na), y[r] = fzero(N * OC), dl[r] = fzero(N * V);
+        k->attention_forward(out[r], att[r], q, kk, v, B, T, NH, NKV, hd);
+        k->matmul[BR_WT_F32](y[r], x, w, N, C, OC);
+        mean[r] = k->xent_fused(ls[r], dl[r], lg, tg, 0.5f, N, V);
+        ss[r] = k->sum_squares(w, OC * C);
+    }
+    br_set_threads(old);
+    CHECK_MSG(memcmp(out[0], out[1], nq * 4) == 0, "%s: attention differs with 1 and 2 threads", tname);
+    CHECK_MSG(memcmp(y[0], y[1], N * OC * 4) == 0, "%s: matmul differs with 1 and 2 threads", tname);
+    CHECK_MSG(memcmp(dl[0], dl[1], N * V * 4) == 0 && mean[0] == mean[1],
+              "%s: xent_fused differs with 1 and 2 threads", tname);
+    CHECK_MSG(ss[0] == ss[1], "%s: sum_squares differs with 1 and 2 threads", tname);
+    for (int r = 0; r < 2; r++) free(out[r]), free(att[r]), free(y[r]), free(dl[r]);
+    free(q), free(kk), free(v), free(x), free(w), free(lg), free(tg);
+}
+
 static void test_table(const br_kernels_t *k)
 {
     tname = k->name;
@@ -339,6 +378,7 @@ static void test_table(const br_kernels_t *k)
     test_elementwise(k, 37);
     test_elementwise(k, 70001);
     test_memory(k);
+    test_threads(k);
     printf("table %-8s (gemm %s): %s\n", k->name, k->gemm_name,
            th_failed == before ? "every entry matches the float64 reference" : "FAILED");
 }

@@ -1,6 +1,5 @@
 /* Inference: the paged KV pool and the batched forward over rows of different sequences at
  * different positions (continuous batching: prefill chunks and decode tokens in one call). */
-#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
