@@ -79,7 +79,8 @@ static void gemm_case(const br_kernels_t *k, bool ta, bool tb, size_t M, size_t 
     brd_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     k->sgemm(ta, tb, M, N, K, alpha, fA, lda, fB, ldb, beta, fC, ldc);
     char what[96];
-    snprintf(what, sizeof what, "sgemm ta=%d tb=%d %zux%zux%zu a=%g b=%g", ta, tb, M, N, K, alpha, beta);
+    snprintf(what, sizeof what, "sgemm ta=%d tb=%d %zux%zux%zu a=%g b=%g", ta, tb, M, N, K,
+             alpha, beta);
     cmp(what, fC, C, M * ldc, TOL * 4);
     free(fA), free(fB), free(fC), free(A), free(B), free(C);
 }
@@ -197,7 +198,8 @@ static void test_rowwise(const br_kernels_t *k, size_t N, size_t C)
     k->xent_backward(fdl, fpr, tg, 0.25f, N, C);
     cmp("xent dlogits", fdl, dl, N * C, TOL);
     fm = k->xent_fused(fls, fdl, flg, tg, 0.25f, N, C);
-    CHECK_MSG(fabs(fm - m) <= 1e-6 * fmax(1, fabs(m)), "%s: xent_fused mean %.9g vs %.12g", tname, fm, m);
+    CHECK_MSG(fabs(fm - m) <= 1e-6 * fmax(1, fabs(m)), "%s: xent_fused mean %.9g vs %.12g", tname,
+              fm, m);
     cmp("xent_fused dlogits", fdl, dl, N * C, TOL);
 
     free(fx), free(fw), free(fg), free(fdx), free(fdw), free(x), free(w), free(g), free(dx);
@@ -253,7 +255,8 @@ static void test_paged(const br_kernels_t *k)
             for (size_t h = 0; h < NH; h++) {
                 size_t kvh = h / (NH / NKV), n = (size_t)rowpos[r] + 1;
                 double mx = -INFINITY, sum = 0;
-#define ROW(base, t) (base + (size_t)row_pages[r][(t) / P] * page + ((l * NKV + kvh) * P + (t) % P) * hd)
+#define ROW(base, t) \
+    (base + (size_t)row_pages[r][(t) / P] * page + ((l * NKV + kvh) * P + (t) % P) * hd)
                 for (size_t t = 0; t < n; t++) {
                     double s = 0;
                     for (size_t i = 0; i < hd; i++) s += q[r * D + h * hd + i] * ROW(K, t)[i];
@@ -356,8 +359,10 @@ static void test_threads(const br_kernels_t *k)
         ss[r] = k->sum_squares(w, OC * C);
     }
     br_set_threads(old);
-    CHECK_MSG(memcmp(out[0], out[1], nq * 4) == 0, "%s: attention differs with 1 and 2 threads", tname);
-    CHECK_MSG(memcmp(y[0], y[1], N * OC * 4) == 0, "%s: matmul differs with 1 and 2 threads", tname);
+    CHECK_MSG(memcmp(out[0], out[1], nq * 4) == 0, "%s: attention differs with 1 and 2 threads",
+              tname);
+    CHECK_MSG(memcmp(y[0], y[1], N * OC * 4) == 0, "%s: matmul differs with 1 and 2 threads",
+              tname);
     CHECK_MSG(memcmp(dl[0], dl[1], N * V * 4) == 0 && mean[0] == mean[1],
               "%s: xent_fused differs with 1 and 2 threads", tname);
     CHECK_MSG(ss[0] == ss[1], "%s: sum_squares differs with 1 and 2 threads", tname);
