@@ -50,6 +50,14 @@ $(BIN): $(CLI_OBJ) $(LIB)
 
 # kernels/ and nn/: float compares must if-convert for the loops to vectorise (docs/nn.md)
 $(BUILD)/src/kernels/%.o $(BUILD)/src/nn/%.o: CFLAGS += -fno-trapping-math
+# kernels/: one table per instruction set from the same sources, picked at start-up
+# (docs/kernels.md).  *_portable: the compiler's baseline target (no -march); *_avx2, *_avx512:
+# that instruction set whatever the build machine has.
+$(BUILD)/src/kernels/%_portable.o: OPT := $(filter-out -march=% -mtune=% -mcpu=%,$(OPT))
+ifeq ($(shell uname -m),x86_64)
+$(BUILD)/src/kernels/%_avx2.o: CFLAGS += -mavx2 -mfma -mno-avx512f
+$(BUILD)/src/kernels/%_avx512.o: CFLAGS += -mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma
+endif
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -10,7 +10,9 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
+#include "kernels/kernels.h"
 
 /* Peak = cores x clock x FP32 FLOP/cycle/core, read from /proc/cpuinfo: 2 FMA units x lanes
  * x 2 FLOP (AVX-512: 16 lanes, AVX2+FMA: 8 lanes, else SSE: 4 lanes, no FMA). */
@@ -61,9 +63,11 @@ int bench_gemm(int argc, char **argv)
     double min_time = 0.3;
     int threads = 0;
     bool json = false;
+    const char *kernels = NULL;
     const opt_t opts[] = {
         {"min-time", OPT_DOUBLE, &min_time, "S", "seconds per shape (default 0.3; best of the runs is reported)", false},
         {"threads", OPT_INT, &threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
+        {"kernels", OPT_STR, &kernels, "NAME", "kernel table: auto, avx512, avx2 or portable (default: BRAID_KERNELS or the best)", false},
         {"json", OPT_BOOL, &json, NULL, "print one JSON object per line", false},
     };
     cmd_spec_t spec = {"braid bench gemm [options]",
@@ -74,14 +78,18 @@ int bench_gemm(int argc, char **argv)
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
+    if (kernels && br_kernels_use(kernels)) {
+        fprintf(stderr, "braid: error: %s\n", br_errmsg());
+        return 2;
+    }
     if (threads > 0) br_set_threads(threads);
     int nt = br_get_threads();
     double ghz;
     int fpc;
     double peak = peak_gflops(nt, &ghz, &fpc);
     if (!json)
-        printf("backend %s, %d thread%s, peak %.1f GFLOP/s (%.2f GHz x %d FLOP/cycle x %d)\n",
-               br_gemm_backend(), nt, nt > 1 ? "s" : "", peak, ghz, fpc, nt);
+        printf("kernels %s, backend %s, %d thread%s, peak %.1f GFLOP/s (%.2f GHz x %d FLOP/cycle x %d)\n",
+               br_kernels()->name, br_gemm_backend(), nt, nt > 1 ? "s" : "", peak, ghz, fpc, nt);
 
     shape_t shapes[32];
     int ns = 0;

@@ -14,7 +14,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "nn/moe.h"
 #include "nn/nn.h"
 

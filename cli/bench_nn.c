@@ -12,7 +12,9 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
+#include "kernels/kernels.h"
 #include "nn/nn.h"
 
 typedef struct {
@@ -195,12 +197,13 @@ int bench_nn(int argc, char **argv)
     double min_time = 0.2;
     int threads = 0;
     bool json = false;
-    const char *only = NULL, *preset = NULL;
+    const char *only = NULL, *preset = NULL, *kernels = NULL;
     const opt_t opts[] = {
         {"min-time", OPT_DOUBLE, &min_time, "S", "seconds per operation (default 0.2; the median call is reported)", false},
         {"threads", OPT_INT, &threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
         {"preset", OPT_STR, &preset, "NAME", "d256 or d512 (default: both)", false},
         {"op", OPT_STR, &only, "TEXT", "only operations whose name contains TEXT (e.g. attention)", false},
+        {"kernels", OPT_STR, &kernels, "NAME", "kernel table: auto, avx512, avx2 or portable (default: BRAID_KERNELS or the best)", false},
         {"json", OPT_BOOL, &json, NULL, "print one JSON object per line", false},
     };
     cmd_spec_t spec = {"braid bench nn [options]",
@@ -212,6 +215,10 @@ int bench_nn(int argc, char **argv)
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
+    if (kernels && br_kernels_use(kernels)) {
+        fprintf(stderr, "braid: error: %s\n", br_errmsg());
+        return 2;
+    }
     if (threads > 0) br_set_threads(threads);
     int nt = br_get_threads();
     bool any = false;
@@ -226,9 +233,10 @@ int bench_nn(int argc, char **argv)
             return 1;
         }
         if (!json)
-            printf("preset %s: B=%zu T=%zu d=%zu NH=%zu hd=%zu F=%zu V=%zu, %d thread%s, gemm %s\n"
-                   "%-18s %12s %12s %10s\n", p->name, p->B, p->T, p->d, p->NH, c.hd, p->F, p->V, nt,
-                   nt > 1 ? "s" : "", br_gemm_backend(), "operation", "us/call", "cpu us/call", "rate");
+            printf("preset %s: B=%zu T=%zu d=%zu NH=%zu hd=%zu F=%zu V=%zu, %d thread%s, kernels %s, "
+                   "gemm %s\n%-18s %12s %12s %10s\n", p->name, p->B, p->T, p->d, p->NH, c.hd, p->F,
+                   p->V, nt, nt > 1 ? "s" : "", br_kernels()->name, br_gemm_backend(), "operation",
+                   "us/call", "cpu us/call", "rate");
         for (int op = 0; op < OP_COUNT; op++) {
             if (only && !strstr(op_names[op], only)) continue;
             double cpu, s = time_op(&c, op, min_time, &cpu), bytes, flops;
@@ -237,8 +245,9 @@ int bench_nn(int argc, char **argv)
             const char *unit = flops > 0 ? "GFLOP/s" : "GB/s";
             if (json)
                 printf("{\"bench\": \"nn\", \"preset\": \"%s\", \"op\": \"%s\", \"us\": %.2f, "
-                       "\"cpu_us\": %.2f, \"rate\": %.3f, \"unit\": \"%s\", \"threads\": %d}\n",
-                       p->name, op_names[op], s * 1e6, cpu * 1e6, rate, unit, nt);
+                       "\"cpu_us\": %.2f, \"rate\": %.3f, \"unit\": \"%s\", \"threads\": %d, "
+                       "\"kernels\": \"%s\"}\n",
+                       p->name, op_names[op], s * 1e6, cpu * 1e6, rate, unit, nt, br_kernels()->name);
             else printf("%-18s %12.1f %12.1f %10.2f %s\n", op_names[op], s * 1e6, cpu * 1e6, rate, unit);
             fflush(stdout);
         }

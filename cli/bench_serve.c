@@ -16,7 +16,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/model.h"
 #include "lm/peft.h"
 #include "text/tokenizer.h"

@@ -14,7 +14,7 @@
 #include "base/fileio.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
 

@@ -12,6 +12,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
 #include "lm/eval.h"
 #include "lm/model.h"

@@ -11,7 +11,7 @@
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "commands.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/eval.h"
 #include "lm/model.h"
 

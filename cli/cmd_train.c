@@ -11,7 +11,7 @@
 #include "base/dtype.h"
 #include "base/progress.h"
 #include "commands.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/train.h"
 
 typedef struct {

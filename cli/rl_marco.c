@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "args.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "rl/marco.h"
 #include "rl_cmds.h"
 

@@ -1,4 +1,4 @@
-/* br_sgemm (OpenBLAS) and br_sgemm_ref (portable) against a double-precision triple loop, for
+/* br_sgemm_blas (OpenBLAS) and br_sgemm_portable against a double-precision triple loop, for
  * every transpose combination, odd sizes, padded leading dimensions, alpha/beta, and the
  * threading situations: split across the OpenMP threads (large), on the calling thread (small),
  * from inside an OpenMP region (each thread its own single-threaded BLAS call), and many
@@ -9,6 +9,7 @@
 
 #include "base/rng.h"
 #include "harness.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
 #include "kernels/vmath.h"
 
@@ -57,10 +58,10 @@ static void one_case(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha
     for (size_t i = 0; i < nc; i++) W[i] = C0[i];
     memcpy(C1, C0, nc * 4), memcpy(C2, C0, nc * 4), memcpy(C3, C0, nc * 4);
     naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, W, ldc);
-    br_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
-    br_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
-    compare("br_sgemm", C1, W, M, N, ldc, K, ta, tb, 1e-6);
-    compare("br_sgemm_ref", C2, W, M, N, ldc, K, ta, tb, 1e-6);
+    br_sgemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
+    br_sgemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+    compare("br_sgemm_blas", C1, W, M, N, ldc, K, ta, tb, 1e-6);
+    compare("br_sgemm_portable", C2, W, M, N, ldc, K, ta, tb, 1e-6);
     /* padding columns untouched */
     bool pad_ok = true;
     for (size_t i = 0; i < M; i++)
@@ -68,7 +69,7 @@ static void one_case(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha
             pad_ok &= C1[i * ldc + j] == C0[i * ldc + j] && C2[i * ldc + j] == C0[i * ldc + j];
     CHECK_MSG(pad_ok, "gemm wrote outside the N columns (ta=%d tb=%d M=%zu N=%zu K=%zu)", ta,
               tb, M, N, K);
-    /* inside a parallel region, each thread on half of the rows (br_sgemm, then the ref) */
+    /* inside a parallel region, each thread on half of the rows (br_sgemm_blas, then the portable one) */
     for (int ref = 0; ref < 2; ref++) {
         memcpy(C3, C0, nc * 4);
 #pragma omp parallel num_threads(2)
@@ -77,11 +78,11 @@ static void one_case(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha
             size_t r0 = M * t / n, r1 = M * (t + 1) / n;
             const float *Ar = ta ? A + r0 : A + r0 * lda;
             if (r1 > r0 && !ref)
-                br_sgemm(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
+                br_sgemm_blas(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
             if (r1 > r0 && ref)
-                br_sgemm_ref(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
+                br_sgemm_portable(ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta, C3 + r0 * ldc, ldc);
         }
-        compare(ref ? "br_sgemm_ref in omp region" : "br_sgemm in omp region", C3, W, M, N, ldc,
+        compare(ref ? "br_sgemm_portable in omp region" : "br_sgemm_blas in omp region", C3, W, M, N, ldc,
                 K, ta, tb, 1e-6);
     }
     free(A), free(B), free(C0), free(C1), free(C2), free(C3), free(W);
@@ -107,7 +108,7 @@ static void test_gemm(void)
     br_rng_fill_uniform(&rng, B, K * N, -1, 1);
     naive(false, false, M, N, K, 1, A, K, B, N, 0, W, N);
 #pragma omp parallel for schedule(dynamic)
-    for (size_t r = 0; r < reps; r++) br_sgemm(false, false, M, N, K, 1, A, K, B, N, 0, C + r * M * N, N);
+    for (size_t r = 0; r < reps; r++) br_sgemm_blas(false, false, M, N, K, 1, A, K, B, N, 0, C + r * M * N, N);
     for (size_t r = 0; r < reps; r++) compare("concurrent BLAS calls", C + r * M * N, W, M, N, N, K, 0, 0, 1e-6);
     free(A), free(B), free(C), free(W);
 }
@@ -146,7 +147,7 @@ static void test_expf(void)
 int main(void)
 {
     br_rng_seed(&rng, 7);
-    printf("gemm backend %s, %d threads\n", br_gemm_backend(), br_get_threads());
+    printf("br_sgemm_blas and br_sgemm_portable, %d threads\n", br_get_threads());
     test_gemm();
     test_expf();
     return th_exit();

@@ -10,7 +10,7 @@
 #include "base/rng.h"
 #include "base/safetensors.h"
 #include "harness.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/generate.h"
 #include "lm/model.h"
 #include "model_fixture.h"

@@ -8,7 +8,7 @@
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "harness.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "lm/model.h"
 
 static unsigned char *load_corpus(size_t *n_train, size_t *n_val, unsigned char **val)

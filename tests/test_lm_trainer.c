@@ -11,8 +11,8 @@
 
 #include "base/dtype.h"
 #include "base/fileio.h"
+#include "base/threads.h"
 #include "harness.h"
-#include "kernels/gemm.h"
 #include "text/data.h"
 #include "shard_fixture.h"
 #include "lm/eval.h"

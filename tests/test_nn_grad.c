@@ -1,6 +1,6 @@
 /* Finite-difference gradient checks for every backward in nn/, in double precision.
  *
- * The layer kernels are written once (src/nn/<layer>.inc) and compiled twice: for float into
+ * The layer kernels are written once (src/kernels/<layer>.inc) and compiled twice: for float into
  * libbraid (what the model runs) and, here, for double (NN_DOUBLE, names brd_*).  So the code
  * checked here is the code that runs, only the scalar type differs; in double, central
  * differences are accurate to ~1e-10, which allows a tight tolerance (TOL) that float checks
@@ -16,15 +16,15 @@
 #define NN_DOUBLE
 /* Small row blocks so that the attention's block loop runs several blocks at T = 7. */
 #define NN_ATT_BUF 21
-#include "nn/real.h"
-#include "nn/linear.inc"
-#include "nn/embedding.inc"
-#include "nn/rmsnorm.inc"
-#include "nn/rope.inc"
-#include "nn/attention.inc"
-#include "nn/swiglu.inc"
-#include "nn/softmax.inc"
-#include "nn/xent.inc"
+#include "kernels/real.h"
+#include "kernels/linear.inc"
+#include "kernels/embedding.inc"
+#include "kernels/rmsnorm.inc"
+#include "kernels/rope.inc"
+#include "kernels/attention.inc"
+#include "kernels/swiglu.inc"
+#include "kernels/softmax.inc"
+#include "kernels/xent.inc"
 
 #include <stdlib.h>
 

@@ -6,6 +6,7 @@
 
 #include "base/rng.h"
 #include "harness.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
 #include "nn/nn.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "rl/marco_model.h"
 #include "rl/vdn.h"
 

@@ -1,13 +1,13 @@
 /* Inference: the paged KV pool and the batched forward over rows of different sequences at
  * different positions (continuous batching: prefill chunks and decode tokens in one call). */
-#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
+#include "kernels/kernels.h"
 #include "lm/config_moe.h"
 #include "lm/model_internal.h"
 
@@ -107,6 +107,7 @@ struct br_model_infer {
     int32_t *pos, *rowseq;                      /* (N) */
     float *xr;                                  /* (R,C) rows whose logits are wanted */
     float *scores;                              /* (nthreads, maxpos) */
+    const int32_t **rowpages;                   /* (N) each row's page table */
 };
 
 void br_lm_infer_free(br_model_t *m);
@@ -114,6 +115,7 @@ void br_lm_infer_free(br_model_t *m)
 {
     if (!m->infer) return;
     br_free(m->infer->mem);
+    free(m->infer->rowpages);
     free(m->infer);
     m->infer = NULL;
 }
@@ -133,7 +135,9 @@ static br_status ensure_infer(br_model_t *m, size_t N, size_t R)
     size_t total = R16(N * d.C) * 4 + R16(N * d.Dq) * 2 + R16(N * d.Dkv) * 2 + R16(N * d.F) * 3 +
                    R16(N) * 2 + R16(R * d.C) + R16(nt * d.maxpos);
     s = calloc(1, sizeof *s);
-    if (!s || !(s->mem = br_alloc(total * sizeof(float)))) {
+    if (!s || !(s->mem = br_alloc(total * sizeof(float))) ||
+        !(s->rowpages = malloc(N * sizeof *s->rowpages))) {
+        if (s) br_free(s->mem);
         free(s);
         return br_error(BR_ENOMEM, "cannot allocate inference buffers for %zu rows", N);
     }
@@ -169,47 +173,20 @@ static inline float *kv_at(const br_kv_pool_t *kv, float *base, int32_t page, si
     return base + ((((size_t)page * kv->L + l) * kv->NKV + h) * kv->P + slot) * kv->hd;
 }
 
-/* Paged causal attention for every (row, head): row r of seq s at position pos[r] attends to
- * positions [0, pos[r]] of s, read from the pages. */
+/* Paged causal attention for every (row, head) through the kernel table: row r of seq s at
+ * position pos[r] attends to positions [0, pos[r]] of s, read from the pages. */
 static void paged_attention(br_model_t *m, const br_kv_pool_t *kv, size_t l, const br_seq_t *seqs,
                             size_t N)
 {
     br_model_infer_t *s = m->infer;
     br_dims_t d = br_model_dims(m);
-    size_t hd = d.hd, group = d.NH / d.NKV, P = kv->P;
-    float scale = 1.0f / sqrtf((float)hd);
-    long total = (long)(N * d.NH);
-#pragma omp parallel for schedule(dynamic, 4)
-    for (long job = 0; job < total; job++) {
-        size_t r = (size_t)job / d.NH, h = (size_t)job % d.NH, kvh = h / group;
-        const br_seq_t *sq = &seqs[s->rowseq[r]];
-        size_t npos = (size_t)s->pos[r] + 1;
-        float *sc = s->scores + (size_t)omp_get_thread_num() * d.maxpos;
-        const float *qr = s->q + r * d.Dq + h * hd;
-        float mx = -INFINITY;
-        for (size_t t = 0; t < npos; t++) {
-            const float *kt = kv_at(kv, kv->k, sq->pages[t / P], l, kvh, t % P);
-            float dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (size_t i = 0; i < hd; i++) dot += qr[i] * kt[i];
-            sc[t] = dot * scale;
-            if (sc[t] > mx) mx = sc[t];
-        }
-        float sum = 0;
-        for (size_t t = 0; t < npos; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
-        }
-        float inv = 1.0f / sum;
-        float *o = s->ao + r * d.Dq + h * hd;
-        memset(o, 0, hd * sizeof(float));
-        for (size_t t = 0; t < npos; t++) {
-            const float *vt = kv_at(kv, kv->v, sq->pages[t / P], l, kvh, t % P);
-            float w = sc[t] * inv;
-#pragma omp simd
-            for (size_t i = 0; i < hd; i++) o[i] += w * vt[i];
-        }
-    }
+    size_t layer = l * kv->NKV * kv->P * kv->hd;
+    br_kv_pages_t view = {.k = kv->k + layer, .v = kv->v + layer, .page_rows = kv->P,
+                          .page_stride = kv->L * kv->NKV * kv->P * kv->hd,
+                          .head_stride = kv->P * kv->hd};
+    for (size_t r = 0; r < N; r++) s->rowpages[r] = seqs[s->rowseq[r]].pages;
+    br_kernels()->attention_paged(s->ao, s->scores, s->q, &view, s->rowpages, s->pos, N, d.NH,
+                                  d.NKV, d.hd, d.maxpos);
 }
 
 static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,

@@ -1,5 +1,14 @@
-/* embedding: float build of nn/embedding.inc (the double build is in tests/test_nn_grad.c). */
-#define NN_FLOAT
+/* embedding: the layer's entry points run the active kernel table (kernels/kernels.h; the
+ * loops live in kernels/). */
+#include "kernels/kernels.h"
 #include "nn/nn.h"
-#include "nn/real.h"
-#include "nn/embedding.inc"
+
+void br_embedding_forward(float *out, const int32_t *tokens, const float *wte, size_t N, size_t C)
+{
+    br_kernels()->embedding_forward(out, tokens, wte, N, C);
+}
+
+void br_embedding_backward(float *dwte, const float *dout, const int32_t *tokens, size_t N, size_t C)
+{
+    br_kernels()->embedding_backward(dwte, dout, tokens, N, C);
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/threads.h"
 #include "kernels/gemm.h"
 #include "nn/moe.h"
 #include "nn/nn.h"

@@ -1,8 +1,20 @@
-/* rope: float build of nn/rope.inc (the double build is in tests/test_nn_grad.c). */
-#define NN_FLOAT
+/* rope: the position tables here; the rotation runs the active kernel table (kernels/rope.inc). */
+#include <math.h>
+
+#include "kernels/kernels.h"
 #include "nn/nn.h"
-#include "nn/real.h"
-#include "nn/rope.inc"
+
+void br_rope_forward(float *x, const int32_t *pos, const float *cos, const float *sin, size_t N,
+                     size_t H, size_t hd)
+{
+    br_kernels()->rope_forward(x, pos, cos, sin, N, H, hd);
+}
+
+void br_rope_backward(float *dx, const int32_t *pos, const float *cos, const float *sin,
+                      size_t N, size_t H, size_t hd)
+{
+    br_kernels()->rope_backward(dx, pos, cos, sin, N, H, hd);
+}
 
 /* As transformers' LlamaRotaryEmbedding computes them, in float32: inv_freq[i] =
  * 1 / theta^(2i/hd), angle = (float)pos * inv_freq[i], then cos/sin of the float angle. */

@@ -23,7 +23,7 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "base/timer.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "text/bytelevel.h"
 #include "text/corpus.h"
 #include "text/tokenizer.h"

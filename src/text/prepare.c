@@ -10,7 +10,7 @@
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "base/timer.h"
-#include "kernels/gemm.h"
+#include "base/threads.h"
 #include "text/bpe_train.h"
 #include "text/corpus.h"
 #include "text/data.h"

@@ -1,34 +1,39 @@
-/* Precision template for the layer kernels (src/nn/NAME.inc).
+/* Precision template for the layer kernels (src/kernels/NAME.inc).
  *
  * Each layer with a backward is written once, in terms of `real`, NN(name), EXP/LOG/SQRT and
- * GEMM, in src/nn/<layer>.inc.  The library compiles it for float (src/nn/<layer>.c defines
- * NN_FLOAT): NN(x) = br_x, GEMM = br_sgemm (OpenBLAS), EXP = br_expf (vectorisable).  The
- * gradient check (tests/test_nn_grad.c) compiles the very same source for double: NN(x) =
- * brd_x (static), GEMM = a naive double GEMM, EXP = exp, so finite differences in double
- * check the code that runs with a tolerance of ~1e-7 instead of float's ~1e-2.
+ * GEMM, in src/kernels/<layer>.inc.  Two configurations include it:
+ *   - NN_FLOAT: a CPU kernel table (kernels/table.inc, built once per instruction set:
+ *     table_portable.c, table_avx2.c, table_avx512.c).  NN(x) = kc_x, static to that table's
+ *     translation unit; EXP = br_expf (vectorisable); GEMM is the table's F32 GEMM, which the
+ *     including file defines first (OpenBLAS or the portable blocked loops).
+ *   - NN_DOUBLE: the gradient check (tests/test_nn_grad.c) and the kernel test's reference
+ *     (tests/test_kernels_tables.c): NN(x) = brd_x (static), GEMM = a naive double GEMM,
+ *     EXP = exp, so finite differences in double check the code that runs with a tolerance of
+ *     ~1e-7 instead of float's ~1e-2.
  *
  * Include exactly one of the two configurations per translation unit. */
-#ifndef BR_NN_REAL_H
-#define BR_NN_REAL_H
+#ifndef BR_KERNELS_REAL_H
+#define BR_KERNELS_REAL_H
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/par.h"
 #include "kernels/vmath.h"
-#include "nn/par.h"
 
 #if defined(NN_FLOAT)
-#include "kernels/gemm.h"
+#ifndef GEMM
+#error "a float kernel table defines GEMM (its F32 GEMM) before including kernels/real.h"
+#endif
 typedef float real;
-#define NN(name) br_##name
-#define NN_API
+#define NN(name) kc_##name
+#define NN_API static
 #define EXP(x) br_expf(x)
 #define EXPNEG(x) br_expf_neg(x) /* x <= 0 */
 #define LOG(x) logf(x)
 #define SQRT(x) sqrtf(x)
-#define GEMM br_sgemm
 #elif defined(NN_DOUBLE)
 typedef double real;
 #define NN(name) brd_##name
@@ -53,6 +58,6 @@ static __attribute__((unused)) void brd_gemm(bool ta, bool tb, size_t M, size_t 
         }
 }
 #else
-#error "define NN_FLOAT or NN_DOUBLE before including nn/real.h"
+#error "define NN_FLOAT or NN_DOUBLE before including kernels/real.h"
 #endif
 #endif

@@ -1,0 +1,34 @@
+#include "base/threads.h"
+
+#include <omp.h>
+#include <stdlib.h>
+
+#include <cblas.h>
+
+/* One thread pool: OpenMP.  OpenBLAS always runs single-threaded (set once, here); a large GEMM
+ * is split by the kernels (kernels/gemm.c) into one block of rows (or columns) per OpenMP
+ * thread, each thread calling OpenBLAS on its block.  So the cores are never shared by two
+ * pools (Debian's libopenblas0-pthread would otherwise keep its own pthread workers spinning
+ * between calls, against our OpenMP threads), BLAS is callable from inside our parallel regions
+ * (attention's per-head GEMMs) and from any other thread.  Measurements: docs/threads.md. */
+static int n_threads;
+
+void br_set_threads(int n)
+{
+    if (n < 1) n = 1;
+    n_threads = n;
+    /* BLAS first: in an OpenMP build of OpenBLAS (libopenblas0-openmp) this call also sets the
+     * OpenMP thread count, which the next line then restores for our kernels. */
+    openblas_set_num_threads(1);
+    omp_set_num_threads(n);
+}
+
+int br_get_threads(void)
+{
+    if (n_threads == 0) {
+        const char *e = getenv("BRAID_THREADS");
+        int n = e ? atoi(e) : 0;
+        br_set_threads(n > 0 ? n : omp_get_num_procs());
+    }
+    return n_threads;
+}

@@ -1,0 +1,462 @@
+/* Every entry of every kernel table this CPU runs (kernels/kernels.h: avx512, avx2, portable)
+ * against a float64 reference, on odd sizes (vector tails) and on sizes that take the threaded
+ * paths.  The layer references are the double build of the very same templates
+ * (kernels/<layer>.inc with NN_DOUBLE, checked by finite differences in test_nn_grad.c); GEMM,
+ * matvec, paged attention, elementwise and AdamW have plain double loops here.  Inputs are
+ * rounded to float first, so only the arithmetic differs.  Also: selection (BRAID_KERNELS,
+ * br_kernels_use), weight types refused with a message, and the memory entries.
+ *
+ * Prints which tables were tested; a table this CPU cannot run is a visible skip. */
+#define NN_DOUBLE
+#include "kernels/real.h"
+#include "kernels/attention.inc"
+#include "kernels/embedding.inc"
+#include "kernels/linear.inc"
+#include "kernels/rmsnorm.inc"
+#include "kernels/rope.inc"
+#include "kernels/softmax.inc"
+#include "kernels/swiglu.inc"
+#include "kernels/xent.inc"
+
+#include <stdlib.h>
+
+#include "base/rng.h"
+#include "base/threads.h"
+#include "harness.h"
+#include "kernels/gemm.h"
+#include "kernels/kernels.h"
+#include "nn/nn.h"
+
+#define TOL 2e-6 /* max |float - double| / max |double|, per output */
+
+static br_rng_t rng;
+static const char *tname; /* table under test, for messages */
+
+/* n floats uniform in [-scale, scale] and their exact double copy. */
+static float *frand(size_t n, double scale, double **d)
+{
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    *d = malloc((n ? n : 1) * sizeof **d);
+    for (size_t i = 0; i < n; i++) {
+        f[i] = (float)(scale * (2 * br_rng_double(&rng) - 1));
+        (*d)[i] = f[i];
+    }
+    return f;
+}
+static float *frand1(size_t n, double scale)
+{
+    double *d;
+    float *f = frand(n, scale, &d);
+    free(d);
+    return f;
+}
+static float *fzero(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+static double *dzero(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+static void cmp(const char *what, const float *f, const double *d, size_t n, double tol)
+{
+    double worst = 0, scale = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(d[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(f[i] - d[i]);
+        if (!(e <= worst)) worst = e, wi = i; /* NaN counts as worst */
+    }
+    double err = worst / (scale > 1e-30 ? scale : 1e-30);
+    CHECK_MSG(err <= tol, "%s: %s: rel err %.3g > tol %.1g (element %zu: %.9g vs %.12g)", tname,
+              what, err, tol, wi, n ? f[wi] : 0.0, n ? d[wi] : 0.0);
+}
+
+/* ---- matrix products ---- */
+
+static void gemm_case(const br_kernels_t *k, bool ta, bool tb, size_t M, size_t N, size_t K,
+                      float alpha, float beta)
+{
+    size_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+    double *A, *B, *C;
+    float *fA = frand((ta ? K : M) * lda, 1, &A), *fB = frand((tb ? N : K) * ldb, 1, &B);
+    float *fC = frand(M * ldc, 1, &C);
+    brd_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    k->sgemm(ta, tb, M, N, K, alpha, fA, lda, fB, ldb, beta, fC, ldc);
+    char what[96];
+    snprintf(what, sizeof what, "sgemm ta=%d tb=%d %zux%zux%zu a=%g b=%g", ta, tb, M, N, K,
+             alpha, beta);
+    cmp(what, fC, C, M * ldc, TOL * 4);
+    free(fA), free(fB), free(fC), free(A), free(B), free(C);
+}
+
+static void test_matmul(const br_kernels_t *k)
+{
+    static const size_t sizes[][3] = {{1, 1, 1}, {7, 13, 37}, {33, 17, 65}, {300, 129, 70}};
+    for (int t = 0; t < 4; t++)
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+            gemm_case(k, t & 1, t >> 1, sizes[s][0], sizes[s][1], sizes[s][2], t ? 0.5f : 1,
+                      t == 3 ? 1 : 0);
+    gemm_case(k, false, false, 5, 6, 0, 1, 0.5f); /* K = 0: C = beta C */
+
+    /* matmul / matvec (F32) and their backward: y = x W^T */
+    size_t N = 19, C = 77, OC = 45;
+    double *x, *w, *dy;
+    float *fx = frand(N * C, 1, &x), *fw = frand(OC * C, 1, &w), *fdy = frand(N * OC, 1, &dy);
+    double *y = dzero(N * OC), *dx, *dw;
+    float *fy = fzero(N * OC), *fdx = frand(N * C, 1, &dx), *fdw = frand(OC * C, 1, &dw);
+    brd_linear_forward(y, x, w, N, C, OC);
+    CHECK(k->matmul[BR_WT_F32] && k->matvec[BR_WT_F32]);
+    k->matmul[BR_WT_F32](fy, fx, fw, N, C, OC);
+    cmp("matmul F32", fy, y, N * OC, TOL);
+    memset(fy, 0, N * OC * sizeof *fy);
+    for (size_t i = 0; i < N; i++) k->matvec[BR_WT_F32](fy + i * OC, fx + i * C, fw, C, OC);
+    cmp("matvec F32 (row by row)", fy, y, N * OC, TOL);
+    brd_linear_backward(dx, dw, dy, x, w, N, C, OC);
+    k->matmul_backward(fdx, fdw, fdy, fx, fw, N, C, OC);
+    cmp("matmul_backward dinp", fdx, dx, N * C, TOL);
+    cmp("matmul_backward dw", fdw, dw, OC * C, TOL);
+    free(fx), free(fw), free(fdy), free(fy), free(fdx), free(fdw);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw);
+}
+
+/* ---- rows: embedding, rmsnorm, rope, swiglu, softmax, cross-entropy ---- */
+
+static void test_rowwise(const br_kernels_t *k, size_t N, size_t C)
+{
+    double *x, *w, *g, *dx, *dw;
+    float *fx = frand(N * C, 2, &x), *fw = frand(C, 1, &w), *fg = frand(N * C, 1, &g);
+    float *fdx = frand(N * C, 1, &dx), *fdw = frand(C, 1, &dw);
+    double *y = dzero(N * C), *rs = dzero(N);
+    float *fy = fzero(N * C), *frs = fzero(N);
+    brd_rmsnorm_forward(y, rs, x, w, 1e-5, N, C);
+    k->rmsnorm_forward(fy, frs, fx, fw, 1e-5f, N, C);
+    cmp("rmsnorm out", fy, y, N * C, TOL);
+    cmp("rmsnorm rstd", frs, rs, N, TOL);
+    brd_rmsnorm_backward(dx, dw, g, x, w, rs, N, C);
+    k->rmsnorm_backward(fdx, fdw, fg, fx, fw, frs, N, C);
+    cmp("rmsnorm dinp", fdx, dx, N * C, TOL);
+    cmp("rmsnorm dw", fdw, dw, C, TOL * 4);
+
+    brd_swiglu_forward(y, x, g, N * C);
+    k->swiglu_forward(fy, fx, fg, N * C);
+    cmp("swiglu out", fy, y, N * C, TOL);
+    { /* backward over the first C values with dout = w */
+        double *dup = dzero(C), *dg = dzero(C);
+        float *fdup = fzero(C), *fdg = fzero(C);
+        brd_swiglu_backward(dg, dup, w, x, g, C);
+        k->swiglu_backward(fdg, fdup, fw, fx, fg, C);
+        cmp("swiglu dgate", fdg, dg, C, TOL);
+        cmp("swiglu dup", fdup, dup, C, TOL);
+        free(dup), free(dg), free(fdup), free(fdg);
+    }
+
+    /* embedding: tokens repeat (the backward's scatter-add) */
+    size_t V = 11;
+    int32_t *tok = malloc(N * sizeof *tok);
+    for (size_t i = 0; i < N; i++) tok[i] = (int32_t)br_rng_below(&rng, V);
+    double *wte, *dwte;
+    float *fwte = frand(V * C, 1, &wte), *fdwte = frand(V * C, 1, &dwte);
+    brd_embedding_forward(y, tok, wte, N, C);
+    k->embedding_forward(fy, tok, fwte, N, C);
+    cmp("embedding out", fy, y, N * C, 0);
+    brd_embedding_backward(dwte, g, tok, N, C);
+    k->embedding_backward(fdwte, fg, tok, N, C);
+    cmp("embedding dwte", fdwte, dwte, V * C, TOL);
+
+    /* rope on (N, H, hd), positions out of order */
+    size_t H = 3, hd = C / H / 2 * 2, maxpos = 40, half = hd / 2; /* H * hd <= C */
+    float *cs = fzero(maxpos * half), *sn = fzero(maxpos * half);
+    br_rope_tables(cs, sn, maxpos, hd, 10000.0f);
+    double *dcs = dzero(maxpos * half), *dsn = dzero(maxpos * half);
+    for (size_t i = 0; i < maxpos * half; i++) dcs[i] = cs[i], dsn[i] = sn[i];
+    int32_t *pos = malloc(N * sizeof *pos);
+    for (size_t i = 0; i < N; i++) pos[i] = (int32_t)((i * 7 + 3) % maxpos);
+    memcpy(y, x, N * H * hd * sizeof *y);
+    memcpy(fy, fx, N * H * hd * sizeof *fy);
+    brd_rope_forward(y, pos, dcs, dsn, N, H, hd);
+    k->rope_forward(fy, pos, cs, sn, N, H, hd);
+    cmp("rope forward", fy, y, N * H * hd, TOL);
+    brd_rope_backward(y, pos, dcs, dsn, N, H, hd);
+    k->rope_backward(fy, pos, cs, sn, N, H, hd);
+    cmp("rope backward", fy, y, N * H * hd, TOL);
+
+    /* softmax and cross-entropy over C classes, some targets ignored */
+    double *lg;
+    float *flg = frand(N * C, 6, &lg);
+    int32_t *tg = malloc(N * sizeof *tg);
+    for (size_t i = 0; i < N; i++) tg[i] = i % 5 == 2 ? -1 : (int32_t)br_rng_below(&rng, C);
+    brd_softmax_forward(y, lg, N, C);
+    k->softmax_forward(fy, flg, N, C);
+    cmp("softmax out", fy, y, N * C, TOL);
+    brd_softmax_backward(dx, g, y, N, C);
+    k->softmax_backward(fdx, fg, fy, N, C);
+    cmp("softmax dinp", fdx, dx, N * C, TOL);
+    double *ls = dzero(N), *pr = dzero(N * C), *dl = dzero(N * C);
+    float *fls = fzero(N), *fpr = fzero(N * C), *fdl = fzero(N * C);
+    double m = brd_xent_forward(ls, pr, lg, tg, N, C);
+    float fm = k->xent_forward(fls, fpr, flg, tg, N, C);
+    CHECK_MSG(fabs(fm - m) <= 1e-6 * fmax(1, fabs(m)), "%s: xent mean %.9g vs %.12g", tname, fm, m);
+    cmp("xent losses", fls, ls, N, TOL);
+    cmp("xent probs", fpr, pr, N * C, TOL);
+    brd_xent_backward(dl, pr, tg, 0.25, N, C);
+    k->xent_backward(fdl, fpr, tg, 0.25f, N, C);
+    cmp("xent dlogits", fdl, dl, N * C, TOL);
+    fm = k->xent_fused(fls, fdl, flg, tg, 0.25f, N, C);
+    CHECK_MSG(fabs(fm - m) <= 1e-6 * fmax(1, fabs(m)), "%s: xent_fused mean %.9g vs %.12g", tname,
+              fm, m);
+    cmp("xent_fused dlogits", fdl, dl, N * C, TOL);
+
+    free(fx), free(fw), free(fg), free(fdx), free(fdw), free(x), free(w), free(g), free(dx);
+    free(dw), free(y), free(rs), free(fy), free(frs), free(tok), free(fwte), free(fdwte);
+    free(wte), free(dwte), free(cs), free(sn), free(dcs), free(dsn), free(pos), free(flg);
+    free(lg), free(tg), free(ls), free(pr), free(dl), free(fls), free(fpr), free(fdl);
+}
+
+/* ---- attention: training (full causal) and inference (paged KV) ---- */
+
+static void test_attention(const br_kernels_t *k, size_t B, size_t T, size_t NH, size_t NKV,
+                           size_t hd)
+{
+    size_t nq = B * T * NH * hd, nk = B * T * NKV * hd, na = B * NH * T * T;
+    double *q, *kk, *v, *R, *dq, *dk, *dv;
+    float *fq = frand(nq, 1, &q), *fk = frand(nk, 1, &kk), *fv = frand(nk, 1, &v);
+    float *fR = frand(nq, 1, &R), *fdq = frand(nq, 1, &dq), *fdk = frand(nk, 1, &dk);
+    float *fdv = frand(nk, 1, &dv);
+    double *o = dzero(nq), *att = dzero(na);
+    float *fo = fzero(nq), *fatt = fzero(na);
+    brd_attention_forward(o, att, q, kk, v, B, T, NH, NKV, hd);
+    k->attention_forward(fo, fatt, fq, fk, fv, B, T, NH, NKV, hd);
+    cmp("attention out", fo, o, nq, TOL);
+    cmp("attention probs", fatt, att, na, TOL);
+    brd_attention_backward(dq, dk, dv, R, att, q, kk, v, B, T, NH, NKV, hd);
+    k->attention_backward(fdq, fdk, fdv, fR, fatt, fq, fk, fv, B, T, NH, NKV, hd);
+    cmp("attention dq", fdq, dq, nq, TOL);
+    cmp("attention dk", fdk, dk, nk, TOL);
+    cmp("attention dv", fdv, dv, nk, TOL);
+    free(fq), free(fk), free(fv), free(fR), free(fdq), free(fdk), free(fdv), free(fo), free(fatt);
+    free(q), free(kk), free(v), free(R), free(dq), free(dk), free(dv), free(o), free(att);
+}
+
+/* A pool of `npages` pages of (L, NKV, P, hd) for K and for V; three sequences with scrambled
+ * page tables; rows at assorted positions of each (a prefill chunk and decode rows). */
+static void test_paged(const br_kernels_t *k)
+{
+    enum { L = 2, NKV = 2, NH = 6, P = 4, hd = 9, npages = 12, maxpos = 3 * P + 1 };
+    size_t page = (size_t)L * NKV * P * hd, D = (size_t)NH * hd;
+    double *K, *Vd;
+    float *fK = frand(npages * page, 1, &K), *fV = frand(npages * page, 1, &Vd);
+    static const int32_t tables[3][4] = {{7, 2, 10, 0}, {5, 11, 1, 3}, {9, 4, 6, 8}};
+    static const int32_t rowseq[] = {0, 0, 0, 1, 2, 2, 1};
+    static const int32_t rowpos[] = {0, 5, 12, 3, 11, 4, 9};
+    enum { N = sizeof rowpos / sizeof *rowpos };
+    const int32_t *row_pages[N];
+    for (size_t r = 0; r < N; r++) row_pages[r] = tables[rowseq[r]];
+    double *q;
+    float *fq = frand(N * D, 1, &q), *fo = fzero(N * D);
+    double *o = dzero(N * D), sc[maxpos];
+    for (size_t l = 0; l < L; l++) {
+        for (size_t r = 0; r < N; r++)
+            for (size_t h = 0; h < NH; h++) {
+                size_t kvh = h / (NH / NKV), n = (size_t)rowpos[r] + 1;
+                double mx = -INFINITY, sum = 0;
+#define ROW(base, t) \
+    (base + (size_t)row_pages[r][(t) / P] * page + ((l * NKV + kvh) * P + (t) % P) * hd)
+                for (size_t t = 0; t < n; t++) {
+                    double s = 0;
+                    for (size_t i = 0; i < hd; i++) s += q[r * D + h * hd + i] * ROW(K, t)[i];
+                    sc[t] = s / sqrt((double)hd);
+                    mx = fmax(mx, sc[t]);
+                }
+                for (size_t t = 0; t < n; t++) sum += sc[t] = exp(sc[t] - mx);
+                for (size_t i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (size_t t = 0; t < n; t++) acc += sc[t] / sum * ROW(Vd, t)[i];
+                    o[r * D + h * hd + i] = acc;
+                }
+#undef ROW
+            }
+        br_kv_pages_t view = {.k = fK + l * NKV * P * hd, .v = fV + l * NKV * P * hd,
+                              .page_rows = P, .page_stride = page, .head_stride = P * hd};
+        size_t nt = (size_t)omp_get_max_threads();
+        float *scores = fzero(nt * maxpos);
+        k->attention_paged(fo, scores, fq, &view, row_pages, rowpos, N, NH, NKV, hd, maxpos);
+        cmp(l ? "attention_paged layer 1" : "attention_paged layer 0", fo, o, N * D, TOL);
+        free(scores);
+    }
+    free(fK), free(fV), free(K), free(Vd), free(fq), free(fo), free(q), free(o);
+}
+
+/* ---- elementwise, optimiser, memory ---- */
+
+static void test_elementwise(const br_kernels_t *k, size_t n)
+{
+    double *a, *b, *c, *m, *v;
+    float *fa = frand(n, 1, &a), *fb = frand(n, 1, &b), *fc = frand(n, 1, &c);
+    float *fm = frand(n, 0.1, &m), *fv = frand(n, 0.1, &v);
+    double *want = dzero(n);
+    float *got = fzero(n);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i], v[i] = fv[i] = fabsf(fv[i]);
+    k->add(got, fa, fb, n);
+    cmp("add", got, want, n, 1e-7);
+    k->add_inplace(got, fc, n);
+    for (size_t i = 0; i < n; i++) want[i] = (double)(float)want[i] + c[i];
+    cmp("add_inplace", got, want, n, 1e-7);
+    k->scale_inplace(got, -0.375f, n);
+    for (size_t i = 0; i < n; i++) want[i] *= -0.375;
+    cmp("scale_inplace", got, want, n, 1e-7);
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += a[i] * a[i];
+    double fss = k->sum_squares(fa, n);
+    CHECK_MSG(fabs(fss - sqrt(ss)) <= 1e-12 * sqrt(ss), "%s: sum_squares %.17g vs %.17g", tname,
+              fss, sqrt(ss));
+
+    /* AdamW step t = 3 on p = a, g = b (torch.optim.AdamW's formula, in double) */
+    double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+    int t = 3;
+    k->adamw_step(fa, fb, fm, fv, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t);
+    double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
+    for (size_t i = 0; i < n; i++) {
+        double mi = m[i] + (1 - b1) * (b[i] - m[i]), vi = b2 * v[i] + (1 - b2) * b[i] * b[i];
+        want[i] = a[i] * (1 - lr * wd) - lr / bc1 * mi / (sqrt(vi) / sqrt(bc2) + eps);
+        m[i] = mi;
+    }
+    cmp("adamw p", fa, want, n, 1e-6);
+    cmp("adamw m", fm, m, n, 1e-6);
+    free(fa), free(fb), free(fc), free(fm), free(fv), free(a), free(b), free(c), free(m), free(v);
+    free(want), free(got);
+}
+
+static void test_memory(const br_kernels_t *k)
+{
+    size_t n = 1001;
+    float host[1001], back[1001];
+    for (size_t i = 0; i < n; i++) host[i] = (float)i * 0.5f;
+    float *dev = k->alloc(n * sizeof *dev);
+    CHECK(dev != NULL && ((uintptr_t)dev & 63) == 0);
+    k->upload(dev, host, n * sizeof *dev);
+    k->sync();
+    k->download(back, dev, n * sizeof *dev);
+    CHECK(memcmp(back, host, sizeof host) == 0);
+    k->free(dev);
+    k->free(NULL);
+}
+
+/* The contract: the same bits with 1 and 2 threads (GEMM blocks, reductions and dw columns are
+ * split by shape, never by thread count).  Shapes large enough to take the threaded paths. */
+static void test_threads(const br_kernels_t *k)
+{
+    size_t B = 2, T = 70, NH = 4, NKV = 2, hd = 16, N = B * T, C = 600, OC = 700, V = 517;
+    size_t nq = N * NH * hd, nk = N * NKV * hd, na = B * NH * T * T;
+    float *q = frand1(nq, 1), *kk = frand1(nk, 1), *v = frand1(nk, 1);
+    float *x = frand1(N * C, 1), *w = frand1(OC * C, 1), *lg = frand1(N * V, 4);
+    int32_t *tg = malloc(N * sizeof *tg);
+    for (size_t i = 0; i < N; i++) tg[i] = (int32_t)br_rng_below(&rng, V);
+    float *out[2], *att[2], *y[2], *dl[2], ls[2][140], mean[2];
+    double ss[2];
+    int old = br_get_threads();
+    for (int r = 0; r < 2; r++) {
+        br_set_threads(r + 1);
+        out[r] = fzero(nq), att[r] = fzero(na), y[r] = fzero(N * OC), dl[r] = fzero(N * V);
+        k->attention_forward(out[r], att[r], q, kk, v, B, T, NH, NKV, hd);
+        k->matmul[BR_WT_F32](y[r], x, w, N, C, OC);
+        mean[r] = k->xent_fused(ls[r], dl[r], lg, tg, 0.5f, N, V);
+        ss[r] = k->sum_squares(w, OC * C);
+    }
+    br_set_threads(old);
+    CHECK_MSG(memcmp(out[0], out[1], nq * 4) == 0, "%s: attention differs with 1 and 2 threads",
+              tname);
+    CHECK_MSG(memcmp(y[0], y[1], N * OC * 4) == 0, "%s: matmul differs with 1 and 2 threads",
+              tname);
+    CHECK_MSG(memcmp(dl[0], dl[1], N * V * 4) == 0 && mean[0] == mean[1],
+              "%s: xent_fused differs with 1 and 2 threads", tname);
+    CHECK_MSG(ss[0] == ss[1], "%s: sum_squares differs with 1 and 2 threads", tname);
+    for (int r = 0; r < 2; r++) free(out[r]), free(att[r]), free(y[r]), free(dl[r]);
+    free(q), free(kk), free(v), free(x), free(w), free(lg), free(tg);
+}
+
+static void test_table(const br_kernels_t *k)
+{
+    tname = k->name;
+    int before = th_failed;
+    test_matmul(k);
+    test_rowwise(k, 7, 37);    /* one thread, odd tails */
+    test_rowwise(k, 67, 517);  /* threaded paths (N*C > NN_PAR_MIN) */
+    test_attention(k, 2, 13, 4, 2, 10);
+    test_attention(k, 1, 70, 3, 1, 8); /* several row blocks in the float build */
+    test_paged(k);
+    test_elementwise(k, 37);
+    test_elementwise(k, 70001);
+    test_memory(k);
+    test_threads(k);
+    printf("table %-8s (gemm %s): %s\n", k->name, k->gemm_name,
+           th_failed == before ? "every entry matches the float64 reference" : "FAILED");
+}
+
+/* Selection: the environment, br_kernels_use, and weight types refused with a message. */
+static void test_selection(void)
+{
+    CHECK_STR(br_kernels()->name, "portable"); /* main set BRAID_KERNELS=portable first */
+    CHECK_STR(br_gemm_backend(), "portable");
+    CHECK_STATUS(br_kernels_use("sse9"), BR_ENOTFOUND);
+    CHECK(strstr(br_errmsg(), "sse9") != NULL);
+    for (const char *const *n = br_kernels_names(); *n; n++)
+        if (!br_kernels_find(*n)) {
+            CHECK_STATUS(br_kernels_use(*n), BR_EUNSUPPORTED);
+            CHECK(strstr(br_errmsg(), *n) != NULL);
+        }
+    CHECK_OK(br_kernels_use("auto"));
+    const br_kernels_t *best = br_kernels(), *want = NULL;
+    for (const char *const *n = br_kernels_names(); *n && !want; n++) want = br_kernels_find(*n);
+    CHECK(best == want);
+    printf("best table on this CPU: %s\n", best->name);
+
+    for (int wt = 0; wt < BR_WT_COUNT; wt++) {
+        br_status s = br_kernels_matmul_check(best, (br_wtype)wt);
+        if (wt == BR_WT_F32) {
+            CHECK_OK(s);
+            continue;
+        }
+        CHECK_INT(s, BR_EUNSUPPORTED);
+        CHECK_MSG(strstr(br_errmsg(), br_wtype_name((br_wtype)wt)) != NULL, "message names %s: %s",
+                  br_wtype_name((br_wtype)wt), br_errmsg());
+        float y = 7, x = 1;
+        CHECK_INT(br_matmul((br_wtype)wt, &y, &x, &x, 1, 32, 1), BR_EUNSUPPORTED);
+        CHECK(y == 7); /* untouched */
+    }
+    CHECK_STATUS(br_kernels_matmul_check(best, BR_WT_COUNT), BR_EINVAL);
+    size_t bytes = 0;
+    CHECK_OK(br_wtype_row_bytes(BR_WT_F32, 5, &bytes));
+    CHECK_INT(bytes, 20);
+    CHECK_OK(br_wtype_row_bytes(BR_WT_BF16, 5, &bytes));
+    CHECK_INT(bytes, 10);
+    CHECK_OK(br_wtype_row_bytes(BR_WT_Q8_0, 64, &bytes));
+    CHECK_INT(bytes, 68);
+    CHECK_OK(br_wtype_row_bytes(BR_WT_Q4_0, 96, &bytes));
+    CHECK_INT(bytes, 54);
+    CHECK_OK(br_wtype_row_bytes(BR_WT_Q4_K, 512, &bytes));
+    CHECK_INT(bytes, 288);
+    CHECK_STATUS(br_wtype_row_bytes(BR_WT_Q4_K, 300, &bytes), BR_EINVAL);
+    CHECK(strstr(br_errmsg(), "256") != NULL);
+    CHECK_STR(br_wtype_name(BR_WT_Q4_K), "Q4_K");
+
+    /* the F32 path through the active table */
+    float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, -1, 2}, y[2] = {0};
+    CHECK_OK(br_matmul(BR_WT_F32, y, x, w, 1, 3, 2));
+    CHECK(y[0] == 5 && y[1] == 11);
+}
+
+int main(void)
+{
+    br_rng_seed(&rng, 17);
+    setenv("BRAID_KERNELS", "portable", 1); /* before the first kernel call */
+    test_selection();
+    int tested = 0;
+    for (const char *const *n = br_kernels_names(); *n; n++) {
+        const br_kernels_t *k = br_kernels_find(*n);
+        if (!k) {
+            SKIP("kernel table %s: this CPU lacks its instruction set", *n);
+            continue;
+        }
+        test_table(k);
+        tested++;
+    }
+    printf("tested %d kernel table%s on this CPU\n", tested, tested == 1 ? "" : "s");
+    CHECK(tested >= 1);
+    return th_exit();
+}
