@@ -212,7 +212,7 @@ static char *stream_text(const resp_t *r, bool *done, int *events, char *finish,
 
 static double metric(const char *name_and_labels)
 {
-    resp_t r = http("GET", "/metrics", NULL, NULL);
+    resp_t r = http("GET", "/metrics", "sk-ops-test-01", NULL); /* admin key: /metrics names tenants */
     double v = -1;
     for (char *p = strstr(r.body, name_and_labels); p; p = strstr(p + 1, name_and_labels))
         if (p == r.body || p[-1] == '\n') {
@@ -547,7 +547,7 @@ static void test_adapters_api(void)
 
 static void test_metrics(void)
 {
-    resp_t r = http("GET", "/metrics", NULL, NULL);
+    resp_t r = http("GET", "/metrics", "sk-ops-test-01", NULL);
     CHECK_INT(r.status, 200);
     const char *want[] = {"braid_requests_total{tenant=\"acme\",adapter=\"a1\",code=\"200\"}",
                           "braid_time_to_first_token_seconds_bucket", "braid_request_latency_seconds_count",
