@@ -3,14 +3,17 @@
  * n adapters, uniform input/output lengths.  Drives the scheduler in process (no HTTP), with
  * adapters loaded on demand from PEFT folders on disk.  Prompts are windows of real text (the
  * GPL-3 licence shipped by Debian) tokenized with the given tokenizer. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "base/dtype.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/rng.h"
@@ -180,10 +183,29 @@ static int parse_list(const char *s, int *v, int cap)
     return n;
 }
 
+/* --write-fixture DIR: DIR/model (config.json, model.safetensors, tokenizer.json) for braid serve;
+ * *adir becomes DIR/adapters (created), where the adapters are written next. */
+static br_status write_fixture_model(br_model_t *m, const char *dir, const char *tok_path, char *adir, size_t cap)
+{
+    char mdir[4096], tpath[4096];
+    BR_TRY(br_path_join(mdir, sizeof mdir, dir, "model"));
+    BR_TRY(br_model_save(m, mdir, BR_DT_F32));
+    BR_TRY(br_path_join(tpath, sizeof tpath, mdir, "tokenizer.json"));
+    char *raw = NULL;
+    size_t n = 0;
+    BR_TRY(br_read_file(tok_path, &raw, &n));
+    br_status st = br_write_file_atomic(tpath, raw, n);
+    free(raw);
+    BR_TRY(st);
+    BR_TRY(br_path_join(adir, cap, dir, "adapters"));
+    if (mkdir(adir, 0755) && errno != EEXIST) return br_error(BR_EIO, "cannot create %s: %s", adir, strerror(errno));
+    return BR_OK;
+}
+
 int bench_serve(int argc, char **argv)
 {
     const char *tok_path = "tests/ref/serve_tokenizer.json", *text_path = "/usr/share/common-licenses/GPL-3";
-    const char *ns_s = "1,10,100,1000", *json_out = NULL, *in_s = "8,64", *out_s = "8,32";
+    const char *ns_s = "1,10,100,1000", *json_out = NULL, *in_s = "8,64", *out_s = "8,32", *fixture = NULL;
     int nreq = 200, hidden = 256, layers = 4, vocab = 4096, rank = 8, max_batch = 256;
     double rate = 100, cv = 1, alpha = 1, slo = 1.0;
     bool quick = false;
@@ -207,6 +229,7 @@ int bench_serve(int argc, char **argv)
         {"json", OPT_STR, &json_out, "PATH", "also write the results as JSON", false},
         {"reps", OPT_INT, &reps, "N", "repetitions, policies interleaved; the median run (by req/s) is reported (default 3)", false},
         {"quick", OPT_BOOL, &quick, NULL, "small run (adapters 1,10; 60 requests; 1 rep) for a smoke test", false},
+        {"write-fixture", OPT_STR, &fixture, "DIR", "only write the model (DIR/model, with the tokenizer) and the largest number of adapters (DIR/adapters) for `braid serve`, then exit (bench/serve/soak.sh)", false},
     };
     cmd_spec_t spec = {"braid bench serve [options]",
                        "S-LoRA's serving workload on braid's scheduler (batched heterogeneous LoRA) and, in the same "
@@ -263,8 +286,13 @@ int bench_serve(int argc, char **argv)
     /* adapters on disk, as PEFT folders: ranks R and 2R alternate, q_proj and v_proj */
     int maxn = 0;
     for (int i = 0; i < nn; i++) maxn = ns[i] > maxn ? ns[i] : maxn;
-    char adir[] = "/tmp/braid_bench_serve_XXXXXX";
-    if (!mkdtemp(adir)) return fail_status(br_error(BR_EIO, "mkdtemp failed"), "bench serve");
+    char adir[4096] = "/tmp/braid_bench_serve_XXXXXX";
+    if (fixture) {
+        st = write_fixture_model(m, fixture, tok_path, adir, sizeof adir);
+        if (st != BR_OK) return fail_status(st, "bench serve --write-fixture");
+    } else if (!mkdtemp(adir)) {
+        return fail_status(br_error(BR_EIO, "mkdtemp failed"), "bench serve");
+    }
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     br_rng_t rng;
     br_rng_seed(&rng, 3);
@@ -283,6 +311,14 @@ int bench_serve(int argc, char **argv)
     }
     fprintf(stderr, "bench serve: model %zu parameters (C %d, L %d, V %d); %d adapters written in %.1f s (%.1f MB)\n",
             m->n_params, hidden, layers, c.vocab_size, maxn, br_now() - tw, ad_bytes / 1e6);
+    if (fixture) { /* the fixture is written: no benchmark */
+        br_model_free(m);
+        br_tenants_free(ten);
+        br_tokenizer_free(tok);
+        free(text);
+        if (st == BR_OK) fprintf(stderr, "bench serve: fixture in %s (model, adapters)\n", fixture);
+        return st == BR_OK ? 0 : fail_status(st, "bench serve --write-fixture");
+    }
     printf("## braid bench serve: %d requests, lambda %.0f req/s, cv %.1f, alpha %.2f, in %d-%d, out %d-%d tokens, "
            "TTFT SLO %.1f s, %d threads, median of %d interleaved runs\n\n",
            nreq, rate, cv, alpha, io[0], io[1], oo[0], oo[1], slo, br_get_threads(), reps);
