@@ -483,6 +483,7 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
     if (lst != BR_OK) return without_content(lst);
     pthread_mutex_lock(&r->mu);
     e = find(r, name);
+    bool created = !e;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) {
@@ -509,7 +510,9 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
         install(r, e, a, BR_OK, "", br_now());
         if (e->state != ST_READY) {
             rc = e->state == ST_FAILED ? br_error(e->err_code, "%s", e->err)
-                                       : br_error(BR_EBUSY, "adapter memory is full of adapters in use; try again");
+                                       : br_error(BR_ENOMEM, "adapter memory is full of adapters in use; try again");
+            /* a registration that did not load leaves no name behind (it would block the next one) */
+            if (created && e->dynamic && e->pins == 0) remove_entry(r, e);
         }
     }
     pthread_mutex_unlock(&r->mu);

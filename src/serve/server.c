@@ -124,7 +124,10 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
 /* A library failure (status + br_errmsg) as an error reply, through the one status table. */
 static enum MHD_Result send_status(struct MHD_Connection *c, br_status st, const char *code, const char *param)
 {
-    return send_error(c, br_openai_http_status(st, false), code, param, "%s", br_errmsg());
+    br_openai_error_t e = {.http = br_openai_http_status(st, false), .code = code, .param = param};
+    e.retry_after = e.http == 503 ? 1 : 0; /* a budget is full: worth retrying soon */
+    snprintf(e.message, sizeof e.message, "%s", br_errmsg());
+    return send_api_error(c, &e);
 }
 
 /* The peer closed its end (recv would return 0).  Pipelined bytes do not count as closed. */
