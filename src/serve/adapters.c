@@ -465,12 +465,14 @@ static br_status without_content(br_status st)
 br_status br_adapters_register(br_adapters_t *r, const char *name, const char *path_in, const char *owner)
 {
     BR_TRY(check_name(name));
-    char path[4096];
-    BR_TRY(resolve_in_root(r, path_in, path, sizeof path));
+    char path[4096] = "", why[1024];
+    br_status rc = resolve_in_root(r, path_in, path, sizeof path);
+    snprintf(why, sizeof why, "%s", rc == BR_OK ? "" : br_errmsg());
     pthread_mutex_lock(&r->mu);
     entry_t *e = get_entry(r, name);
-    br_status rc = BR_OK;
-    if (e && strcmp(e->path, path))
+    if (rc != BR_OK && !e) /* a taken name is the first thing to report */
+        rc = br_error(rc, "%s", why);
+    else if (e && (rc != BR_OK || strcmp(e->path, path)))
         rc = br_error(BR_EBUSY, "adapter name '%s' is already taken by %s", name, e->path);
     else if (e && e->doomed)
         rc = br_error(BR_EBUSY, "adapter '%s' is being unloaded; try again", name);
