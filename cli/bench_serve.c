@@ -183,6 +183,102 @@ static int parse_list(const char *s, int *v, int cap)
     return n;
 }
 
+/* The benchmark's Llama-style model: width C (4 heads), L layers, vocabulary max(V, tokenizer's). */
+static br_status bench_model(br_model_t **m, const br_tokenizer_t *tok, int hidden, int layers, int vocab)
+{
+    br_model_config_t c;
+    br_config_defaults(&c);
+    c.vocab_size = vocab > (int)br_tokenizer_vocab_size(tok) ? vocab : (int)br_tokenizer_vocab_size(tok);
+    c.hidden_size = hidden;
+    c.intermediate_size = (hidden * 8 / 3 + 63) / 64 * 64;
+    c.num_hidden_layers = layers;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 4;
+    c.max_position_embeddings = 256;
+    return br_model_create(m, &c, false);
+}
+
+/* Writes root (freed) as indented JSON, atomically. */
+static br_status write_json(const char *path, json_t *root)
+{
+    char *js = json_dumps(root, JSON_INDENT(1));
+    json_decref(root);
+    if (!js) return br_error(BR_ENOMEM, "out of memory");
+    br_status st = br_write_file_atomic(path, js, strlen(js));
+    free(js);
+    return st;
+}
+
+/* ad0000.. in adir: PEFT folders, ranks R and 2R alternating, on q_proj and v_proj. */
+static br_status write_adapters(const char *adir, const br_lora_shapes_t *shapes, int n, int rank, size_t *bytes)
+{
+    br_rng_t rng;
+    br_rng_seed(&rng, 3);
+    br_status st = BR_OK;
+    for (int i = 0; i < n && st == BR_OK; i++) {
+        br_lora_adapter_t *a = NULL;
+        st = br_lora_create(&a, shapes, i % 2 ? 2 * rank : rank, 16, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V), false, (uint64_t)i);
+        if (st != BR_OK) break;
+        br_rng_fill_normal(&rng, a->params, a->n_params, 0.05f);
+        char d[4200];
+        snprintf(d, sizeof d, "%s/ad%04d", adir, i);
+        *bytes += br_lora_bytes(a);
+        st = br_lora_save(a, d);
+        br_lora_free(a);
+    }
+    return st;
+}
+
+/* S-LoRA's workload over nad adapters: Gamma arrivals, power-law popularity, uniform lengths
+ * (malloc'd, nreq entries; NULL when out of memory). */
+static wl_req_t *make_workload(int nreq, int nad, double rate, double cv, double alpha, const int io[2],
+                               const int oo[2], size_t ntext)
+{
+    wl_req_t *wl = calloc((size_t)nreq, sizeof *wl);
+    if (!wl) return NULL;
+    br_rng_t wr;
+    br_rng_seed(&wr, 1000 + (uint64_t)nad);
+    double t = 0, shape = 1 / (cv * cv);
+    for (int i = 0; i < nreq; i++) {
+        t += gamma_sample(&wr, shape) / (rate * shape);
+        double x = pow(br_rng_double(&wr), 1 / alpha); /* numpy.random.power(alpha) */
+        wl[i] = (wl_req_t){t, (int)(x * nad) < nad ? (int)(x * nad) : nad - 1,
+                           io[0] + (int)br_rng_below(&wr, (uint64_t)(io[1] - io[0] + 1)),
+                           oo[0] + (int)br_rng_below(&wr, (uint64_t)(oo[1] - oo[0] + 1)),
+                           br_rng_below(&wr, ntext - (size_t)io[1])};
+    }
+    return wl;
+}
+
+/* The median run by req/s of reps runs. */
+static result_t median_run(const result_t *runs, int reps)
+{
+    result_t sorted[15];
+    memcpy(sorted, runs, (size_t)reps * sizeof *sorted);
+    for (int a = 0; a < reps; a++)
+        for (int b = a + 1; b < reps; b++)
+            if (sorted[b].req_s < sorted[a].req_s) {
+                result_t t2 = sorted[a];
+                sorted[a] = sorted[b];
+                sorted[b] = t2;
+            }
+    return sorted[reps / 2];
+}
+
+/* One table row (and its JSON record in jr) for policy p with nad adapters. */
+static void print_row(json_t *jr, int nad, int p, const result_t *r, double batched_req, const result_t *runs, int reps)
+{
+    printf("| %d | %s | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2fx |\n", nad, policy_names[p],
+           r->req_s, r->tok_s, r->p50, r->p90, r->p99, r->ttft_mean, r->ttft_p90, 100 * r->slo, batched_req / r->req_s);
+    fflush(stdout);
+    json_t *all = json_array();
+    for (int a = 0; a < reps; a++) json_array_append_new(all, json_real(runs[a].req_s));
+    json_array_append_new(jr, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "adapters", nad,
+                                        "policy", policy_names[p], "req_s", r->req_s, "tok_s", r->tok_s, "p50", r->p50,
+                                        "p90", r->p90, "p99", r->p99, "ttft_mean", r->ttft_mean, "ttft_p90", r->ttft_p90,
+                                        "slo", r->slo, "wall", r->wall, "done", (json_int_t)r->done, "req_s_all_reps", all));
+}
+
 /* --write-fixture DIR: DIR/model (config.json, model.safetensors, tokenizer.json) for braid serve;
  * *adir becomes DIR/adapters (created), where the adapters are written next. */
 static br_status write_fixture_model(br_model_t *m, const char *dir, const char *tok_path, char *adir, size_t cap)
@@ -202,6 +298,8 @@ static br_status write_fixture_model(br_model_t *m, const char *dir, const char 
     return BR_OK;
 }
 
+/* Over 120 lines only by its option table and the result table's plumbing: each step (model,
+ * adapters, workload, runs, medians, rows, JSON) is one of the helpers above. */
 int bench_serve(int argc, char **argv)
 {
     const char *tok_path = "tests/ref/serve_tokenizer.json", *text_path = "/usr/share/common-licenses/GPL-3";
@@ -264,17 +362,8 @@ int bench_serve(int argc, char **argv)
     if (st == BR_OK) st = br_tokenizer_encode(tok, raw, rawn, 0, &text, &ntext);
     free(raw);
     if (st == BR_OK && ntext < (size_t)io[1] * 2 + 1024) st = br_error(BR_EINVAL, "%s is too short", text_path);
-    br_model_config_t c;
-    br_config_defaults(&c);
-    c.vocab_size = vocab > (int)br_tokenizer_vocab_size(tok) ? vocab : (int)br_tokenizer_vocab_size(tok);
-    c.hidden_size = hidden;
-    c.intermediate_size = (hidden * 8 / 3 + 63) / 64 * 64;
-    c.num_hidden_layers = layers;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 4;
-    c.max_position_embeddings = 256;
     br_model_t *m = NULL;
-    if (st == BR_OK) st = br_model_create(&m, &c, false);
+    if (st == BR_OK) st = bench_model(&m, tok, hidden, layers, vocab);
     if (st != BR_OK) {
         br_tokenizer_free(tok);
         free(text);
@@ -294,23 +383,11 @@ int bench_serve(int argc, char **argv)
         return fail_status(br_error(BR_EIO, "mkdtemp failed"), "bench serve");
     }
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
-    br_rng_t rng;
-    br_rng_seed(&rng, 3);
     double tw = br_now();
     size_t ad_bytes = 0;
-    for (int i = 0; i < maxn && st == BR_OK; i++) {
-        br_lora_adapter_t *a = NULL;
-        st = br_lora_create(&a, &shapes, i % 2 ? 2 * rank : rank, 16, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V), false, (uint64_t)i);
-        if (st != BR_OK) break;
-        br_rng_fill_normal(&rng, a->params, a->n_params, 0.05f);
-        char d[256];
-        snprintf(d, sizeof d, "%s/ad%04d", adir, i);
-        ad_bytes += br_lora_bytes(a);
-        st = br_lora_save(a, d);
-        br_lora_free(a);
-    }
+    if (st == BR_OK) st = write_adapters(adir, &shapes, maxn, rank, &ad_bytes);
     fprintf(stderr, "bench serve: model %zu parameters (C %d, L %d, V %d); %d adapters written in %.1f s (%.1f MB)\n",
-            m->n_params, hidden, layers, c.vocab_size, maxn, br_now() - tw, ad_bytes / 1e6);
+            m->n_params, hidden, layers, m->cfg.vocab_size, maxn, br_now() - tw, ad_bytes / 1e6);
     if (fixture) { /* the fixture is written: no benchmark */
         br_model_free(m);
         br_tenants_free(ten);
@@ -328,17 +405,10 @@ int bench_serve(int argc, char **argv)
     double base_batched = 0;
     for (int k = 0; k < nn && st == BR_OK; k++) {
         /* the same workload for every policy */
-        wl_req_t *wl = calloc((size_t)nreq, sizeof *wl);
-        br_rng_t wr;
-        br_rng_seed(&wr, 1000 + (uint64_t)ns[k]);
-        double t = 0, shape = 1 / (cv * cv);
-        for (int i = 0; i < nreq; i++) {
-            t += gamma_sample(&wr, shape) / (rate * shape);
-            double x = pow(br_rng_double(&wr), 1 / alpha); /* numpy.random.power(alpha) */
-            wl[i] = (wl_req_t){t, (int)(x * ns[k]) < ns[k] ? (int)(x * ns[k]) : ns[k] - 1,
-                               io[0] + (int)br_rng_below(&wr, (uint64_t)(io[1] - io[0] + 1)),
-                               oo[0] + (int)br_rng_below(&wr, (uint64_t)(oo[1] - oo[0] + 1)),
-                               br_rng_below(&wr, ntext - (size_t)io[1])};
+        wl_req_t *wl = make_workload(nreq, ns[k], rate, cv, alpha, io, oo, ntext);
+        if (!wl) {
+            st = br_error(BR_ENOMEM, "out of memory");
+            break;
         }
         /* reps rounds of the three policies, interleaved (the machine's load drifts); median by req/s */
         result_t runs[3][15];
@@ -348,29 +418,10 @@ int bench_serve(int argc, char **argv)
         if (st != BR_OK) break;
         double batched_req = 0;
         for (int p = 0; p < 3; p++) {
-            result_t sorted[15];
-            memcpy(sorted, runs[p], (size_t)reps * sizeof *sorted);
-            for (int a = 0; a < reps; a++)
-                for (int b = a + 1; b < reps; b++)
-                    if (sorted[b].req_s < sorted[a].req_s) {
-                        result_t t2 = sorted[a];
-                        sorted[a] = sorted[b];
-                        sorted[b] = t2;
-                    }
-            result_t r = sorted[reps / 2];
+            result_t r = median_run(runs[p], reps);
             if (p == 0) batched_req = r.req_s;
             if (p == 0 && k == 0) base_batched = r.req_s;
-            printf("| %d | %s | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2fx |\n", ns[k],
-                   policy_names[p], r.req_s, r.tok_s, r.p50, r.p90, r.p99, r.ttft_mean, r.ttft_p90, 100 * r.slo,
-                   batched_req / r.req_s);
-            fflush(stdout);
-            json_t *all = json_array();
-            for (int a = 0; a < reps; a++) json_array_append_new(all, json_real(runs[p][a].req_s));
-            json_array_append_new(jr, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "adapters",
-                                                ns[k], "policy", policy_names[p], "req_s", r.req_s, "tok_s", r.tok_s,
-                                                "p50", r.p50, "p90", r.p90, "p99", r.p99, "ttft_mean", r.ttft_mean,
-                                                "ttft_p90", r.ttft_p90, "slo", r.slo, "wall", r.wall, "done",
-                                                (json_int_t)r.done, "req_s_all_reps", all));
+            print_row(jr, ns[k], p, &r, batched_req, runs[p], reps);
         }
         free(wl);
     }
@@ -392,10 +443,7 @@ int bench_serve(int argc, char **argv)
                                  "workload", "requests", nreq, "rate", rate, "cv", cv, "alpha", alpha, "in", io[0], io[1],
                                  "out", oo[0], oo[1], "slo", slo, "hidden", hidden, "layers", layers, "rank", rank,
                                  "threads", br_get_threads());
-        char *js = json_dumps(root, JSON_INDENT(1));
-        st = br_write_file_atomic(json_out, js, strlen(js));
-        free(js);
-        json_decref(root);
+        st = write_json(json_out, root);
     } else {
         json_decref(jr);
     }
