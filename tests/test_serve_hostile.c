@@ -28,8 +28,8 @@
 
 #define HEAD_S 0.6
 #define BODY_S 0.8
-#define PER_IP 4
-#define MAX_CONN 12
+#define PER_IP 8
+#define MAX_CONN 24
 
 static int metrics_port;
 
@@ -110,7 +110,7 @@ typedef struct {
     double closed_after;
 } drip_t;
 
-/* Connections that send one byte of a never-ending head every 50 ms: the server must close
+/* MAX_CONN connections that send one byte of a never-ending head every 50 ms: the server must close
  * each within the head deadline although bytes keep coming; while they are open, the one-address
  * flood takes at most PER_IP slots and another address is served. */
 static void test_slow_drip_and_flood(void)

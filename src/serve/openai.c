@@ -445,3 +445,64 @@ char *br_openai_sse_error(const char *message)
     if (!msg) return NULL;
     return event(json_pack("{s:{s:o, s:s, s:n, s:n}}", "error", "message", msg, "type", "server_error", "param", "code"));
 }
+
+/* ---- the other endpoints ---- */
+
+char *br_openai_models(const char *base, long long created, const br_openai_model_entry_t *adapters, size_t n)
+{
+    json_t *data = json_array();
+    if (!data) return NULL;
+    json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", base, "object", "model", "created",
+                                          (json_int_t)created, "owned_by", "braid"));
+    for (size_t i = 0; i < n; i++) {
+        const char *owner = adapters[i].owner && adapters[i].owner[0] ? adapters[i].owner : "shared";
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", adapters[i].id, "object", "model",
+                                              "created", (json_int_t)created, "owned_by", owner, "parent", base, "root",
+                                              base));
+    }
+    return dump(json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+br_status br_openai_parse_adapter_post(const char *body, size_t len, char **name, char **path, bool *shared,
+                                       br_openai_error_t *err)
+{
+    *name = *path = NULL;
+    json_error_t je;
+    json_t *j = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    br_status st = BR_OK;
+    json_t *n = json_object_get(j, "name"), *p = json_object_get(j, "path");
+    if (!json_is_object(j))
+        st = br_openai_fail(err, 400, "invalid_json", NULL, "want a JSON object {\"name\": ..., \"path\": ...}");
+    else if (!json_is_string(n) || !json_is_string(p) || strlen(json_string_value(p)) != json_string_length(p))
+        st = br_openai_fail(err, 400, "invalid_type", NULL, "\"name\" and \"path\" must be strings (without NUL)");
+    else if (!br_serve_name_ok(json_string_value(n), 100))
+        st = br_openai_fail(err, 400, "invalid_value", "name", "an adapter name must be [A-Za-z0-9_.-]{1,100}");
+    else if (!(*name = strdup(json_string_value(n))) || !(*path = strdup(json_string_value(p))))
+        st = br_openai_fail(err, 503, NULL, NULL, "out of memory");
+    if (st == BR_OK) *shared = json_is_true(json_object_get(j, "shared"));
+    json_decref(j);
+    if (st != BR_OK) {
+        free(*name);
+        free(*path);
+        *name = *path = NULL;
+    }
+    return st;
+}
+
+char *br_openai_adapter_registered(const char *name, const char *owner, const char *parent)
+{
+    return dump(json_pack("{s:s, s:s, s:s, s:s}", "id", name, "object", "model", "owned_by",
+                          owner && owner[0] ? owner : "shared", "parent", parent));
+}
+
+char *br_openai_adapter_deleted(const char *name)
+{
+    return dump(json_pack("{s:s, s:s, s:b}", "id", name, "object", "model", "deleted", 1));
+}
+
+char *br_openai_health(bool draining, const char *model, size_t waiting, size_t running, size_t adapters_loaded)
+{
+    return dump(json_pack("{s:s, s:s, s:I, s:I, s:I}", "status", draining ? "draining" : "ok", "model", model, "waiting",
+                          (json_int_t)waiting, "running", (json_int_t)running, "adapters_loaded",
+                          (json_int_t)adapters_loaded));
+}

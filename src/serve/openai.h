@@ -81,6 +81,22 @@ char *br_openai_sse_usage(const br_openai_meta_t *m);
 char *br_openai_sse_error(const char *message);
 #define BR_OPENAI_SSE_DONE "data: [DONE]\n\n"
 
+/* GET /v1/models: the base model, then adapters with their owners ("shared" when none). */
+typedef struct {
+    const char *id;
+    const char *owner;      /* tenant name, or NULL / "": shared */
+} br_openai_model_entry_t;
+char *br_openai_models(const char *base, long long created, const br_openai_model_entry_t *adapters, size_t n);
+
+/* POST /v1/adapters body {"name", "path"[, "shared"]}: name in the adapter alphabet, path a
+ * string without NUL.  *name and *path are malloc'd on success. */
+br_status br_openai_parse_adapter_post(const char *body, size_t len, char **name, char **path, bool *shared,
+                                       br_openai_error_t *err);
+/* Bodies of the adapter endpoints and /health. */
+char *br_openai_adapter_registered(const char *name, const char *owner, const char *parent);
+char *br_openai_adapter_deleted(const char *name);
+char *br_openai_health(bool draining, const char *model, size_t waiting, size_t running, size_t adapters_loaded);
+
 /* OpenAI's error type for a status ("invalid_request_error", "authentication_error", ...). */
 const char *br_openai_error_type(unsigned http);
 

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <poll.h>
@@ -78,13 +77,6 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ok;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(j);
-    return send_text(c, status, "application/json", text);
 }
 
 /* An OpenAI error object (Retry-After when e->retry_after > 0). */
@@ -578,57 +570,48 @@ static enum MHD_Result handle_generate(br_server_t *s, struct MHD_Connection *c,
 
 static enum MHD_Result handle_models(br_server_t *s, struct MHD_Connection *c, br_tenant_t *tenant)
 {
-    json_t *data = json_array();
-    json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", s->model_name, "object", "model", "created",
-                                          (json_int_t)s->created, "owned_by", "braid"));
     char **names = NULL;
-    size_t n = 0;
-    if (br_adapters_list(s->adapters, &names, &n) == BR_OK) {
-        char owner[64];
-        for (size_t i = 0; i < n; i++) {
-            br_adapters_owner(s->adapters, names[i], owner, sizeof owner);
-            if (!owner[0]) {
-                const br_tenant_t *t = br_tenants_owner(s->tenants, names[i]);
-                if (t) snprintf(owner, sizeof owner, "%s", t->name);
-            }
-            if (owner[0] && strcmp(owner, tenant->name)) continue;
-            json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", names[i], "object", "model",
-                                                  "created", (json_int_t)s->created, "owned_by",
-                                                  owner[0] ? owner : "shared", "parent", s->model_name, "root",
-                                                  s->model_name));
+    size_t n = 0, k = 0;
+    if (br_adapters_list(s->adapters, &names, &n) != BR_OK) n = 0;
+    br_openai_model_entry_t *ents = calloc(n ? n : 1, sizeof *ents);
+    char (*owners)[64] = calloc(n ? n : 1, sizeof *owners);
+    for (size_t i = 0; ents && owners && i < n; i++) {
+        br_adapters_owner(s->adapters, names[i], owners[k], sizeof owners[k]);
+        if (!owners[k][0]) {
+            const br_tenant_t *t = br_tenants_owner(s->tenants, names[i]);
+            if (t) snprintf(owners[k], sizeof owners[k], "%s", t->name);
         }
-        br_adapters_free_names(names, n);
+        if (owners[k][0] && strcmp(owners[k], tenant->name)) continue; /* another tenant's: not listed */
+        ents[k] = (br_openai_model_entry_t){.id = names[i], .owner = owners[k]};
+        k++;
     }
-    return send_json(c, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+    char *body = ents && owners ? br_openai_models(s->model_name, (long long)s->created, ents, k) : NULL;
+    free(ents);
+    free(owners);
+    br_adapters_free_names(names, n);
+    if (!body) return send_error(c, 503, NULL, NULL, "out of memory");
+    return send_text(c, 200, "application/json", body);
 }
 
 static enum MHD_Result handle_adapter_post(br_server_t *s, struct MHD_Connection *c, conn_t *cs, br_tenant_t *tenant)
 {
     if (!tenant->admin) return send_error(c, 403, NULL, NULL, "tenant '%s' may not load adapters", tenant->name);
-    json_error_t je;
-    json_t *body = cs->body.len ? json_loadb(cs->body.s, cs->body.len, JSON_REJECT_DUPLICATES, &je) : NULL;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        return send_error(c, 400, "invalid_json", NULL, "want a JSON object {\"name\": ..., \"path\": ...}");
-    }
-    json_t *name = json_object_get(body, "name"), *path = json_object_get(body, "path"), *shared = json_object_get(body, "shared");
+    char *name = NULL, *path = NULL;
+    bool shared = false;
+    br_openai_error_t err;
+    if (br_openai_parse_adapter_post(cs->body.s, cs->body.len, &name, &path, &shared, &err) != BR_OK)
+        return send_api_error(c, &err);
     enum MHD_Result res;
-    if (!json_is_string(name) || !json_is_string(path) || strlen(json_string_value(path)) != json_string_length(path)) {
-        res = send_error(c, 400, "invalid_type", NULL, "\"name\" and \"path\" must be strings (without NUL)");
-    } else if (!br_serve_name_ok(json_string_value(name), 100)) {
-        res = send_error(c, 400, "invalid_value", "name", "an adapter name must be [A-Za-z0-9_.-]{1,100}");
-    } else if (!strcmp(json_string_value(name), s->model_name)) {
+    if (!strcmp(name, s->model_name)) {
         res = send_error(c, 400, "invalid_value", "name", "'%s' is the base model's name", s->model_name);
     } else {
-        const char *owner = json_is_true(shared) || br_tenants_is_open(s->tenants) ? "" : tenant->name;
-        br_status st = br_adapters_register(s->adapters, json_string_value(name), json_string_value(path), owner);
-        if (st != BR_OK)
-            res = send_status(c, st, NULL, "path");
-        else
-            res = send_json(c, 200, json_pack("{s:s, s:s, s:s, s:s}", "id", json_string_value(name), "object", "model",
-                                              "owned_by", owner[0] ? owner : "shared", "parent", s->model_name));
+        const char *owner = shared || br_tenants_is_open(s->tenants) ? "" : tenant->name;
+        br_status st = br_adapters_register(s->adapters, name, path, owner);
+        res = st != BR_OK ? send_status(c, st, NULL, "path")
+                          : send_text(c, 200, "application/json", br_openai_adapter_registered(name, owner, s->model_name));
     }
-    json_decref(body);
+    free(name);
+    free(path);
     return res;
 }
 
@@ -644,7 +627,7 @@ static enum MHD_Result handle_adapter_delete(br_server_t *s, struct MHD_Connecti
         return send_error(c, 403, NULL, NULL, "tenant '%s' may not unload adapter '%s'", tenant->name, name);
     br_status st = br_adapters_unload(s->adapters, name);
     if (st != BR_OK) return send_status(c, st, st == BR_ENOTFOUND ? "model_not_found" : NULL, NULL);
-    return send_json(c, 200, json_pack("{s:s, s:s, s:b}", "id", name, "object", "model", "deleted", 1));
+    return send_text(c, 200, "application/json", br_openai_adapter_deleted(name));
 }
 
 static enum MHD_Result handle_health(br_server_t *s, struct MHD_Connection *c)
@@ -653,10 +636,8 @@ static enum MHD_Result handle_health(br_server_t *s, struct MHD_Connection *c)
     br_sched_load(s->sched, &waiting, &running);
     br_adapters_stats(s->adapters, &loaded, &bytes);
     bool drain = atomic_load(&s->draining);
-    return send_json(c, drain ? 503 : 200,
-                     json_pack("{s:s, s:s, s:I, s:I, s:I}", "status", drain ? "draining" : "ok", "model", s->model_name,
-                               "waiting", (json_int_t)waiting, "running", (json_int_t)running, "adapters_loaded",
-                               (json_int_t)loaded));
+    return send_text(c, drain ? 503 : 200, "application/json",
+                     br_openai_health(drain, s->model_name, waiting, running, loaded));
 }
 
 /* The endpoint label of a URL: one of a fixed set, so that no request can add a series. */
