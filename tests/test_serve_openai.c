@@ -245,11 +245,64 @@ static void test_status_table(void)
     CHECK_STR(br_openai_error_type(413), "invalid_request_error");
 }
 
+static void test_other_endpoints(void)
+{
+    struct {
+        const char *body;
+        const char *code;
+        const char *param;
+    } bad[] = {
+        {"", "invalid_json", NULL},
+        {"[1]", "invalid_json", NULL},
+        {"{\"name\": \"x\"}", "invalid_type", NULL},
+        {"{\"name\": 1, \"path\": \"p\"}", "invalid_type", NULL},
+        {"{\"name\": \"../x\", \"path\": \"p\"}", "invalid_value", "name"},
+        {"{\"name\": \"a b\", \"path\": \"p\"}", "invalid_value", "name"},
+        {"{\"name\": \"\", \"path\": \"p\"}", "invalid_value", "name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *name = (char *)1, *path = (char *)1;
+        bool shared = false;
+        br_openai_error_t e = {0};
+        br_status st = br_openai_parse_adapter_post(bad[i].body, strlen(bad[i].body), &name, &path, &shared, &e);
+        CHECK_MSG(st != BR_OK && e.http == 400 && same(e.code, bad[i].code) && same(e.param, bad[i].param) && !name &&
+                      !path,
+                  "adapter post case %zu (%s): %u %s", i, bad[i].body, e.http, e.message);
+    }
+    char *name = NULL, *path = NULL;
+    bool shared = false;
+    br_openai_error_t e;
+    const char *ok = "{\"name\": \"sql-v2\", \"path\": \"sql/v2\", \"shared\": true}";
+    CHECK_OK(br_openai_parse_adapter_post(ok, strlen(ok), &name, &path, &shared, &e));
+    CHECK(name && path && !strcmp(name, "sql-v2") && !strcmp(path, "sql/v2") && shared);
+    free(name);
+    free(path);
+
+    br_openai_model_entry_t ents[] = {{"a1", "acme"}, {"shared1", NULL}};
+    char *body = br_openai_models("base", 5, ents, 2);
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *d = json_object_get(j, "data");
+    CHECK(json_array_size(d) == 3);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 0), "id")) ?: "", "base");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 1), "owned_by")) ?: "", "acme");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 2), "owned_by")) ?: "", "shared");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 2), "parent")) ?: "", "base");
+    json_decref(j);
+    free(body);
+    body = br_openai_health(true, "base", 2, 3, 4);
+    j = body ? json_loads(body, 0, NULL) : NULL;
+    CHECK(!strcmp(json_string_value(json_object_get(j, "status")) ?: "", "draining") &&
+          json_integer_value(json_object_get(j, "running")) == 3);
+    json_decref(j);
+    free(body);
+}
+
 int main(void)
 {
     test_error_table();
     test_accepted();
     test_responses();
     test_status_table();
+    test_other_endpoints();
     return th_exit();
 }
