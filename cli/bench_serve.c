@@ -3,14 +3,17 @@
  * n adapters, uniform input/output lengths.  Drives the scheduler in process (no HTTP), with
  * adapters loaded on demand from PEFT folders on disk.  Prompts are windows of real text (the
  * GPL-3 licence shipped by Debian) tokenized with the given tokenizer. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "base/dtype.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/rng.h"
@@ -181,10 +184,127 @@ static int parse_list(const char *s, int *v, int cap)
     return n;
 }
 
+/* The benchmark's Llama-style model: width C (4 heads), L layers, vocabulary max(V, tokenizer's). */
+static br_status bench_model(br_model_t **m, const br_tokenizer_t *tok, int hidden, int layers, int vocab)
+{
+    br_model_config_t c;
+    br_config_defaults(&c);
+    c.vocab_size = vocab > (int)br_tokenizer_vocab_size(tok) ? vocab : (int)br_tokenizer_vocab_size(tok);
+    c.hidden_size = hidden;
+    c.intermediate_size = (hidden * 8 / 3 + 63) / 64 * 64;
+    c.num_hidden_layers = layers;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 4;
+    c.max_position_embeddings = 256;
+    return br_model_create(m, &c, false);
+}
+
+/* Writes root (freed) as indented JSON, atomically. */
+static br_status write_json(const char *path, json_t *root)
+{
+    char *js = json_dumps(root, JSON_INDENT(1));
+    json_decref(root);
+    if (!js) return br_error(BR_ENOMEM, "out of memory");
+    br_status st = br_write_file_atomic(path, js, strlen(js));
+    free(js);
+    return st;
+}
+
+/* ad0000.. in adir: PEFT folders, ranks R and 2R alternating, on q_proj and v_proj. */
+static br_status write_adapters(const char *adir, const br_lora_shapes_t *shapes, int n, int rank, size_t *bytes)
+{
+    br_rng_t rng;
+    br_rng_seed(&rng, 3);
+    br_status st = BR_OK;
+    for (int i = 0; i < n && st == BR_OK; i++) {
+        br_lora_adapter_t *a = NULL;
+        st = br_lora_create(&a, shapes, i % 2 ? 2 * rank : rank, 16, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V), false, (uint64_t)i);
+        if (st != BR_OK) break;
+        br_rng_fill_normal(&rng, a->params, a->n_params, 0.05f);
+        char d[4200];
+        snprintf(d, sizeof d, "%s/ad%04d", adir, i);
+        *bytes += br_lora_bytes(a);
+        st = br_lora_save(a, d);
+        br_lora_free(a);
+    }
+    return st;
+}
+
+/* S-LoRA's workload over nad adapters: Gamma arrivals, power-law popularity, uniform lengths
+ * (malloc'd, nreq entries; NULL when out of memory). */
+static wl_req_t *make_workload(int nreq, int nad, double rate, double cv, double alpha, const int io[2],
+                               const int oo[2], size_t ntext)
+{
+    wl_req_t *wl = calloc((size_t)nreq, sizeof *wl);
+    if (!wl) return NULL;
+    br_rng_t wr;
+    br_rng_seed(&wr, 1000 + (uint64_t)nad);
+    double t = 0, shape = 1 / (cv * cv);
+    for (int i = 0; i < nreq; i++) {
+        t += gamma_sample(&wr, shape) / (rate * shape);
+        double x = pow(br_rng_double(&wr), 1 / alpha); /* numpy.random.power(alpha) */
+        wl[i] = (wl_req_t){t, (int)(x * nad) < nad ? (int)(x * nad) : nad - 1,
+                           io[0] + (int)br_rng_below(&wr, (uint64_t)(io[1] - io[0] + 1)),
+                           oo[0] + (int)br_rng_below(&wr, (uint64_t)(oo[1] - oo[0] + 1)),
+                           br_rng_below(&wr, ntext - (size_t)io[1])};
+    }
+    return wl;
+}
+
+/* The median run by req/s of reps runs. */
+static result_t median_run(const result_t *runs, int reps)
+{
+    result_t sorted[15];
+    memcpy(sorted, runs, (size_t)reps * sizeof *sorted);
+    for (int a = 0; a < reps; a++)
+        for (int b = a + 1; b < reps; b++)
+            if (sorted[b].req_s < sorted[a].req_s) {
+                result_t t2 = sorted[a];
+                sorted[a] = sorted[b];
+                sorted[b] = t2;
+            }
+    return sorted[reps / 2];
+}
+
+/* One table row (and its JSON record in jr) for policy p with nad adapters. */
+static void print_row(json_t *jr, int nad, int p, const result_t *r, double batched_req, const result_t *runs, int reps)
+{
+    printf("| %d | %s | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2fx |\n", nad, policy_names[p],
+           r->req_s, r->tok_s, r->p50, r->p90, r->p99, r->ttft_mean, r->ttft_p90, 100 * r->slo, batched_req / r->req_s);
+    fflush(stdout);
+    json_t *all = json_array();
+    for (int a = 0; a < reps; a++) json_array_append_new(all, json_real(runs[a].req_s));
+    json_array_append_new(jr, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "adapters", nad,
+                                        "policy", policy_names[p], "req_s", r->req_s, "tok_s", r->tok_s, "p50", r->p50,
+                                        "p90", r->p90, "p99", r->p99, "ttft_mean", r->ttft_mean, "ttft_p90", r->ttft_p90,
+                                        "slo", r->slo, "wall", r->wall, "done", (json_int_t)r->done, "req_s_all_reps", all));
+}
+
+/* --write-fixture DIR: DIR/model (config.json, model.safetensors, tokenizer.json) for braid serve;
+ * *adir becomes DIR/adapters (created), where the adapters are written next. */
+static br_status write_fixture_model(br_model_t *m, const char *dir, const char *tok_path, char *adir, size_t cap)
+{
+    char mdir[4096], tpath[4096];
+    BR_TRY(br_path_join(mdir, sizeof mdir, dir, "model"));
+    BR_TRY(br_model_save(m, mdir, BR_DT_F32));
+    BR_TRY(br_path_join(tpath, sizeof tpath, mdir, "tokenizer.json"));
+    char *raw = NULL;
+    size_t n = 0;
+    BR_TRY(br_read_file(tok_path, &raw, &n));
+    br_status st = br_write_file_atomic(tpath, raw, n);
+    free(raw);
+    BR_TRY(st);
+    BR_TRY(br_path_join(adir, cap, dir, "adapters"));
+    if (mkdir(adir, 0755) && errno != EEXIST) return br_error(BR_EIO, "cannot create %s: %s", adir, strerror(errno));
+    return BR_OK;
+}
+
+/* long: over 120 lines only by its option table and the result table's plumbing: each step (model,
+ * adapters, workload, runs, medians, rows, JSON) is one of the helpers above. */
 int bench_serve(int argc, char **argv)
 {
     const char *tok_path = "tests/ref/serve_tokenizer.json", *text_path = "/usr/share/common-licenses/GPL-3";
-    const char *ns_s = "1,10,100,1000", *json_out = NULL, *in_s = "8,64", *out_s = "8,32";
+    const char *ns_s = "1,10,100,1000", *json_out = NULL, *in_s = "8,64", *out_s = "8,32", *fixture = NULL;
     int nreq = 200, hidden = 256, layers = 4, vocab = 4096, rank = 8, max_batch = 256;
     double rate = 100, cv = 1, alpha = 1, slo = 1.0;
     bool quick = false;
@@ -208,6 +328,7 @@ int bench_serve(int argc, char **argv)
         {"json", OPT_STR, &json_out, "PATH", "also write the results as JSON", false},
         {"reps", OPT_INT, &reps, "N", "repetitions, policies interleaved; the median run (by req/s) is reported (default 3)", false},
         {"quick", OPT_BOOL, &quick, NULL, "small run (adapters 1,10; 60 requests; 1 rep) for a smoke test", false},
+        {"write-fixture", OPT_STR, &fixture, "DIR", "only write the model (DIR/model, with the tokenizer) and the largest number of adapters (DIR/adapters) for `braid serve`, then exit (bench/serve/soak.sh)", false},
     };
     cmd_spec_t spec = {"braid bench serve [options]",
                        "S-LoRA's serving workload on braid's scheduler (batched heterogeneous LoRA) and, in the same "
@@ -242,17 +363,8 @@ int bench_serve(int argc, char **argv)
     if (st == BR_OK) st = br_tokenizer_encode(tok, raw, rawn, 0, &text, &ntext);
     free(raw);
     if (st == BR_OK && ntext < (size_t)io[1] * 2 + 1024) st = br_error(BR_EINVAL, "%s is too short", text_path);
-    br_model_config_t c;
-    br_config_defaults(&c);
-    c.vocab_size = vocab > (int)br_tokenizer_vocab_size(tok) ? vocab : (int)br_tokenizer_vocab_size(tok);
-    c.hidden_size = hidden;
-    c.intermediate_size = (hidden * 8 / 3 + 63) / 64 * 64;
-    c.num_hidden_layers = layers;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 4;
-    c.max_position_embeddings = 256;
     br_model_t *m = NULL;
-    if (st == BR_OK) st = br_model_create(&m, &c, false);
+    if (st == BR_OK) st = bench_model(&m, tok, hidden, layers, vocab);
     if (st != BR_OK) {
         br_tokenizer_free(tok);
         free(text);
@@ -264,26 +376,27 @@ int bench_serve(int argc, char **argv)
     /* adapters on disk, as PEFT folders: ranks R and 2R alternate, q_proj and v_proj */
     int maxn = 0;
     for (int i = 0; i < nn; i++) maxn = ns[i] > maxn ? ns[i] : maxn;
-    char adir[] = "/tmp/braid_bench_serve_XXXXXX";
-    if (!mkdtemp(adir)) return fail_status(br_error(BR_EIO, "mkdtemp failed"), "bench serve");
+    char adir[4096] = "/tmp/braid_bench_serve_XXXXXX";
+    if (fixture) {
+        st = write_fixture_model(m, fixture, tok_path, adir, sizeof adir);
+        if (st != BR_OK) return fail_status(st, "bench serve --write-fixture");
+    } else if (!mkdtemp(adir)) {
+        return fail_status(br_error(BR_EIO, "mkdtemp failed"), "bench serve");
+    }
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
-    br_rng_t rng;
-    br_rng_seed(&rng, 3);
     double tw = br_now();
     size_t ad_bytes = 0;
-    for (int i = 0; i < maxn && st == BR_OK; i++) {
-        br_lora_adapter_t *a = NULL;
-        st = br_lora_create(&a, &shapes, i % 2 ? 2 * rank : rank, 16, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V), false, (uint64_t)i);
-        if (st != BR_OK) break;
-        br_rng_fill_normal(&rng, a->params, a->n_params, 0.05f);
-        char d[256];
-        snprintf(d, sizeof d, "%s/ad%04d", adir, i);
-        ad_bytes += br_lora_bytes(a);
-        st = br_lora_save(a, d);
-        br_lora_free(a);
-    }
+    if (st == BR_OK) st = write_adapters(adir, &shapes, maxn, rank, &ad_bytes);
     fprintf(stderr, "bench serve: model %zu parameters (C %d, L %d, V %d); %d adapters written in %.1f s (%.1f MB)\n",
-            m->n_params, hidden, layers, c.vocab_size, maxn, br_now() - tw, ad_bytes / 1e6);
+            m->n_params, hidden, layers, m->cfg.vocab_size, maxn, br_now() - tw, ad_bytes / 1e6);
+    if (fixture) { /* the fixture is written: no benchmark */
+        br_model_free(m);
+        br_tenants_free(ten);
+        br_tokenizer_free(tok);
+        free(text);
+        if (st == BR_OK) fprintf(stderr, "bench serve: fixture in %s (model, adapters)\n", fixture);
+        return st == BR_OK ? 0 : fail_status(st, "bench serve --write-fixture");
+    }
     printf("## braid bench serve: %d requests, lambda %.0f req/s, cv %.1f, alpha %.2f, in %d-%d, out %d-%d tokens, "
            "TTFT SLO %.1f s, %d threads, median of %d interleaved runs\n\n",
            nreq, rate, cv, alpha, io[0], io[1], oo[0], oo[1], slo, br_get_threads(), reps);
@@ -293,17 +406,10 @@ int bench_serve(int argc, char **argv)
     double base_batched = 0;
     for (int k = 0; k < nn && st == BR_OK; k++) {
         /* the same workload for every policy */
-        wl_req_t *wl = calloc((size_t)nreq, sizeof *wl);
-        br_rng_t wr;
-        br_rng_seed(&wr, 1000 + (uint64_t)ns[k]);
-        double t = 0, shape = 1 / (cv * cv);
-        for (int i = 0; i < nreq; i++) {
-            t += gamma_sample(&wr, shape) / (rate * shape);
-            double x = pow(br_rng_double(&wr), 1 / alpha); /* numpy.random.power(alpha) */
-            wl[i] = (wl_req_t){t, (int)(x * ns[k]) < ns[k] ? (int)(x * ns[k]) : ns[k] - 1,
-                               io[0] + (int)br_rng_below(&wr, (uint64_t)(io[1] - io[0] + 1)),
-                               oo[0] + (int)br_rng_below(&wr, (uint64_t)(oo[1] - oo[0] + 1)),
-                               br_rng_below(&wr, ntext - (size_t)io[1])};
+        wl_req_t *wl = make_workload(nreq, ns[k], rate, cv, alpha, io, oo, ntext);
+        if (!wl) {
+            st = br_error(BR_ENOMEM, "out of memory");
+            break;
         }
         /* reps rounds of the three policies, interleaved (the machine's load drifts); median by req/s */
         result_t runs[3][15];
@@ -313,29 +419,10 @@ int bench_serve(int argc, char **argv)
         if (st != BR_OK) break;
         double batched_req = 0;
         for (int p = 0; p < 3; p++) {
-            result_t sorted[15];
-            memcpy(sorted, runs[p], (size_t)reps * sizeof *sorted);
-            for (int a = 0; a < reps; a++)
-                for (int b = a + 1; b < reps; b++)
-                    if (sorted[b].req_s < sorted[a].req_s) {
-                        result_t t2 = sorted[a];
-                        sorted[a] = sorted[b];
-                        sorted[b] = t2;
-                    }
-            result_t r = sorted[reps / 2];
+            result_t r = median_run(runs[p], reps);
             if (p == 0) batched_req = r.req_s;
             if (p == 0 && k == 0) base_batched = r.req_s;
-            printf("| %d | %s | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2fx |\n", ns[k],
-                   policy_names[p], r.req_s, r.tok_s, r.p50, r.p90, r.p99, r.ttft_mean, r.ttft_p90, 100 * r.slo,
-                   batched_req / r.req_s);
-            fflush(stdout);
-            json_t *all = json_array();
-            for (int a = 0; a < reps; a++) json_array_append_new(all, json_real(runs[p][a].req_s));
-            json_array_append_new(jr, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "adapters",
-                                                ns[k], "policy", policy_names[p], "req_s", r.req_s, "tok_s", r.tok_s,
-                                                "p50", r.p50, "p90", r.p90, "p99", r.p99, "ttft_mean", r.ttft_mean,
-                                                "ttft_p90", r.ttft_p90, "slo", r.slo, "wall", r.wall, "done",
-                                                (json_int_t)r.done, "req_s_all_reps", all));
+            print_row(jr, ns[k], p, &r, batched_req, runs[p], reps);
         }
         free(wl);
     }
@@ -357,10 +444,7 @@ int bench_serve(int argc, char **argv)
                                  "workload", "requests", nreq, "rate", rate, "cv", cv, "alpha", alpha, "in", io[0], io[1],
                                  "out", oo[0], oo[1], "slo", slo, "hidden", hidden, "layers", layers, "rank", rank,
                                  "threads", br_get_threads());
-        char *js = json_dumps(root, JSON_INDENT(1));
-        st = br_write_file_atomic(json_out, js, strlen(js));
-        free(js);
-        json_decref(root);
+        st = write_json(json_out, root);
     } else {
         json_decref(jr);
     }

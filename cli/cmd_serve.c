@@ -15,8 +15,8 @@ int cmd_serve(int argc, char **argv)
 {
     br_server_opts_t o = {0};
     const char *model = NULL;
-    int max_batch = 256, max_running = 64, page_tokens = 16, max_conn = 256, port = 8080;
-    double kv_mb = 256, ad_mb = 1024, idle = 300, body_kb = 1024;
+    int max_batch = 256, max_running = 64, page_tokens = 16, max_conn = 256, port = 8080, per_ip = 32;
+    double kv_mb = 256, ad_mb = 1024, idle = 300, body_kb = 1024, head_s = 10, body_s = 60;
     long seed = 0;
     const char *port_file = NULL;
     const opt_t opts[] = {
@@ -37,6 +37,11 @@ int cmd_serve(int argc, char **argv)
         {"adapter-idle-s", OPT_DOUBLE, &idle, "S", "unload an adapter unused this long (default 300; 0: never)", false},
         {"max-body-kb", OPT_DOUBLE, &body_kb, "KB", "largest request body (default 1024)", false},
         {"max-connections", OPT_INT, &max_conn, "N", "simultaneous connections (default 256)", false},
+        {"max-connections-per-ip", OPT_INT, &per_ip, "N", "simultaneous connections from one address (default 32; 0: no limit, e.g. behind a proxy)", false},
+        {"head-timeout-s", OPT_DOUBLE, &head_s, "S", "a request's whole head must arrive within S seconds (default 10)", false},
+        {"body-timeout-s", OPT_DOUBLE, &body_s, "S", "a request's whole body must arrive within S seconds (default 60)", false},
+        {"metrics-addr", OPT_STR, &o.metrics_addr, "HOST:PORT", "operator listener for GET /metrics and /health without a key (default: none; /metrics on the main port needs an admin key with --tenants)", false},
+        {"adapter-root", OPT_STR, &o.adapter_root, "DIR", "POST /v1/adapters loads only folders inside DIR (default: the --adapters folder; neither: refused)", false},
         {"seed", OPT_LONG, &seed, "N", "sampling seed for requests without one (default: from the clock)", false},
     };
     cmd_spec_t spec = {"braid serve --model DIR [options]",
@@ -49,7 +54,7 @@ int cmd_serve(int argc, char **argv)
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     if (port < 0 || port > 65535 || max_batch < 1 || max_running < 1 || page_tokens < 1 || max_conn < 1 || kv_mb <= 0 ||
-        ad_mb < 0 || idle < 0 || body_kb <= 0) {
+        ad_mb < 0 || idle < 0 || body_kb <= 0 || per_ip < 0 || !(head_s > 0) || !(body_s > 0)) {
         fprintf(stderr, "braid: error: --port must be 0..65535; sizes and counts must be positive\n");
         return 2;
     }
@@ -59,6 +64,9 @@ int cmd_serve(int argc, char **argv)
     o.max_running = (size_t)max_running;
     o.page_tokens = (size_t)page_tokens;
     o.max_connections = max_conn;
+    o.max_connections_per_ip = per_ip ? per_ip : -1;
+    o.head_timeout_s = head_s;
+    o.body_timeout_s = body_s;
     o.kv_mem_mb = kv_mb;
     o.adapter_mem_mb = ad_mb;
     o.adapter_idle_s = idle;

@@ -167,7 +167,10 @@ static void test_registry(void)
 
     br_metrics_t *m = NULL;
     CHECK_OK(br_metrics_create(&m));
-    br_adapters_opts_t o = {.dir = dir, .shapes = s, .mem_budget = 2 * one + one / 2, .idle_s = 0, .metrics = m};
+    /* run-time registrations anywhere under / (the root itself is tested in test_serve_hostile) */
+    br_adapters_opts_t o = {.dir = dir, .shapes = s, .mem_budget = 2 * one + one / 2, .idle_s = 0, .metrics = m, .root = "/"};
+    char fixture_abs[4096];
+    CHECK(realpath("tests/ref/lora_peft", fixture_abs) != NULL);
     br_adapters_t *r = NULL;
     CHECK_OK(br_adapters_create(&r, &o));
     if (!r) return;
@@ -216,8 +219,20 @@ static void test_registry(void)
     br_adapters_stats(r, &loaded, &bytes);
     CHECK_INT(loaded, 2); /* idle_s = 0 disables it */
 
+    /* a registration that cannot load (memory full of pinned adapters: 503, try again) leaves
+     * no name behind: the same name then registers another folder */
+    CHECK_OK(acquire_wait(r, "b", &b));
+    CHECK_OK(acquire_wait(r, "c", &c));
+    snprintf(cmd, sizeof cmd, "%s/a", dir);
+    CHECK_STATUS(br_adapters_register(r, "dyn0", fixture_abs, ""), BR_ENOMEM);
+    CHECK_STATUS(br_adapters_lookup(r, "dyn0"), BR_ENOTFOUND);
+    br_adapters_release(r, "b");
+    br_adapters_release(r, "c");
+    CHECK_OK(br_adapters_register(r, "dyn0", cmd, ""));
+    CHECK_OK(br_adapters_unload(r, "dyn0"));
+
     /* run-time registration and unload */
-    CHECK_OK(br_adapters_register(r, "dyn", "tests/ref/lora_peft", "acme"));
+    CHECK_OK(br_adapters_register(r, "dyn", fixture_abs, "acme"));
     char owner[64];
     br_adapters_owner(r, "dyn", owner, sizeof owner);
     CHECK_STR(owner, "acme");

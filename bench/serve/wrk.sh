@@ -14,7 +14,7 @@ tmp=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 extra=(); [ -d "$ADS" ] && extra=(--adapters "$ADS")
 ./braid serve --model "$MODEL" --tokenizer "$TOKZ" "${extra[@]}" --port 0 --port-file "$tmp/port" \
-    --max-connections 512 2> "$tmp/serve.log" &
+    --max-connections 512 --max-connections-per-ip 0 2> "$tmp/serve.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 port=$(cat "$tmp/port")

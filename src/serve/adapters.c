@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "base/fileio.h"
@@ -39,6 +41,7 @@ typedef struct entry {
 struct br_adapters {
     br_adapters_opts_t o;
     char dir[4096];
+    char root[4096];         /* realpath of opts.root, "" when run-time loads are refused */
     pthread_mutex_t mu;
     pthread_cond_t wake;
     pthread_t loader;
@@ -279,6 +282,11 @@ br_status br_adapters_create(br_adapters_t **out, const br_adapters_opts_t *o)
         snprintf(r->dir, sizeof r->dir, "%s", o->dir);
     }
     r->o.dir = r->dir;
+    if (o->root && !realpath(o->root, r->root)) {
+        free(r);
+        return br_error(BR_ENOTFOUND, "--adapter-root %s: no such folder (%s)", o->root, strerror(errno));
+    }
+    r->o.root = r->root;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->wake, NULL);
     if (o->metrics) {
@@ -411,14 +419,61 @@ void br_adapters_release(br_adapters_t *r, const char *name)
     pthread_mutex_unlock(&r->mu);
 }
 
-br_status br_adapters_register(br_adapters_t *r, const char *name, const char *path, const char *owner)
+/* Is `file` in folder `dir` a regular file (not a link, not a folder)? */
+static bool plain_file(const char *dir, const char *file)
+{
+    char p[4096];
+    struct stat st;
+    return br_path_join(p, sizeof p, dir, file) == BR_OK && lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The folder `path` names (relative: to the root), resolved into `out`: it must lie inside
+ * the root and hold the adapter's two files as regular files.  One message for every refusal,
+ * so that the answer does not tell an existing folder from a missing one. */
+static br_status resolve_in_root(const br_adapters_t *r, const char *path, char *out, size_t cap)
+{
+    if (!r->root[0])
+        return br_error(BR_EINVAL, "loading adapters at run time is off: start the server with --adapters DIR or "
+                                   "--adapter-root DIR");
+    char joined[4096], real[PATH_MAX];
+    br_status st = path[0] == '/' ? (snprintf(joined, sizeof joined, "%s", path) < (int)sizeof joined ? BR_OK : BR_ERANGE)
+                                  : br_path_join(joined, sizeof joined, r->root, path);
+    size_t lr = strlen(r->root);
+    bool inside = st == BR_OK && realpath(joined, real) && strlen(real) > lr && !strncmp(real, r->root, lr) &&
+                  (real[lr] == '/' || r->root[lr - 1] == '/') && br_dir_exists(real) &&
+                  plain_file(real, "adapter_config.json") && plain_file(real, "adapter_model.safetensors");
+    if (!inside || strlen(real) >= cap)
+        return br_error(BR_ENOTFOUND,
+                        "'%.200s' is not a PEFT adapter folder inside the adapter root (--adapter-root): give a folder "
+                        "under it holding adapter_config.json and adapter_model.safetensors as regular files (links "
+                        "are not followed)",
+                        path);
+    snprintf(out, cap, "%s", real);
+    return BR_OK;
+}
+
+/* The loader's message with any quoted file content cut: jansson's "... near 'TEXT'" quotes
+ * the bytes where parsing stopped, and a registration must not echo a file's content. */
+static br_status without_content(br_status st)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", br_errmsg());
+    char *near = strstr(msg, " near '");
+    if (near) *near = 0;
+    return br_error(st, "%s", msg);
+}
+
+br_status br_adapters_register(br_adapters_t *r, const char *name, const char *path_in, const char *owner)
 {
     BR_TRY(check_name(name));
-    if (!br_dir_exists(path)) return br_error(BR_ENOTFOUND, "adapter folder %s does not exist", path);
+    char path[4096] = "", why[1024];
+    br_status rc = resolve_in_root(r, path_in, path, sizeof path);
+    snprintf(why, sizeof why, "%s", rc == BR_OK ? "" : br_errmsg());
     pthread_mutex_lock(&r->mu);
     entry_t *e = get_entry(r, name);
-    br_status rc = BR_OK;
-    if (e && strcmp(e->path, path))
+    if (rc != BR_OK && !e) /* a taken name is the first thing to report */
+        rc = br_error(rc, "%s", why);
+    else if (e && (rc != BR_OK || strcmp(e->path, path)))
         rc = br_error(BR_EBUSY, "adapter name '%s' is already taken by %s", name, e->path);
     else if (e && e->doomed)
         rc = br_error(BR_EBUSY, "adapter '%s' is being unloaded; try again", name);
@@ -427,9 +482,11 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
     /* validate and load here (the HTTP thread), not on the scheduler */
     double t0 = br_now();
     br_lora_adapter_t *a = NULL;
-    BR_TRY(br_lora_load(&a, path, &r->o.shapes));
+    br_status lst = br_lora_load(&a, path, &r->o.shapes);
+    if (lst != BR_OK) return without_content(lst);
     pthread_mutex_lock(&r->mu);
     e = find(r, name);
+    bool created = !e;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) {
@@ -456,7 +513,9 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
         install(r, e, a, BR_OK, "", br_now());
         if (e->state != ST_READY) {
             rc = e->state == ST_FAILED ? br_error(e->err_code, "%s", e->err)
-                                       : br_error(BR_EBUSY, "adapter memory is full of adapters in use; try again");
+                                       : br_error(BR_ENOMEM, "adapter memory is full of adapters in use; try again");
+            /* a registration that did not load leaves no name behind (it would block the next one) */
+            if (created && e->dynamic && e->pins == 0) remove_entry(r, e);
         }
     }
     pthread_mutex_unlock(&r->mu);

@@ -27,6 +27,7 @@ typedef struct {
     size_t mem_budget;        /* bytes for unpinned + pinned adapters; 0: unlimited */
     double idle_s;            /* drop after this long unused; <= 0: never */
     br_metrics_t *metrics;    /* may be NULL */
+    const char *root;         /* run-time registrations must resolve inside it; NULL: refused */
 } br_adapters_opts_t;
 
 typedef struct br_adapters br_adapters_t;
@@ -54,7 +55,11 @@ br_status br_adapters_acquire(br_adapters_t *r, const char *name, const br_lora_
 void br_adapters_release(br_adapters_t *r, const char *name);
 
 /* POST /v1/adapters: registers `name` -> folder `path` (owned by tenant `owner`, "" for shared)
- * and loads it now, in the calling thread; the PEFT validation error is returned as is.
+ * and loads it now, in the calling thread.  `path` (relative: to the root) must resolve, links
+ * followed, to a folder inside opts.root whose adapter_config.json and
+ * adapter_model.safetensors are regular files, not links; a path outside, missing or not a
+ * folder gets one and the same message (existence is not revealed), and the PEFT validation
+ * error never quotes file content.
  * BR_EBUSY (conflict) when the name is taken by another folder. */
 br_status br_adapters_register(br_adapters_t *r, const char *name, const char *path, const char *owner);
 /* DELETE /v1/adapters/NAME: unloads it (after its running requests finish) and forgets a run-time

@@ -4,11 +4,15 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_LABELS 6
+/* Series per family at most: past it, new label sets are counted in one series whose every
+ * label is "_other", so no client can grow the registry (or /metrics) without bound. */
+#define MAX_SERIES 1024
 
 typedef enum { M_COUNTER, M_GAUGE, M_HISTOGRAM } mkind;
 
@@ -29,6 +33,8 @@ struct br_metric {
     int nb;
     series_t *series;
     size_t n, cap;
+    uint32_t *slots;  /* open-addressing hash of series (index + 1; 0 empty), 2 * MAX_SERIES + 2 */
+    size_t nslots;
 };
 
 struct br_metrics {
@@ -54,6 +60,7 @@ static void family_free(br_metric_t *f)
     }
     for (int i = 0; i < f->nlabels; i++) free(f->label_names[i]);
     free(f->series);
+    free(f->slots);
     free(f->bounds);
     free(f->name);
     free(f->help);
@@ -89,6 +96,9 @@ static br_metric_t *family_new(br_metrics_t *m, const char *name, const char *he
             p += n + (c ? 1 : 0);
         }
     }
+    f->nslots = 2 * MAX_SERIES + 2;
+    f->slots = ok ? calloc(f->nslots, sizeof *f->slots) : NULL;
+    ok = ok && f->slots;
     if (ok && kind == M_HISTOGRAM) {
         f->bounds = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *f->bounds);
         ok = f->bounds != NULL;
@@ -162,11 +172,45 @@ static void format_labels(const br_metric_t *f, va_list ap, char *buf, size_t ca
     }
 }
 
+static uint64_t hash_str(const char *p)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+/* The slot holding `labels`, or the empty slot where it would go.  Caller holds the mutex. */
+static uint32_t *slot_of(const br_metric_t *f, const char *labels)
+{
+    size_t i = (size_t)(hash_str(labels) % f->nslots);
+    for (;;) { /* the table is never more than half full: this ends */
+        uint32_t *sl = &f->slots[i];
+        if (!*sl || !strcmp(f->series[*sl - 1].labels, labels)) return sl;
+        i = (i + 1) % f->nslots;
+    }
+}
+
+/* Every label "_other": where series past MAX_SERIES go. */
+static void overflow_labels(const br_metric_t *f, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < f->nlabels && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s=\"_other\"", i ? "," : "", f->label_names[i]);
+}
+
 /* Caller holds the registry mutex.  NULL when out of memory. */
 static series_t *find_series(br_metric_t *f, const char *labels)
 {
-    for (size_t i = 0; i < f->n; i++)
-        if (!strcmp(f->series[i].labels, labels)) return &f->series[i];
+    uint32_t *sl = slot_of(f, labels);
+    if (*sl) return &f->series[*sl - 1];
+    char other[512];
+    if (f->n >= MAX_SERIES - 1) { /* full but for the overflow series' place */
+        overflow_labels(f, other, sizeof other);
+        labels = other;
+        sl = slot_of(f, labels);
+        if (*sl) return &f->series[*sl - 1];
+    }
     if (f->n == f->cap) {
         size_t nc = f->cap ? 2 * f->cap : 8;
         series_t *ns = realloc(f->series, nc * sizeof *ns);
@@ -183,7 +227,7 @@ static series_t *find_series(br_metric_t *f, const char *labels)
         free(s->buckets);
         return NULL;
     }
-    f->n++;
+    *sl = (uint32_t)++f->n;
     return s;
 }
 
@@ -246,9 +290,8 @@ double br_metric_get(br_metric_t *f, ...)
     va_end(ap);
     double r = 0;
     pthread_mutex_lock(&f->reg->mu);
-    for (size_t i = 0; i < f->n; i++)
-        if (!strcmp(f->series[i].labels, labels))
-            r = f->kind == M_HISTOGRAM ? f->series[i].count : f->series[i].value;
+    uint32_t *sl = slot_of(f, labels);
+    if (*sl) r = f->kind == M_HISTOGRAM ? f->series[*sl - 1].count : f->series[*sl - 1].value;
     pthread_mutex_unlock(&f->reg->mu);
     return r;
 }

@@ -188,15 +188,17 @@ static void publish(br_sched_t *s)
 static const char *adapter_label(const br_req_t *r) { return r->adapter[0] ? r->adapter : "-"; }
 static const char *tenant_label(const br_req_t *r) { return r->tenant ? r->tenant->name : "-"; }
 
-/* Marks a request finished and wakes its HTTP thread; drops the scheduler's reference. */
-static void complete(br_sched_t *s, br_req_t *r, br_finish fin, int http_status, const char *msg)
+/* Marks a request finished and wakes its HTTP thread; drops the scheduler's reference.  For
+ * errors, st says what failed and server_fault whose fault it was (serve/openai.h). */
+static void complete(br_sched_t *s, br_req_t *r, br_finish fin, br_status st, bool server_fault, const char *msg)
 {
     double now = br_now();
     pthread_mutex_lock(&r->mu);
     r->finish = fin;
     if (msg) {
         snprintf(r->errmsg, sizeof r->errmsg, "%s", msg);
-        r->http_status = http_status;
+        r->status = st;
+        r->server_fault = server_fault;
     }
     r->text_ready = r->text_len;
     r->done = true;
@@ -321,8 +323,8 @@ static void finish(br_sched_t *s, br_req_t *r, br_finish fin)
         }
         pthread_mutex_unlock(&p->mu);
         br_metric_add(s->m_guard, 1, st != BR_OK ? "error" : res.harmful ? "flagged" : "pass");
-        complete(s, p, p->finish, 0, NULL);
-        complete(s, r, fin, 0, NULL);
+        complete(s, p, p->finish, BR_OK, false, NULL);
+        complete(s, r, fin, BR_OK, false, NULL);
         return;
     }
     if (r->guard && fin != BR_FINISH_ERROR && fin != BR_FINISH_CANCEL) {
@@ -341,7 +343,7 @@ static void finish(br_sched_t *s, br_req_t *r, br_finish fin)
         pthread_mutex_unlock(&r->mu);
         br_metric_add(s->m_guard, 1, "error");
     }
-    complete(s, r, fin, 0, NULL);
+    complete(s, r, fin, BR_OK, false, NULL);
 }
 
 /* Adds one sampled token; returns the finish reason (NONE: keep going). */
@@ -466,8 +468,8 @@ static void admit(br_sched_t *s)
             }
             if (req_cancelled(r) || (r->guard_parent && req_cancelled(r->guard_parent))) {
                 q_remove(q, prev, r);
-                if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_CANCEL, 0, NULL);
-                complete(s, r, BR_FINISH_CANCEL, 0, NULL);
+                if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_CANCEL, BR_OK, false, NULL);
+                complete(s, r, BR_FINISH_CANCEL, BR_OK, false, NULL);
                 r = next;
                 continue;
             }
@@ -487,9 +489,9 @@ static void admit(br_sched_t *s)
                 }
                 if (st != BR_OK) {
                     q_remove(q, prev, r);
-                    int code = st == BR_ENOTFOUND ? 404 : st == BR_ENOMEM ? 503 : 400;
-                    if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_ERROR, 500, br_errmsg());
-                    complete(s, r, BR_FINISH_ERROR, code, br_errmsg());
+                    /* the guard's repeat failing is the server's fault, not the client's */
+                    if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_ERROR, st, true, br_errmsg());
+                    complete(s, r, BR_FINISH_ERROR, st, false, br_errmsg());
                     r = next;
                     continue;
                 }
@@ -562,62 +564,91 @@ static void merge_switch(br_sched_t *s, br_req_t *r)
     s->merges++;
 }
 
-/* One step: returns false when there was nothing to run. */
-static bool step(br_sched_t *s)
+/* ---- one step, in phases: drop cancelled, admit, plan the batch, pages and LoRA rows, forward,
+ * sample ---- */
+
+/* Removes r from the running set (if there). */
+static void retire_req(br_sched_t *s, br_req_t *r)
 {
-    /* drop cancelled running requests */
+    for (size_t k = 0; k < s->nrun; k++)
+        if (s->run[k] == r) {
+            retire(s, k);
+            return;
+        }
+}
+
+/* Ends r (and the response its guard repeat belongs to) with an error. */
+static void fail_req(br_sched_t *s, br_req_t *r, br_status st, bool server_fault, const char *msg)
+{
+    retire_req(s, r);
+    if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_ERROR, st, true, msg);
+    complete(s, r, BR_FINISH_ERROR, st, server_fault, msg);
+}
+
+static void drop_cancelled(br_sched_t *s)
+{
     for (size_t i = 0; i < s->nrun;) {
         br_req_t *r = s->run[i];
         if (req_cancelled(r) || (r->guard_parent && req_cancelled(r->guard_parent))) {
             retire(s, i);
-            if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_CANCEL, 0, NULL);
-            complete(s, r, BR_FINISH_CANCEL, 0, NULL);
+            if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_CANCEL, BR_OK, false, NULL);
+            complete(s, r, BR_FINISH_CANCEL, BR_OK, false, NULL);
             continue;
         }
         i++;
     }
-    admit(s);
-    publish(s);
-    if (s->nrun == 0) return false;
+}
 
-    double t0 = br_now();
-    size_t budget = s->o.max_batch_tokens, N = 0, nseq = 0;
-    /* decode rows first (round robin when they alone exceed the budget) */
+/* One decode row per request past its prompt (round robin when they alone exceed the budget).
+ * Returns the rows used; *nseq counts the sequences planned. */
+static size_t plan_decode_rows(br_sched_t *s, size_t budget, size_t *nseq)
+{
+    size_t N = 0;
     size_t start = s->rr % s->nrun;
     for (size_t k = 0; k < s->nrun && N < budget; k++) {
         br_req_t *r = s->run[(start + k) % s->nrun];
         if (r->n_cached < r->n_prompt) continue;
-        br_seq_t *q = &s->seqs[nseq];
+        br_seq_t *q = &s->seqs[*nseq];
         q->tokens = &r->out[r->n_out - 1];
         q->n_tokens = 1;
         q->start_pos = r->n_cached;
         q->want_logits = BR_LOGITS_LAST;
-        s->seq_req[nseq++] = r;
+        s->seq_req[(*nseq)++] = r;
         N++;
     }
     s->rr++;
-    /* prefill chunks, oldest first (run[] keeps admission order only roughly: sort by arrival) */
+    return N;
+}
+
+/* Prefill chunks of prompts, oldest first (run[] keeps admission order only roughly: pick by
+ * arrival), until the row budget is used.  Returns the total rows N. */
+static size_t plan_prefill_chunks(br_sched_t *s, size_t N, size_t budget, size_t *nseq)
+{
     for (;;) {
         br_req_t *pick = NULL;
         for (size_t i = 0; i < s->nrun; i++) {
             br_req_t *r = s->run[i];
             if (r->n_cached >= r->n_prompt) continue;
             bool queued = false;
-            for (size_t j = 0; j < nseq && !queued; j++) queued = s->seq_req[j] == r;
+            for (size_t j = 0; j < *nseq && !queued; j++) queued = s->seq_req[j] == r;
             if (!queued && (!pick || r->t_arrival < pick->t_arrival)) pick = r;
         }
-        if (!pick || N >= budget) break;
+        if (!pick || N >= budget) return N;
         size_t chunk = pick->n_prompt - pick->n_cached;
         if (chunk > budget - N) chunk = budget - N;
-        br_seq_t *q = &s->seqs[nseq];
+        br_seq_t *q = &s->seqs[*nseq];
         q->tokens = pick->prompt + pick->n_cached;
         q->n_tokens = chunk;
         q->start_pos = pick->n_cached;
         q->want_logits = pick->n_cached + chunk == pick->n_prompt ? BR_LOGITS_LAST : BR_LOGITS_NONE;
-        s->seq_req[nseq++] = pick;
+        s->seq_req[(*nseq)++] = pick;
         N += chunk;
     }
-    /* pages and LoRA rows */
+}
+
+/* KV pages for every planned sequence (admission reserved them) and each row's adapter. */
+static void assign_pages_and_rows(br_sched_t *s, size_t nseq)
+{
     size_t row = 0;
     for (size_t i = 0; i < nseq; i++) {
         br_req_t *r = s->seq_req[i];
@@ -628,32 +659,42 @@ static bool step(br_sched_t *s)
         q->n_pages = r->n_pages;
         for (size_t j = 0; j < q->n_tokens; j++) s->row_ad[row++] = r->lora;
     }
+}
+
+/* The forward over every planned row.  *distinct: adapters in the batch.  On failure every
+ * planned request ends with a server error. */
+static br_status run_forward(br_sched_t *s, size_t nseq, size_t N, size_t *distinct)
+{
     br_lora_hook_t hook = br_lora_batch_hook(s->lb);
     br_status st = br_lora_batch_set(s->lb, s->row_ad, N);
-    size_t distinct = br_lora_batch_nadapters(s->lb);
+    *distinct = br_lora_batch_nadapters(s->lb);
     if (s->o.policy == BR_SCHED_MERGE) {
         merge_switch(s, s->run[0]);
-        distinct = 0; /* the weights carry the adapter */
+        *distinct = 0; /* the weights carry the adapter */
     }
     if (st == BR_OK)
-        st = br_model_forward_batch(s->o.model, s->kv, s->seqs, nseq, distinct ? &hook : NULL, s->logits);
-    if (st != BR_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "model forward failed: %s", br_errmsg());
-        BR_ERROR("%s", msg);
-        for (size_t i = 0; i < nseq; i++) {
-            br_req_t *r = s->seq_req[i];
-            for (size_t k = 0; k < s->nrun; k++)
-                if (s->run[k] == r) {
-                    retire(s, k);
-                    break;
-                }
-            if (r->guard_parent) complete(s, r->guard_parent, BR_FINISH_ERROR, 500, msg);
-            complete(s, r, BR_FINISH_ERROR, 500, msg);
-        }
-        return true;
-    }
-    /* advance, sample, finish */
+        st = br_model_forward_batch(s->o.model, s->kv, s->seqs, nseq, *distinct ? &hook : NULL, s->logits);
+    if (st == BR_OK) return BR_OK;
+    char msg[512];
+    snprintf(msg, sizeof msg, "model forward failed: %s", br_errmsg());
+    BR_ERROR("%s", msg);
+    for (size_t i = 0; i < nseq; i++) fail_req(s, s->seq_req[i], st, true, msg);
+    return st;
+}
+
+/* Index of the first non-finite logit, or n when all are finite. */
+static size_t first_non_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+/* Advances every planned sequence past its rows; samples a token for those that asked for
+ * logits, and finishes requests that are done.  Non-finite logits (an adapter or a model whose
+ * numbers overflowed) end that request with a server error instead of sampling garbage. */
+static void sample_and_advance(br_sched_t *s, size_t nseq)
+{
     size_t li = 0;
     for (size_t i = 0; i < nseq; i++) {
         br_req_t *r = s->seq_req[i];
@@ -665,19 +706,43 @@ static bool step(br_sched_t *s)
             if (r->tenant) s->vtc[r->tenant->index] += (double)q->n_tokens / r->tenant->weight;
         }
         if (q->want_logits != BR_LOGITS_LAST) continue;
+        float *logits = s->logits + li++ * s->V; /* br_sample works in place */
+        size_t bad = first_non_finite(logits, s->V);
+        if (bad < s->V) {
+            char msg[512];
+            snprintf(msg, sizeof msg,
+                     "the model produced a non-finite logit (%g at token %zu) for this request%s%s%s: nothing was "
+                     "sampled; check the adapter's scale (lora_alpha) and the model's weights",
+                     (double)logits[bad], bad, r->adapter[0] ? " (adapter '" : "", r->adapter, r->adapter[0] ? "')" : "");
+            BR_WARN("%s", msg);
+            fail_req(s, r, BR_ERANGE, true, msg);
+            continue;
+        }
         br_sampler_t sp = {.temperature = r->gp.temperature, .top_k = r->gp.top_k, .top_p = r->gp.top_p};
-        int32_t tok = br_sample(s->logits + li * s->V, s->V, &sp, &r->rng);
-        li++;
+        int32_t tok = br_sample(logits, s->V, &sp, &r->rng);
         br_finish fin = add_token(s, r, tok);
         if (fin != BR_FINISH_NONE) {
-            for (size_t k = 0; k < s->nrun; k++)
-                if (s->run[k] == r) {
-                    retire(s, k);
-                    break;
-                }
+            retire_req(s, r);
             finish(s, r, fin);
         }
     }
+}
+
+/* One step: returns false when there was nothing to run. */
+static bool step(br_sched_t *s)
+{
+    drop_cancelled(s);
+    admit(s);
+    publish(s);
+    if (s->nrun == 0) return false;
+    double t0 = br_now();
+    size_t budget = s->o.max_batch_tokens, nseq = 0;
+    size_t N = plan_decode_rows(s, budget, &nseq);
+    N = plan_prefill_chunks(s, N, budget, &nseq);
+    assign_pages_and_rows(s, nseq);
+    size_t distinct = 0;
+    if (run_forward(s, nseq, N, &distinct) != BR_OK) return true;
+    sample_and_advance(s, nseq);
     br_metric_observe(s->m_batch_rows, (double)N);
     br_metric_observe(s->m_batch_adapters, (double)distinct);
     br_metric_observe(s->m_step, br_now() - t0);

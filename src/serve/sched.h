@@ -84,7 +84,8 @@ struct br_req {
     bool admitted;           /* taken off the wait queue */
     bool done;
     br_finish finish;
-    int http_status;         /* for errors: 400, 404, 500... */
+    br_status status;        /* for errors: what failed (serve/openai.h maps it to HTTP) */
+    bool server_fault;       /* the failure is the server's (forward, non-finite logits), not the request's */
     char errmsg[512];
     bool cancelled;          /* set by the HTTP side when the client went away */
     double t_first_token, t_done;

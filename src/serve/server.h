@@ -3,12 +3,16 @@
  *   POST /v1/completions, /v1/chat/completions   (stream: server-sent events)
  *   GET  /v1/models                              base model + adapters this tenant may use
  *   POST /v1/adapters {"name", "path"[, "shared"]}   DELETE /v1/adapters/NAME   (admin)
- *   GET  /health, /metrics                       (no key needed)
+ *   GET  /health                                 (no key needed)
+ *   GET  /metrics                                (admin key with a tenants file; or --metrics-addr)
  *
  * `model` in a request names an adapter (as vLLM and LoRAX do) or the base model.  Errors are
  * OpenAI error objects {"error": {"message", "type", "param", "code"}} with a 4xx/5xx status;
  * the server keeps serving.  A connection thread blocked on a slow client blocks nobody else;
- * a client that goes away has its request cancelled and its KV pages freed.
+ * a client that goes away has its request cancelled and its KV pages freed.  One address may
+ * hold at most max_connections_per_ip connections, and a request's head and body must each
+ * arrive within a fixed time (not an idle timeout), so a keyless client dripping bytes cannot
+ * hold the server.  The protocol itself (parsing, validation, response shapes) is serve/openai.h.
  *
  * Streaming with --guard: PARDEN needs the whole response, so a guarded stream sends nothing
  * until the verdict is in; then the (possibly replaced) text follows in chunks and the last
@@ -37,6 +41,11 @@ typedef struct {
     size_t page_tokens;         /* default 16 */
     size_t max_running;         /* default 64 */
     int max_connections;        /* default 256 */
+    int max_connections_per_ip; /* simultaneous connections from one address; default 32; < 0: no limit */
+    double head_timeout_s;      /* the whole request head must arrive within this (default 10) */
+    double body_timeout_s;      /* the whole body must arrive within this after the head (default 60) */
+    const char *metrics_addr;   /* "HOST:PORT": operator listener for /metrics and /health (no key); NULL: none */
+    const char *adapter_root;   /* POST /v1/adapters loads only folders inside it; NULL: adapters_dir (none: refused) */
     uint64_t seed;              /* for requests without a seed; default from the clock */
 } br_server_opts_t;
 
@@ -46,6 +55,8 @@ typedef struct br_server br_server_t;
  * listener. */
 br_status br_server_start(br_server_t **out, const br_server_opts_t *o);
 int br_server_port(const br_server_t *s);
+/* Port of the --metrics-addr listener (0 when there is none). */
+int br_server_metrics_port(const br_server_t *s);
 /* Graceful stop: no new connections or requests, in-flight requests finish (at most
  * timeout_s seconds), then everything stops.  Safe to call once. */
 void br_server_shutdown(br_server_t *s, double timeout_s);
