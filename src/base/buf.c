@@ -64,19 +64,26 @@ br_status br_buf_append(br_buf_t *b, const void *data, size_t n)
 
 br_status br_buf_puts(br_buf_t *b, const char *s) { return br_buf_append(b, s, strlen(s)); }
 
-br_status br_buf_printf(br_buf_t *b, const char *fmt, ...)
+br_status br_buf_vprintf(br_buf_t *b, const char *fmt, va_list ap)
 {
-    va_list ap, ap2;
-    va_start(ap, fmt);
+    va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     br_status s = n < 0 ? br_error(BR_EINVAL, "bad format string '%s'", fmt) : reserve(b, (size_t)n);
     if (!s) {
         vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
         b->len += (size_t)n;
     }
     va_end(ap2);
+    return s;
+}
+
+br_status br_buf_printf(br_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    br_status s = br_buf_vprintf(b, fmt, ap);
+    va_end(ap);
     return s;
 }
 

@@ -13,6 +13,7 @@
  */
 #ifndef BR_BASE_BUF_H
 #define BR_BASE_BUF_H
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "base/status.h"
@@ -40,6 +41,7 @@ const char *br_buf_str(const br_buf_t *b);
 br_status br_buf_append(br_buf_t *b, const void *data, size_t n);
 br_status br_buf_puts(br_buf_t *b, const char *s);
 br_status br_buf_printf(br_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+br_status br_buf_vprintf(br_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Replaces the content with dir "/" name (no doubled '/' when dir ends with one; an empty dir
  * gives "/name").  Errors name both parts: "path too long: DIR/NAME" (fixed) or out of memory. */

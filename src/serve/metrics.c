@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
+
 #define MAX_LABELS 6
 /* Series per family at most: past it, new label sets are counted in one series whose every
  * label is "_other", so no client can grow the registry (or /metrics) without bound. */
@@ -296,39 +298,20 @@ double br_metric_get(br_metric_t *f, ...)
     return r;
 }
 
-/* Growable string for rendering. */
+/* The rendered text; the first failure sticks and the render returns NULL. */
 typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf_t;
+    br_buf_t buf;
+    br_status st;
+} render_t;
 
-static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *b, const char *fmt, ...)
+static void sb_printf(render_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(render_t *b, const char *fmt, ...)
 {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = (b->cap + (size_t)n + 1) * 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
+    if (b->st) return;
+    va_list ap;
+    va_start(ap, fmt);
+    b->st = br_buf_vprintf(&b->buf, fmt, ap);
+    va_end(ap);
 }
 
 static void fmt_value(char *buf, size_t cap, double v)
@@ -340,9 +323,7 @@ static void fmt_value(char *buf, size_t cap, double v)
 
 char *br_metrics_render(br_metrics_t *m)
 {
-    sbuf_t b = {malloc(4096), 0, 4096, false};
-    if (!b.s) return NULL;
-    b.s[0] = 0;
+    render_t b = {BR_BUF_INIT, BR_OK};
     static const char *kinds[] = {"counter", "gauge", "histogram"};
     char v[64], le[64];
     pthread_mutex_lock(&m->mu);
@@ -376,9 +357,9 @@ char *br_metrics_render(br_metrics_t *m)
         }
     }
     pthread_mutex_unlock(&m->mu);
-    if (b.oom) {
-        free(b.s);
+    if (b.st || br_buf_append(&b.buf, "", 0)) { /* the append: an empty registry still returns "" */
+        br_buf_free(&b.buf);
         return NULL;
     }
-    return b.s;
+    return b.buf.data;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "serve/util.h"
 
 /* ---- errors and the status table ---- */
@@ -78,21 +79,20 @@ static bool get_number(json_t *body, const char *key, double lo, double hi, doub
 }
 
 /* The text of a chat message's content: a string, or a list of {"type": "text", "text": ...}. */
-static const char *content_text(json_t *content, br_sbuf_t *tmp)
+static const char *content_text(json_t *content, br_buf_t *tmp)
 {
     if (json_is_string(content)) return json_string_value(content);
     if (!json_is_array(content)) return NULL;
-    tmp->len = 0;
-    if (tmp->s) tmp->s[0] = 0;
+    br_buf_clear(tmp);
     size_t i;
     json_t *part;
     json_array_foreach(content, i, part) {
         json_t *t = json_object_get(part, "text");
         json_t *ty = json_object_get(part, "type");
         if (!json_is_string(ty) || strcmp(json_string_value(ty), "text") || !json_is_string(t)) return NULL;
-        if (!br_sbuf_add(tmp, json_string_value(t), json_string_length(t))) return NULL;
+        if (br_buf_append(tmp, json_string_value(t), json_string_length(t))) return NULL;
     }
-    return tmp->s ? tmp->s : "";
+    return br_buf_str(tmp);
 }
 
 /* braid's plain chat template (docs/serve.md):
@@ -101,7 +101,7 @@ static br_status chat_prompt(json_t *msgs, char **out, br_openai_error_t *err)
 {
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
         return br_openai_fail(err, 400, "invalid_type", "messages", "\"messages\" must be a non-empty list");
-    br_sbuf_t tmp = {0}, b = {0};
+    br_buf_t tmp = {0}, b = {0};
     size_t i;
     json_t *m;
     bool good = true;
@@ -116,11 +116,11 @@ static br_status chat_prompt(json_t *msgs, char **out, br_openai_error_t *err)
         }
         const char *r = json_string_value(role);
         if (!strcmp(r, "system") || !strcmp(r, "developer")) {
-            good &= br_sbuf_add(&b, text, strlen(text)) && br_sbuf_add(&b, "\n\n", 2);
+            good &= !br_buf_append(&b, text, strlen(text)) && !br_buf_append(&b, "\n\n", 2);
         } else if (!strcmp(r, "user")) {
-            good &= br_sbuf_add(&b, "User: ", 6) && br_sbuf_add(&b, text, strlen(text)) && br_sbuf_add(&b, "\n", 1);
+            good &= !br_buf_append(&b, "User: ", 6) && !br_buf_append(&b, text, strlen(text)) && !br_buf_append(&b, "\n", 1);
         } else if (!strcmp(r, "assistant")) {
-            good &= br_sbuf_add(&b, "Assistant: ", 11) && br_sbuf_add(&b, text, strlen(text)) && br_sbuf_add(&b, "\n", 1);
+            good &= !br_buf_append(&b, "Assistant: ", 11) && !br_buf_append(&b, text, strlen(text)) && !br_buf_append(&b, "\n", 1);
         } else {
             char shown[3 * 40 + 1];
             br_utf8_repair(shown, r, strnlen(r, 40));
@@ -129,14 +129,14 @@ static br_status chat_prompt(json_t *msgs, char **out, br_openai_error_t *err)
             break;
         }
     }
-    free(tmp.s);
-    if (st == BR_OK) good &= br_sbuf_add(&b, "Assistant:", 10);
+    br_buf_free(&tmp);
+    if (st == BR_OK) good &= !br_buf_append(&b, "Assistant:", 10);
     if (st == BR_OK && !good) st = br_openai_fail(err, 503, NULL, NULL, "out of memory");
     if (st != BR_OK) {
-        free(b.s);
+        br_buf_free(&b);
         return st;
     }
-    *out = b.s;
+    *out = b.data;
     return BR_OK;
 }
 

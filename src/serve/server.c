@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/timer.h"
@@ -59,7 +60,7 @@ struct br_server {
 /* ---- connection state and replies ---- */
 
 typedef struct {
-    br_sbuf_t body;
+    br_buf_t body;
     bool too_big;                /* over --max-body-kb: the rest is discarded, then 413 */
     bool counted;                /* inflight incremented */
 } conn_t;
@@ -405,7 +406,7 @@ typedef struct {
     struct MHD_Connection *c;
     br_req_t *r;
     gen_t g;
-    br_sbuf_t pending;           /* bytes produced, not yet handed to MHD */
+    br_buf_t pending;           /* bytes produced, not yet handed to MHD */
     size_t off;                  /* of pending already handed out */
     size_t sent_text;            /* bytes of r->text already in events */
     bool first, finished;
@@ -413,7 +414,7 @@ typedef struct {
 
 static void add_event(stream_t *st, char *ev)
 {
-    if (ev) br_sbuf_add(&st->pending, ev, strlen(ev));
+    if (ev) (void)br_buf_append(&st->pending, ev, strlen(ev));
     free(ev);
 }
 
@@ -455,7 +456,7 @@ static void stream_produce(stream_t *st)
             add_event(st, br_openai_sse_finish(&m, br_openai_finish_name(r->finish)));
             if (st->g.q.include_usage) add_event(st, br_openai_sse_usage(&m));
         }
-        br_sbuf_add(&st->pending, BR_OPENAI_SSE_DONE, strlen(BR_OPENAI_SSE_DONE));
+        (void)br_buf_append(&st->pending, BR_OPENAI_SSE_DONE, strlen(BR_OPENAI_SSE_DONE));
     }
 }
 
@@ -467,9 +468,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         if (st->off < st->pending.len) {
             size_t n = st->pending.len - st->off;
             if (n > max) n = max;
-            memcpy(out, st->pending.s + st->off, n);
+            memcpy(out, st->pending.data + st->off, n);
             st->off += n;
-            if (st->off == st->pending.len) st->off = st->pending.len = 0;
+            if (st->off == st->pending.len) {
+                st->off = 0;
+                br_buf_clear(&st->pending);
+            }
             return (ssize_t)n;
         }
         if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -491,7 +495,7 @@ static void stream_free(void *cls)
     if (!done) br_req_cancel(st->r);
     br_req_unref(st->r);
     gen_clear(&st->g);
-    free(st->pending.s);
+    br_buf_free(&st->pending);
     free(st);
 }
 
@@ -543,7 +547,7 @@ static enum MHD_Result handle_generate(br_server_t *s, struct MHD_Connection *c,
     gen_t g = {.tenant = tenant};
     br_openai_error_t err;
     br_req_t *r = NULL;
-    br_status st = br_openai_parse_request(&g.q, &err, cs->body.s, cs->body.len, chat,
+    br_status st = br_openai_parse_request(&g.q, &err, br_buf_str(&cs->body), cs->body.len, chat,
                                            (size_t)s->model->cfg.vocab_size);
     if (st == BR_OK) st = resolve_model(s, &g, &err);
     if (st == BR_OK) st = tokenize_prompt(s, &g, &err);
@@ -598,7 +602,7 @@ static enum MHD_Result handle_adapter_post(br_server_t *s, struct MHD_Connection
     char *name = NULL, *path = NULL;
     bool shared = false;
     br_openai_error_t err;
-    if (br_openai_parse_adapter_post(cs->body.s, cs->body.len, &name, &path, &shared, &err) != BR_OK)
+    if (br_openai_parse_adapter_post(br_buf_str(&cs->body), cs->body.len, &name, &path, &shared, &err) != BR_OK)
         return send_api_error(c, &err);
     enum MHD_Result res;
     if (!strcmp(name, s->model_name)) {
@@ -727,13 +731,11 @@ static void take_upload(br_server_t *s, conn_t *cs, const char *upload, size_t n
 {
     if (!cs->too_big && cs->body.len + n > s->o.max_body) {
         cs->too_big = true;
-        free(cs->body.s);
-        cs->body = (br_sbuf_t){0};
+        br_buf_free(&cs->body);
     }
-    if (!cs->too_big && !br_sbuf_add(&cs->body, upload, n)) {
+    if (!cs->too_big && br_buf_append(&cs->body, upload, n)) {
         cs->too_big = true; /* out of memory for it: as good as too big */
-        free(cs->body.s);
-        cs->body = (br_sbuf_t){0};
+        br_buf_free(&cs->body);
     }
 }
 
@@ -805,7 +807,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     conn_t *cs = *con_cls;
     if (!cs) return;
     if (cs->counted) atomic_fetch_sub(&s->inflight, 1);
-    free(cs->body.s);
+    br_buf_free(&cs->body);
     free(cs);
     *con_cls = NULL;
     track_set(s, c, PH_HEAD, s->o.head_timeout_s); /* keep-alive: the next request's head */

@@ -6,22 +6,6 @@
 
 #include "text/utf8.h"
 
-bool br_sbuf_add(br_sbuf_t *b, const char *p, size_t n)
-{
-    if (n > SIZE_MAX / 4 - b->len) return false;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = (b->len + n + 1) * 2;
-        char *t = realloc(b->s, nc);
-        if (!t) return false;
-        b->s = t;
-        b->cap = nc;
-    }
-    if (n) memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = 0;
-    return true;
-}
-
 bool br_serve_name_ok(const char *s, size_t max)
 {
     size_t n = strlen(s);

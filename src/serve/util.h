@@ -1,4 +1,4 @@
-/* Small helpers of the server: names, a growable byte buffer, UTF-8 checks and repair. */
+/* Small helpers of the server: names, UTF-8 checks and repair. */
 #ifndef BR_SERVE_UTIL_H
 #define BR_SERVE_UTIL_H
 #include <stdbool.h>
@@ -6,13 +6,6 @@
 
 /* [A-Za-z0-9_.-]{1,max}, not "." or "..": safe as a folder name and a label value. */
 bool br_serve_name_ok(const char *s, size_t max);
-/* A growable byte buffer, always NUL-terminated once non-empty.  {0} is an empty buffer. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} br_sbuf_t;
-/* Appends n bytes; false (buffer unchanged) when out of memory or the size would overflow. */
-bool br_sbuf_add(br_sbuf_t *b, const char *p, size_t n);
 
 /* Length of the longest prefix of s[0..n) that is valid UTF-8 (RFC 3629: no overlongs, no
  * surrogates, <= U+10FFFF). */

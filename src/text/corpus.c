@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "text/bpe_train.h"
@@ -133,27 +134,6 @@ br_status br_docs_write(const br_docs_t *d, const char *dir, size_t max_bytes, d
 
 /* ---- cleaners --------------------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf_t;
-
-static int sb_put(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) return -1;
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
 static int no_space_before(const char *w, size_t n)
 {
     static const char *p[] = {".", ",", ";", ":", "!", "?", ")", "]", "'s", "n't", "'", "''", "'ll", "'re", "'ve", "'d", "'m"};
@@ -164,7 +144,7 @@ static int no_space_before(const char *w, size_t n)
 
 br_status br_clean_brown(const char *s, size_t n, char **out, size_t *out_len)
 {
-    sbuf_t b = {0};
+    br_buf_t b = BR_BUF_INIT;
     int ok = 1, line_has = 0, glue_next = 0;
     size_t i = 0;
     while (i < n && ok) {
@@ -191,55 +171,55 @@ br_status br_clean_brown(const char *s, size_t n, char **out, size_t *out_len)
             int is_open = wl == 2 && !memcmp(w, "``", 2), is_close = wl == 2 && !memcmp(w, "''", 2);
             if (is_open) w = "\"", wl = 1;
             if (is_close) w = "\"", wl = 1;
-            if (wl == 1 && w[0] == '.' && b.n && b.p[b.n - 1] == '.') continue; /* "Jr." then "." */
+            if (wl == 1 && w[0] == '.' && b.len && b.data[b.len - 1] == '.') continue; /* "Jr." then "." */
             int space = line_has && !glue_next && !(is_close || (!is_open && no_space_before(w, wl)));
-            if (space) ok = sb_put(&b, " ", 1) == 0;
-            ok = ok && sb_put(&b, w, wl) == 0;
+            if (space) ok = !br_buf_append(&b, " ", 1);
+            ok = ok && !br_buf_append(&b, w, wl);
             glue_next = is_open || (wl == 1 && (w[0] == '(' || w[0] == '['));
             line_has = any = 1;
         }
         if (any) { /* one sentence per line */
-            ok = ok && sb_put(&b, "\n", 1) == 0;
+            ok = ok && !br_buf_append(&b, "\n", 1);
             line_has = glue_next = 0;
         }
         size_t nx = e < n ? e + 1 : n;
         i = nx;
     }
     if (!ok) {
-        free(b.p);
+        br_buf_free(&b);
         return br_error(BR_ENOMEM, "out of memory");
     }
-    if (!b.p && sb_put(&b, "", 0)) return br_error(BR_ENOMEM, "out of memory");
-    *out = b.p;
-    *out_len = b.n;
+    if (!b.data && br_buf_append(&b, "", 0)) return br_error(BR_ENOMEM, "out of memory");
+    *out = b.data;
+    *out_len = b.len;
     return BR_OK;
 }
 
 br_status br_clean_metamath(const char *s, size_t n, char **out, size_t *out_len)
 {
-    sbuf_t b = {0};
+    br_buf_t b = BR_BUF_INIT;
     size_t i = 0;
     int ok = 1;
     while (i < n && ok) {
         const char *p = memmem(s + i, n - i, "$=", 2);
         size_t a = p ? (size_t)(p - s) : n;
-        ok = sb_put(&b, s + i, a - i) == 0;
+        ok = !br_buf_append(&b, s + i, a - i);
         if (!p) break;
         const char *q = memmem(s + a + 2, n - a - 2, "$.", 2);
         if (!q) { /* unterminated proof: keep the rest as is */
-            ok = ok && sb_put(&b, s + a, n - a) == 0;
+            ok = ok && !br_buf_append(&b, s + a, n - a);
             break;
         }
-        ok = ok && sb_put(&b, "$= ... $.", 9) == 0;
+        ok = ok && !br_buf_append(&b, "$= ... $.", 9);
         i = (size_t)(q - s) + 2;
     }
     if (!ok) {
-        free(b.p);
+        br_buf_free(&b);
         return br_error(BR_ENOMEM, "out of memory");
     }
-    if (!b.p && sb_put(&b, "", 0)) return br_error(BR_ENOMEM, "out of memory");
-    *out = b.p;
-    *out_len = b.n;
+    if (!b.data && br_buf_append(&b, "", 0)) return br_error(BR_ENOMEM, "out of memory");
+    *out = b.data;
+    *out_len = b.len;
     return BR_OK;
 }
 
