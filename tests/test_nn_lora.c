@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -369,11 +370,67 @@ static void test_backward(void)
     br_lora_free(c);
 }
 
+/* Run-time loads (BR_OPEN_NOFOLLOW) read neither file through a symbolic link; plain loads
+ * follow links (a Hugging Face cache folder is made of them), and a no-follow load of the real
+ * files works. */
+static void test_nofollow(void)
+{
+    br_lora_shapes_t s = fixture_shapes();
+    char dir[] = "/tmp/braid_lora_link_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK_MSG(false, "mkdtemp failed");
+        return;
+    }
+    char cwd[1024], src[1200], lnk[1200], real[1200];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    const char *files[2] = {"adapter_config.json", "adapter_model.safetensors"};
+    for (int linked = 0; linked < 2; linked++) {
+        /* folder a: both files links into the fixture except file `linked` ... */
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/a%d", dir, linked);
+        CHECK(mkdir(sub, 0755) == 0);
+        for (int f = 0; f < 2; f++) {
+            snprintf(src, sizeof src, "%s/tests/ref/lora_peft/%s", cwd, files[f]);
+            snprintf(lnk, sizeof lnk, "%s/%s", sub, files[f]);
+            if (f == linked) {
+                CHECK(symlink(src, lnk) == 0);
+            } else {
+                char *data;
+                size_t n;
+                CHECK_OK(br_read_file(src, &data, &n));
+                CHECK_OK(br_write_file_atomic(lnk, data, n));
+                free(data);
+            }
+        }
+        br_lora_adapter_t *a = NULL;
+        CHECK_OK(br_lora_load(&a, sub, &s));
+        br_lora_free(a);
+        a = NULL;
+        br_status st = br_lora_load_flags(&a, sub, &s, BR_OPEN_NOFOLLOW);
+        CHECK_MSG(st == BR_EINVAL && !a, "%s through a link: %s (%s)", files[linked], br_status_name(st), br_errmsg());
+        CHECK(strstr(br_errmsg(), "symbolic link") != NULL);
+        br_lora_free(a);
+    }
+    /* the real files, no links: loads with the flag, same parameters as the plain load */
+    snprintf(real, sizeof real, "%s/copy", dir);
+    br_lora_adapter_t *a = NULL, *b = NULL;
+    CHECK_OK(br_lora_load(&a, "tests/ref/lora_peft", &s));
+    if (a) CHECK_OK(br_lora_save(a, real));
+    CHECK_OK(br_lora_load_flags(&b, real, &s, BR_OPEN_NOFOLLOW));
+    CHECK(a && b && a->n_params == b->n_params && !memcmp(a->params, b->params, a->n_params * sizeof(float)));
+    br_lora_free(a);
+    br_lora_free(b);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     test_peft_fixture();
     test_validation();
     test_batched();
     test_backward();
+    test_nofollow();
     return th_exit();
 }

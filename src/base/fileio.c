@@ -12,12 +12,26 @@
 
 #include "base/buf.h"
 
-br_status br_read_file(const char *path, char **data, size_t *size)
+br_status br_read_file(const char *path, char **data, size_t *size) { return br_read_file_flags(path, 0, data, size); }
+
+br_status br_read_file_flags(const char *path, int flags, char **data, size_t *size)
 {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return br_error(errno == ENOENT ? BR_ENOTFOUND : BR_EIO, "%s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (flags & BR_OPEN_NOFOLLOW ? O_NOFOLLOW : 0));
+    if (fd < 0 && errno == ELOOP && (flags & BR_OPEN_NOFOLLOW))
+        return br_error(BR_EINVAL, "%s: a symbolic link (not followed here)", path);
+    if (fd < 0) return br_error(errno == ENOENT ? BR_ENOTFOUND : BR_EIO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if ((flags & BR_OPEN_NOFOLLOW) && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+        close(fd);
+        return br_error(BR_EINVAL, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return br_error(BR_EIO, "%s: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {

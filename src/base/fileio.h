@@ -9,6 +9,11 @@
 
 /* Reads the whole file; *data is NUL-terminated (not counted in *size). Free with free(). */
 br_status br_read_file(const char *path, char **data, size_t *size);
+/* Flags of br_read_file_flags.  BR_OPEN_NOFOLLOW: the last component of the path must not be a
+ * symbolic link (O_NOFOLLOW; refused with BR_EINVAL), and the file must be a regular file: for
+ * files an untrusted request names, so that no link swapped in after a check is followed. */
+enum { BR_OPEN_NOFOLLOW = 1 };
+br_status br_read_file_flags(const char *path, int flags, char **data, size_t *size);
 
 /* Read-only mapping of a whole file (an empty file maps to data=NULL, size=0). */
 typedef struct {

@@ -73,11 +73,15 @@ static br_status check_alpha(const json_t *v, const char *path, const char *fiel
 
 /* Reads and checks adapter_config.json at `path`; fills alpha, r, rslora, base model; keeps
  * the alpha_pattern object (borrowed reference inside *root). */
-static br_status read_config(const char *path, json_t **root, br_lora_adapter_t *cfg)
+static br_status read_config(const char *path, int flags, json_t **root, br_lora_adapter_t *cfg)
 {
     if (!br_file_exists(path)) return br_error(BR_ENOTFOUND, "%s: no such file (not a PEFT adapter folder?)", path);
+    char *text;
+    size_t n;
+    BR_TRY(br_read_file_flags(path, flags, &text, &n));
     json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!j) return br_error(BR_EFORMAT, "%s:%d: %s", path, je.line, je.text);
     *root = j;
     if (!json_is_object(j)) return br_error(BR_EFORMAT, "%s: not a JSON object", path);
@@ -259,6 +263,11 @@ done:
 
 br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes)
 {
+    return br_lora_load_flags(out, dir, shapes, 0);
+}
+
+br_status br_lora_load_flags(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes, int flags)
+{
     *out = NULL;
     if (shapes->n_layers <= 0) return br_error(BR_EINVAL, "LoRA: base model has no layers");
     br_lora_adapter_t cfg;
@@ -267,7 +276,7 @@ br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_s
     br_safetensors_t *st = NULL;
     br_buf_t path = BR_BUF_INIT;
     br_status rc = br_buf_path(&path, dir, "adapter_config.json");
-    if (rc == BR_OK) rc = read_config(br_buf_str(&path), &cfgj, &cfg);
+    if (rc == BR_OK) rc = read_config(br_buf_str(&path), flags, &cfgj, &cfg);
     if (rc == BR_OK) rc = br_buf_path(&path, dir, "adapter_model.safetensors");
     if (rc == BR_OK && !br_file_exists(br_buf_str(&path))) {
         br_buf_t bin = BR_BUF_INIT;
@@ -278,9 +287,15 @@ br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_s
             rc = br_error(BR_ENOTFOUND, "%s: no such file", br_buf_str(&path));
         br_buf_free(&bin);
     }
-    if (rc == BR_OK) rc = br_st_open(&st, br_buf_str(&path));
+    char *bytes = NULL; /* BR_OPEN_NOFOLLOW: the file read through the descriptor opened without links */
+    size_t nbytes = 0;
+    if (rc == BR_OK && !(flags & BR_OPEN_NOFOLLOW)) rc = br_st_open(&st, br_buf_str(&path));
+    else if (rc == BR_OK && !(rc = br_read_file_flags(br_buf_str(&path), flags, &bytes, &nbytes)) &&
+             (rc = br_st_parse(&st, bytes, nbytes)))
+        rc = br_error_wrap(rc, "%s", br_buf_str(&path));
     if (rc == BR_OK) rc = load_tensors(out, dir, br_buf_str(&path), st, cfgj, &cfg, shapes);
     br_st_close(st);
+    free(bytes);
     json_decref(cfgj);
     br_buf_free(&path);
     return rc;

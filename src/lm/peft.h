@@ -20,6 +20,9 @@
  * BR_EUNSUPPORTED / BR_ENOTFOUND with a message naming the file and the field or tensor.
  * The adapter's name is the folder's last component. */
 br_status br_lora_load(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes);
+/* The same with base/fileio.h open flags: BR_OPEN_NOFOLLOW for folders a request names (the
+ * server's run-time loads), so that neither file is read through a symbolic link. */
+br_status br_lora_load_flags(br_lora_adapter_t **out, const char *dir, const br_lora_shapes_t *shapes, int flags);
 /* Writes the PEFT folder (created if needed; both files atomically). */
 br_status br_lora_save(const br_lora_adapter_t *a, const char *dir);
 #endif

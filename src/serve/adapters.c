@@ -482,7 +482,7 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
     /* validate and load here (the HTTP thread), not on the scheduler */
     double t0 = br_now();
     br_lora_adapter_t *a = NULL;
-    br_status lst = br_lora_load(&a, path, &r->o.shapes);
+    br_status lst = br_lora_load_flags(&a, path, &r->o.shapes, BR_OPEN_NOFOLLOW);
     if (lst != BR_OK) return without_content(lst);
     pthread_mutex_lock(&r->mu);
     e = find(r, name);
