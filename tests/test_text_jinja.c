@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "text/jinja.h"
@@ -113,8 +114,40 @@ static void test_chat_api(void)
     json_decref(extra);
 }
 
+/* braid tokenizer chat, end to end (when make test gives $BRAID). */
+static void test_cli(void)
+{
+    const char *braid = getenv("BRAID");
+    if (!braid) {
+        SKIP("$BRAID not set (run through make test)");
+        return;
+    }
+    char msgs[] = "/tmp/braid-chat-msgs-XXXXXX";
+    int fd = mkstemp(msgs);
+    if (fd < 0) return;
+    const char *m = "[{\"role\": \"user\", \"content\": \"Hi \\\"you\\\"\"}]";
+    CHECK(write(fd, m, strlen(m)) == (ssize_t)strlen(m));
+    close(fd);
+    char cmd[1024], out[512] = {0};
+    snprintf(cmd, sizeof cmd, "%s tokenizer chat --template tests/ref/chat_templates/chatml.jinja --messages %s "
+             "--add-generation-prompt", braid, msgs);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    int rc = p ? pclose(p) : -1;
+    CHECK_INT(rc, 0);
+    out[n] = 0;
+    CHECK_STR(out, "<|im_start|>user\nHi \"you\"<|im_end|>\n<|im_start|>assistant\n");
+    snprintf(cmd, sizeof cmd, "%s tokenizer chat --template tests/ref/chat_templates/gemma.jinja --messages %s "
+             "--bos '<bos>' 2>/dev/null", braid, msgs);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s tokenizer chat --messages %s 2>/dev/null", braid, msgs);
+    CHECK(system(cmd) != 0); /* neither --model nor --template */
+    remove(msgs);
+}
+
 int main(void)
 {
+    test_cli();
     test_oracle_cases();
     test_errors();
     test_chat_api();
