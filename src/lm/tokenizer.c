@@ -286,6 +286,27 @@ static void bpe_piece(const br_tokenizer_t *t, const unsigned char *p, size_t n,
                       size_t *nout, void *scratch);
 static size_t bpe_scratch_size(size_t n);
 
+/* The added tokens (special or not), longest first so that a longer one wins at the same
+ * position. */
+static br_status collect_specials(br_tokenizer_t *t)
+{
+    for (size_t id = 0; id < t->n_ids; id++) t->nspecial += (t->flags[id] & TF_WHOLE) != 0;
+    if (t->nspecial) {
+        t->special = malloc(t->nspecial * sizeof *t->special);
+        if (!t->special) return br_error(BR_ENOMEM, "tokenizer: out of memory");
+        size_t k = 0;
+        for (size_t id = 0; id < t->n_ids; id++)
+            if (t->flags[id] & TF_WHOLE) t->special[k++] = (int32_t)id;
+        for (size_t i = 1; i < k; i++) /* insertion sort: few specials */
+            for (size_t j = i; j > 0 && t->len[t->special[j]] > t->len[t->special[j - 1]]; j--) {
+                int32_t s = t->special[j];
+                t->special[j] = t->special[j - 1];
+                t->special[j - 1] = s;
+            }
+    }
+    return BR_OK;
+}
+
 static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **out)
 {
     br_tokenizer_t *t = b->t;
@@ -370,21 +391,7 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
     }
     free(scratch);
     free(ids);
-    /* specials, longest first so that a longer special wins at the same position */
-    for (size_t id = 0; id < t->n_ids; id++) t->nspecial += (t->flags[id] & TF_WHOLE) != 0;
-    if (t->nspecial) {
-        t->special = malloc(t->nspecial * sizeof *t->special);
-        if (!t->special) return br_error(BR_ENOMEM, "tokenizer: out of memory");
-        size_t k = 0;
-        for (size_t id = 0; id < t->n_ids; id++)
-            if (t->flags[id] & TF_WHOLE) t->special[k++] = (int32_t)id;
-        for (size_t i = 1; i < k; i++) /* insertion sort: few specials */
-            for (size_t j = i; j > 0 && t->len[t->special[j]] > t->len[t->special[j - 1]]; j--) {
-                int32_t s = t->special[j];
-                t->special[j] = t->special[j - 1];
-                t->special[j - 1] = s;
-            }
-    }
+    BR_TRY(collect_specials(t));
     static const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"};
     for (size_t i = 0; i < sizeof eos_names / sizeof *eos_names && t->eos == NO_ID; i++)
         t->eos = br_tokenizer_token_id(t, eos_names[i]);
