@@ -140,6 +140,32 @@ static void metaspace_variant(const char *src, const char *scheme, int split)
     remove(path);
 }
 
+/* The Llama-3 or Qwen3 file with some added tokens given lstrip/rstrip, or made non-special. */
+static void added_flags_variant(const char *src, const char *name)
+{
+    json_t *root = json_load_file(src, 0, NULL);
+    if (!root) return;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(root, "added_tokens"), i, a) {
+        const char *c = json_string_value(json_object_get(a, "content"));
+        if (!strcmp(c, "<|eot_id|>") || !strcmp(c, "<|im_start|>")) json_object_set_new(a, "lstrip", json_true());
+        if (!strcmp(c, "<|start_header_id|>") || !strcmp(c, "<|im_end|>") || !strcmp(c, "<|eot_id|>"))
+            json_object_set_new(a, "rstrip", json_true());
+        if (!strcmp(c, "<|end_of_text|>") || !strcmp(c, "<|endoftext|>")) json_object_set_new(a, "special", json_false());
+    }
+    char path[128], label[64];
+    snprintf(path, sizeof path, "/tmp/braid-added-%s-%d.json", name, (int)getpid());
+    snprintf(label, sizeof label, "%s(lstrip/rstrip/non-special)", name);
+    json_dump_file(root, path, JSON_COMPACT);
+    json_decref(root);
+    br_tokenizer_t *t = NULL;
+    CHECK_OK(br_tokenizer_load(&t, path));
+    if (t) CHECK(compare_live(label, path, t) > 1);
+    br_tokenizer_free(t);
+    remove(path);
+}
+
 int main(void)
 {
     static const char *models[] = {"llama2", "llama3", "qwen3"};
@@ -157,6 +183,7 @@ int main(void)
         check_invalid_utf8(models[i], t);
         if (!node) SKIP("node or @anush008/tokenizers absent: %s not compared", models[i]);
         else CHECK(compare_live(models[i], path, t) > 10);
+        if (node && strcmp(models[i], "llama2")) added_flags_variant(path, models[i]);
         if (node && !strcmp(models[i], "llama2")) {
             metaspace_variant(path, "first", 0);
             metaspace_variant(path, "always", 1);

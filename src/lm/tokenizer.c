@@ -1,6 +1,7 @@
-/* Byte-level BPE: loading (HF tokenizer.json, GPT-2 encoder.json + vocab.bpe, tiktoken rank
- * files in both the .tiktoken text form and the npm `tiktoken` JSON form), encoding and
- * decoding.
+/* BPE: loading (HF tokenizer.json, GPT-2 encoder.json + vocab.bpe, tiktoken rank files in both
+ * the .tiktoken text form and the npm `tiktoken` JSON form), encoding and decoding.
+ * SentencePiece-style vocabularies (sp: U+2581 for space, character symbols, byte fallback)
+ * and NFC normalization are described at struct br_tokenizer and in docs/data.md.
  *
  * Encoding = split on special tokens (when allowed), pre-tokenise with the vocabulary's regex
  * (PCRE2, JIT, UTF + UCP + MATCH_INVALID_UTF so that arbitrary bytes are accepted), then BPE on
