@@ -166,8 +166,84 @@ static void added_flags_variant(const char *src, const char *name)
     remove(path);
 }
 
+/* A tiny SentencePiece-style tokenizer.json, checked by hand (runs without node or npm). */
+static br_tokenizer_t *tiny_sp(int byte_fallback, const char *pre)
+{
+    json_t *vocab = json_pack("{s:i, s:i, s:i}", "<unk>", 0, "<s>", 1, "</s>", 2);
+    for (int b = 0; b < 256; b++) {
+        char k[8];
+        snprintf(k, sizeof k, "<0x%02X>", b);
+        json_object_set_new(vocab, k, json_integer(3 + b));
+    }
+    const char *rest[] = {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab", "\xC3\xA9"};
+    for (int i = 0; i < 7; i++) json_object_set_new(vocab, rest[i], json_integer(259 + i));
+    json_t *root = json_pack("{s:{s:s, s:o, s:[s,s,s], s:b, s:b, s:s}, s:[{s:i, s:s, s:b}, {s:i, s:s, s:b}]}",
+                             "model", "type", "BPE", "vocab", vocab, "merges", "\xE2\x96\x81 a", "a b",
+                             "\xE2\x96\x81" "a b", "byte_fallback", byte_fallback, "fuse_unk", 1, "unk_token", "<unk>",
+                             "added_tokens", "id", 1, "content", "<s>", "special", 1, "id", 2, "content", "</s>", "special", 1);
+    if (pre) {
+        json_object_set_new(root, "pre_tokenizer", json_pack("{s:s, s:s, s:b}", "type", "Metaspace", "prepend_scheme", pre, "split", 1));
+        json_object_set_new(root, "decoder", json_pack("{s:s, s:s}", "type", "Metaspace", "prepend_scheme", pre));
+    } else {
+        json_object_set_new(root, "normalizer", json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence",
+                                                          "normalizers", "type", "Prepend", "prepend", "\xE2\x96\x81",
+                                                          "type", "Replace", "pattern", "String", " ", "content", "\xE2\x96\x81"));
+        json_object_set_new(root, "decoder", json_pack("{s:s, s:[{s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}", "type", "Sequence",
+                                                       "decoders", "type", "ByteFallback", "type", "Fuse", "type", "Strip",
+                                                       "content", " ", "start", 1, "stop", 0));
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/braid-tiny-sp-%d.json", (int)getpid());
+    json_dump_file(root, path, 0);
+    json_decref(root);
+    br_tokenizer_t *t = NULL;
+    CHECK_OK(br_tokenizer_load(&t, path));
+    remove(path);
+    return t;
+}
+
+static void expect_ids(const br_tokenizer_t *t, const char *text, const int32_t *want, size_t nwant, const char *back)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(br_tokenizer_encode(t, text, strlen(text), 1, &ids, &n));
+    int eq = n == nwant;
+    for (size_t i = 0; eq && i < n; i++) eq = ids[i] == want[i];
+    CHECK_MSG(eq, "\"%s\": %zu ids, first %d (want %zu, first %d)", text, n, n ? ids[0] : -1, nwant, want[0]);
+    char *out = NULL;
+    size_t len;
+    if (ids) CHECK_OK(br_tokenizer_decode(t, ids, n, &out, &len));
+    CHECK_STR(out, back);
+    free(out);
+    free(ids);
+}
+
+static void test_tiny_sp(void)
+{
+    br_tokenizer_t *t = tiny_sp(1, NULL);
+    if (!t) return;
+    /* ▁ab▁ab\n: (▁ a) merges first, leftmost first, then (▁a b); \n falls back to <0x0A> */
+    expect_ids(t, "ab ab\n", (const int32_t[]){264, 264, 13}, 3, "ab ab\n");
+    expect_ids(t, "x\xC3\xA9\xC3\xBC", (const int32_t[]){259, 3 + 'x', 265, 3 + 0xC3, 3 + 0xBC}, 5, "x\xC3\xA9\xC3\xBC");
+    expect_ids(t, "a<s>a", (const int32_t[]){262, 1, 262}, 3, "a<s> a"); /* each stretch gets its own ▁ */
+    expect_ids(t, "\xE2\x96\x81" "a", (const int32_t[]){259, 262}, 2, " a"); /* a literal ▁ is a space */
+    expect_ids(t, "\xff", (const int32_t[]){259, 3 + 0xFF}, 2, "\xff");   /* invalid UTF-8: byte fallback */
+    CHECK_INT(br_tokenizer_lossless(t), 0);
+    br_tokenizer_free(t);
+    t = tiny_sp(0, NULL); /* no byte fallback: unknown characters are one fused <unk> */
+    if (t) expect_ids(t, "axyb", (const int32_t[]){262, 0, 261}, 3, "a<unk>b");
+    br_tokenizer_free(t);
+    t = tiny_sp(1, "first"); /* Metaspace: split before each ▁; prepend only at the start of the text */
+    if (t) {
+        expect_ids(t, "ab ab", (const int32_t[]){264, 264}, 2, "ab ab");
+        expect_ids(t, "<s>ab", (const int32_t[]){1, 263}, 2, "<s>ab");
+    }
+    br_tokenizer_free(t);
+}
+
 int main(void)
 {
+    test_tiny_sp();
     static const char *models[] = {"llama2", "llama3", "qwen3"};
     int node = system("node --version >/dev/null 2>&1") == 0 && have(NM "@anush008/tokenizers/package.json");
     for (size_t i = 0; i < 3; i++) {
@@ -181,6 +257,7 @@ int main(void)
         CHECK_OK(br_tokenizer_load(&t, path));
         if (!t) continue;
         check_invalid_utf8(models[i], t);
+        CHECK_INT(br_tokenizer_lossless(t), strcmp(models[i], "llama3") == 0); /* sp: Llama-2, NFC: Qwen3 */
         if (!node) SKIP("node or @anush008/tokenizers absent: %s not compared", models[i]);
         else CHECK(compare_live(models[i], path, t) > 10);
         if (node && strcmp(models[i], "llama2")) added_flags_variant(path, models[i]);

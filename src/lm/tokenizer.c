@@ -836,6 +836,8 @@ int br_tokenizer_is_special(const br_tokenizer_t *t, int32_t id)
 
 const char *br_tokenizer_pattern(const br_tokenizer_t *t) { return t->pattern; }
 
+int br_tokenizer_lossless(const br_tokenizer_t *t) { return !t->sp && !t->nfc; }
+
 void br_tokenizer_free(br_tokenizer_t *t)
 {
     if (!t) return;

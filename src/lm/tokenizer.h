@@ -37,6 +37,9 @@ int32_t br_tokenizer_eos_id(const br_tokenizer_t *t);
 const unsigned char *br_tokenizer_token_bytes(const br_tokenizer_t *t, int32_t id, size_t *len);
 /* Nonzero for special tokens (<|endoftext|>, added tokens marked special). */
 int br_tokenizer_is_special(const br_tokenizer_t *t, int32_t id);
+/* Nonzero when decode(encode(x, no specials)) == x for every byte string x (byte-level
+ * vocabularies without a normalizer); SentencePiece-style and NFC ones may change the text. */
+int br_tokenizer_lossless(const br_tokenizer_t *t);
 /* The pre-tokenisation regex (PCRE2 syntax), or NULL when the text is not split. */
 const char *br_tokenizer_pattern(const br_tokenizer_t *t);
 
