@@ -91,6 +91,14 @@ static void test_errors(void)
     for (int i = 0; i < 600; i++) deep[k++] = ')';
     strcpy(deep + k, " }}");
     expect_error(deep, "deeper");
+    char *chain = malloc(200010); /* a + a + ... 100000 times: a deep AST the parser does not nest */
+    if (chain) {
+        strcpy(chain, "{{ 1");
+        for (int i = 0; i < 50000; i++) strcat(chain + 4 + 2 * i, "+1");
+        strcat(chain, " }}");
+        expect_error(chain, "nests deeper than 1000 operations");
+        free(chain);
+    }
 }
 
 static void test_chat_api(void)

@@ -201,7 +201,20 @@ static jx_val_t *literal_object(jx_eval_t *e, jx_scope_t *s, const jx_node_t *n)
     return o;
 }
 
+static jx_val_t *eval_node(jx_eval_t *e, jx_scope_t *s, const jx_node_t *n);
+
+/* Operator chains (a + b + c ..., a.b.c ..., x|f|g ...) nest the AST without bound, so the
+ * recursion depth is checked here rather than by the parser. */
 jx_val_t *jx_eval(jx_eval_t *e, jx_scope_t *s, const jx_node_t *n)
+{
+    if (++e->eval_depth > JX_MAX_EVAL_DEPTH)
+        jx_fail(e->c, BR_ERANGE, n->pos, "expression nests deeper than %d operations", JX_MAX_EVAL_DEPTH);
+    jx_val_t *v = eval_node(e, s, n);
+    e->eval_depth--;
+    return v;
+}
+
+static jx_val_t *eval_node(jx_eval_t *e, jx_scope_t *s, const jx_node_t *n)
 {
     step(e, n->pos);
     switch (n->kind) {

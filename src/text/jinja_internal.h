@@ -15,6 +15,7 @@
  * fails with BR_ENOMEM / BR_ERANGE naming the budget). */
 #define JX_MAX_ARENA ((size_t)512 << 20) /* bytes allocated by one parse or render */
 #define JX_MAX_DEPTH 200                 /* nesting of expressions and blocks */
+#define JX_MAX_EVAL_DEPTH 1000           /* recursion of evaluation (operator chains) */
 #define JX_MAX_STEPS 20000000u           /* loop iterations + node evaluations */
 
 typedef struct jx_chunk jx_chunk_t;
@@ -194,8 +195,9 @@ struct jx_scope {
 typedef struct {
     jx_ctx_t *c;
     unsigned long steps;
-    int depth;
-    int control; /* 0, or 1 = break, 2 = continue in flight */
+    int depth;      /* nesting of rendered blocks */
+    int eval_depth; /* recursion of jx_eval */
+    int control;    /* 0, or 1 = break, 2 = continue in flight */
 } jx_eval_t;
 
 jx_val_t *jx_eval(jx_eval_t *e, jx_scope_t *s, const jx_node_t *n);
