@@ -75,6 +75,8 @@ static void test_errors(void)
     expect_error("{% call f() %}x{% endcall %}", "{% call %} is not supported");
     expect_error("a\n  {{ s | frobnicate }}", "line 2, column 8: filter 'frobnicate'");
     expect_error("{{ s is shiny }}", "test 'shiny' is not supported");
+    /* positions are the template's own, although trim_blocks/lstrip_blocks removed text before */
+    expect_error("{% if true %}\n  {% if true %}\n\t{{ xs | nope }}{% endif %}{% endif %}", "line 3, column 8: filter 'nope'");
     expect_error("{% if true %}x", "{% if %} is never closed");
     expect_error("{{ 'abc }}", "string literal is not closed");
     expect_error("{{ xs[0] / 0 }}", "division by zero");

@@ -8,8 +8,9 @@
 
 struct br_jinja {
     jx_arena_t arena; /* tokens, AST and the preprocessed source */
-    const char *src;
-    size_t src_len;
+    const char *src, *orig;
+    size_t src_len, orig_len;
+    const size_t *origin;
     jx_list_t prog;
 };
 
@@ -32,6 +33,9 @@ br_status br_jinja_parse(br_jinja_t **out, const char *src, size_t len)
     t->prog = jx_parse(&c, toks, ntok);
     t->src = c.src;
     t->src_len = c.src_len;
+    t->orig = c.orig;
+    t->orig_len = c.orig_len;
+    t->origin = c.origin;
     *out = t;
     return BR_OK;
 }
@@ -56,7 +60,8 @@ br_status br_jinja_render_budget(const br_jinja_t *t, const json_t *vars, size_t
     if (!t) return br_error(BR_EINVAL, "chat template: no template");
     if (vars && !json_is_object(vars)) return br_error(BR_EINVAL, "chat template: variables must be a JSON object");
     jx_arena_t arena = {0};
-    jx_ctx_t c = {.arena = &arena, .src = t->src, .src_len = t->src_len, .max_arena = max_bytes, .max_steps = max_steps};
+    jx_ctx_t c = {.arena = &arena, .src = t->src, .src_len = t->src_len, .orig = t->orig, .orig_len = t->orig_len,
+                  .origin = t->origin, .max_arena = max_bytes, .max_steps = max_steps};
     if (setjmp(c.jmp)) {
         jx_arena_free(&arena);
         return (br_status)c.status;

@@ -29,8 +29,11 @@ typedef struct {
     jx_arena_t *arena;
     jmp_buf jmp;
     int status;          /* br_status of the failure */
-    const char *src;     /* template source after preprocessing (for line:col) */
+    const char *src;     /* template source after preprocessing (what the lexer reads) */
     size_t src_len;
+    const char *orig;    /* the template as given, for line:col in messages */
+    size_t orig_len;
+    const size_t *origin; /* (src_len + 1) offset in orig of each byte of src */
     size_t max_arena;        /* 0 = JX_MAX_ARENA */
     unsigned long max_steps; /* 0 = JX_MAX_STEPS */
 } jx_ctx_t;

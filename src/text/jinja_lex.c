@@ -53,11 +53,16 @@ static size_t generation_tag(const char *s, size_t n, size_t i, int *ls, int *rs
     return w - i;
 }
 
+/* Each pass maps its output bytes to offsets in the original template (map), so that error
+ * positions name the template's own lines and columns. */
 static void preprocess(jx_ctx_t *c, const char *src, size_t len)
 {
+    c->orig = jx_strndup(c, src, len);
+    c->orig_len = len;
     if (len && src[len - 1] == '\n') len--;
     /* lstrip_blocks: /^[ \t]*({[#%-])/gm -> "$1" */
     char *a = jx_alloc(c, len + 1);
+    size_t *ma = jx_alloc(c, (len + 1) * sizeof *ma);
     size_t na = 0;
     for (size_t i = 0; i < len;) {
         if (line_start(src, i)) {
@@ -68,33 +73,38 @@ static void preprocess(jx_ctx_t *c, const char *src, size_t len)
                 continue;
             }
             if (j > i) {
-                memcpy(a + na, src + i, j - i);
-                na += j - i;
-                i = j;
+                for (; i < j; i++) ma[na] = i, a[na++] = src[i];
                 continue;
             }
         }
+        ma[na] = i;
         a[na++] = src[i++];
     }
+    ma[na] = len;
     /* trim_blocks: /([#%-]})\n/g -> "$1" */
     char *b = jx_alloc(c, na + 1);
+    size_t *mb = jx_alloc(c, (na + 1) * sizeof *mb);
     size_t nb = 0;
     for (size_t i = 0; i < na;) {
         if (i + 2 < na && (a[i] == '#' || a[i] == '%' || a[i] == '-') && a[i + 1] == '}' && a[i + 2] == '\n') {
-            b[nb++] = a[i];
-            b[nb++] = '}';
+            mb[nb] = ma[i], b[nb++] = a[i];
+            mb[nb] = ma[i + 1], b[nb++] = '}';
             i += 3;
             continue;
         }
+        mb[nb] = ma[i];
         b[nb++] = a[i++];
     }
+    mb[nb] = ma[na];
     /* {% generation %} / {% endgeneration %} markers vanish (with their whitespace control) */
     char *o = jx_alloc(c, nb + 1);
+    size_t *mo = jx_alloc(c, (nb + 1) * sizeof *mo);
     size_t no = 0;
     for (size_t i = 0; i < nb;) {
         int ls, rs;
         size_t ws, m = b[i] == '{' ? generation_tag(b, nb, i, &ls, &rs, &ws) : 0;
         if (!m) {
+            mo[no] = mb[i];
             o[no++] = b[i++];
             continue;
         }
@@ -105,15 +115,15 @@ static void preprocess(jx_ctx_t *c, const char *src, size_t len)
                 if (!space_at(o, no, no - back)) break;
                 no -= back;
             }
-        if (!rs) {
-            memcpy(o + no, b + i + m - ws, ws);
-            no += ws;
-        }
+        if (!rs)
+            for (size_t k = i + m - ws; k < i + m; k++) mo[no] = mb[k], o[no++] = b[k];
         i += m;
     }
     o[no] = 0;
+    mo[no] = mb[nb];
     c->src = o;
     c->src_len = no;
+    c->origin = mo;
 }
 
 typedef struct {

@@ -67,13 +67,13 @@ void jx_fail(jx_ctx_t *c, int status, size_t pos, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (pos != (size_t)-1 && c->src && pos <= c->src_len) {
-        size_t line = 1, col = 1;
-        for (size_t i = 0; i < pos; i++) {
-            if (c->src[i] == '\n') {
+    if (pos != (size_t)-1 && c->orig && c->origin && pos <= c->src_len) {
+        size_t line = 1, col = 1, at = c->origin[pos];
+        for (size_t i = 0; i < at && i < c->orig_len; i++) {
+            if (c->orig[i] == '\n') {
                 line++;
                 col = 1;
-            } else if (((unsigned char)c->src[i] & 0xC0) != 0x80) col++;
+            } else if (((unsigned char)c->orig[i] & 0xC0) != 0x80) col++;
         }
         br_error((br_status)status, "chat template line %zu, column %zu: %s", line, col, msg);
     } else br_error((br_status)status, "chat template: %s", msg);
