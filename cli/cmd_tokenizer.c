@@ -218,10 +218,13 @@ static int tok_train(int argc, char **argv)
     return 0;
 }
 
+int tok_chat(int argc, char **argv); /* cmd_tokenizer_chat.c */
+
 static const subcmd_t subs[] = {
     {"train", tok_train, "learn a byte-level BPE vocabulary, write tokenizer.json"},
     {"encode", tok_encode, "text -> token ids"},
     {"decode", tok_decode, "token ids -> text"},
+    {"chat", tok_chat, "render a model's chat template for a conversation (cmd_tokenizer_chat.c)"},
 };
 
 int cmd_tokenizer(int argc, char **argv)

@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (br_tokenizer_encode(t, s, strlen(s), 1, &ids, &n) != BR_OK) abort();
         char *back;
         size_t bl;
-        if (br_tokenizer_decode(t, ids, n, &back, &bl) != BR_OK || bl != strlen(s) || memcmp(back, s, bl)) abort();
+        if (br_tokenizer_decode(t, ids, n, &back, &bl) != BR_OK) abort();
+        if (br_tokenizer_lossless(t) && (bl != strlen(s) || memcmp(back, s, bl))) abort();
         free(back);
         free(ids);
         br_tokenizer_free(t);

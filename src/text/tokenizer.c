@@ -1,6 +1,7 @@
-/* Byte-level BPE: loading (HF tokenizer.json, GPT-2 encoder.json + vocab.bpe, tiktoken rank
- * files in both the .tiktoken text form and the npm `tiktoken` JSON form), encoding and
- * decoding.
+/* BPE: loading (HF tokenizer.json, GPT-2 encoder.json + vocab.bpe, tiktoken rank files in both
+ * the .tiktoken text form and the npm `tiktoken` JSON form), encoding and decoding.
+ * SentencePiece-style vocabularies (sp: U+2581 for space, character symbols, byte fallback)
+ * and NFC normalization are described at struct br_tokenizer and in docs/data.md.
  *
  * Encoding = split on special tokens (when allowed), pre-tokenise with the vocabulary's regex
  * (PCRE2, JIT, UTF + UCP + MATCH_INVALID_UTF so that arbitrary bytes are accepted), then BPE on
@@ -21,6 +22,7 @@
 
 #include "base/fileio.h"
 #include "text/bytelevel.h"
+#include "text/nfc.h"
 
 const char br_pattern_gpt2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -64,6 +66,18 @@ struct br_tokenizer {
     size_t pair_cap;
     int32_t byte_id[256];
     int direct_always;   /* tiktoken: a piece found whole in the vocab is one token */
+    /* SentencePiece-style BPE (Llama-2, Mistral, TinyLlama): vocab strings spell a space as
+     * U+2581, stored here as ' ' so that decoding is concatenation; the first symbols are
+     * characters, not bytes; characters missing from the vocab become <0xXX> byte tokens
+     * (byte_fallback) or unk. */
+    int sp;
+    int byte_fallback;
+    int32_t unk;         /* NO_ID: none */
+    int fuse_unk;
+    int prepend;         /* PREPEND_*: how a space (U+2581) is put before each segment */
+    int split_space;     /* Metaspace split: pieces start at each space */
+    int nfc;             /* normalizer NFC */
+    int strip_lead;      /* decoder: drop this many leading spaces of the decoded text */
     /* specials */
     int32_t *special;    /* ids, longest first */
     size_t nspecial;
@@ -73,7 +87,13 @@ struct br_tokenizer {
     char *pattern;
 };
 
-enum { TF_VALID = 1, TF_SPECIAL = 2, TF_DIRECT = 4 };
+/* TF_SPECIAL: a special added token (matched whole when specials are allowed); TF_ADDED: a
+ * non-special added token (always matched whole, as Hugging Face does); TF_BYTE: a <0xXX>
+ * byte-fallback token (not looked up by its bytes); TF_LSTRIP/RSTRIP: the added token swallows
+ * the whitespace before/after it. */
+enum { TF_VALID = 1, TF_SPECIAL = 2, TF_DIRECT = 4, TF_LSTRIP = 8, TF_RSTRIP = 16, TF_BYTE = 32, TF_ADDED = 64 };
+enum { PREPEND_NONE, PREPEND_ALWAYS, PREPEND_META_ALWAYS, PREPEND_META_FIRST };
+#define TF_WHOLE (TF_SPECIAL | TF_ADDED) /* not part of the BPE vocabulary */
 
 /* ---- hashing ---------------------------------------------------------------------------- */
 
@@ -160,10 +180,12 @@ static br_status b_init(builder_t *b)
     b->t = calloc(1, sizeof *b->t);
     if (!b->t) return br_error(BR_ENOMEM, "tokenizer: out of memory");
     b->t->eos = NO_ID;
+    b->t->unk = NO_ID;
     return BR_OK;
 }
 
-/* Adds token `id` with raw bytes p[0..n).  special: matched only as a whole in the text. */
+/* Adds token `id` with raw bytes p[0..n).  special: TF_* flags (TF_SPECIAL, TF_ADDED: matched
+ * only as a whole in the text; TF_BYTE: a byte-fallback token). */
 static br_status b_add(builder_t *b, int64_t id, const unsigned char *p, size_t n, int special)
 {
     br_tokenizer_t *t = b->t;
@@ -188,7 +210,7 @@ static br_status b_add(builder_t *b, int64_t id, const unsigned char *p, size_t 
     if (t->flags[id] & TF_VALID) {
         /* HF files list specials in both model.vocab and added_tokens: same bytes is fine */
         if (t->len[id] == n && !memcmp(t->bytes + t->off[id], p, n)) {
-            if (special) t->flags[id] |= TF_SPECIAL;
+            t->flags[id] |= (uint8_t)special;
             return BR_OK;
         }
         return br_error(BR_EFORMAT, "token id %lld is assigned twice", (long long)id);
@@ -205,7 +227,7 @@ static br_status b_add(builder_t *b, int64_t id, const unsigned char *p, size_t 
     memcpy(t->bytes + t->nbytes, p, n);
     t->off[id] = (uint32_t)t->nbytes;
     t->len[id] = (uint32_t)n;
-    t->flags[id] = TF_VALID | (special ? TF_SPECIAL : 0);
+    t->flags[id] = (uint8_t)(TF_VALID | special);
     t->nbytes += n;
     if ((size_t)id >= t->n_ids) t->n_ids = (size_t)id + 1;
     return BR_OK;
@@ -265,19 +287,40 @@ static void bpe_piece(const br_tokenizer_t *t, const unsigned char *p, size_t n,
                       size_t *nout, void *scratch);
 static size_t bpe_scratch_size(size_t n);
 
+/* The added tokens (special or not), longest first so that a longer one wins at the same
+ * position. */
+static br_status collect_specials(br_tokenizer_t *t)
+{
+    for (size_t id = 0; id < t->n_ids; id++) t->nspecial += (t->flags[id] & TF_WHOLE) != 0;
+    if (t->nspecial) {
+        t->special = malloc(t->nspecial * sizeof *t->special);
+        if (!t->special) return br_error(BR_ENOMEM, "tokenizer: out of memory");
+        size_t k = 0;
+        for (size_t id = 0; id < t->n_ids; id++)
+            if (t->flags[id] & TF_WHOLE) t->special[k++] = (int32_t)id;
+        for (size_t i = 1; i < k; i++) /* insertion sort: few specials */
+            for (size_t j = i; j > 0 && t->len[t->special[j]] > t->len[t->special[j - 1]]; j--) {
+                int32_t s = t->special[j];
+                t->special[j] = t->special[j - 1];
+                t->special[j - 1] = s;
+            }
+    }
+    return BR_OK;
+}
+
 static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **out)
 {
     br_tokenizer_t *t = b->t;
     if (t->n_ids == 0) return br_error(BR_EFORMAT, "empty vocabulary");
     /* bytes -> id for regular tokens */
     size_t nreg = 0;
-    for (size_t i = 0; i < t->n_ids; i++) nreg += (t->flags[i] & (TF_VALID | TF_SPECIAL)) == TF_VALID;
+    for (size_t i = 0; i < t->n_ids; i++) nreg += (t->flags[i] & (TF_VALID | TF_WHOLE | TF_BYTE)) == TF_VALID;
     t->tab_cap = pow2_at_least(nreg * 2 + 1);
     t->tab = calloc(t->tab_cap, sizeof *t->tab);
     if (!t->tab) return br_error(BR_ENOMEM, "tokenizer: out of memory");
     for (size_t i = 0; i < 256; i++) t->byte_id[i] = NO_ID;
     for (size_t id = 0; id < t->n_ids; id++) {
-        if ((t->flags[id] & (TF_VALID | TF_SPECIAL)) != TF_VALID) continue;
+        if ((t->flags[id] & (TF_VALID | TF_WHOLE | TF_BYTE)) != TF_VALID) continue;
         const unsigned char *p = t->bytes + t->off[id];
         size_t n = t->len[id], mask = t->tab_cap - 1;
         uint64_t h = hash_bytes(p, n);
@@ -289,16 +332,23 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
                 return br_error(BR_EFORMAT, "tokens %d and %zu have the same bytes", o, id);
         }
         t->tab[i] = (tab_slot_t){tab_head(p, n), tab_tag(h, n), (int32_t)id};
-        if (n == 1) t->byte_id[p[0]] = (int32_t)id;
+        if (n == 1 && !t->sp) t->byte_id[p[0]] = (int32_t)id;
     }
-    for (int c = 0; c < 256; c++)
+    for (size_t id = 0; t->sp && id < t->n_ids; id++)
+        if (t->flags[id] & TF_BYTE) t->byte_id[t->bytes[t->off[id]]] = (int32_t)id;
+    if (t->sp && t->unk == NO_ID) {
+        int all = t->byte_fallback;
+        for (int c = 0; c < 256 && all; c++) all = t->byte_id[c] != NO_ID;
+        if (!all) return br_error(BR_EFORMAT, "a SentencePiece-style vocabulary needs an unk_token or byte_fallback with all 256 <0xXX> tokens");
+    }
+    for (int c = 0; c < 256 && !t->sp; c++)
         if (t->byte_id[c] == NO_ID)
             return br_error(BR_EFORMAT, "not a byte-level vocabulary: byte 0x%02x has no token", c);
     /* merges */
     if (b->derive_merges) {
         size_t np = 0;
         for (size_t id = 0; id < t->n_ids; id++)
-            if ((t->flags[id] & (TF_VALID | TF_SPECIAL)) == TF_VALID && t->len[id] > 1) np += t->len[id] - 1;
+            if ((t->flags[id] & (TF_VALID | TF_WHOLE | TF_BYTE)) == TF_VALID && t->len[id] > 1) np += t->len[id] - 1;
         t->pair_cap = pow2_at_least(np * 2 + 1);
     } else {
         t->pair_cap = pow2_at_least(b->nmerge * 2 + 1);
@@ -307,7 +357,7 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
     if (!t->pairs) return br_error(BR_ENOMEM, "tokenizer: out of memory");
     if (b->derive_merges) {
         for (size_t id = 0; id < t->n_ids; id++) {
-            if ((t->flags[id] & (TF_VALID | TF_SPECIAL)) != TF_VALID || t->len[id] < 2) continue;
+            if ((t->flags[id] & (TF_VALID | TF_WHOLE | TF_BYTE)) != TF_VALID || t->len[id] < 2) continue;
             const unsigned char *p = t->bytes + t->off[id];
             size_t n = t->len[id];
             for (size_t k = 1; k < n; k++) {
@@ -331,7 +381,7 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
         return br_error(BR_ENOMEM, "tokenizer: out of memory");
     }
     for (size_t id = 0; id < t->n_ids; id++) {
-        if ((t->flags[id] & (TF_VALID | TF_SPECIAL)) != TF_VALID) continue;
+        if ((t->flags[id] & (TF_VALID | TF_WHOLE | TF_BYTE)) != TF_VALID) continue;
         if (t->direct_always) {
             t->flags[id] |= TF_DIRECT;
             continue;
@@ -342,21 +392,7 @@ static br_status b_finish(builder_t *b, const char *pattern, br_tokenizer_t **ou
     }
     free(scratch);
     free(ids);
-    /* specials, longest first so that a longer special wins at the same position */
-    for (size_t id = 0; id < t->n_ids; id++) t->nspecial += (t->flags[id] & TF_SPECIAL) != 0;
-    if (t->nspecial) {
-        t->special = malloc(t->nspecial * sizeof *t->special);
-        if (!t->special) return br_error(BR_ENOMEM, "tokenizer: out of memory");
-        size_t k = 0;
-        for (size_t id = 0; id < t->n_ids; id++)
-            if (t->flags[id] & TF_SPECIAL) t->special[k++] = (int32_t)id;
-        for (size_t i = 1; i < k; i++) /* insertion sort: few specials */
-            for (size_t j = i; j > 0 && t->len[t->special[j]] > t->len[t->special[j - 1]]; j--) {
-                int32_t s = t->special[j];
-                t->special[j] = t->special[j - 1];
-                t->special[j - 1] = s;
-            }
-    }
+    BR_TRY(collect_specials(t));
     static const char *eos_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"};
     for (size_t i = 0; i < sizeof eos_names / sizeof *eos_names && t->eos == NO_ID; i++)
         t->eos = br_tokenizer_token_id(t, eos_names[i]);
@@ -433,17 +469,49 @@ static heap_ent_t heap_pop(heap_ent_t *h, size_t *n)
     return top;
 }
 
-/* BPE over the bytes of one piece; appends ids to out (capacity >= n). */
-static void bpe_piece(const br_tokenizer_t *t, const unsigned char *p, size_t n, int32_t *out,
-                      size_t *nout, void *scratch)
+/* Length of the UTF-8 character at p[0..n) (1 for a byte that does not start a valid one).
+ * A local helper: SentencePiece vocabularies start BPE from characters. */
+static size_t utf8_len(const unsigned char *p, size_t n)
 {
-    int32_t *ids = out + *nout;
-    if (n == 1) {
-        ids[0] = t->byte_id[p[0]];
-        *nout += 1;
-        return;
+    unsigned c = p[0];
+    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (k <= 1 || k > n) return 1;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80) return 1;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0) || (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+        return 1; /* overlong, surrogate, past U+10FFFF */
+    return k;
+}
+
+/* SentencePiece-style first symbols: one per character found in the vocabulary; the bytes of
+ * any other character as <0xXX> tokens (byte_fallback) or one unk (consecutive unks fused when
+ * fuse_unk).  Returns the count (<= n). */
+static size_t sp_symbols(const br_tokenizer_t *t, const unsigned char *p, size_t n, int32_t *ids)
+{
+    size_t m = 0;
+    for (size_t i = 0, k; i < n; i += k) {
+        k = utf8_len(p + i, n - i);
+        int32_t id = lookup_bytes(t, p + i, k);
+        if (id != NO_ID) {
+            ids[m++] = id;
+            continue;
+        }
+        int all = t->byte_fallback;
+        for (size_t j = 0; all && j < k; j++) all = t->byte_id[p[i + j]] != NO_ID;
+        if (all) {
+            for (size_t j = 0; j < k; j++) ids[m++] = t->byte_id[p[i + j]];
+        } else if (!(t->fuse_unk && m > 0 && ids[m - 1] == t->unk)) {
+            ids[m++] = t->unk;
+        }
     }
-    for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[p[i]];
+    return m;
+}
+
+/* Merges symbols ids[0..n) in place: repeatedly the adjacent pair of lowest merge rank, leftmost
+ * first.  Returns the new count. */
+static size_t bpe_merge(const br_tokenizer_t *t, int32_t *ids, size_t n, void *scratch)
+{
+    if (n < 2) return n;
     if (n <= SMALL_PIECE) {
         uint32_t *rank = scratch; /* rank[i]: pair (ids[i], ids[i+1]) */
         int32_t *mid = (int32_t *)(rank + n);
@@ -469,10 +537,9 @@ static void bpe_piece(const br_tokenizer_t *t, const unsigned char *p, size_t n,
             if (best > 0 && !lookup_pair(t, ids[best - 1], ids[best], &rank[best - 1], &mid[best - 1]))
                 rank[best - 1] = UINT32_MAX;
         }
-        *nout += m;
-        return;
+        return m;
     }
-    /* long piece: linked list over byte positions + lazy min-heap, O(n log n) */
+    /* long piece: linked list over symbol positions + lazy min-heap, O(n log n) */
     uint32_t *next = scratch, *prev = next + n;
     heap_ent_t *heap = (heap_ent_t *)(prev + n + (n & 1));
     size_t hn = 0;
@@ -505,7 +572,19 @@ static void bpe_piece(const br_tokenizer_t *t, const unsigned char *p, size_t n,
     }
     size_t m = 0;
     for (size_t i = 0; i < n; i = next[i]) ids[m++] = ids[i];
-    *nout += m;
+    return m;
+}
+
+/* BPE over one piece of n bytes; appends ids to out (capacity >= n). */
+static void bpe_piece(const br_tokenizer_t *t, const unsigned char *p, size_t n, int32_t *out,
+                      size_t *nout, void *scratch)
+{
+    int32_t *ids = out + *nout;
+    size_t m = n;
+    if (t->sp) m = sp_symbols(t, p, n, ids);
+    else
+        for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[p[i]];
+    *nout += bpe_merge(t, ids, m, scratch);
 }
 
 /* ---- encode -------------------------------------------------------------------------------- */
@@ -587,6 +666,63 @@ static br_status enc_ordinary(const br_tokenizer_t *t, enc_t *e, const unsigned 
     return BR_OK;
 }
 
+/* SentencePiece-style segment: a space is put in front (as the Prepend normalizer or the
+ * Metaspace pre-tokenizer says), then the segment is one piece, or pieces that each start at a
+ * space (Metaspace split). */
+static br_status enc_sp(const br_tokenizer_t *t, enc_t *e, const unsigned char *s, size_t len, int first)
+{
+    int pre = t->prepend == PREPEND_ALWAYS || ((t->prepend == PREPEND_META_ALWAYS || (t->prepend == PREPEND_META_FIRST && first)) &&
+                                               s[0] != ' ');
+    unsigned char *buf = NULL;
+    /* a literal U+2581 in the text is a space too (the vocabulary cannot tell them apart) */
+    int meta = memmem(s, len, "\xE2\x96\x81", 3) != NULL;
+    if (pre || meta) {
+        buf = malloc(len + 1);
+        if (!buf) return br_error(BR_ENOMEM, "encode: out of memory");
+        size_t k = 0;
+        if (pre) buf[k++] = ' ';
+        for (size_t i = 0; i < len;) {
+            if (meta && i + 3 <= len && !memcmp(s + i, "\xE2\x96\x81", 3)) {
+                buf[k++] = ' ';
+                i += 3;
+            } else buf[k++] = s[i++];
+        }
+        s = buf;
+        len = k;
+    }
+    br_status st = BR_OK;
+    if (!t->split_space) st = enc_piece(t, e, s, len);
+    else
+        for (size_t i = 0; st == BR_OK && i < len;) {
+            const unsigned char *sp = memchr(s + i + 1, ' ', len - i - 1);
+            size_t j = sp ? (size_t)(sp - s) : len;
+            st = enc_piece(t, e, s + i, j - i);
+            i = j;
+        }
+    free(buf);
+    return st;
+}
+
+/* One stretch of text between added tokens: normalise (NFC), then SentencePiece-style or
+ * regex pre-tokenisation.  first: the stretch starts the text. */
+static br_status enc_segment(const br_tokenizer_t *t, enc_t *e, const unsigned char *s, size_t len, int first,
+                             pcre2_match_data *md, pcre2_match_context **mctx, pcre2_jit_stack **stack)
+{
+    if (len == 0) return BR_OK;
+    char *norm = NULL;
+    if (t->nfc && !br_nfc_quick((const char *)s, len)) {
+        size_t nl;
+        BR_TRY(br_nfc((const char *)s, len, &norm, &nl));
+        s = (const unsigned char *)norm;
+        len = nl;
+    }
+    br_status st = t->sp ? enc_sp(t, e, s, len, first) : enc_ordinary(t, e, s, len, md, mctx, stack);
+    free(norm);
+    return st;
+}
+
+static int is_ws(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 br_status br_tokenizer_encode(const br_tokenizer_t *t, const char *text, size_t len,
                               int allow_special, int32_t **ids, size_t *n)
 {
@@ -606,9 +742,10 @@ br_status br_tokenizer_encode(const br_tokenizer_t *t, const char *text, size_t 
     while (st == BR_OK && pos < len) {
         size_t best = len;
         int32_t best_id = NO_ID;
-        if (allow_special) {
+        {
             for (size_t k = 0; k < t->nspecial; k++) {
                 int32_t id = t->special[k];
+                if (!allow_special && !(t->flags[id] & TF_ADDED)) continue;
                 size_t lim = best + t->len[id] < len ? best + t->len[id] : len; /* only hits before `best` */
                 const unsigned char *hit = memmem(s + pos, lim - pos, t->bytes + t->off[id], t->len[id]);
                 if (hit && (size_t)(hit - s) < best) {
@@ -617,11 +754,16 @@ br_status br_tokenizer_encode(const br_tokenizer_t *t, const char *text, size_t 
                 }
             }
         }
-        st = enc_ordinary(t, &e, s + pos, best - pos, md, &mctx, &stack);
+        size_t end = best;
+        if (best_id != NO_ID && (t->flags[best_id] & TF_LSTRIP))
+            while (end > pos && is_ws(s[end - 1])) end--;
+        st = enc_segment(t, &e, s + pos, end - pos, pos == 0, md, &mctx, &stack);
         if (st == BR_OK && best_id != NO_ID) {
             st = enc_reserve(&e, 1);
             if (st == BR_OK) e.ids[e.n++] = best_id;
             best += t->len[best_id];
+            if (t->flags[best_id] & TF_RSTRIP)
+                while (best < len && is_ws(s[best])) best++;
         }
         pos = best;
     }
@@ -657,6 +799,7 @@ br_status br_tokenizer_decode(const br_tokenizer_t *t, const int32_t *ids, size_
         memcpy(out + k, t->bytes + t->off[ids[i]], t->len[ids[i]]);
         k += t->len[ids[i]];
     }
+    for (int i = 0; i < t->strip_lead && k > 0 && out[0] == ' '; i++) memmove(out, out + 1, k--);
     out[k] = 0;
     *text = out;
     if (len) *len = k;
@@ -693,6 +836,8 @@ int br_tokenizer_is_special(const br_tokenizer_t *t, int32_t id)
 
 const char *br_tokenizer_pattern(const br_tokenizer_t *t) { return t->pattern; }
 
+int br_tokenizer_lossless(const br_tokenizer_t *t) { return !t->sp && !t->nfc; }
+
 void br_tokenizer_free(br_tokenizer_t *t)
 {
     if (!t) return;
@@ -709,6 +854,8 @@ void br_tokenizer_free(br_tokenizer_t *t)
 }
 
 /* ---- loaders -------------------------------------------------------------------------------- */
+
+static br_status add_sp(builder_t *b, const char *s, int64_t id);
 
 /* Adds a token given in byte-level form (encoder.json, tokenizer.json vocab). */
 static br_status add_bytelevel(builder_t *b, const char *s, int64_t id, const char *what)
@@ -761,7 +908,8 @@ static br_status add_vocab_object(builder_t *b, json_t *vocab, const char *what)
     json_t *v;
     json_object_foreach(vocab, key, v) {
         if (!json_is_integer(v)) return br_error(BR_EFORMAT, "%s: vocab entry \"%.40s\" is not an integer id", what, key);
-        BR_TRY(add_bytelevel(b, key, json_integer_value(v), what));
+        br_status st = b->t->sp ? add_sp(b, key, json_integer_value(v)) : add_bytelevel(b, key, json_integer_value(v), what);
+        BR_TRY(st);
     }
     return BR_OK;
 }
@@ -804,7 +952,27 @@ static br_status load_gpt2_dir(builder_t *b, const char *enc_path, const char *b
     return st;
 }
 
-static const char *pretok_pattern(json_t *pt, const char *path, br_status *st, int depth)
+/* Metaspace (pre-tokenizer): U+2581 for spaces, put before the text per prepend_scheme (or the
+ * older add_prefix_space), and split before each U+2581 when split is true. */
+static br_status metaspace(br_tokenizer_t *t, json_t *pt, const char *path)
+{
+    const char *rep = json_string_value(json_object_get(pt, "replacement"));
+    if (rep && strcmp(rep, "\xE2\x96\x81"))
+        return br_error(BR_EUNSUPPORTED, "%s: Metaspace replacement \"%s\" is not supported (only U+2581)", path, rep);
+    const char *scheme = json_string_value(json_object_get(pt, "prepend_scheme"));
+    json_t *aps = json_object_get(pt, "add_prefix_space");
+    if (!scheme) scheme = aps && !json_is_true(aps) ? "never" : "always";
+    if (!strcmp(scheme, "always")) t->prepend = PREPEND_META_ALWAYS;
+    else if (!strcmp(scheme, "first")) t->prepend = PREPEND_META_FIRST;
+    else if (!strcmp(scheme, "never")) t->prepend = PREPEND_NONE;
+    else return br_error(BR_EUNSUPPORTED, "%s: Metaspace prepend_scheme \"%s\" is not supported", path, scheme);
+    json_t *split = json_object_get(pt, "split");
+    t->split_space = !split || json_is_true(split);
+    t->sp = 1;
+    return BR_OK;
+}
+
+static const char *pretok_pattern(br_tokenizer_t *t, json_t *pt, const char *path, br_status *st, int depth)
 {
     *st = BR_OK;
     if (!pt || json_is_null(pt)) return NULL;
@@ -820,6 +988,10 @@ static const char *pretok_pattern(json_t *pt, const char *path, br_status *st, i
         }
         json_t *ur = json_object_get(pt, "use_regex");
         return (!ur || json_is_true(ur)) ? br_pattern_gpt2 : NULL;
+    }
+    if (!strcmp(type, "Metaspace")) {
+        *st = metaspace(t, pt, path);
+        return NULL;
     }
     if (!strcmp(type, "Split")) {
         json_t *pat = json_object_get(pt, "pattern");
@@ -837,7 +1009,7 @@ static const char *pretok_pattern(json_t *pt, const char *path, br_status *st, i
         size_t i;
         json_t *it;
         json_array_foreach(list, i, it) {
-            const char *p = pretok_pattern(it, path, st, 1);
+            const char *p = pretok_pattern(t, it, path, st, 1);
             if (*st != BR_OK) return NULL;
             if (p && found) {
                 *st = br_error(BR_EUNSUPPORTED, "%s: more than one splitting pre-tokenizer", path);
@@ -847,8 +1019,117 @@ static const char *pretok_pattern(json_t *pt, const char *path, br_status *st, i
         }
         return found;
     }
-    *st = br_error(BR_EUNSUPPORTED, "%s: pre_tokenizer type %s is not supported (byte-level BPE only)", path, type);
+    *st = br_error(BR_EUNSUPPORTED, "%s: pre_tokenizer type %s is not supported (ByteLevel, Split, Metaspace, Sequence are)", path, type);
     return NULL;
+}
+
+enum { NORM_PREPEND = 1, NORM_REPLACE = 2 };
+
+/* normalizer: NFC, and SentencePiece's Prepend("\u2581") + Replace(" " -> "\u2581"). */
+static br_status normalizer(br_tokenizer_t *t, json_t *n, const char *path, int depth, int *seen)
+{
+    if (!n || json_is_null(n)) return BR_OK;
+    const char *type = json_string_value(json_object_get(n, "type"));
+    if (!type) return br_error(BR_EFORMAT, "%s: normalizer has no type", path);
+    if (!strcmp(type, "NFC")) {
+        t->nfc = 1;
+        return BR_OK;
+    }
+    if (!strcmp(type, "Sequence") && depth == 0) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(json_object_get(n, "normalizers"), i, it) BR_TRY(normalizer(t, it, path, 1, seen));
+        return BR_OK;
+    }
+    const char *prep = json_string_value(json_object_get(n, "prepend"));
+    if (!strcmp(type, "Prepend") && prep && !strcmp(prep, "\xE2\x96\x81")) {
+        *seen |= NORM_PREPEND;
+        return BR_OK;
+    }
+    const char *from = json_string_value(json_object_get(json_object_get(n, "pattern"), "String"));
+    const char *to = json_string_value(json_object_get(n, "content"));
+    if (!strcmp(type, "Replace") && from && to && !strcmp(from, " ") && !strcmp(to, "\xE2\x96\x81")) {
+        *seen |= NORM_REPLACE;
+        return BR_OK;
+    }
+    return br_error(BR_EUNSUPPORTED, "%s: normalizer %s is not supported (NFC, Prepend \"\\u2581\" and Replace \" \" -> "
+                    "\"\\u2581\" are)", path, type);
+}
+
+/* decoder of a SentencePiece-style vocabulary: Replace(U+2581 -> " "), ByteFallback, Fuse,
+ * Strip(" ", n, 0) or Metaspace; all that changes is how many leading spaces decoding drops. */
+static br_status sp_decoder(br_tokenizer_t *t, json_t *d, const char *path, int depth)
+{
+    if (!d || json_is_null(d)) return BR_OK;
+    const char *type = json_string_value(json_object_get(d, "type"));
+    if (!type) return br_error(BR_EFORMAT, "%s: decoder has no type", path);
+    if (!strcmp(type, "Sequence") && depth == 0) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(json_object_get(d, "decoders"), i, it) BR_TRY(sp_decoder(t, it, path, 1));
+        return BR_OK;
+    }
+    if (!strcmp(type, "ByteFallback") || !strcmp(type, "Fuse")) return BR_OK;
+    const char *from = json_string_value(json_object_get(json_object_get(d, "pattern"), "String"));
+    const char *to = json_string_value(json_object_get(d, "content"));
+    if (!strcmp(type, "Replace") && from && to && !strcmp(from, "\xE2\x96\x81") && !strcmp(to, " ")) return BR_OK;
+    if (!strcmp(type, "Strip") && to && !strcmp(to, " ") && json_integer_value(json_object_get(d, "stop")) == 0) {
+        json_int_t k = json_integer_value(json_object_get(d, "start"));
+        t->strip_lead = k < 0 ? 0 : k > 8 ? 8 : (int)k;
+        return BR_OK;
+    }
+    if (!strcmp(type, "Metaspace")) {
+        const char *scheme = json_string_value(json_object_get(d, "prepend_scheme"));
+        json_t *aps = json_object_get(d, "add_prefix_space");
+        t->strip_lead = scheme ? strcmp(scheme, "never") != 0 : !(aps && !json_is_true(aps));
+        return BR_OK;
+    }
+    return br_error(BR_EUNSUPPORTED, "%s: decoder %s is not supported with a SentencePiece-style vocabulary", path, type);
+}
+
+/* A SentencePiece-style vocab entry: "<0xHH>" is byte HH (byte_fallback); U+2581 means space. */
+static br_status add_sp(builder_t *b, const char *s, int64_t id)
+{
+    size_t n = strlen(s);
+    unsigned hx;
+    char tail;
+    if (b->t->byte_fallback && n == 6 && sscanf(s, "<0x%2X%c", &hx, &tail) == 2 && tail == '>') {
+        unsigned char byte = (unsigned char)hx;
+        return b_add(b, id, &byte, 1, TF_BYTE);
+    }
+    if (n == 0) return br_error(BR_EFORMAT, "token %lld is empty", (long long)id);
+    unsigned char stack[256] = {0};
+    unsigned char *buf = n <= sizeof stack ? stack : malloc(n);
+    if (!buf) return br_error(BR_ENOMEM, "tokenizer: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        if (i + 3 <= n && !memcmp(s + i, "\xE2\x96\x81", 3)) {
+            buf[k++] = ' ';
+            i += 3;
+        } else buf[k++] = (unsigned char)s[i++];
+    }
+    br_status st = b_add(b, id, buf, k, 0);
+    if (buf != stack) free(buf);
+    return st;
+}
+
+static br_status add_added_tokens(builder_t *b, json_t *added, const char *path)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(added, i, m) {
+        json_t *idv = json_object_get(m, "id");
+        const char *content = json_string_value(json_object_get(m, "content"));
+        if (!json_is_integer(idv) || !content || !*content) return br_error(BR_EFORMAT, "%s: added_tokens[%zu] needs an integer id and a content string", path, i);
+        if (json_is_true(json_object_get(m, "single_word")))
+            return br_error(BR_EUNSUPPORTED, "%s: added token \"%.40s\" has single_word=true, which braid does not support", path, content);
+        json_t *sp = json_object_get(m, "special");
+        int flags = (!sp || json_is_true(sp)) ? TF_SPECIAL : TF_ADDED;
+        if (json_is_true(json_object_get(m, "lstrip"))) flags |= TF_LSTRIP;
+        if (json_is_true(json_object_get(m, "rstrip"))) flags |= TF_RSTRIP;
+        BR_TRY(b_add(b, json_integer_value(idv), (const unsigned char *)content, strlen(content), flags));
+    }
+    return BR_OK;
 }
 
 static br_status load_hf_json(builder_t *b, json_t *root, const char *path, const char **pattern)
@@ -857,15 +1138,28 @@ static br_status load_hf_json(builder_t *b, json_t *root, const char *path, cons
     const char *mtype = json_string_value(json_object_get(model, "type"));
     if (!json_is_object(model)) return br_error(BR_EFORMAT, "%s: no \"model\" object", path);
     if (mtype && strcmp(mtype, "BPE")) return br_error(BR_EUNSUPPORTED, "%s: model type %s is not supported (BPE only)", path, mtype);
-    json_t *norm = json_object_get(root, "normalizer");
-    if (norm && !json_is_null(norm)) return br_error(BR_EUNSUPPORTED, "%s: normalizers are not supported (byte-level BPE has none)", path);
+    br_tokenizer_t *t = b->t;
+    int seen = 0;
+    BR_TRY(normalizer(t, json_object_get(root, "normalizer"), path, 0, &seen));
+    if (seen == (NORM_PREPEND | NORM_REPLACE)) {
+        t->sp = 1;
+        t->prepend = PREPEND_ALWAYS;
+    } else if (seen == NORM_REPLACE) t->sp = 1;
+    else if (seen) return br_error(BR_EUNSUPPORTED, "%s: a Prepend normalizer without Replace(\" \" -> \"\\u2581\") is not supported", path);
     const char *cp = json_string_value(json_object_get(model, "continuing_subword_prefix"));
     const char *ew = json_string_value(json_object_get(model, "end_of_word_suffix"));
-    if ((cp && *cp) || (ew && *ew) || json_is_true(json_object_get(model, "byte_fallback")))
-        return br_error(BR_EUNSUPPORTED, "%s: subword prefixes/suffixes and byte_fallback are not byte-level BPE", path);
+    if ((cp && *cp) || (ew && *ew))
+        return br_error(BR_EUNSUPPORTED, "%s: continuing_subword_prefix / end_of_word_suffix are not supported", path);
     br_status st;
-    *pattern = pretok_pattern(json_object_get(root, "pre_tokenizer"), path, &st, 0);
+    *pattern = pretok_pattern(t, json_object_get(root, "pre_tokenizer"), path, &st, 0);
     BR_TRY(st);
+    t->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
+    t->fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
+    if (t->byte_fallback && !t->sp)
+        return br_error(BR_EUNSUPPORTED, "%s: byte_fallback needs a SentencePiece-style vocabulary (Metaspace or Prepend+Replace normalizer)", path);
+    if (t->sp && *pattern)
+        return br_error(BR_EUNSUPPORTED, "%s: a regex pre-tokenizer together with a SentencePiece-style vocabulary is not supported", path);
+    if (t->sp) BR_TRY(sp_decoder(t, json_object_get(root, "decoder"), path, 0));
     json_t *vocab = json_object_get(model, "vocab");
     BR_TRY(add_vocab_object(b, vocab, path));
     json_t *merges = json_object_get(model, "merges");
@@ -887,14 +1181,12 @@ static br_status load_hf_json(builder_t *b, json_t *root, const char *path, cons
         } else st = br_error(BR_EFORMAT, "%s: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", path, i);
         BR_TRY(st);
     }
-    if (json_is_true(json_object_get(model, "ignore_merges"))) b->t->direct_always = 1;
-    json_t *added = json_object_get(root, "added_tokens");
-    json_array_foreach(added, i, m) {
-        json_t *idv = json_object_get(m, "id");
-        const char *content = json_string_value(json_object_get(m, "content"));
-        if (!json_is_integer(idv) || !content || !*content) return br_error(BR_EFORMAT, "%s: added_tokens[%zu] needs an integer id and a content string", path, i);
-        BR_TRY(b_add(b, json_integer_value(idv), (const unsigned char *)content, strlen(content), 1));
-    }
+    if (json_is_true(json_object_get(model, "ignore_merges")) && !t->sp) t->direct_always = 1;
+    BR_TRY(add_added_tokens(b, json_object_get(root, "added_tokens"), path));
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    json_t *uv = unk ? json_object_get(vocab, unk) : NULL;
+    if (unk && !json_is_integer(uv)) return br_error(BR_EFORMAT, "%s: unk_token \"%.40s\" is not in the vocab", path, unk);
+    if (uv) t->unk = (int32_t)json_integer_value(uv);
     return BR_OK;
 }
 
@@ -955,7 +1247,7 @@ static br_status tiktoken_defaults(builder_t *b, size_t nranks, const char **pat
         if (known[i].n != nranks) continue;
         *pattern = known[i].pat;
         for (int k = 0; k < 5 && known[i].sp[k]; k++)
-            BR_TRY(b_add(b, known[i].sid[k], (const unsigned char *)known[i].sp[k], strlen(known[i].sp[k]), 1));
+            BR_TRY(b_add(b, known[i].sid[k], (const unsigned char *)known[i].sp[k], strlen(known[i].sp[k]), TF_SPECIAL));
         return BR_OK;
     }
     return br_error(BR_EUNSUPPORTED, "%s: %zu ranks match no known tiktoken encoding (r50k, p50k, cl100k, o200k); "
@@ -1019,7 +1311,7 @@ static br_status load_tiktoken_json(builder_t *b, json_t *root, const char *path
     json_t *v;
     json_object_foreach(sp, key, v) {
         if (!json_is_integer(v) || !*key) return br_error(BR_EFORMAT, "%s: special token \"%.40s\" needs an integer id", path, key);
-        BR_TRY(b_add(b, json_integer_value(v), (const unsigned char *)key, strlen(key), 1));
+        BR_TRY(b_add(b, json_integer_value(v), (const unsigned char *)key, strlen(key), TF_SPECIAL));
     }
     b->derive_merges = 1;
     b->t->direct_always = 1;
