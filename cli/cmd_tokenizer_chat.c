@@ -7,7 +7,7 @@
 
 #include "args.h"
 #include "base/fileio.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 #include "text/jinja.h"
 #include "text/tokcfg.h"
 

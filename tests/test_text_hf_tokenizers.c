@@ -17,7 +17,7 @@
 #include "base/fileio.h"
 #include "base/timer.h"
 #include "harness.h"
-#include "lm/tokenizer.h"
+#include "text/tokenizer.h"
 
 #define NM ".npm-local/node_modules/"
 #define FIXTURE "tests/ref/tokenizer_hf_fixture.txt"
