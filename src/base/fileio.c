@@ -178,7 +178,7 @@ br_status br_mkdir_p(const char *path)
             char c = tmp.data[i];
             tmp.data[i] = 0;
             if (mkdir(tmp.data, 0755) != 0 && errno != EEXIST)
-                s = br_error(BR_EIO, "mkdir %s: %s", tmp.data, strerror(errno));
+                s = br_error(BR_EIO, "mkdir (%s): %s", strerror(errno), tmp.data); /* reason first: a long path is cut */
             tmp.data[i] = c;
         }
     }
