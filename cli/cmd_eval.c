@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "commands.h"
@@ -25,16 +26,18 @@ static br_status list_domains(const char *data_dir, const char *split, char ***o
     char **v = NULL;
     size_t k = 0;
     struct dirent *e;
+    br_buf_t p = BR_BUF_INIT;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s/%s.bin", data_dir, e->d_name, split);
-        if (!br_file_exists(p)) continue;
+        br_buf_clear(&p);
+        if (br_buf_printf(&p, "%s/%s/%s.bin", data_dir, e->d_name, split)) break;
+        if (!br_file_exists(br_buf_str(&p))) continue;
         char **nv = realloc(v, (k + 1) * sizeof *v);
         if (!nv) break;
         v = nv;
         v[k++] = strdup(e->d_name);
     }
+    br_buf_free(&p);
     closedir(d);
     if (k == 0) {
         free(v);

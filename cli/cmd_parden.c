@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/csv.h"
 #include "base/fileio.h"
 #include "base/progress.h"
@@ -108,12 +109,11 @@ static br_status make_parent(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash || slash == path) return BR_OK;
-    char dir[4096];
-    size_t n = (size_t)(slash - path);
-    if (n >= sizeof dir) return br_error(BR_EINVAL, "%s: path too long", path);
-    memcpy(dir, path, n);
-    dir[n] = 0;
-    return br_mkdir_p(dir);
+    char *dir = strndup(path, (size_t)(slash - path));
+    if (!dir) return br_error(BR_ENOMEM, "out of memory for the folder of %s", path);
+    br_status s = br_mkdir_p(dir);
+    free(dir);
+    return s;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -235,12 +235,15 @@ static int parden_eval(int argc, char **argv)
     free(b);
     free(h);
     if (s != BR_OK) return fail_status(s, "parden eval");
-    char path[4096], title[256];
+    char title[256];
     snprintf(title, sizeof title, "PARDEN ROC (%zu benign, %zu harmful)", nb, nh);
-    snprintf(path, sizeof path, "%s.csv", prefix);
-    s = write_roc_csv(path, &roc);
-    snprintf(path, sizeof path, "%s.svg", prefix);
-    if (s == BR_OK) s = write_roc_svg(path, &roc, title);
+    br_buf_t path = BR_BUF_INIT;
+    s = br_buf_printf(&path, "%s.csv", prefix);
+    if (s == BR_OK) s = write_roc_csv(br_buf_str(&path), &roc);
+    br_buf_clear(&path);
+    if (s == BR_OK) s = br_buf_printf(&path, "%s.svg", prefix);
+    if (s == BR_OK) s = write_roc_svg(br_buf_str(&path), &roc, title);
+    br_buf_free(&path);
     if (s != BR_OK) {
         br_roc_free(&roc);
         return fail_status(s, "parden eval");

@@ -198,12 +198,11 @@ static int tok_train(int argc, char **argv)
         fprintf(stderr, "braid: error: --pattern must be gpt2 or cl100k\n");
         return 2;
     }
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", out);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = 0;
-        br_status ms = br_mkdir_p(parent);
+    const char *slash = strrchr(out, '/');
+    if (slash && slash != out) {
+        char *parent = strndup(out, (size_t)(slash - out));
+        br_status ms = parent ? br_mkdir_p(parent) : br_error(BR_ENOMEM, "out of memory");
+        free(parent);
         if (ms) return fail_status(ms, "tokenizer train");
     }
     double t0 = br_now();

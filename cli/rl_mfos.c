@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "rl/mfos.h"
@@ -84,12 +85,12 @@ int rl_mfos(int argc, char **argv)
     c.seed = (uint64_t)seed;
     if ((st = br_mfos_check(&c))) return fail_status(st, "rl mfos");
     if ((st = br_mkdir_p(out))) return fail_status(st, "rl mfos");
-    char path[4096], spath[4096];
-    if ((st = br_path_join(path, sizeof path, out, "log.jsonl")) ||
-        (st = br_path_join(spath, sizeof spath, out, "summary.json")))
-        return fail_status(st, "rl mfos");
+    br_buf_t path = BR_BUF_INIT;
     br_atomic_file_t af;
-    if ((st = br_atomic_open(&af, path))) return fail_status(st, "rl mfos");
+    st = br_buf_path(&path, out, "log.jsonl");
+    if (!st) st = br_atomic_open(&af, br_buf_str(&path));
+    br_buf_free(&path);
+    if (st) return fail_status(st, "rl mfos");
     br_progress_t pb;
     br_progress_start(&pb, c.algo == BR_MFOS_ES ? "mfos es" : "mfos ppo", c.iterations, "it");
     br_mfos_result_t r;
@@ -128,7 +129,9 @@ int rl_mfos(int argc, char **argv)
         fprintf(stderr, "braid: error: rl mfos: out of memory\n");
         return 1;
     }
-    st = br_write_file_atomic(spath, txt, strlen(txt));
+    st = br_buf_path(&path, out, "summary.json");
+    if (!st) st = br_write_file_atomic(br_buf_str(&path), txt, strlen(txt));
+    br_buf_free(&path);
     if (!st) printf("%s\n", txt);
     free(txt);
     return st ? fail_status(st, "rl mfos") : 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "rl/rfos.h"
@@ -161,12 +162,12 @@ int rl_rfos(int argc, char **argv)
     uint32_t mm;
     if ((st = br_rfos_check(&c, &S, &A, &mm))) return fail_status(st, "rl rfos");
     if ((st = br_mkdir_p(out))) return fail_status(st, "rl rfos");
-    char path[4096], spath[4096];
-    if ((st = br_path_join(path, sizeof path, out, "log.jsonl")) ||
-        (st = br_path_join(spath, sizeof spath, out, "summary.json")))
-        return fail_status(st, "rl rfos");
+    br_buf_t path = BR_BUF_INIT;
     br_atomic_file_t af;
-    if ((st = br_atomic_open(&af, path))) return fail_status(st, "rl rfos");
+    st = br_buf_path(&path, out, "log.jsonl");
+    if (!st) st = br_atomic_open(&af, br_buf_str(&path));
+    br_buf_free(&path);
+    if (st) return fail_status(st, "rl rfos");
     logctx_t lc = {af.f};
     br_progress_t pb;
     br_progress_start(&pb, "rfos known pairs", (double)(S * A), "pairs");
@@ -187,7 +188,9 @@ int rl_rfos(int argc, char **argv)
         return 1;
     }
     size_t len = strlen(txt);
-    st = br_write_file_atomic(spath, txt, len);
+    st = br_buf_path(&path, out, "summary.json");
+    if (!st) st = br_write_file_atomic(br_buf_str(&path), txt, len);
+    br_buf_free(&path);
     if (!st) printf("%s\n", txt);
     free(txt);
     if (st) return fail_status(st, "rl rfos");

@@ -120,11 +120,27 @@ static void test_files(void)
     br_atomic_file_t af;
     CHECK_OK(br_atomic_open(&af, path));
     fputs("garbage", af.f);
+    char *tmpname = strdup(af.tmp); /* abort frees af.tmp */
     br_atomic_abort(&af);
+    CHECK(af.tmp == NULL && af.path == NULL);
     CHECK_OK(br_read_file(path, &data, &n));
     CHECK_STR(data, "second!");
     free(data);
-    CHECK(access(af.tmp, F_OK) != 0);
+    CHECK(access(tmpname, F_OK) != 0);
+    free(tmpname);
+    /* a name longer than the system takes is an error naming it, never a shorter file */
+    char *lng = malloc(5001);
+    memset(lng, 'x', 5000);
+    lng[5000] = 0;
+    memcpy(lng, sub, strlen(sub));
+    lng[strlen(sub)] = '/';
+    CHECK_STATUS(br_atomic_open(&af, lng), BR_EIO);
+    /* the reason first: the message is cut at 1023 bytes */
+    CHECK(strstr(br_errmsg(), "cannot create a temp file (File name too long) beside ") && strstr(br_errmsg(), sub));
+    CHECK(af.f == NULL && af.tmp == NULL && af.path == NULL);
+    CHECK_STATUS(br_write_file_atomic(lng, "x", 1), BR_EIO);
+    CHECK(strstr(br_errmsg(), "File name too long"));
+    free(lng);
     CHECK_STATUS(br_read_file("/nonexistent/x", &data, &n), BR_ENOTFOUND);
     br_mmap_t m;
     CHECK_OK(br_mmap_open(&m, path));

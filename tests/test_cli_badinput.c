@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/safetensors.h"
 #include "harness.h"
@@ -154,6 +155,55 @@ static const bad_case CASES[] = {
     {1, "rl vdn --out @/o --env bogus --real-steps 400", "unknown environment 'bogus'"},
 };
 
+/* Paths longer than the system takes (5000 bytes, PATH_MAX is 4096) and a domain name longer
+ * than a shard folder name may be: each command fails with exit 1, "braid: error: " and the
+ * reason (the system's, which the message puts before the path it cuts), never writes under
+ * a name cut to fit a fixed buffer.  `#` in a case stands for the long path. */
+static void long_paths(const char *braid)
+{
+    br_buf_t lng = BR_BUF_INIT, cmd = BR_BUF_INIT, path = BR_BUF_INIT;
+    CHECK_OK(br_buf_puts(&lng, tmp));
+    while (lng.len < 5000) CHECK_OK(br_buf_printf(&lng, "/%0100d", 0));
+    const struct {
+        const char *args, *needle;
+    } cases[] = {
+        {"rl rfos --out #", "File name too long"},
+        {"rl mfos --out #", "File name too long"},
+        {"tokenizer train --input @/raw --vocab-size 300 --out #/t.json", "File name too long"},
+        {"parden eval --benign @/ok.csv --harmful @/ok.csv --score-col id --out-prefix #/roc", "File name too long"},
+        {"upcycle --method sparse --base @/good --out #", "File name too long"},
+        {"data prepare --tokenizer tests/ref/serve_tokenizer.json --raw @/raw --out #", "File name too long"},
+        {"data prepare --tokenizer tests/ref/serve_tokenizer.json --raw @/longdom --out @/longtok",
+         "is longer than 63 bytes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[512];
+        expand(args, sizeof args, cases[i].args);
+        br_buf_clear(&cmd);
+        CHECK_OK(br_buf_printf(&cmd, "%s ", braid));
+        for (const char *a = args; *a; a++) CHECK_OK(*a == '#' ? br_buf_puts(&cmd, br_buf_str(&lng)) : br_buf_append(&cmd, a, 1));
+        CHECK_OK(br_buf_printf(&cmd, " < /dev/null > %s/out.txt 2> %s/err.txt", tmp, tmp));
+        int rc = sh(br_buf_str(&cmd));
+        CHECK_OK(br_buf_path(&path, tmp, "err.txt"));
+        char *err = NULL;
+        size_t n = 0;
+        if (br_read_file(br_buf_str(&path), &err, &n)) err = NULL;
+        const char *e = err ? err : "";
+        CHECK_MSG(rc == 1, "braid %s: exit %d, want 1; stderr: %.300s", args, rc, e);
+        CHECK_MSG(strstr(e, "braid: error: ") && strstr(e, cases[i].needle), "braid %s: want '%s'; stderr: %.300s", args,
+                  cases[i].needle, e);
+        CHECK_MSG(!strstr(e, "Sanitizer") && !strstr(e, "runtime error"), "braid %s: sanitizer report: %.600s", args, e);
+        free(err);
+    }
+    /* the over-long domain name left no folder cut to 63 bytes behind */
+    br_buf_clear(&path);
+    CHECK_OK(br_buf_printf(&path, "%s/longtok/%063d", tmp, 0));
+    CHECK(!br_dir_exists(br_buf_str(&path)));
+    br_buf_free(&lng);
+    br_buf_free(&cmd);
+    br_buf_free(&path);
+}
+
 int main(void)
 {
     const char *braid = getenv("BRAID");
@@ -176,7 +226,10 @@ int main(void)
            "mkdir -p @/hugevocab @/deep && cp @/good/* @/hugevocab/ && cp @/good/* @/deep/ && "
            "sed -i 's/\"vocab_size\": 61/\"vocab_size\": 16777216/' @/hugevocab/config.json && "
            "sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 4096/' @/deep/config.json && "
-           "printf 'id,output,repeated\\n1,hello world,hello world\\n' > @/ok.csv && printf 'a,b\\n1,2\\n3\\n' > @/ragged.csv");
+           "printf 'id,output,repeated\\n1,hello world,hello world\\n' > @/ok.csv && printf 'a,b\\n1,2\\n3\\n' > @/ragged.csv && "
+           "mkdir -p @/raw/web && echo 'hello world, hello there' > @/raw/web/train.txt && cp @/raw/web/train.txt @/raw/web/val.txt && "
+           "D=@/longdom/0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001 && "
+           "mkdir -p $D && cp @/raw/web/*.txt $D/");
     CHECK_INT(sh(cmd), 0);
     snprintf(path, sizeof path, "%s/drop", tmp);
     CHECK(write_bad_model(path, "model.layers.1.mlp.up_proj.weight", NULL, NULL));
@@ -203,6 +256,7 @@ int main(void)
         CHECK_MSG(!strstr(e, "Sanitizer") && !strstr(e, "runtime error"), "braid %s: sanitizer report: %.600s", args, e);
         free(err);
     }
+    long_paths(braid);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     CHECK_INT(sh(cmd), 0);
     return th_exit();

@@ -386,11 +386,14 @@ static double *column_doubles(const br_csv_t *c, size_t col)
 
 static void test_history(void)
 {
-    char dir[4096], path[4200];
-    if (br_parden_data_dir(dir, sizeof dir) != BR_OK) {
+    br_buf_t dirb = BR_BUF_INIT;
+    if (br_parden_data_dir(&dirb) != BR_OK) {
         SKIP("PARDEN data absent (%s)", br_errmsg());
+        br_buf_free(&dirb);
         return;
     }
+    char path[4200];
+    const char *dir = br_buf_str(&dirb);
     const char *files[2] = {"benign_dataset.csv", "mistral_output.csv"};
     const char *outcol[2] = {"output", "mistral_output"};
     double *stored[2] = {0}, *win[2] = {0};
@@ -458,6 +461,7 @@ static void test_history(void)
         free(stored[f]);
         free(win[f]);
     }
+    br_buf_free(&dirb);
 }
 
 int main(void)

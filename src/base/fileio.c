@@ -108,23 +108,35 @@ static void fsync_dir_of(const char *path)
     br_buf_free(&dir);
 }
 
+static void free_names(br_atomic_file_t *af)
+{
+    free(af->path);
+    free(af->tmp);
+    af->path = af->tmp = NULL;
+}
+
 br_status br_atomic_open(br_atomic_file_t *af, const char *path)
 {
     memset(af, 0, sizeof *af);
-    if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path)
-        return br_error(BR_ERANGE, "path too long: %s", path);
-    if (snprintf(af->tmp, sizeof af->tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof af->tmp)
-        return br_error(BR_ERANGE, "path too long: %s", path);
-    int fd = mkstemp(af->tmp);
-    if (fd < 0) return br_error(BR_EIO, "%s: cannot create temp file: %s", path, strerror(errno));
-    fchmod(fd, 0644);
-    af->f = fdopen(fd, "wb");
-    if (!af->f) {
-        close(fd);
-        unlink(af->tmp);
-        return br_error(BR_EIO, "%s: fdopen: %s", path, strerror(errno));
+    br_buf_t tmp = BR_BUF_INIT;
+    BR_TRY(br_buf_printf(&tmp, "%s.tmp.XXXXXX", path));
+    af->tmp = tmp.data; /* owned by af from here */
+    af->path = strdup(path);
+    br_status s = BR_OK;
+    int fd = -1;
+    if (!af->path) s = br_error(BR_ENOMEM, "out of memory for the path %s", path);
+    else if ((fd = mkstemp(af->tmp)) < 0) s = br_error(BR_EIO, "cannot create a temp file (%s) beside %s", strerror(errno), path);
+    else {
+        fchmod(fd, 0644);
+        af->f = fdopen(fd, "wb");
+        if (!af->f) {
+            s = br_error(BR_EIO, "%s: fdopen: %s", path, strerror(errno));
+            close(fd);
+            unlink(af->tmp);
+        }
     }
-    return BR_OK;
+    if (s) free_names(af);
+    return s;
 }
 
 br_status br_atomic_commit(br_atomic_file_t *af)
@@ -134,17 +146,17 @@ br_status br_atomic_commit(br_atomic_file_t *af)
     int err = errno;
     bad |= fclose(af->f) != 0;
     af->f = NULL;
+    br_status s = BR_OK;
     if (bad) {
         unlink(af->tmp);
-        return br_error(BR_EIO, "%s: write failed: %s", af->path, strerror(err));
-    }
-    if (rename(af->tmp, af->path) != 0) {
+        s = br_error(BR_EIO, "%s: write failed: %s", af->path, strerror(err));
+    } else if (rename(af->tmp, af->path) != 0) {
         err = errno;
         unlink(af->tmp);
-        return br_error(BR_EIO, "%s: rename: %s", af->path, strerror(err));
-    }
-    fsync_dir_of(af->path);
-    return BR_OK;
+        s = br_error(BR_EIO, "%s: rename: %s", af->path, strerror(err));
+    } else fsync_dir_of(af->path);
+    free_names(af);
+    return s;
 }
 
 void br_atomic_abort(br_atomic_file_t *af)
@@ -154,6 +166,7 @@ void br_atomic_abort(br_atomic_file_t *af)
         af->f = NULL;
         unlink(af->tmp);
     }
+    free_names(af);
 }
 
 br_status br_write_file_atomic(const char *path, const void *data, size_t size)
@@ -179,7 +192,7 @@ br_status br_mkdir_p(const char *path)
             char c = tmp.data[i];
             tmp.data[i] = 0;
             if (mkdir(tmp.data, 0755) != 0 && errno != EEXIST)
-                s = br_error(BR_EIO, "mkdir %s: %s", tmp.data, strerror(errno));
+                s = br_error(BR_EIO, "mkdir (%s): %s", strerror(errno), tmp.data); /* reason first: a long path is cut */
             tmp.data[i] = c;
         }
     }

@@ -25,11 +25,12 @@ void br_mmap_close(br_mmap_t *m);
 
 /* Streaming atomic write: br_atomic_open gives a FILE* to a temp file beside `path`;
  * br_atomic_commit flushes, fsyncs, renames over `path` and fsyncs the directory;
- * br_atomic_abort removes the temp file.  Exactly one of commit/abort must be called. */
+ * br_atomic_abort removes the temp file.  Exactly one of commit/abort must be called after a
+ * successful open; both free the names (a failed open leaves nothing to free). */
 typedef struct {
     FILE *f;
-    char path[4096];
-    char tmp[4096];
+    char *path; /* the target, any length (heap) */
+    char *tmp;  /* path ".tmp.XXXXXX" as mkstemp filled it (heap) */
 } br_atomic_file_t;
 br_status br_atomic_open(br_atomic_file_t *af, const char *path);
 br_status br_atomic_commit(br_atomic_file_t *af);

@@ -329,29 +329,28 @@ br_status br_parden_guard(const br_parden_opts_t *o, const char *output, br_pard
     return s;
 }
 
-br_status br_parden_data_dir(char *buf, size_t cap)
+br_status br_parden_data_dir(br_buf_t *b)
 {
-    br_buf_t b;
-    br_buf_fixed(&b, buf, cap);
     const char *env = getenv("BRAID_SHARED");
     if (env && *env) {
-        if (br_buf_path(&b, env, "data/parden")) return br_error_wrap(BR_ERANGE, "parden: BRAID_SHARED");
-        if (br_dir_exists(buf)) return BR_OK;
-        return br_error(BR_ENOTFOUND, "parden: no data at %s (from BRAID_SHARED)", buf);
+        BR_TRY(br_buf_path(b, env, "data/parden"));
+        if (br_dir_exists(br_buf_str(b))) return BR_OK;
+        return br_error(BR_ENOTFOUND, "parden: no data at %s (from BRAID_SHARED)", br_buf_str(b));
     }
     char *dir = getcwd(NULL, 0); /* any length */
     if (!dir) return br_error(BR_ENOTFOUND, "parden: cannot read the current directory");
     for (;;) {
         /* "/" joins to "/shared/data/parden" */
-        if (br_buf_path(&b, dir, "shared/data/parden") == BR_OK && br_dir_exists(buf)) {
+        br_status s = br_buf_path(b, dir, "shared/data/parden");
+        if (s || br_dir_exists(br_buf_str(b))) {
             free(dir);
-            return BR_OK;
+            return s;
         }
         char *slash = strrchr(dir, '/');
         if (!slash || !strcmp(dir, "/")) break;
         slash[slash == dir] = 0; /* "/home" -> "/", "/home/x" -> "/home" */
     }
     free(dir);
-    br_buf_clear(&b);
+    br_buf_clear(b);
     return br_error(BR_ENOTFOUND, "parden: no shared/data/parden above the current directory (set BRAID_SHARED)");
 }

@@ -19,6 +19,7 @@
 #define BR_GUARD_PARDEN_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "base/buf.h"
 #include "base/status.h"
 #include "guard/bleu.h"
 
@@ -81,6 +82,7 @@ br_status br_parden_guard(const br_parden_opts_t *o, const char *output, br_pard
 
 /* The PARDEN data folder (holding history/ and PARDEN_data/), when present: $BRAID_SHARED/data/parden
  * if BRAID_SHARED is set, else the first shared/data/parden found walking up from the current
- * directory (/work/main -> /work/shared/data/parden).  BR_ENOTFOUND when absent. */
-br_status br_parden_data_dir(char *buf, size_t cap);
+ * directory (/work/main -> /work/shared/data/parden), into dir (replaced; cleared when absent).
+ * BR_ENOTFOUND when absent, BR_ENOMEM (or BR_ERANGE for a fixed dir) when the path does not fit. */
+br_status br_parden_data_dir(br_buf_t *dir);
 #endif

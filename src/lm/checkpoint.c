@@ -230,7 +230,7 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype)
     if (dtype != BR_DT_F32 && dtype != BR_DT_F16 && dtype != BR_DT_BF16)
         return br_error(BR_EINVAL, "checkpoint dtype must be F32, F16 or BF16");
     BR_TRY(br_mkdir_p(dir));
-    char path[4096];
+    br_buf_t path = BR_BUF_INIT;
     br_st_writer_t *w;
     BR_TRY(br_st_writer_create(&w));
     br_status s = br_st_writer_set_metadata(w, "format", "pt");
@@ -240,11 +240,12 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype)
         if (dtype == BR_DT_F32) s = br_st_writer_add(w, t->name, BR_DT_F32, t->ndim, t->shape, p);
         else s = br_st_writer_add_f32(w, t->name, (br_dtype)dtype, t->ndim, t->shape, p);
     }
-    if (!s) s = br_path_join(path, sizeof path, dir, "model.safetensors");
-    if (!s) s = br_st_writer_save(w, path);
+    if (!s) s = br_buf_path(&path, dir, "model.safetensors");
+    if (!s) s = br_st_writer_save(w, br_buf_str(&path));
     br_st_writer_free(w);
-    if (!s) s = br_path_join(path, sizeof path, dir, "config.json");
-    if (!s) s = br_config_save(&m->cfg, path);
+    if (!s) s = br_buf_path(&path, dir, "config.json");
+    if (!s) s = br_config_save(&m->cfg, br_buf_str(&path));
+    br_buf_free(&path);
     return s;
 }
 
@@ -252,7 +253,7 @@ br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const ch
 {
     if (!m->adam_m) return br_error(BR_EINVAL, "no optimizer state to save (no AdamW step yet)");
     BR_TRY(br_mkdir_p(dir));
-    char path[4096], name[BR_TENSOR_NAME_MAX + 16], step[32];
+    char name[BR_TENSOR_NAME_MAX + 16], step[32]; /* "exp_avg_sq." + a checked tensor name */
     br_st_writer_t *w;
     BR_TRY(br_st_writer_create(&w));
     snprintf(step, sizeof step, "%ld", m->step);
@@ -267,8 +268,10 @@ br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const ch
         snprintf(name, sizeof name, "exp_avg_sq.%s", t->name);
         if (!s) s = br_st_writer_add(w, name, BR_DT_F32, t->ndim, t->shape, m->adam_v + t->offset);
     }
-    if (!s) s = br_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    if (!s) s = br_st_writer_save(w, path);
+    br_buf_t path = BR_BUF_INIT;
+    if (!s) s = br_buf_path(&path, dir, "optimizer.safetensors");
+    if (!s) s = br_st_writer_save(w, br_buf_str(&path));
+    br_buf_free(&path);
     br_st_writer_free(w);
     return s;
 }

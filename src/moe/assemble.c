@@ -2,6 +2,7 @@
  * domain embeddings, assembly and provenance, in that order, so that bad input writes nothing. */
 #include <stdlib.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "moe/domain.h"
 #include "moe/provenance.h"
@@ -36,9 +37,11 @@ br_status br_extend_assemble(const br_extend_opts_t *o, const char *seed_dir, co
                              size_t domain_tokens, br_model_config_t *out_cfg)
 {
     br_model_config_t mc;
-    char path[4096];
-    BR_TRY(br_path_join(path, sizeof path, o->moe, "config.json"));
-    BR_TRY(br_config_load(&mc, path));
+    br_buf_t path = BR_BUF_INIT;
+    br_status ls = br_buf_path(&path, o->moe, "config.json");
+    if (!ls) ls = br_config_load(&mc, br_buf_str(&path));
+    br_buf_free(&path);
+    BR_TRY(ls);
     br_extend_opts_t e = *o;
     float *emb = NULL;
     if (mc.router_nexus) {

@@ -9,11 +9,14 @@
 #include "base/log.h"
 #include "text/data.h"
 
-void br_domain_shard_path(char *buf, size_t cap, const char *p)
+br_status br_domain_shard_path(br_buf_t *b, const char *p)
 {
     size_t n = strlen(p);
-    if (n > 4 && !strcmp(p + n - 4, ".bin")) snprintf(buf, cap, "%s", p);
-    else snprintf(buf, cap, "%s/train.bin", p);
+    if (n > 4 && !strcmp(p + n - 4, ".bin")) {
+        br_buf_clear(b);
+        return br_buf_puts(b, p);
+    }
+    return br_buf_path(b, p, "train.bin");
 }
 
 br_status br_domain_embedding(br_model_t *m, const char *shard_path, size_t n_tokens, size_t T,
@@ -60,13 +63,15 @@ done:
 
 br_status br_domain_check(const char *const *dirs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        char path[4200];
-        br_domain_shard_path(path, sizeof path, dirs[i]);
-        if (!br_file_exists(path))
-            return br_error(BR_ENOTFOUND, "domain data %s: no %s (run 'braid data prepare')", dirs[i], path);
+    br_buf_t path = BR_BUF_INIT;
+    br_status s = BR_OK;
+    for (size_t i = 0; i < n && !s; i++) {
+        s = br_domain_shard_path(&path, dirs[i]);
+        if (!s && !br_file_exists(br_buf_str(&path)))
+            s = br_error(BR_ENOTFOUND, "domain data %s: no %s (run 'braid data prepare')", dirs[i], br_buf_str(&path));
     }
-    return BR_OK;
+    br_buf_free(&path);
+    return s;
 }
 
 br_status br_domain_embeddings(const char *seed_dir, const char *const *dirs, size_t n, size_t tokens,
@@ -79,12 +84,15 @@ br_status br_domain_embeddings(const char *seed_dir, const char *const *dirs, si
     size_t C = (size_t)m->cfg.hidden_size;
     float *d = n ? malloc(n * C * sizeof(float)) : NULL;
     if (!d) s = br_error(BR_ENOMEM, "out of memory for %zu domain embeddings", n);
+    br_buf_t path = BR_BUF_INIT;
     for (size_t i = 0; i < n && !s; i++) {
-        char path[4200];
-        br_domain_shard_path(path, sizeof path, dirs[i]);
-        BR_INFO("domain embedding %zu/%zu: mean seed hidden state over %zu tokens of %s", i + 1, n, tokens, path);
-        s = br_domain_embedding(m, path, tokens, 128, d + i * C);
+        s = br_domain_shard_path(&path, dirs[i]);
+        if (s) break;
+        BR_INFO("domain embedding %zu/%zu: mean seed hidden state over %zu tokens of %s", i + 1, n, tokens,
+                br_buf_str(&path));
+        s = br_domain_embedding(m, br_buf_str(&path), tokens, 128, d + i * C);
     }
+    br_buf_free(&path);
     br_model_free(m);
     if (s) {
         free(d);

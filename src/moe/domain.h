@@ -4,6 +4,7 @@
 #define BR_MOE_DOMAIN_H
 #include <stddef.h>
 
+#include "base/buf.h"
 #include "base/status.h"
 #include "lm/model.h"
 
@@ -12,8 +13,9 @@
  * BR_EINVAL for an empty shard or a vocabulary that does not match the model. */
 br_status br_domain_embedding(br_model_t *m, const char *shard_path, size_t n_tokens, size_t T,
                               float *out);
-/* The shard of a domain directory or a .bin path: DIR -> DIR/train.bin. */
-void br_domain_shard_path(char *buf, size_t cap, const char *dir_or_bin);
+/* The shard of a domain directory or a .bin path into b (replaced): DIR -> DIR/train.bin.
+ * BR_ENOMEM (growable b) or BR_ERANGE (fixed b) when it does not fit. */
+br_status br_domain_shard_path(br_buf_t *b, const char *dir_or_bin);
 /* BR_ENOTFOUND naming the first domain (folder or .bin) whose shard does not exist. */
 br_status br_domain_check(const char *const *dirs, size_t n);
 /* The embeddings of n domains with the seed checkpoint at seed_dir: *out (n, C) malloc'd,

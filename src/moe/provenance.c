@@ -3,17 +3,19 @@
 
 #include <jansson.h>
 #include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 
 static json_t *abs_path(const char *p)
 {
-    char abs[PATH_MAX];
-    return json_string(realpath(p, abs) ? abs : p);
+    char *abs = realpath(p, NULL); /* any length */
+    json_t *j = json_string(abs ? abs : p);
+    free(abs);
+    return j;
 }
 
 static br_status save(json_t *o, const char *dir)
@@ -21,18 +23,20 @@ static br_status save(json_t *o, const char *dir)
     char *text = json_dumps(o, JSON_INDENT(2));
     json_decref(o);
     if (!text) return br_error(BR_ENOMEM, "out of memory");
-    char path[4096];
-    br_status s = br_path_join(path, sizeof path, dir, "upcycle.json");
-    if (!s) s = br_write_file_atomic(path, text, strlen(text));
+    br_buf_t path = BR_BUF_INIT;
+    br_status s = br_buf_path(&path, dir, "upcycle.json");
+    if (!s) s = br_write_file_atomic(br_buf_str(&path), text, strlen(text));
+    br_buf_free(&path);
     free(text);
     return s;
 }
 
 static json_t *load(const char *dir)
 {
-    char path[4096];
-    if (br_path_join(path, sizeof path, dir, "upcycle.json")) return NULL;
-    return json_load_file(path, 0, NULL);
+    br_buf_t path = BR_BUF_INIT;
+    json_t *o = br_buf_path(&path, dir, "upcycle.json") ? NULL : json_load_file(br_buf_str(&path), 0, NULL);
+    br_buf_free(&path);
+    return o;
 }
 
 br_status br_provenance_write(const char *out, const char *method, const char *base, bool base_as_expert,
@@ -86,10 +90,11 @@ char **br_provenance_expert_domains(const char *dir, size_t E)
     for (size_t j = off; names && j < E; j++) {
         json_t *v = json_array_size(dd) == E - off ? json_array_get(dd, j - off) : json_array_get(ex, j - off);
         if (!json_is_string(v)) continue;
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s", json_string_value(v));
+        char *tmp = strdup(json_string_value(v)); /* basename may write into it */
+        if (!tmp) continue;
         const char *base = basename(tmp), *dash = strrchr(base, '-');
         names[j] = strdup(json_array_size(dd) == E - off || !dash ? base : dash + 1);
+        free(tmp);
     }
     json_decref(o);
     return names;

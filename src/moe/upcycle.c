@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "base/safetensors.h"
@@ -33,7 +34,7 @@ const char *br_upcycle_method_name(br_upcycle_method m)
 /* ---- checkpoints ---- */
 
 typedef struct {
-    char dir[4096];
+    const char *dir; /* the caller's string (upcycle options), for messages */
     br_model_config_t cfg;
     br_safetensors_t *st;
 } ckpt_t;
@@ -41,15 +42,15 @@ typedef struct {
 static br_status ckpt_open(ckpt_t *c, const char *dir, const char *what)
 {
     memset(c, 0, sizeof *c);
-    char path[4096];
     if (!dir || !*dir) return br_error(BR_EINVAL, "%s: no checkpoint directory given", what);
     if (!br_dir_exists(dir)) return br_error(BR_ENOTFOUND, "%s: '%s' is not a directory", what, dir);
-    snprintf(c->dir, sizeof c->dir, "%s", dir);
-    BR_TRY(br_path_join(path, sizeof path, dir, "config.json"));
-    br_status s = br_config_load(&c->cfg, path);
-    if (s) return br_error_wrap(s, "%s", what);
-    BR_TRY(br_path_join(path, sizeof path, dir, "model.safetensors"));
-    s = br_st_open(&c->st, path);
+    c->dir = dir;
+    br_buf_t path = BR_BUF_INIT;
+    br_status s = br_buf_path(&path, dir, "config.json");
+    if (!s) s = br_config_load(&c->cfg, br_buf_str(&path));
+    if (!s) s = br_buf_path(&path, dir, "model.safetensors");
+    if (!s) s = br_st_open(&c->st, br_buf_str(&path));
+    br_buf_free(&path);
     if (s) return br_error_wrap(s, "%s", what);
     /* every tensor the config needs, with its shape (the lm loader checks them all): a missing
      * or mis-shaped tensor is named here instead of being copied into the output */
@@ -192,12 +193,14 @@ static const char *mixtral_w(const char *proj)
 
 static br_status write_all(out_t *o, const char *dir, const br_model_config_t *cfg)
 {
-    char path[4096];
     BR_TRY(br_mkdir_p(dir));
-    BR_TRY(br_path_join(path, sizeof path, dir, "model.safetensors"));
-    BR_TRY(br_st_writer_save(o->w, path));
-    BR_TRY(br_path_join(path, sizeof path, dir, "config.json"));
-    return br_config_save(cfg, path);
+    br_buf_t path = BR_BUF_INIT;
+    br_status s = br_buf_path(&path, dir, "model.safetensors");
+    if (!s) s = br_st_writer_save(o->w, br_buf_str(&path));
+    if (!s) s = br_buf_path(&path, dir, "config.json");
+    if (!s) s = br_config_save(cfg, br_buf_str(&path));
+    br_buf_free(&path);
+    return s;
 }
 
 /* ---- upcycle ---- */
@@ -212,10 +215,13 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
     if (m != BR_UPCYCLE_SPARSE && o->n_experts == 0)
         return br_error(BR_EINVAL, "upcycle --method %s: no experts given (--experts DIR,DIR,...)", br_upcycle_method_name(m));
     for (size_t i = 0; i < o->n_experts; i++) {
-        char what[4200];
-        snprintf(what, sizeof what, "expert %s", ex[i].dir);
-        BR_TRY(br_upcycle_check_compatible(&base->cfg, &ex[i].cfg, what));
-        if (!is_dense(&ex[i].cfg)) return br_error(BR_EINVAL, "%s is a mixture of experts, not a dense expert", what);
+        br_buf_t what = BR_BUF_INIT;
+        br_status s = br_buf_printf(&what, "expert %s", ex[i].dir);
+        if (!s) s = br_upcycle_check_compatible(&base->cfg, &ex[i].cfg, br_buf_str(&what));
+        if (!s && !is_dense(&ex[i].cfg))
+            s = br_error(BR_EINVAL, "%s is a mixture of experts, not a dense expert", br_buf_str(&what));
+        br_buf_free(&what);
+        BR_TRY(s);
     }
     size_t E = m == BR_UPCYCLE_SPARSE ? (o->num_experts > 0 ? (size_t)o->num_experts : o->n_experts ? o->n_experts : 4)
                                       : o->n_experts + (o->base_as_expert ? 1 : 0);

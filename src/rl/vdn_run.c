@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "base/timer.h"
@@ -47,7 +48,7 @@ br_status br_vd_run_check(const br_vd_run_config_t *c)
 
 /* ---- run log ---- */
 struct br_runlog {
-    char dir[4096];
+    char *dir; /* heap, any length */
     char *text;
     size_t len, cap;
     double final_ret, best_ret;
@@ -60,8 +61,11 @@ br_status br_runlog_open(br_runlog_t **out, const char *dir)
     *out = NULL;
     BR_TRY(br_mkdir_p(dir));
     br_runlog_t *l = calloc(1, sizeof *l);
-    if (!l) return br_error(BR_ENOMEM, "out of memory");
-    snprintf(l->dir, sizeof l->dir, "%s", dir);
+    if (l) l->dir = strdup(dir);
+    if (!l || !l->dir) {
+        free(l);
+        return br_error(BR_ENOMEM, "out of memory");
+    }
     l->best_ret = -HUGE_VAL;
     l->t0 = br_now();
     *out = l;
@@ -71,15 +75,18 @@ br_status br_runlog_open(br_runlog_t **out, const char *dir)
 void br_runlog_free(br_runlog_t *l)
 {
     if (!l) return;
+    free(l->dir);
     free(l->text);
     free(l);
 }
 
 static br_status write_json_file(const char *dir, const char *name, const char *text, size_t len)
 {
-    char path[4200];
-    BR_TRY(br_path_join(path, sizeof path, dir, name));
-    return br_write_file_atomic(path, text, len);
+    br_buf_t path = BR_BUF_INIT;
+    br_status s = br_buf_path(&path, dir, name);
+    if (!s) s = br_write_file_atomic(br_buf_str(&path), text, len);
+    br_buf_free(&path);
+    return s;
 }
 
 br_status br_runlog_add(br_runlog_t *l, long real_steps, double eval_return, double eval_std,

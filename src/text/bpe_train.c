@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "base/rng.h"
@@ -66,21 +67,22 @@ static br_status walk(const char *dir, int depth, const char *split, const char 
         if (e->d_name[0] != '.' && push_str(&names, e->d_name)) st = br_error(BR_ENOMEM, "out of memory");
     closedir(d);
     if (names.n) qsort(names.v, names.n, sizeof *names.v, cmp_str);
+    br_buf_t path = BR_BUF_INIT;
     for (size_t i = 0; i < names.n && st == BR_OK; i++) {
-        char path[4096];
-        if ((st = br_path_join(path, sizeof path, dir, names.v[i]))) break;
+        if ((st = br_buf_path(&path, dir, names.v[i]))) break;
         struct stat sb;
-        if (stat(path, &sb)) continue;
+        if (stat(br_buf_str(&path), &sb)) continue;
         if (S_ISDIR(sb.st_mode)) {
             if (depth == 0 && br_name_in_list(exclude, names.v[i])) continue;
-            st = walk(path, depth + 1, split, exclude, out);
+            st = walk(br_buf_str(&path), depth + 1, split, exclude, out);
         } else if (S_ISREG(sb.st_mode)) {
             size_t l = strlen(names.v[i]);
             int txt = l > 4 && !strcmp(names.v[i] + l - 4, ".txt");
             int ok = split ? (l == strlen(split) + 4 && !strncmp(names.v[i], split, l - 4) && txt) : txt;
-            if (ok && push_str(out, path)) st = br_error(BR_ENOMEM, "out of memory");
+            if (ok && push_str(out, br_buf_str(&path))) st = br_error(BR_ENOMEM, "out of memory");
         }
     }
+    br_buf_free(&path);
     br_free_paths(names.v, names.n);
     return st;
 }

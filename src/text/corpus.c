@@ -107,10 +107,11 @@ br_status br_docs_write(const br_docs_t *d, const char *dir, size_t max_bytes, d
     for (int sp = 0; sp < 2 && s == BR_OK; sp++) {
         g_sort_docs = d;
         qsort(keep[sp], nk[sp], sizeof(size_t), cmp_id);
-        char path[4096];
-        s = br_path_join(path, sizeof path, dir, sp ? "val.txt" : "train.txt");
+        br_buf_t path = BR_BUF_INIT;
+        s = br_buf_path(&path, dir, sp ? "val.txt" : "train.txt");
         br_atomic_file_t af;
-        if (s == BR_OK) s = br_atomic_open(&af, path);
+        if (s == BR_OK) s = br_atomic_open(&af, br_buf_str(&path));
+        br_buf_free(&path);
         if (s) break;
         int ok = 1;
         for (size_t k = 0; k < nk[sp] && ok; k++) {
@@ -122,8 +123,8 @@ br_status br_docs_write(const br_docs_t *d, const char *dir, size_t max_bytes, d
         ok = ok && fputc('\n', af.f) != EOF;
         st->docs[sp] = nk[sp];
         if (!ok) {
+            s = br_error(BR_EIO, "%s: write failed", af.path);
             br_atomic_abort(&af);
-            s = br_error(BR_EIO, "%s: write failed", path);
         } else s = br_atomic_commit(&af);
     }
     free(ord);

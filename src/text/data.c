@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/rng.h"
 
@@ -234,10 +235,10 @@ br_status br_mix_create(br_mix_t **out, const char *tok_dir, const char *mix_spe
         if (st) break;
         m->n++;
         if (d->weight > 0) {
-            char dir[4096], file[4096], name[128];
-            snprintf(name, sizeof name, "%s.bin", split);
-            st = br_path_join(dir, sizeof dir, tok_dir, d->name);
-            if (st == BR_OK) st = br_path_join(file, sizeof file, dir, name);
+            br_buf_t fileb = BR_BUF_INIT;
+            st = br_buf_path(&fileb, tok_dir, d->name); /* TOK_DIR/DOMAIN/SPLIT.bin */
+            if (st == BR_OK) st = br_buf_printf(&fileb, "/%s.bin", split);
+            const char *file = br_buf_str(&fileb);
             if (st == BR_OK && !br_file_exists(file))
                 st = br_error(BR_ENOTFOUND, "mix: domain %s has no %s shard (%s); run 'braid data prepare'", d->name, split, file);
             if (st == BR_OK) st = br_shard_open(&d->shard, file);
@@ -246,6 +247,7 @@ br_status br_mix_create(br_mix_t **out, const char *tok_dir, const char *mix_spe
                 st = br_error(BR_EINVAL, "mix: %s has vocab %u but %s has %u (different tokenizers)", file,
                               br_shard_vocab(d->shard), m->d[0].name, m->vocab);
             if (st == BR_OK) m->vocab = br_shard_vocab(d->shard);
+            br_buf_free(&fileb);
             m->total += d->weight;
         }
         if (!c) break;

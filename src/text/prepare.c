@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "base/timer.h"
@@ -131,6 +132,7 @@ br_status br_data_prepare(const char *raw_dir, const char *tokenizer, const char
     json_object_set_new(man, "vocab_size", json_integer((json_int_t)res->vocab));
     json_object_set_new(man, "eos_id", json_integer(br_tokenizer_eos_id(tok)));
     json_object_set_new(man, "shard_format", json_string("BRAIDTOK v1 (src/text/data.h)"));
+    br_buf_t in = BR_BUF_INIT, odir = BR_BUF_INIT, out = BR_BUF_INIT;
     for (size_t f = 0; f < nfiles && st == BR_OK; f++) {
         /* <raw>/<domain>/train.txt: the domain is the parent folder's name */
         char *slash = strrchr(files[f], '/');
@@ -143,42 +145,52 @@ br_status br_data_prepare(const char *raw_dir, const char *tokenizer, const char
             st = br_error(BR_EINVAL, "more than %d domains", BR_PREPARE_MAX_DOMAINS);
             break;
         }
-        br_prepare_domain_t *d = &res->domains[res->ndomains++];
-        snprintf(d->name, sizeof d->name, "%s", dname);
+        br_prepare_domain_t *d = &res->domains[res->ndomains];
+        if (strlen(dname) >= sizeof d->name) {
+            st = br_error(BR_EINVAL, "%s: the domain name '%s' is longer than %zu bytes", files[f], dname, sizeof d->name - 1);
+            break;
+        }
+        res->ndomains++;
+        strcpy(d->name, dname);
         json_t *jd = json_object();
         json_object_set_new(doms, d->name, jd);
         for (int s = 0; s < 2 && st == BR_OK; s++) {
             const char *split = s ? "val" : "train";
-            char in[4096], odir[4096], out[4096], name[32], label[96];
+            char name[32], label[96];
             snprintf(name, sizeof name, "%s.txt", split);
-            st = br_path_join(in, sizeof in, files[f], name);
-            if (st == BR_OK) st = br_path_join(odir, sizeof odir, out_dir, d->name);
+            st = br_buf_path(&in, files[f], name);
+            if (st == BR_OK) st = br_buf_path(&odir, out_dir, d->name);
             snprintf(name, sizeof name, "%s.bin", split);
-            if (st == BR_OK) st = br_path_join(out, sizeof out, odir, name);
-            if (st == BR_OK) st = br_mkdir_p(odir);
-            if (st == BR_OK && !br_file_exists(in)) st = br_error(BR_ENOTFOUND, "%s: missing (every domain needs train.txt and val.txt)", in);
+            if (st == BR_OK) st = br_buf_path(&out, br_buf_str(&odir), name);
+            if (st == BR_OK) st = br_mkdir_p(br_buf_str(&odir));
+            if (st == BR_OK && !br_file_exists(br_buf_str(&in)))
+                st = br_error(BR_ENOTFOUND, "%s: missing (every domain needs train.txt and val.txt)", br_buf_str(&in));
             snprintf(label, sizeof label, "prepare %s/%s", d->name, split);
             br_prepare_split_t *r = s ? &d->val : &d->train;
-            if (st == BR_OK) st = encode_split(tok, in, out, nth, o ? o->quiet : 0, label, r);
+            if (st == BR_OK) st = encode_split(tok, br_buf_str(&in), br_buf_str(&out), nth, o ? o->quiet : 0, label, r);
             if (st == BR_OK) {
-                json_object_set_new(jd, split, json_pack("{s:s, s:I, s:I, s:I}", "path", out, "documents", (json_int_t)r->docs,
+                json_object_set_new(jd, split, json_pack("{s:s, s:I, s:I, s:I}", "path", br_buf_str(&out), "documents", (json_int_t)r->docs,
                                                          "tokens", (json_int_t)r->tokens, "bytes", (json_int_t)r->bytes));
                 res->seconds += r->seconds;
                 res->bytes += r->bytes;
             }
         }
     }
+    br_buf_free(&in);
+    br_buf_free(&odir);
+    br_buf_free(&out);
     if (st == BR_OK && res->ndomains == 0) st = br_error(BR_ENOTFOUND, "%s: no domain matched", raw_dir);
     if (st == BR_OK) {
         json_object_set_new(man, "domains", doms);
         doms = NULL;
-        char path[4096];
-        st = br_path_join(path, sizeof path, out_dir, "MANIFEST.json");
+        br_buf_t path = BR_BUF_INIT;
+        st = br_buf_path(&path, out_dir, "MANIFEST.json");
         char *text = st == BR_OK ? json_dumps(man, JSON_INDENT(2)) : NULL;
         if (text) {
-            st = br_write_file_atomic(path, text, strlen(text));
+            st = br_write_file_atomic(br_buf_str(&path), text, strlen(text));
             free(text);
         }
+        br_buf_free(&path);
     }
     json_decref(doms);
     json_decref(man);

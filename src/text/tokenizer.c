@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "text/bytelevel.h"
 #include "text/nfc.h"
@@ -1326,18 +1327,19 @@ br_status br_tokenizer_load(br_tokenizer_t **out, const char *path)
     BR_TRY(b_init(&b));
     const char *pattern = NULL;
     br_status st = BR_OK;
-    char buf[4096], buf2[4096];
+    br_buf_t buf = BR_BUF_INIT, buf2 = BR_BUF_INIT;
     json_t *root = NULL;
     char *text = NULL;
     if (br_dir_exists(path)) {
-        if (br_path_join(buf, sizeof buf, path, "tokenizer.json") == BR_OK && br_file_exists(buf)) {
-            path = strcpy(buf2, buf);
+        if ((st = br_buf_path(&buf, path, "tokenizer.json"))) goto done;
+        if (br_file_exists(br_buf_str(&buf))) {
+            path = br_buf_str(&buf);
         } else {
-            st = br_path_join(buf, sizeof buf, path, "encoder.json");
-            if (st == BR_OK) st = br_path_join(buf2, sizeof buf2, path, "vocab.bpe");
-            if (st == BR_OK && (!br_file_exists(buf) || !br_file_exists(buf2)))
+            st = br_buf_path(&buf, path, "encoder.json");
+            if (st == BR_OK) st = br_buf_path(&buf2, path, "vocab.bpe");
+            if (st == BR_OK && (!br_file_exists(br_buf_str(&buf)) || !br_file_exists(br_buf_str(&buf2))))
                 st = br_error(BR_ENOTFOUND, "%s: folder holds neither tokenizer.json nor encoder.json + vocab.bpe", path);
-            if (st == BR_OK) st = load_gpt2_dir(&b, buf, buf2);
+            if (st == BR_OK) st = load_gpt2_dir(&b, br_buf_str(&buf), br_buf_str(&buf2));
             if (st == BR_OK) pattern = br_pattern_gpt2;
             goto done;
         }
@@ -1367,6 +1369,8 @@ done:
     if (st != BR_OK) st = br_error_wrap(st, "loading tokenizer");
     json_decref(root);
     free(text);
+    br_buf_free(&buf);
+    br_buf_free(&buf2);
     b_free(&b);
     return st;
 }
