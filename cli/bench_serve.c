@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "base/buf.h"
 #include "base/dtype.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
+#include "proc.h"
 #include "base/threads.h"
 #include "lm/model.h"
 #include "lm/peft.h"
@@ -221,10 +223,11 @@ static br_status write_adapters(const char *adir, const br_lora_shapes_t *shapes
         st = br_lora_create(&a, shapes, i % 2 ? 2 * rank : rank, 16, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V), false, (uint64_t)i);
         if (st != BR_OK) break;
         br_rng_fill_normal(&rng, a->params, a->n_params, 0.05f);
-        char d[4200];
-        snprintf(d, sizeof d, "%s/ad%04d", adir, i);
+        br_buf_t d = BR_BUF_INIT;
         *bytes += br_lora_bytes(a);
-        st = br_lora_save(a, d);
+        st = br_buf_printf(&d, "%s/ad%04d", adir, i);
+        if (st == BR_OK) st = br_lora_save(a, br_buf_str(&d));
+        br_buf_free(&d);
         br_lora_free(a);
     }
     return st;
@@ -448,9 +451,8 @@ int bench_serve(int argc, char **argv)
     } else {
         json_decref(jr);
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", adir);
-    if (system(cmd)) fprintf(stderr, "bench serve: could not remove %s\n", adir);
+    char *const rm[] = {"rm", "-rf", adir, NULL};
+    if (proc_run(rm, NULL, 0, NULL)) fprintf(stderr, "bench serve: could not remove %s\n", adir);
     br_tenants_free(ten);
     br_model_free(m);
     br_tokenizer_free(tok);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/timer.h"
@@ -25,7 +26,7 @@ typedef struct entry {
     struct entry *next;     /* hash chain */
     struct entry *qnext;    /* load queue */
     char name[128];
-    char path[4096];
+    char *path;             /* the adapter folder (heap) */
     char owner[64];
     bool dynamic;           /* registered at run time (POST) */
     bool doomed;            /* unload when the last pin goes */
@@ -40,8 +41,8 @@ typedef struct entry {
 
 struct br_adapters {
     br_adapters_opts_t o;
-    char dir[4096];
-    char root[4096];         /* realpath of opts.root, "" when run-time loads are refused */
+    char *dir;               /* --adapters folder (heap), NULL when none */
+    char *root;              /* realpath of opts.root (heap), NULL when run-time loads are refused */
     pthread_mutex_t mu;
     pthread_cond_t wake;
     pthread_t loader;
@@ -106,16 +107,23 @@ static void remove_entry(br_adapters_t *r, entry_t *e)
     entry_t **pp = &r->buckets[hash_name(e->name)];
     while (*pp && *pp != e) pp = &(*pp)->next;
     if (*pp) *pp = e->next;
+    free(e->path);
     free(e);
 }
 
-static bool folder_has_adapter(const char *dir, const char *name, char *path, size_t cap)
+/* Is dir/name an adapter folder (it holds adapter_config.json)?  *path (may be NULL) receives
+ * the folder on the heap. */
+static bool folder_has_adapter(const char *dir, const char *name, char **path)
 {
-    if (!dir || !dir[0]) return false;
-    char cfg[4200];
-    if (br_path_join(path, cap, dir, name) != BR_OK) return false;
-    if (br_path_join(cfg, sizeof cfg, path, "adapter_config.json") != BR_OK) return false;
-    return br_file_exists(cfg);
+    if (path) *path = NULL;
+    if (!dir) return false;
+    br_buf_t folder = BR_BUF_INIT, cfg = BR_BUF_INIT;
+    bool yes = !br_buf_path(&folder, dir, name) && !br_buf_path(&cfg, br_buf_str(&folder), "adapter_config.json") &&
+               br_file_exists(br_buf_str(&cfg));
+    br_buf_free(&cfg);
+    if (yes && path) *path = folder.data;
+    else br_buf_free(&folder);
+    return yes;
 }
 
 /* Caller holds mu.  Finds or creates the entry of a valid name; NULL when unknown. */
@@ -123,12 +131,15 @@ static entry_t *get_entry(br_adapters_t *r, const char *name)
 {
     entry_t *e = find(r, name);
     if (e) return e;
-    char path[4096];
-    if (!folder_has_adapter(r->dir, name, path, sizeof path)) return NULL;
+    char *path;
+    if (!folder_has_adapter(r->dir, name, &path)) return NULL;
     e = calloc(1, sizeof *e);
-    if (!e) return NULL;
-    snprintf(e->name, sizeof e->name, "%s", name);
-    snprintf(e->path, sizeof e->path, "%s", path);
+    if (!e) {
+        free(path);
+        return NULL;
+    }
+    snprintf(e->name, sizeof e->name, "%s", name); /* check_name: at most 100 bytes */
+    e->path = path;
     size_t h = hash_name(name);
     e->next = r->buckets[h];
     r->buckets[h] = e;
@@ -250,11 +261,11 @@ static void *loader_main(void *arg)
             continue;
         }
         e->state = ST_LOADING;
-        char path[4096];
-        snprintf(path, sizeof path, "%s", e->path);
+        char *path = strdup(e->path); /* e->path may go once mu is released (a dynamic entry) */
         pthread_mutex_unlock(&r->mu);
         br_lora_adapter_t *a = NULL;
-        br_status rc = br_lora_load(&a, path, &r->o.shapes);
+        br_status rc = path ? br_lora_load(&a, path, &r->o.shapes) : br_error(BR_ENOMEM, "adapters: out of memory");
+        free(path);
         char msg[512];
         snprintf(msg, sizeof msg, "%s", rc == BR_OK ? "" : br_errmsg());
         pthread_mutex_lock(&r->mu);
@@ -279,12 +290,17 @@ br_status br_adapters_create(br_adapters_t **out, const br_adapters_opts_t *o)
             free(r);
             return br_error(BR_ENOTFOUND, "--adapters %s: no such folder", o->dir);
         }
-        snprintf(r->dir, sizeof r->dir, "%s", o->dir);
+        if (!(r->dir = strdup(o->dir))) {
+            free(r);
+            return br_error(BR_ENOMEM, "adapters: out of memory");
+        }
     }
     r->o.dir = r->dir;
-    if (o->root && !realpath(o->root, r->root)) {
+    if (o->root && !(r->root = realpath(o->root, NULL))) {
+        br_status st = br_error(BR_ENOTFOUND, "--adapter-root %s: no such folder (%s)", o->root, strerror(errno));
+        free(r->dir);
         free(r);
-        return br_error(BR_ENOTFOUND, "--adapter-root %s: no such folder (%s)", o->root, strerror(errno));
+        return st;
     }
     r->o.root = r->root;
     pthread_mutex_init(&r->mu, NULL);
@@ -327,12 +343,15 @@ void br_adapters_free(br_adapters_t *r)
         while (e) {
             entry_t *n = e->next;
             br_lora_free(e->a);
+            free(e->path);
             free(e);
             e = n;
         }
     }
     pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->mu);
+    free(r->dir);
+    free(r->root);
     free(r);
 }
 
@@ -422,33 +441,39 @@ void br_adapters_release(br_adapters_t *r, const char *name)
 /* Is `file` in folder `dir` a regular file (not a link, not a folder)? */
 static bool plain_file(const char *dir, const char *file)
 {
-    char p[4096];
+    br_buf_t p = BR_BUF_INIT;
     struct stat st;
-    return br_path_join(p, sizeof p, dir, file) == BR_OK && lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+    bool yes = !br_buf_path(&p, dir, file) && lstat(br_buf_str(&p), &st) == 0 && S_ISREG(st.st_mode);
+    br_buf_free(&p);
+    return yes;
 }
 
-/* The folder `path` names (relative: to the root), resolved into `out`: it must lie inside
- * the root and hold the adapter's two files as regular files.  One message for every refusal,
- * so that the answer does not tell an existing folder from a missing one. */
-static br_status resolve_in_root(const br_adapters_t *r, const char *path, char *out, size_t cap)
+/* The folder `path` names (relative: to the root), resolved into *out (heap): it must lie
+ * inside the root and hold the adapter's two files as regular files.  One message for every
+ * refusal, so that the answer does not tell an existing folder from a missing one. */
+static br_status resolve_in_root(const br_adapters_t *r, const char *path, char **out)
 {
-    if (!r->root[0])
+    *out = NULL;
+    if (!r->root)
         return br_error(BR_EINVAL, "loading adapters at run time is off: start the server with --adapters DIR or "
                                    "--adapter-root DIR");
-    char joined[4096], real[PATH_MAX];
-    br_status st = path[0] == '/' ? (snprintf(joined, sizeof joined, "%s", path) < (int)sizeof joined ? BR_OK : BR_ERANGE)
-                                  : br_path_join(joined, sizeof joined, r->root, path);
+    br_buf_t joined = BR_BUF_INIT;
+    br_status st = path[0] == '/' ? br_buf_puts(&joined, path) : br_buf_path(&joined, r->root, path);
+    char *real = st == BR_OK ? realpath(br_buf_str(&joined), NULL) : NULL;
+    br_buf_free(&joined);
     size_t lr = strlen(r->root);
-    bool inside = st == BR_OK && realpath(joined, real) && strlen(real) > lr && !strncmp(real, r->root, lr) &&
+    bool inside = real && strlen(real) > lr && !strncmp(real, r->root, lr) &&
                   (real[lr] == '/' || r->root[lr - 1] == '/') && br_dir_exists(real) &&
                   plain_file(real, "adapter_config.json") && plain_file(real, "adapter_model.safetensors");
-    if (!inside || strlen(real) >= cap)
+    if (!inside) {
+        free(real);
         return br_error(BR_ENOTFOUND,
                         "'%.200s' is not a PEFT adapter folder inside the adapter root (--adapter-root): give a folder "
                         "under it holding adapter_config.json and adapter_model.safetensors as regular files (links "
                         "are not followed)",
                         path);
-    snprintf(out, cap, "%s", real);
+    }
+    *out = real;
     return BR_OK;
 }
 
@@ -463,11 +488,11 @@ static br_status without_content(br_status st)
     return br_error(st, "%s", msg);
 }
 
-br_status br_adapters_register(br_adapters_t *r, const char *name, const char *path_in, const char *owner)
+/* br_adapters_register once the path is resolved (rc: how resolving went; path "" if it failed). */
+static br_status register_resolved(br_adapters_t *r, const char *name, const char *path, br_status rc,
+                                   const char *owner)
 {
-    BR_TRY(check_name(name));
-    char path[4096] = "", why[1024];
-    br_status rc = resolve_in_root(r, path_in, path, sizeof path);
+    char why[1024];
     snprintf(why, sizeof why, "%s", rc == BR_OK ? "" : br_errmsg());
     pthread_mutex_lock(&r->mu);
     entry_t *e = get_entry(r, name);
@@ -494,9 +519,14 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
             br_lora_free(a);
             return br_error(BR_ENOMEM, "adapters: out of memory");
         }
-        snprintf(e->name, sizeof e->name, "%s", name);
-        snprintf(e->path, sizeof e->path, "%s", path);
-        e->dynamic = !folder_has_adapter(r->dir, name, (char[4096]){0}, 4096);
+        snprintf(e->name, sizeof e->name, "%s", name); /* check_name: at most 100 bytes */
+        if (!(e->path = strdup(path))) {
+            free(e);
+            pthread_mutex_unlock(&r->mu);
+            br_lora_free(a);
+            return br_error(BR_ENOMEM, "adapters: out of memory");
+        }
+        e->dynamic = !folder_has_adapter(r->dir, name, NULL);
         size_t h = hash_name(name);
         e->next = r->buckets[h];
         r->buckets[h] = e;
@@ -522,6 +552,16 @@ br_status br_adapters_register(br_adapters_t *r, const char *name, const char *p
     return rc;
 }
 
+br_status br_adapters_register(br_adapters_t *r, const char *name, const char *path_in, const char *owner)
+{
+    BR_TRY(check_name(name));
+    char *path = NULL;
+    br_status rc = resolve_in_root(r, path_in, &path);
+    rc = register_resolved(r, name, path ? path : "", rc, owner);
+    free(path);
+    return rc;
+}
+
 br_status br_adapters_unload(br_adapters_t *r, const char *name)
 {
     BR_TRY(check_name(name));
@@ -529,8 +569,7 @@ br_status br_adapters_unload(br_adapters_t *r, const char *name)
     entry_t *e = find(r, name);
     br_status rc = BR_OK;
     if (!e) {
-        char path[4096];
-        rc = folder_has_adapter(r->dir, name, path, sizeof path)
+        rc = folder_has_adapter(r->dir, name, NULL)
                  ? BR_OK /* known but not loaded: nothing to do */
                  : br_error(BR_ENOTFOUND, "adapter '%s' does not exist", name);
     } else if (e->pins > 0 || e->state == ST_QUEUED || e->state == ST_LOADING) {
@@ -574,13 +613,12 @@ br_status br_adapters_list(br_adapters_t *r, char ***names, size_t *n)
         if (!(v[cnt] = strdup(s))) { oom = true; break; }          \
         cnt++;                                                     \
     } while (0)
-    if (r->dir[0]) {
+    if (r->dir) {
         DIR *d = opendir(r->dir);
         struct dirent *de;
-        char path[4096];
         while (d && !oom && (de = readdir(d))) {
             if (!br_serve_name_ok(de->d_name, 100)) continue;
-            if (folder_has_adapter(r->dir, de->d_name, path, sizeof path)) PUSH(de->d_name);
+            if (folder_has_adapter(r->dir, de->d_name, NULL)) PUSH(de->d_name);
         }
         if (d) closedir(d);
     }

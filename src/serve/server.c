@@ -923,15 +923,14 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
     if (st == BR_OK) st = br_metrics_create(&s->metrics);
     if (st == BR_OK) st = o->tenants_file ? br_tenants_load(&s->tenants, o->tenants_file) : br_tenants_open(&s->tenants);
     if (st == BR_OK) st = br_model_load(&s->model, o->model_dir, false);
-    char tokpath[4096];
-    if (st == BR_OK) {
-        if (o->tokenizer) snprintf(tokpath, sizeof tokpath, "%s", o->tokenizer);
-        else st = br_path_join(tokpath, sizeof tokpath, o->model_dir, "tokenizer.json");
-    }
-    if (st == BR_OK) st = br_tokenizer_load(&s->tok, tokpath);
+    br_buf_t tokpath = BR_BUF_INIT;
+    if (st == BR_OK)
+        st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");
+    if (st == BR_OK) st = br_tokenizer_load(&s->tok, br_buf_str(&tokpath));
     if (st == BR_OK && br_tokenizer_vocab_size(s->tok) > (size_t)s->model->cfg.vocab_size)
-        st = br_error(BR_EINVAL, "tokenizer %s has %zu ids but the model's vocabulary is %d", tokpath,
+        st = br_error(BR_EINVAL, "tokenizer %s has %zu ids but the model's vocabulary is %d", br_buf_str(&tokpath),
                       br_tokenizer_vocab_size(s->tok), s->model->cfg.vocab_size);
+    br_buf_free(&tokpath);
     if (st == BR_OK) {
         if (o->model_name) snprintf(s->model_name, sizeof s->model_name, "%s", o->model_name);
         else {
