@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "commands.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "rl/mfos.h"
@@ -131,5 +132,7 @@ int rl_mfos(int argc, char **argv)
     st = br_write_file_atomic(spath, txt, strlen(txt));
     if (!st) printf("%s\n", txt);
     free(txt);
-    return st ? fail_status(st, "rl mfos") : 0;
+    if (st) return fail_status(st, "rl mfos");
+    print_plot_hint(out);
+    return 0;
 }

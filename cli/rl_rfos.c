@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "commands.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "rl/rfos.h"
@@ -191,5 +192,6 @@ int rl_rfos(int argc, char **argv)
     if (!st) printf("%s\n", txt);
     free(txt);
     if (st) return fail_status(st, "rl rfos");
+    print_plot_hint(out);
     return 0;
 }
