@@ -1,6 +1,6 @@
 /* braid plot (plot/runs.h, plot/chart.h, base/svg.h): nice ticks; plots of real run folders
- * written in this test by tiny `braid train` and `braid rl` runs (one LM run, two on one chart,
- * a log with malformed lines, an rfos and a vdn run); the SVG parses as XML (python3's
+ * written in this test by tiny `braid train`, `braid lora-train` and `braid rl` runs (one LM
+ * run, two on one chart, a log with malformed lines, a LoRA adapter, an rfos and a vdn run); the SVG parses as XML (python3's
  * xml.etree), has the expected series and legend labels, and its axes contain the data; MoE
  * routing heat maps from an eval JSON; errors for what is not a run; the training commands
  * print the plot command at their end. */
@@ -53,6 +53,10 @@ static void test_ticks(void)
     CHECK_STR(lab, "2.5M");
     br_svg_tick_label(lab, sizeof lab, 0.25);
     CHECK_STR(lab, "0.25");
+    br_svg_tick_label(lab, sizeof lab, 5e-4);
+    CHECK_STR(lab, "0.0005");
+    br_svg_tick_label(lab, sizeof lab, 3e-5);
+    CHECK_STR(lab, "3e-05");
 }
 
 /* Escaping: the document stays well-formed whatever the text. */
@@ -155,6 +159,29 @@ static void test_lm_runs(void)
     CHECK(svg_summary(out, sum, sizeof sum));
     CHECK_MSG(strstr(sum, "series=8") && strstr(sum, "legend=run-a train|run-a val gpl") && strstr(sum, "|run-b train|"),
               "%s", sum);
+}
+
+/* lora-train keeps the trainer's log beside its adapter: train loss per step, validation over
+ * the mix before and after. */
+static void test_lora_run(void)
+{
+    char dir[128], out[256], sum[1024];
+    snprintf(dir, sizeof dir, "%s/lora", tmp);
+    CHECK_INT(sh("%s lora-train --base %s/run-a --data %s/tok --mix gpl=1 --rank 2 --steps 6 --batch 2 --seq 32 "
+                 "--val-batches 1 --out %s > /dev/null 2> %s/lora.err",
+                 braid, tmp, tmp, dir, tmp),
+              0);
+    CHECK_INT(sh("grep -q 'braid plot %s' %s/lora.err", dir, tmp), 0);
+    snprintf(out, sizeof out, "%s/lora.svg", tmp);
+    br_plot_info_t info;
+    CHECK_OK(plot1(dir, out, NULL, &info));
+    CHECK_INT(info.kind, BR_RUN_LM);
+    CHECK_INT(info.series, 2); /* train, val (over the mix) */
+    CHECK_INT(info.points, 6 + 2);
+    CHECK_INT(info.skipped, 0);
+    CHECK(info.x0 <= 0); /* the validation before training, at 0 tokens */
+    CHECK(svg_summary(out, sum, sizeof sum));
+    CHECK_MSG(strstr(sum, "legend=train|val\n") != NULL, "%s", sum);
 }
 
 static void test_malformed(void)
@@ -307,6 +334,7 @@ int main(void)
                   0);
         test_lm_runs();
         test_malformed();
+        test_lora_run();
         test_routing();
         test_rl_runs();
         test_errors();

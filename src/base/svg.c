@@ -221,6 +221,6 @@ void br_svg_tick_label(char *out, size_t cap, double v)
     else if (a >= 1e9) snprintf(out, cap, "%gG", v / 1e9);
     else if (a >= 1e6) snprintf(out, cap, "%gM", v / 1e6);
     else if (a >= 1e4) snprintf(out, cap, "%gk", v / 1e3);
-    else if (a >= 1e-3) snprintf(out, cap, "%.4g", v);
+    else if (a >= 1e-4) snprintf(out, cap, "%.4g", v);
     else snprintf(out, cap, "%.0e", v);
 }

@@ -59,6 +59,6 @@ size_t br_svg_ticks(double *lo, double *hi, double *t, size_t max);
  * them when it spans fewer than three decades; the ends themselves when fewer than two fall
  * inside.  The range is not widened (decades would waste most of the width). */
 size_t br_svg_log_ticks(double *lo, double *hi, double *t, size_t max);
-/* A short label for a tick value: 0.001, 2.5, 40k, 1.2M, 3e-05 (out: at least 16 bytes). */
+/* A short label for a tick value: 0.0005, 2.5, 40k, 1.2M, 3e-05 (out: at least 16 bytes). */
 void br_svg_tick_label(char *out, size_t cap, double v);
 #endif

@@ -309,7 +309,7 @@ static bool loss_series(plot_t *p, series_list_t *l)
             if (!v->n) continue;
             if (!(s = add_series(l))) return false;
             char what[80];
-            snprintf(what, sizeof what, "val %s", d < u->nd ? u->dom[d] : "mean");
+            snprintf(what, sizeof what, "val%s%s", u->nd ? " " : "", d < u->nd ? u->dom[d] : u->nd ? "mean" : "");
             const char *vcol = p->n > 1 ? col : d < u->nd ? br_chart_palette[1 + d % (BR_CHART_COLORS - 1)] : "#000000";
             const char *dash = p->n > 1 || d == u->nd ? br_chart_dashes[1 + d % (BR_CHART_DASHES - 1)] : NULL;
             *s = (br_chart_series_t){RUN_LABEL(p, r, what), u->vx.v, v->v, NULL, v->n, vcol, dash, 1.6, 1, true};
