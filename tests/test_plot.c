@@ -184,6 +184,36 @@ static void test_lora_run(void)
     CHECK_MSG(strstr(sum, "legend=train|val\n") != NULL, "%s", sum);
 }
 
+/* A 50000-step log: every record read, the lines drawn at most ~2 points per pixel column
+ * (the file stays small), the axis still holds the extremes. */
+static void test_long_log(void)
+{
+    char dir[128], path[256], out[256], sum[1024];
+    snprintf(dir, sizeof dir, "%s/long", tmp);
+    CHECK_OK(br_mkdir_p(dir));
+    snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    const int n = 50000;
+    for (int i = 1; i <= n; i++)
+        fprintf(f, "{\"step\": %d, \"loss\": %.6f, \"lr\": 0.001, \"tokens\": %d, \"tok_per_s\": 1000}\n", i,
+                5.0 - 2.0 * i / n + (i == n / 2 ? 3.0 : 0.3 * sin(i)), 512 * i);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/long.svg", tmp);
+    br_plot_info_t info;
+    CHECK_OK(plot1(dir, out, NULL, &info));
+    CHECK_INT(info.points, n);
+    CHECK(info.y1 >= 5.0 - 1.0 + 3.0); /* the spike at n/2 */
+    CHECK(info.x1 >= 512.0 * n);
+    char *svg;
+    size_t size = 0;
+    CHECK_OK(br_read_file(out, &svg, &size));
+    if (size) free(svg);
+    CHECK_MSG(size < 400000, "a 50000-step plot is %zu bytes", size);
+    CHECK(svg_summary(out, sum, sizeof sum));
+}
+
 static void test_malformed(void)
 {
     char c[128], out[256], sum[1024];
@@ -335,6 +365,7 @@ int main(void)
         test_lm_runs();
         test_malformed();
         test_lora_run();
+        test_long_log();
         test_routing();
         test_rl_runs();
         test_errors();

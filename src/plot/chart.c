@@ -81,6 +81,31 @@ static void draw_axes(br_svg_t *s, const frame_t *f, const double *xt, size_t nx
     br_svg_line(s, f->px, f->py + f->ph, f->px + f->pw, f->py + f->ph, AXIS, 1, NULL);
 }
 
+/* Long series (a 100k-step run) in place: of the points that fall in one pixel column, only the
+ * lowest and the highest stay, in their order, so the drawn envelope is unchanged and the file
+ * stays small.  Gaps (non-finite points) are kept.  Returns the new count. */
+static size_t decimate(double *xs, double *ys, size_t n)
+{
+    size_t m = 0, i = 0;
+    while (i < n) {
+        if (!isfinite(xs[i]) || !isfinite(ys[i])) {
+            xs[m] = xs[i], ys[m++] = ys[i++];
+            continue;
+        }
+        size_t lo = i, hi = i, j = i + 1;
+        for (; j < n && isfinite(xs[j]) && isfinite(ys[j]) && floor(xs[j]) == floor(xs[i]); j++) {
+            if (ys[j] < ys[lo]) lo = j;
+            if (ys[j] > ys[hi]) hi = j;
+        }
+        size_t a = lo < hi ? lo : hi, b = lo < hi ? hi : lo;
+        double xb = xs[b], yb = ys[b];
+        xs[m] = xs[a], ys[m++] = ys[a];
+        if (b != a) xs[m] = xb, ys[m++] = yb;
+        i = j;
+    }
+    return m;
+}
+
 /* The series in screen coordinates: a band polygon, the line, optional markers. */
 static void draw_series(br_svg_t *s, const frame_t *f, const br_chart_series_t *se)
 {
@@ -101,9 +126,9 @@ static void draw_series(br_svg_t *s, const frame_t *f, const br_chart_series_t *
         if (m > 2) br_svg_polygon(s, xs, ys, m, se->color, 0.15);
     }
     for (size_t i = 0; i < se->n; i++) xs[i] = tx(f, se->x[i]), ys[i] = ty(f, se->y[i]);
-    br_svg_polyline(s, xs, ys, se->n, se->color, se->width > 0 ? se->width : 1.6, se->dash,
-                    se->opacity > 0 ? se->opacity : 1);
-    for (size_t i = 0; se->markers && i < se->n; i++)
+    size_t n = se->n > 4 * (size_t)f->pw ? decimate(xs, ys, se->n) : se->n;
+    br_svg_polyline(s, xs, ys, n, se->color, se->width > 0 ? se->width : 1.6, se->dash, se->opacity > 0 ? se->opacity : 1);
+    for (size_t i = 0; se->markers && i < n; i++)
         if (isfinite(xs[i]) && isfinite(ys[i])) br_svg_circle(s, xs[i], ys[i], 2.6, se->color);
     free(xs);
     free(ys);

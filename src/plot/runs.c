@@ -12,7 +12,7 @@
 #include "base/svg.h"
 #include "plot/chart.h"
 
-#define MAX_DOMAINS 16   /* validation domains per run drawn (more are counted as skipped) */
+#define MAX_DOMAINS 16   /* validation domains drawn per run (more are left out) */
 #define MAX_EXPERTS 64
 #define MAX_LAYERS 64
 #define WIDTH 980.0
