@@ -19,12 +19,12 @@ int cmd_plot(int argc, char **argv)
 {
     const char *out = NULL, *routing = NULL, *title = NULL;
     bool logx = false, logy = false;
-    double smooth = 0.02;
+    double smooth = 0.05;
     const opt_t opts[] = {
         {"out", OPT_STR, &out, "FILE.svg", "the SVG to write (default: RUN_DIR/plot.svg for one run, plot.svg for several)", false},
         {"log-x", OPT_BOOL, &logx, NULL, "log10 x axis (tokens or steps; helps when early steps matter); rfos always uses one", false},
         {"log-y", OPT_BOOL, &logy, NULL, "log10 y axis for the loss (or return) panel", false},
-        {"smooth", OPT_DOUBLE, &smooth, "F", "train-loss smoothing: moving-average span as a fraction of the steps (default 0.02)", false},
+        {"smooth", OPT_DOUBLE, &smooth, "F", "train-loss smoothing: moving-average span as a fraction of the steps (default 0.05)", false},
         {"routing", OPT_STR, &routing, "EVAL.json", "MoE routing heat maps from `braid eval --json` (default: RUN_DIR/eval.json when present)", false},
         {"title", OPT_STR, &title, "TEXT", "chart title (default: the run names)", false},
     };

@@ -203,8 +203,8 @@ size_t br_svg_log_ticks(double *lo, double *hi, double *t, size_t max)
     if (!(*hi > *lo)) *lo /= 2, *hi *= 2; /* one value: an octave either side */
     double a = floor(log10(*lo) + 1e-9), b = ceil(log10(*hi) - 1e-9);
     static const double all[] = {1, 2, 5}, ones[] = {1};
-    const double *m = b - a < 3 ? all : ones;
-    size_t nm = b - a < 3 ? 3 : 1, n = 0;
+    const double *m = b - a <= 3 ? all : ones;
+    size_t nm = b - a <= 3 ? 3 : 1, n = 0;
     for (double e = a; e <= b; e++)
         for (size_t i = 0; i < nm && n < max; i++) {
             double v = m[i] * pow(10, e);

@@ -56,7 +56,7 @@ void br_svg_free(br_svg_t *s);
  * outer ticks (a single value gets a range around it). */
 size_t br_svg_ticks(double *lo, double *hi, double *t, size_t max);
 /* Ticks of a log10 axis over [lo, hi] (0 < lo): the powers of ten inside it, and 2 and 5 times
- * them when it spans fewer than three decades; the ends themselves when fewer than two fall
+ * them when it spans three decades or fewer; the ends themselves when fewer than two fall
  * inside.  The range is not widened (decades would waste most of the width). */
 size_t br_svg_log_ticks(double *lo, double *hi, double *t, size_t max);
 /* A short label for a tick value: 0.0005, 2.5, 40k, 1.2M, 3e-05 (out: at least 16 bytes). */

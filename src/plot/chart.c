@@ -207,7 +207,7 @@ void br_chart_heatmap(br_svg_t *s, double x, double y, double w, double h, const
     if (!rows || !cols) return;
     double lx = 78, px = x + lx, py = y + 40, cw = (w - lx - 8) / (double)cols, chh = (h - 44) / (double)rows;
     br_svg_group(s, "heatmap");
-    if (title) br_svg_text(s, x + w / 2, y + 14, BR_SVG_MIDDLE, 12, 0, TEXT, "%s", title);
+    if (title) br_svg_text(s, px + (w - lx) / 2, y + 14, BR_SVG_MIDDLE, 12, 0, TEXT, "%s", title);
     for (size_t c = 0; c < cols; c++)
         br_svg_text(s, px + cw * ((double)c + 0.5), py - 6, BR_SVG_MIDDLE, 10, 0, TEXT, "%.16s", col_labels[c]);
     char fill[16], tip[160];

@@ -14,7 +14,7 @@
 #define BR_CHART_COLORS 8
 extern const char *const br_chart_palette[BR_CHART_COLORS];
 #define BR_CHART_DASHES 5
-extern const char *const br_chart_dashes[BR_CHART_DASHES]; /* NULL (solid), "7,3", ... */
+extern const char *const br_chart_dashes[BR_CHART_DASHES]; /* NULL (solid), "7,3", ..., "4,4" */
 
 typedef struct {
     const char *label;       /* legend entry; NULL: no entry (a faint raw line under its mean) */

@@ -292,7 +292,25 @@ static void panel(plot_t *p, double h, br_chart_panel_t *c)
     p->y += h;
 }
 
-/* Loss: train (smoothed over the faint raw line) and validation per domain (or the mean). */
+/* The domain's index among the distinct validation domains of all runs (first seen first), so
+ * that a domain has the same colour or dash pattern in every run. */
+static size_t domain_index(const plot_t *p, const char *name)
+{
+    size_t k = 0;
+    for (size_t r = 0; r < p->n; r++)
+        for (size_t d = 0; d < p->runs[r].nd; d++) {
+            const char *dn = p->runs[r].dom[d];
+            if (!strcmp(dn, name)) return k;
+            bool seen = false;
+            for (size_t q = 0; q <= r && !seen; q++)
+                for (size_t e = 0; e < (q == r ? d : p->runs[q].nd) && !seen; e++) seen = !strcmp(p->runs[q].dom[e], dn);
+            k += !seen;
+        }
+    return k;
+}
+
+/* Loss: train (smoothed over the faint raw line) and validation per domain and their mean.  One
+ * run: a colour per domain; several: a colour per run and a dash pattern per domain. */
 static bool loss_series(plot_t *p, series_list_t *l)
 {
     for (size_t r = 0; r < p->n; r++) {
@@ -310,8 +328,10 @@ static bool loss_series(plot_t *p, series_list_t *l)
             if (!(s = add_series(l))) return false;
             char what[80];
             snprintf(what, sizeof what, "val%s%s", u->nd ? " " : "", d < u->nd ? u->dom[d] : u->nd ? "mean" : "");
-            const char *vcol = p->n > 1 ? col : d < u->nd ? br_chart_palette[1 + d % (BR_CHART_COLORS - 1)] : "#000000";
-            const char *dash = p->n > 1 || d == u->nd ? br_chart_dashes[1 + d % (BR_CHART_DASHES - 1)] : NULL;
+            size_t g = d < u->nd ? domain_index(p, u->dom[d]) : 0;
+            const char *vcol = p->n > 1 ? col : d < u->nd ? br_chart_palette[1 + g % (BR_CHART_COLORS - 1)] : "#000000";
+            const char *dash = d == u->nd ? br_chart_dashes[BR_CHART_DASHES - 1]
+                               : p->n > 1 ? br_chart_dashes[1 + g % (BR_CHART_DASHES - 2)] : NULL;
             *s = (br_chart_series_t){RUN_LABEL(p, r, what), u->vx.v, v->v, NULL, v->n, vcol, dash, 1.6, 1, true};
         }
     }
@@ -502,7 +522,7 @@ static br_status read_all(run_t *runs, size_t n, const br_plot_opts_t *o, br_plo
         if (runs[i].kind != runs[0].kind)
             return br_error(BR_EINVAL, "cannot draw %s (%s) and %s (%s) on one chart: plot them separately",
                             runs[0].dir, br_run_kind_name(runs[0].kind), runs[i].dir, br_run_kind_name(runs[i].kind));
-        if (runs[i].kind == BR_RUN_LM && !smooth_loss(&runs[i], o->smooth > 0 ? o->smooth : 0.02))
+        if (runs[i].kind == BR_RUN_LM && !smooth_loss(&runs[i], o->smooth > 0 ? o->smooth : 0.05))
             return br_error(BR_ENOMEM, "out of memory");
         info->points += runs[i].x.n + runs[i].vx.n;
         if (runs[i].skipped && !info->skipped)

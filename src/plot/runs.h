@@ -26,7 +26,7 @@ typedef struct {
     const char *out;     /* the SVG to write (atomically) */
     bool logx;           /* log10 x axis (tokens, steps); rfos runs always use one */
     bool logy;           /* log10 y axis for the loss / return panel */
-    double smooth;       /* train-loss smoothing: EMA span as a fraction of the steps (0: 0.02) */
+    double smooth;       /* train-loss smoothing: EMA span as a fraction of the steps (0: 0.05) */
     const char *routing; /* braid eval --json of an MoE, or NULL: RUN/eval.json when present */
     const char *title;   /* NULL: the run names */
 } br_plot_opts_t;
