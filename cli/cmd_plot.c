@@ -30,13 +30,14 @@ int cmd_plot(int argc, char **argv)
     };
     cmd_spec_t spec = {
         "braid plot RUN_DIR... [--out FILE.svg] [options]",
-        "Draws run folders as one SVG.  Training runs (braid train, branch: RUN_DIR/train_log.jsonl): "
+        "Draws run folders as one SVG.  Training runs (braid train, branch, lora-train: RUN_DIR/train_log.jsonl): "
         "loss against training tokens (train loss smoothed over its faint raw curve, validation per "
         "domain), learning rate and tokens/s below; with routing data of an MoE (braid eval --json) one "
         "heat map per layer of the share of each domain's tokens sent to each expert.  RL runs (braid rl "
         "vdn, qmix, marco, rfos, mfos: RUN_DIR/log.jsonl): the return (or reward, payoffs) curve.  Several "
         "runs of the same kind share the charts, one colour per run.  Malformed log lines are skipped and "
-        "counted.  Colours are the Okabe-Ito colour-blind-safe palette.",
+        "counted.  Colours are the Okabe-Ito colour-blind-safe palette.  Every training command prints the "
+        "plot command of its run when it ends.",
         opts, sizeof opts / sizeof *opts, 1, -1};
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);

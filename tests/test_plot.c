@@ -1,6 +1,7 @@
 /* braid plot (plot/runs.h, plot/chart.h, base/svg.h): nice ticks; plots of real run folders
  * written in this test by tiny `braid train`, `braid lora-train` and `braid rl` runs (one LM
- * run, two on one chart, a log with malformed lines, a LoRA adapter, an rfos and a vdn run); the SVG parses as XML (python3's
+ * run, two on one chart, a log with malformed lines, a LoRA adapter, an rfos, a vdn and an mfos
+ * run); the SVG parses as XML (python3's
  * xml.etree), has the expected series and legend labels, and its axes contain the data; MoE
  * routing heat maps from an eval JSON; errors for what is not a run; the training commands
  * print the plot command at their end. */
@@ -311,22 +312,28 @@ static void test_rl_runs(void)
                  braid, tmp, tmp),
               0);
     CHECK_INT(sh("grep -q 'braid plot %s/vdn' %s/vdn.err", tmp, tmp), 0);
-    const char *kinds[] = {"rfos", "vdn"};
-    const br_run_kind want[] = {BR_RUN_RFOS, BR_RUN_RL_RETURN};
-    for (int k = 0; k < 2; k++) {
+    /* mfos: the shaper's and the opponent's payoffs per iteration */
+    CHECK_INT(sh("BRAID_QUIET=1 %s rl mfos --iterations 5 --batch 4 --population 4 --meta-len 10 --eval-games 8 "
+                 "--out %s/mfos > /dev/null 2> %s/mfos.err",
+                 braid, tmp, tmp),
+              0);
+    CHECK_INT(sh("grep -q 'braid plot %s/mfos' %s/mfos.err", tmp, tmp), 0);
+    const char *kinds[] = {"rfos", "vdn", "mfos"};
+    const br_run_kind want[] = {BR_RUN_RFOS, BR_RUN_RL_RETURN, BR_RUN_MFOS};
+    const size_t nseries[] = {1, 1, 2};
+    for (int k = 0; k < 3; k++) {
         char dir[128];
         snprintf(dir, sizeof dir, "%s/%s", tmp, kinds[k]);
         snprintf(out, sizeof out, "%s/%s.svg", tmp, kinds[k]);
         br_plot_info_t info;
         CHECK_OK(plot1(dir, out, NULL, &info));
         CHECK_INT(info.kind, want[k]);
-        CHECK_INT(info.series, 1);
+        CHECK_INT(info.series, nseries[k]);
         CHECK(info.points >= 2);
         CHECK_INT(info.skipped, 0);
-        CHECK(info.x0 <= 0 || k == 0);
-        CHECK(k == 1 || info.x0 > 0); /* rfos: log axis */
+        CHECK(k == 0 ? info.x0 > 0 : info.x0 <= 1); /* rfos: log axis; vdn from step 0, mfos from iteration 1 */
         CHECK(svg_summary(out, sum, sizeof sum));
-        CHECK_MSG(strstr(sum, "series=1") != NULL, "%s", sum);
+        CHECK_MSG(strstr(sum, k == 2 ? "series=2 heatmaps=0 legend=shaper|opponent" : "series=1") != NULL, "%s", sum);
     }
 }
 

@@ -176,9 +176,9 @@ void br_chart_panel(br_svg_t *s, double x, double y, double w, double h, double 
         br_svg_group_end(s);
         return;
     }
-    /* about one tick per 90 px across and per 32 px up */
+    /* about one tick per 90 px across and per 45 px up */
     size_t nx = axis_ticks(&x0, &x1, p->logx, xt, (size_t)fmin(16, fmax(3, f.pw / 90))),
-           ny = axis_ticks(&y0, &y1, p->logy, yt, (size_t)fmin(16, fmax(3, f.ph / 32)));
+           ny = axis_ticks(&y0, &y1, p->logy, yt, (size_t)fmin(16, fmax(3, f.ph / 45)));
     f.x0 = x0, f.x1 = x1, f.y0 = y0, f.y1 = y1;
     p->x0 = p->logx ? pow(10, x0) : x0, p->x1 = p->logx ? pow(10, x1) : x1;
     p->y0 = p->logy ? pow(10, y0) : y0, p->y1 = p->logy ? pow(10, y1) : y1;
