@@ -274,6 +274,28 @@ static void test_errors(void)
               0);
 }
 
+/* A real MoE: the two runs upcycled (BTX), finetuned, evaluated with `braid eval --json` into
+ * the run folder; `braid plot` finds RUN/eval.json and draws one heat map per layer. */
+static void test_moe_run(const char *train_flags)
+{
+    char dir[128], out[256], sum[1024];
+    snprintf(dir, sizeof dir, "%s/moe-ft", tmp);
+    CHECK_INT(sh("%s upcycle --method btx --base %s/run-a --experts %s/run-a,%s/run-b --out %s/moe > /dev/null 2>&1", braid,
+                 tmp, tmp, tmp, tmp),
+              0);
+    CHECK_INT(sh("%s train --init %s/moe %s --steps 4 --lr 1e-3 --out %s 2>/dev/null", braid, tmp, train_flags, dir), 0);
+    CHECK_INT(sh("%s eval --model %s --data %s/tok --max-tokens 512 --batch 2 --json %s/eval.json > /dev/null 2>&1", braid,
+                 dir, tmp, dir),
+              0);
+    snprintf(out, sizeof out, "%s/moe.svg", tmp);
+    br_plot_info_t info;
+    CHECK_OK(plot1(dir, out, NULL, &info));
+    CHECK_INT(info.heatmaps, 1); /* the config above has one layer */
+    CHECK_INT(info.series, 4);
+    CHECK(svg_summary(out, sum, sizeof sum));
+    CHECK_MSG(strstr(sum, "heatmaps=1") != NULL, "%s", sum);
+}
+
 /* Routing heat maps from the JSON `braid eval --json` writes for an MoE (moe/routing_report.c). */
 static void test_routing(void)
 {
@@ -374,6 +396,7 @@ int main(void)
         test_lora_run();
         test_long_log();
         test_routing();
+        test_moe_run(f);
         test_rl_runs();
         test_errors();
     }

@@ -160,8 +160,8 @@ static void draw_legend(br_svg_t *s, double x, double y, double w, double h, con
 
 void br_chart_panel(br_svg_t *s, double x, double y, double w, double h, double legend_w, br_chart_panel_t *p)
 {
-    frame_t f = {.px = x + 64, .py = y + 26, .logx = p->logx, .logy = p->logy};
-    f.pw = w - 64 - (legend_w > 0 ? legend_w + 12 : 12), f.ph = h - 26 - 38;
+    frame_t f = {.px = x + 76, .py = y + 26, .logx = p->logx, .logy = p->logy}; /* room for "0.00075" */
+    f.pw = w - 76 - (legend_w > 0 ? legend_w + 12 : 12), f.ph = h - 26 - 38;
     br_svg_group(s, "panel");
     if (p->title) br_svg_text(s, f.px + f.pw / 2, y + 16, BR_SVG_MIDDLE, 13, 0, TEXT, "%s", p->title);
     if (p->xlabel)
@@ -205,9 +205,10 @@ void br_chart_heatmap(br_svg_t *s, double x, double y, double w, double h, const
                       const double *v)
 {
     if (!rows || !cols) return;
-    double lx = 78, px = x + lx, py = y + 40, cw = (w - lx - 8) / (double)cols, chh = (h - 44) / (double)rows;
+    /* cells at most 90 px wide: a map of few experts stays compact */
+    double lx = 78, px = x + lx, py = y + 40, cw = fmin(90, (w - lx - 8) / (double)cols), chh = (h - 44) / (double)rows;
     br_svg_group(s, "heatmap");
-    if (title) br_svg_text(s, px + (w - lx) / 2, y + 14, BR_SVG_MIDDLE, 12, 0, TEXT, "%s", title);
+    if (title) br_svg_text(s, px + cw * (double)cols / 2, y + 14, BR_SVG_MIDDLE, 12, 0, TEXT, "%s", title);
     for (size_t c = 0; c < cols; c++)
         br_svg_text(s, px + cw * ((double)c + 0.5), py - 6, BR_SVG_MIDDLE, 10, 0, TEXT, "%.16s", col_labels[c]);
     char fill[16], tip[160];
