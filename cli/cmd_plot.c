@@ -32,7 +32,7 @@ int cmd_plot(int argc, char **argv)
         "braid plot RUN_DIR... [--out FILE.svg] [options]",
         "Draws run folders as one SVG.  Training runs (braid train, branch, lora-train: RUN_DIR/train_log.jsonl): "
         "loss against training tokens (train loss smoothed over its faint raw curve, validation per "
-        "domain), learning rate and tokens/s below; with routing data of an MoE (braid eval --json) one "
+        "domain), learning rate, tokens/s and (MoE) the load-balancing loss below; with routing data of an MoE (braid eval --json) one "
         "heat map per layer of the share of each domain's tokens sent to each expert.  RL runs (braid rl "
         "vdn, qmix, marco, rfos, mfos: RUN_DIR/log.jsonl): the return (or reward, payoffs) curve.  Several "
         "runs of the same kind share the charts, one colour per run.  Malformed log lines are skipped and "

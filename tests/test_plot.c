@@ -140,6 +140,7 @@ static void test_lm_runs(void)
     CHECK_INT(info.points, 16 + 4);
     CHECK_INT(info.skipped, 0);
     CHECK_INT(info.heatmaps, 0);
+    CHECK(!info.moe_panel); /* a dense model */
     double lo, hi;
     log_range(a, "tokens", &lo, &hi);
     CHECK(lo >= info.x0 && hi <= info.x1 && hi > lo);
@@ -291,6 +292,7 @@ static void test_moe_run(const char *train_flags)
     br_plot_info_t info;
     CHECK_OK(plot1(dir, out, NULL, &info));
     CHECK_INT(info.heatmaps, 1); /* the config above has one layer */
+    CHECK(info.moe_panel);
     CHECK_INT(info.series, 4);
     CHECK(svg_summary(out, sum, sizeof sum));
     CHECK_MSG(strstr(sum, "heatmaps=1") != NULL, "%s", sum);

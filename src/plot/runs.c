@@ -35,7 +35,8 @@ static bool vec_push(vec_t *a, double x)
     return true;
 }
 
-/* One run's records as columns.  LM: x tokens, a loss, b lr, c tok/s; validation at vx (tokens)
+/* One run's records as columns.  LM: x tokens, a loss, b lr, c tok/s, lb the MoE load-balancing
+ * loss (NaN for a dense model; moe set when some record has it); validation at vx (tokens)
  * with the mean vmean and per domain vdom[d].  RL return: x real steps, a return, b std; rfos: x
  * meta-steps, a mean reward, b known pairs; mfos: x iteration, a shaper, b opponent. */
 typedef struct {
@@ -44,7 +45,8 @@ typedef struct {
     char log[4200];
     br_run_kind kind;
     bool kind_known;
-    vec_t x, a, b, c, smooth;
+    vec_t x, a, b, c, lb, smooth;
+    bool moe;
     vec_t vstep, vx, vmean;
     char *dom[MAX_DOMAINS];
     vec_t vdom[MAX_DOMAINS];
@@ -54,7 +56,7 @@ typedef struct {
 
 static void run_free(run_t *r)
 {
-    vec_t *vs[] = {&r->x, &r->a, &r->b, &r->c, &r->smooth, &r->vstep, &r->vx, &r->vmean};
+    vec_t *vs[] = {&r->x, &r->a, &r->b, &r->c, &r->lb, &r->smooth, &r->vstep, &r->vx, &r->vmean};
     for (size_t i = 0; i < sizeof vs / sizeof *vs; i++) free(vs[i]->v);
     for (size_t d = 0; d < r->nd; d++) free(r->dom[d]), free(r->vdom[d].v);
 }
@@ -143,13 +145,13 @@ static bool add_record(run_t *r, json_t *o, bool *oom)
     if (!json_is_object(o) || !record_kind(o, &k)) return false;
     if (!r->kind_known) r->kind = k, r->kind_known = true;
     if (k != r->kind) return false;
-    double x, a, b = NAN, c = NAN;
+    double x, a, b = NAN, c = NAN, lb = NAN;
     bool ok;
     switch (k) {
     case BR_RUN_LM:
         if (json_object_get(o, "val_loss")) return add_validation(r, o, oom);
         ok = num(o, "tokens", &x) && num(o, "loss", &a);
-        if (ok) num(o, "lr", &b), num(o, "tok_per_s", &c);
+        if (ok) num(o, "lr", &b), num(o, "tok_per_s", &c), r->moe |= num(o, "moe_load_balance", &lb);
         break;
     case BR_RUN_RL_RETURN:
         ok = num(o, "real_steps", &x) && num(o, "eval_return", &a);
@@ -164,7 +166,8 @@ static bool add_record(run_t *r, json_t *o, bool *oom)
         if (ok) num(o, "opponent", &b);
     }
     if (!ok) return false;
-    if (!vec_push(&r->x, x) || !vec_push(&r->a, a) || !vec_push(&r->b, b) || !vec_push(&r->c, c)) *oom = true;
+    if (!vec_push(&r->x, x) || !vec_push(&r->a, a) || !vec_push(&r->b, b) || !vec_push(&r->c, c) || !vec_push(&r->lb, lb))
+        *oom = true;
     return true;
 }
 
@@ -338,15 +341,20 @@ static bool loss_series(plot_t *p, series_list_t *l)
     return true;
 }
 
-/* lr (column b) or tokens/s (column c) of every run, one colour per run. */
-static bool column_series(plot_t *p, series_list_t *l, bool tps)
+typedef enum { COL_LR, COL_TOK_PER_S, COL_LOAD_BALANCE } column_t;
+
+/* One column of every run (MoE runs only for the load balance), one colour per run. */
+static bool column_series(plot_t *p, series_list_t *l, column_t col)
 {
     for (size_t r = 0; r < p->n; r++) {
         run_t *u = &p->runs[r];
+        if (col == COL_LOAD_BALANCE && !u->moe) continue;
         br_chart_series_t *s = add_series(l);
         if (!s) return false;
-        *s = (br_chart_series_t){p->n > 1 ? label(p, "%s", u->name) : NULL, u->x.v, tps ? u->c.v : u->b.v, NULL,
-                                 u->x.n, run_color(r), NULL, tps ? 1.2 : 1.8, tps ? 0.8 : 1, false};
+        const double *y = col == COL_LR ? u->b.v : col == COL_TOK_PER_S ? u->c.v : u->lb.v;
+        bool thin = col == COL_TOK_PER_S;
+        *s = (br_chart_series_t){p->n > 1 ? label(p, "%s", u->name) : NULL, u->x.v, y, NULL, u->x.n, run_color(r), NULL,
+                                 thin ? 1.2 : 1.8, thin ? 0.8 : 1, false};
     }
     return true;
 }
@@ -364,13 +372,18 @@ static br_status draw_lm(plot_t *p)
     br_chart_panel_t c = {"loss (nats/token)", "training tokens", "loss", p->o->logx, p->o->logy, l.s, l.n, 0, 0, 0, 0};
     if (ok) panel(p, 400, &c), count_main(p, &c);
     l.n = 0;
-    ok = ok && column_series(p, &l, false);
+    ok = ok && column_series(p, &l, COL_LR);
     c = (br_chart_panel_t){"learning rate", "training tokens", "lr", p->o->logx, false, l.s, l.n, 0, 0, 0, 0};
     if (ok) panel(p, 190, &c);
     l.n = 0;
-    ok = ok && column_series(p, &l, true);
+    ok = ok && column_series(p, &l, COL_TOK_PER_S);
     c = (br_chart_panel_t){"throughput", "training tokens", "tokens/s", p->o->logx, false, l.s, l.n, 0, 0, 0, 0};
     if (ok) panel(p, 190, &c);
+    l.n = 0;
+    ok = ok && column_series(p, &l, COL_LOAD_BALANCE);
+    c = (br_chart_panel_t){"MoE load-balancing loss (1: tokens spread evenly over the experts)", "training tokens",
+                           "load balance", p->o->logx, false, l.s, l.n, 0, 0, 0, 0};
+    if (ok && l.n) panel(p, 190, &c), p->info->moe_panel = true;
     free(l.s);
     return ok ? BR_OK : br_error(BR_ENOMEM, "out of memory laying out the plot");
 }

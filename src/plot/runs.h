@@ -2,7 +2,8 @@
  *
  *   LM runs (braid train, branch: DIR/train_log.jsonl, lm/train.h): loss against training
  *       tokens (train, smoothed over a faint raw line, and validation per domain), learning
- *       rate and tokens/s below it on the same x axis; with routing data (the JSON of
+ *       rate, tokens/s and (MoE runs) the load-balancing loss below it on the same x axis;
+ *       with routing data (the JSON of
  *       `braid eval --json` of an MoE: opts.routing, or DIR/eval.json) one heat map per layer
  *       of the share of each domain's tokens sent to each FFN expert.
  *   RL runs (braid rl ...: DIR/log.jsonl): vdn, qmix, marco: greedy return (± std) against
@@ -39,6 +40,7 @@ typedef struct {
     size_t skipped;          /* malformed lines skipped, all runs */
     char first_skipped[512]; /* "DIR/train_log.jsonl:7" of the first skipped line ("" when none) */
     size_t heatmaps;         /* routing heat maps drawn (one per MoE layer) */
+    bool moe_panel;          /* the MoE load-balancing loss was drawn (a run's log has it) */
     double x0, x1, y0, y1;   /* axis ranges of the main panel */
 } br_plot_info_t;
 
