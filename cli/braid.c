@@ -30,6 +30,7 @@ static const command_t commands[] = {
     /* dense LM */
     {"train", cmd_train, "train the dense Llama-style model on a domain mix (exact --resume)"},
     {"eval", cmd_eval, "per-domain validation loss, perplexity and bits per byte"},
+    {"plot", cmd_plot, "SVG of run folders: loss, lr, tokens/s, MoE routing, RL returns"},
     {"score", cmd_score, "log-probability of each next token of a sequence"},
     {"generate", cmd_generate, "KV-cached text generation (temperature, top-k, top-p, stop)"},
 

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/buf.h"
+#include "base/fileio.h"
 #include "base/progress.h"
 #include "commands.h"
 #include "lm/model.h"
@@ -12,11 +14,13 @@
 #include "nn/lora.h"
 #include "serve/adapters.h"
 
-/* The progress bar (loss as an exponential moving average) and the training time. */
+/* The progress bar (loss as an exponential moving average), the training time, and the log
+ * (OUT/train_log.jsonl, the trainer's format: braid plot OUT draws it). */
 typedef struct {
     br_progress_t bar;
     bool started;
     double ema, secs;
+    FILE *log;
 } lora_ui_t;
 
 static void on_start(void *ctx, const br_trainer_start_t *s)
@@ -31,6 +35,7 @@ static void on_step(void *ctx, long done, const br_trainer_step_t *st)
     lora_ui_t *u = ctx;
     u->ema = done > 1 ? 0.9 * u->ema + 0.1 * st->loss : st->loss;
     u->secs = st->elapsed;
+    if (u->log) br_trainer_log_step(u->log, st);
     br_progress_updatef(&u->bar, (double)done, "loss %.3f |g| %.2f lr %.1e", u->ema, (double)st->grad_norm,
                         (double)st->lr);
 }
@@ -92,6 +97,14 @@ int cmd_lora_train(int argc, char **argv)
     fprintf(stderr, "lora-train: rank %d, alpha %g, targets %s: %zu adapter parameters on a %zu-parameter base\n", rank,
             (double)alpha, targets_s, a->n_params, m->n_params);
     lora_ui_t ui = {0};
+    br_atomic_file_t log;
+    br_buf_t log_path = BR_BUF_INIT;
+    st = br_mkdir_p(out);
+    if (st == BR_OK) st = br_buf_path(&log_path, out, "train_log.jsonl");
+    if (st == BR_OK) st = br_atomic_open(&log, br_buf_str(&log_path));
+    br_buf_free(&log_path);
+    if (st != BR_OK) goto done;
+    ui.log = log.f;
     br_trainer_opts_t o;
     br_trainer_defaults(&o);
     o.data = data, o.mix = mix_spec, o.steps = steps, o.warmup = warmup, o.seed = (uint64_t)seed;
@@ -101,6 +114,11 @@ int cmd_lora_train(int argc, char **argv)
     double val[3] = {0, 0, 0};
     st = br_trainer_lora(m, a, &o, val_batches, val);
     if (ui.started) br_progress_finish(&ui.bar);
+    if (st == BR_OK && val_batches) /* validation over the mix before and after training */
+        fprintf(log.f, "{\"step\": 0, \"val_loss\": %.6f, \"val\": {}}\n{\"step\": %d, \"val_loss\": %.6f, \"val\": {}}\n",
+                val[1], steps, val[2]);
+    if (st != BR_OK) br_atomic_abort(&log);
+    else st = br_atomic_commit(&log);
     if (st != BR_OK) goto done;
     if (val_batches)
         printf("validation loss on %s: base %.4f, base + adapter %.4f (before training %.4f)\n", mix_spec, val[0],
@@ -109,6 +127,7 @@ int cmd_lora_train(int argc, char **argv)
     if (st == BR_OK)
         printf("wrote %s (PEFT LoRA, %zu parameters) after %d steps in %.1f s (%.0f tokens/s)\n", out, a->n_params, steps,
                ui.secs, (double)steps * (double)((size_t)batch * T) / ui.secs);
+    if (st == BR_OK) print_plot_hint(out);
 done:
     br_lora_free(a);
     br_model_free(m);

@@ -12,6 +12,7 @@
 #include "base/csv.h"
 #include "base/fileio.h"
 #include "base/progress.h"
+#include "base/svg.h"
 #include "base/timer.h"
 #include "commands.h"
 #include "guard/model_gen.h"
@@ -136,54 +137,39 @@ static br_status write_roc_csv(const char *path, const br_roc_t *roc)
 
 static br_status write_roc_svg(const char *path, const br_roc_t *roc, const char *title)
 {
-    br_atomic_file_t af;
-    BR_TRY(br_atomic_open(&af, path));
-    FILE *f = af.f;
-    const double W = 480, H = 480, L = 60, T = 40, S = 380; /* plot square S x S at (L, T) */
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%.0f\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">", L + S / 2);
-    for (const char *p = title; *p; p++) { /* escape for XML */
-        if (*p == '<') fputs("&lt;", f);
-        else if (*p == '&') fputs("&amp;", f);
-        else if (*p == '>') fputs("&gt;", f);
-        else fputc(*p, f);
-    }
-    fprintf(f, "</text>\n");
+    const double L = 60, T = 40, S = 380; /* plot square S x S at (L, T) */
+    br_svg_t s;
+    br_svg_begin(&s, 480, 480);
+    br_svg_text(&s, L + S / 2, 22, BR_SVG_MIDDLE, 14, 0, "#000", "%s", title);
     for (int k = 0; k <= 10; k++) {
         double v = k / 10.0, x = L + v * S, y = T + S - v * S;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#eee\"/>\n", x, T, x, T + S);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", L, y, L + S, y);
+        br_svg_line(&s, x, T, x, T + S, "#eee", 1, NULL);
+        br_svg_line(&s, L, y, L + S, y, "#eee", 1, NULL);
         if (k % 2 == 0) {
-            fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.1f</text>\n", x, T + S + 16, v);
-            fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L - 6, y + 4, v);
+            br_svg_text(&s, x, T + S + 16, BR_SVG_MIDDLE, 12, 0, "#000", "%.1f", v);
+            br_svg_text(&s, L - 6, y + 4, BR_SVG_END, 12, 0, "#000", "%.1f", v);
         }
     }
-    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n", L, T, S, S);
-    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#aaa\" stroke-dasharray=\"4\"/>\n", L,
-            T + S, L + S, T);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"");
-    for (size_t i = 0; i < roc->n; i++)
-        fprintf(f, "%.2f,%.2f ", L + roc->pts[i].fpr * S, T + S - roc->pts[i].tpr * S);
-    fprintf(f, "\"/>\n");
+    br_svg_rect(&s, L, T, S, S, "none", "black");
+    br_svg_line(&s, L, T + S, L + S, T, "#aaa", 1, "4");
+    double *xs = malloc((roc->n + 1) * sizeof *xs), *ys = malloc((roc->n + 1) * sizeof *ys);
+    if (!xs || !ys) {
+        free(xs), free(ys), br_svg_free(&s);
+        return br_error(BR_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < roc->n; i++) xs[i] = L + roc->pts[i].fpr * S, ys[i] = T + S - roc->pts[i].tpr * S;
+    br_svg_polyline(&s, xs, ys, roc->n, "#D55E00", 2, NULL, 1);
+    free(xs), free(ys);
     if (roc->reached) {
         const br_roc_point_t *p = &roc->pts[roc->at];
-        fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"#2c3e50\"/>\n", L + p->fpr * S, T + S - p->tpr * S);
-        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">FPR %.1f%% at TPR %.0f%%</text>\n", L + p->fpr * S + 8,
-                T + S - p->tpr * S + 14, 100 * p->fpr, 100 * roc->target_tpr);
+        br_svg_circle(&s, L + p->fpr * S, T + S - p->tpr * S, 4, "#0072B2");
+        br_svg_text(&s, L + p->fpr * S + 8, T + S - p->tpr * S + 14, BR_SVG_START, 12, 0, "#000",
+                    "FPR %.1f%% at TPR %.0f%%", 100 * p->fpr, 100 * roc->target_tpr);
     }
-    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">false positive rate (benign flagged)</text>\n",
-            L + S / 2, T + S + 34);
-    fprintf(f, "<text transform=\"translate(16 %.0f) rotate(-90)\" text-anchor=\"middle\">true positive rate "
-               "(harmful flagged)</text>\n", T + S / 2);
-    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">AUC %.3f</text>\n", L + S - 8, T + S - 10, roc->auc);
-    fprintf(f, "</svg>\n");
-    if (ferror(f)) {
-        br_atomic_abort(&af);
-        return br_error(BR_EIO, "%s: write failed", path);
-    }
-    return br_atomic_commit(&af);
+    br_svg_text(&s, L + S / 2, T + S + 34, BR_SVG_MIDDLE, 12, 0, "#000", "false positive rate (benign flagged)");
+    br_svg_text(&s, 16, T + S / 2, BR_SVG_MIDDLE, 12, -90, "#000", "true positive rate (harmful flagged)");
+    br_svg_text(&s, L + S - 8, T + S - 10, BR_SVG_END, 12, 0, "#000", "AUC %.3f", roc->auc);
+    return br_svg_save(&s, path);
 }
 
 static int parden_eval(int argc, char **argv)

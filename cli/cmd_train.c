@@ -98,6 +98,7 @@ static int run(train_args_t *a)
     if (ui.started) br_progress_finish(&ui.bar);
     if (s) return fail_status(s, NULL);
     fprintf(stderr, "braid: saved %s (step %ld)\n", a->out, final_step);
+    print_plot_hint(a->out);
     return 0;
 }
 

@@ -17,6 +17,10 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+/* plots (cli/cmd_plot.c): the command, and the two lines a training command prints at its end
+ * (where its log is and the command that plots it; nothing when run_dir has no log) */
+int cmd_plot(int argc, char **argv);
+void print_plot_hint(const char *run_dir);
 
 /* upcycling */
 int cmd_branch(int argc, char **argv);

@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "base/threads.h"
+#include "commands.h"
 #include "rl/marco.h"
 #include "rl_cmds.h"
 
@@ -73,5 +74,6 @@ int rl_marco(int argc, char **argv)
     if (s != BR_OK) return fail_status(s, NULL);
     s = br_marco_run(&c);
     if (s != BR_OK) return fail_status(s, NULL);
+    print_plot_hint(out);
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "base/buf.h"
+#include "commands.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "rl/mfos.h"
@@ -134,5 +135,7 @@ int rl_mfos(int argc, char **argv)
     br_buf_free(&path);
     if (!st) printf("%s\n", txt);
     free(txt);
-    return st ? fail_status(st, "rl mfos") : 0;
+    if (st) return fail_status(st, "rl mfos");
+    print_plot_hint(out);
+    return 0;
 }

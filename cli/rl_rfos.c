@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "base/buf.h"
+#include "commands.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "rl/rfos.h"
@@ -194,5 +195,6 @@ int rl_rfos(int argc, char **argv)
     if (!st) printf("%s\n", txt);
     free(txt);
     if (st) return fail_status(st, "rl rfos");
+    print_plot_hint(out);
     return 0;
 }

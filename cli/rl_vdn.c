@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "base/threads.h"
+#include "commands.h"
 #include "rl/vdn_run.h"
 #include "rl_cmds.h"
 
@@ -58,6 +59,7 @@ static int run_vd(int argc, char **argv, br_mixer_kind mixer)
     if (s != BR_OK) return fail_status(s, NULL);
     s = br_vd_run(&c);
     if (s != BR_OK) return fail_status(s, NULL);
+    print_plot_hint(out);
     return 0;
 }
 

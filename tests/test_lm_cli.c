@@ -13,21 +13,10 @@
 #include "harness.h"
 #include "text/data.h"
 #include "shard_fixture.h"
+#include "shell_fixture.h"
 
 static char tmp[64];
 static const char *braid;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 static bool write_domain(const char *name, const char *license) { return write_license_domain(tmp, name, license); }
 

@@ -390,7 +390,7 @@ static br_status log_validation(br_model_t *m, const br_trainer_opts_t *o, br_mi
     return s;
 }
 
-static void log_step(FILE *log, const br_trainer_step_t *st)
+void br_trainer_log_step(FILE *log, const br_trainer_step_t *st)
 {
     fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %.0f, "
                  "\"tok_per_s\": %.1f, \"time\": %.3f",
@@ -420,7 +420,7 @@ static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, long star
         st.tok_per_s = st.tokens / (now - ts); /* with the data loading */
         st.elapsed = now - t0;
         st.avg_tok_per_s = tokens_done / (now - t0);
-        if (log) log_step(log, &st);
+        if (log) br_trainer_log_step(log, &st);
         if (o->hooks.on_step) o->hooks.on_step(o->hooks.ctx, step + 1 - start, &st);
         if (!log) continue;
         bool last = step + 1 == end;

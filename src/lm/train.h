@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/status.h"
 #include "lm/model.h"
@@ -102,6 +103,9 @@ br_status br_trainer_run(const br_trainer_opts_t *o, long *final_step);
  * alone, of base + adapter before training and after, on the same val windows. */
 br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_opts_t *o,
                           int val_batches, double val_loss[3]);
+/* Writes the step record of DIR/train_log.jsonl (the format above) for st to f: for callers
+ * that keep a log of their own (lora-train keeps one beside its adapter). */
+void br_trainer_log_step(FILE *f, const br_trainer_step_t *st);
 
 /* The step alone (for benchmarks and custom loops): a trainer holds the model (not owned), the
  * options (copied; the pointers in them must stay valid) and its buffers. */
