@@ -87,9 +87,8 @@ static int starts_function(const char *line) {
     return strncmp(line, "struct", 6) && strncmp(line, "typedef", 7) && strncmp(line, "enum", 4);
 }
 
-/* `layer` NULL: a cli/ file, which may include any layer (only function lengths are checked). */
-/* A comment line that starts with "long:" ("/* long: ..." or " * long: ..."), not any text that
- * happens to contain the word. */
+/* A comment line that starts with "long:" (after a comment opener or a continuation star), not
+ * any text that happens to contain the word. */
 static int is_long_comment(const char *line) {
     while (*line == ' ' || *line == '\t') line++;
     if (line[0] == '/' && line[1] == '*') line += 2;
@@ -99,6 +98,7 @@ static int is_long_comment(const char *line) {
     return !strncmp(line, "long:", 5);
 }
 
+/* `layer` NULL: a cli/ file, which may include any layer (only function lengths are checked). */
 static void check_file(const char *dir, const char *layer, const char *name) {
     char path[1024];
     if (layer) snprintf(path, sizeof path, "%s/%s/%s", dir, layer, name);
