@@ -16,6 +16,8 @@ PKGS=(
   python3-numpy          # safetensors conformance files written by another implementation
   nodejs npm             # tokenizer / OpenAI-client conformance tests (skip when absent)
   curl                   # server tests
+  openmpi-bin            # mpirun: data-parallel training and its tests (docs/distributed.md)
+  libopenmpi-dev         # mpi.h, libmpi (src/base/comm.c)
 )
 if [ "${1:-}" = bench ]; then
   PKGS+=(
