@@ -61,6 +61,7 @@ struct br_trainer {
     size_t *soff;              /* (nbuckets) its offset in the shard */
     size_t shard_n;            /* floats this rank owns */
     float *sg, *sm, *sv;       /* (shard_n) owned averaged gradient, AdamW m and v (full mode) */
+    double wait_s;             /* in the barrier before the reduce-scatter, this step */
 };
 
 /* ---- data parallelism (ZeRO-1) ------------------------------------------------------------ */
@@ -125,6 +126,11 @@ static br_status dp_adamw(br_trainer_t *t, float lr, float *gnorm)
     br_model_t *m = t->m;
     const br_trainer_opts_t *o = &t->o;
     size_t N = (size_t)t->ranks;
+    /* waiting for the slowest rank, apart from the transfers (what overlap could hide is only
+     * the latter) */
+    double w = br_comm_seconds(t->comm);
+    BR_TRY(br_comm_barrier(t->comm));
+    t->wait_s += br_comm_seconds(t->comm) - w;
     for (size_t b = 0; b < t->nbuckets; b++)
         BR_TRY(br_comm_reduce_scatter_sum(t->comm, m->grads + b * t->bucket, t->sg + t->soff[b], t->counts + b * N));
     br_scale_inplace(t->sg, 1.0f / (float)N, t->shard_n);
@@ -251,6 +257,7 @@ br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_st
         loss += l / o->accum;
     }
     double c0 = br_comm_seconds(t->comm);
+    t->wait_s = 0;
     if (dp(t)) { /* the mean over ranks (each rank's loss is a mean over as many tokens) */
         BR_TRY(br_comm_allreduce_sum_f64(t->comm, &loss, 1));
         loss /= t->ranks;
@@ -275,7 +282,8 @@ br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_st
     }
     double now = br_now(), ntok = (double)(B * T) * o->accum * t->ranks;
     *out = (br_trainer_step_t){.step = step + 1, .loss = loss, .lr = lr, .grad_norm = gnorm, .tokens = ntok,
-                               .tok_per_s = ntok / (now - ts), .comm_s = br_comm_seconds(t->comm) - c0};
+                               .tok_per_s = ntok / (now - ts), .wait_s = t->wait_s,
+                               .comm_s = br_comm_seconds(t->comm) - c0 - t->wait_s};
     if (m->cfg.num_local_experts > 1) { /* MoE: auxiliary losses of the last micro-batch */
         out->moe = true;
         br_model_moe_aux(m, &out->moe_load_balance, &out->moe_z_loss);
@@ -512,10 +520,10 @@ static br_status open_run(const br_trainer_opts_t *o, br_model_t **mp, br_mix_t 
 }
 
 /* Validation: per domain of the training mix, the mean loss over eval_batches fixed random
- * windows of its val split (the same windows at every evaluation); mean over domains.  batch:
- * windows per batch over all ranks (rank 0 validates alone, on what one process would). */
-static br_status validate(br_model_t *m, const br_trainer_opts_t *o, size_t batch, br_mix_t *train_mix, json_t *val,
-                          double *mean)
+ * windows of its val split (the same windows at every evaluation); mean over domains.  With
+ * N ranks rank 0 validates alone on what one process with batch N*B would: N times as many
+ * batches of B windows (the same windows, the same mean). */
+static br_status validate(br_model_t *m, const br_trainer_opts_t *o, br_mix_t *train_mix, json_t *val, double *mean)
 {
     size_t nd = br_mix_ndomains(train_mix);
     double total = 0;
@@ -525,7 +533,7 @@ static br_status validate(br_model_t *m, const br_trainer_opts_t *o, size_t batc
         br_mix_t *vm;
         BR_TRY(br_mix_create(&vm, o->data, spec, "val", o->seed + 1000003));
         double dm = 0;
-        br_status s = br_eval_mix(m, vm, NULL, batch, o->seq, o->eval_batches, &dm);
+        br_status s = br_eval_mix(m, vm, NULL, o->batch, o->seq, o->eval_batches * br_comm_size(o->comm), &dm);
         br_mix_free(vm);
         if (s) return s;
         json_object_set_new(val, br_mix_domain(train_mix, d), json_real(dm));
@@ -539,7 +547,7 @@ static br_status log_validation(br_model_t *m, const br_trainer_opts_t *o, br_mi
 {
     json_t *val = json_object();
     double mean = 0;
-    br_status s = validate(m, o, o->batch * (size_t)br_comm_size(o->comm), mix, val, &mean);
+    br_status s = validate(m, o, mix, val, &mean);
     if (!s) {
         char *vs = json_dumps(val, JSON_COMPACT | JSON_REAL_PRECISION(7));
         fprintf(log, "{\"step\": %ld, \"val_loss\": %.6f, \"val\": %s}\n", step, mean, vs ? vs : "{}");
@@ -648,6 +656,8 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
     br_trainer_opts_t oo = *o;
     oo.accum = 1;
     size_t B = oo.batch, T = oo.seq;
+    /* validation (every rank alike): the windows of val_batches batches of all ranks' windows */
+    val_batches *= br_comm_size(oo.comm);
     br_status s = br_trainer_create(&t, m, a, &oo);
     if (!s) s = br_mix_create(&train, oo.data, oo.mix, "train", oo.seed);
     if (!s && br_mix_vocab(train) > (uint32_t)m->cfg.vocab_size)

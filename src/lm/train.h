@@ -36,6 +36,7 @@ typedef struct {
     double elapsed;           /* seconds since the run started */
     double avg_tok_per_s;     /* tokens of this run / elapsed */
     double comm_s;            /* seconds of this step in collectives (data-parallel; else 0) */
+    double wait_s;            /* and waiting for the slowest rank before them (load imbalance) */
     bool moe;                 /* the model routes tokens: the two auxiliary losses below are set */
     float moe_load_balance;   /* last micro-batch's load-balancing loss (1 = balanced) */
     float moe_z_loss;         /* and router z-loss (their gradients are part of the step) */
