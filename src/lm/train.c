@@ -126,11 +126,6 @@ static br_status dp_adamw(br_trainer_t *t, float lr, float *gnorm)
     br_model_t *m = t->m;
     const br_trainer_opts_t *o = &t->o;
     size_t N = (size_t)t->ranks;
-    /* waiting for the slowest rank, apart from the transfers (what overlap could hide is only
-     * the latter) */
-    double w = br_comm_seconds(t->comm);
-    BR_TRY(br_comm_barrier(t->comm));
-    t->wait_s += br_comm_seconds(t->comm) - w;
     for (size_t b = 0; b < t->nbuckets; b++)
         BR_TRY(br_comm_reduce_scatter_sum(t->comm, m->grads + b * t->bucket, t->sg + t->soff[b], t->counts + b * N));
     br_scale_inplace(t->sg, 1.0f / (float)N, t->shard_n);
@@ -258,7 +253,12 @@ br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_st
     }
     double c0 = br_comm_seconds(t->comm);
     t->wait_s = 0;
-    if (dp(t)) { /* the mean over ranks (each rank's loss is a mean over as many tokens) */
+    if (dp(t)) {
+        /* waiting for the slowest rank, timed apart from the transfers (overlapping them with
+         * the backward pass could hide only the latter) */
+        BR_TRY(br_comm_barrier(t->comm));
+        t->wait_s = br_comm_seconds(t->comm) - c0;
+        /* the mean over ranks (each rank's loss is a mean over as many tokens) */
         BR_TRY(br_comm_allreduce_sum_f64(t->comm, &loss, 1));
         loss /= t->ranks;
     }
