@@ -78,6 +78,38 @@ static double gemm_rate(size_t M, size_t N, size_t K)
 static int report_dp(br_comm_t *comm, const br_model_config_t *c, size_t B, size_t T, int steps, const double *tt,
                      const double *tc, const double *tw, bool json);
 
+/* The ranks (one process without mpirun); with --mpi (require) at least two, else an exit code. */
+static int open_world(bool require, br_comm_t **comm)
+{
+    br_status s = br_comm_world(comm);
+    if (s) return fail_status(s, "bench train");
+    if (!require || br_comm_size(*comm) > 1) return 0;
+    fprintf(stderr, "braid: error: bench train --mpi: %s\n",
+            br_comm_have_mpi() ? "start several ranks: mpirun -np N braid bench train --mpi"
+                               : "this braid was built without MPI (make deps, then rebuild)");
+    return 2;
+}
+
+/* Seconds of each of `steps` training steps on the windows (B, T+1) after one warm-up step
+ * (buffers grow), and of their time in collectives and waiting (data-parallel over comm). */
+static br_status time_train_steps(br_model_t *m, br_comm_t *comm, const int32_t *win, size_t B, size_t T, int steps,
+                                  double *tt, double *tc, double *tw)
+{
+    br_trainer_opts_t o;
+    br_trainer_defaults(&o);
+    o.batch = B, o.seq = T, o.steps = 1000000, o.warmup = 0, o.lr = 1e-4f, o.comm = comm;
+    br_trainer_t *tr = NULL;
+    br_status s = br_trainer_create(&tr, m, NULL, &o);
+    for (int i = -1; i < steps && !s; i++) {
+        double t0 = br_now();
+        br_trainer_step_t st;
+        s = br_trainer_step(tr, win, &st);
+        if (i >= 0) tt[i] = br_now() - t0, tc[i] = st.comm_s, tw[i] = st.wait_s;
+    }
+    br_trainer_free(tr);
+    return s;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -157,14 +189,8 @@ int bench_train(int argc, char **argv)
     if (rc) return rc == 1 ? 0 : 2;
     if (threads > 0) br_set_threads(threads);
     br_comm_t *comm;
-    br_status cs = br_comm_world(&comm);
-    if (cs) return fail_status(cs, "bench train");
-    if (mpi && br_comm_size(comm) < 2) {
-        fprintf(stderr, "braid: error: bench train --mpi: %s\n",
-                br_comm_have_mpi() ? "start several ranks: mpirun -np N braid bench train --mpi"
-                                   : "this braid was built without MPI (make deps, then rebuild)");
-        return 2;
-    }
+    rc = open_world(mpi, &comm);
+    if (rc) return rc;
     br_model_config_t c;
     size_t B, T;
     if (cfg_path) {
@@ -196,19 +222,8 @@ int bench_train(int argc, char **argv)
     br_rng_seed(&r, 2 + (uint64_t)br_comm_rank(comm));
     for (size_t i = 0; !s && i < B * (T + 1); i++) win[i] = (int32_t)br_rng_below(&r, (uint64_t)c.vocab_size);
     if (!s) br_eval_split_windows(in, tg, win, B, T);
-    br_trainer_opts_t o;
-    br_trainer_defaults(&o);
-    o.batch = B, o.seq = T, o.steps = 1000000, o.warmup = 0, o.lr = 1e-4f, o.comm = comm;
-    br_trainer_t *tr = NULL;
-    if (!s) s = br_trainer_create(&tr, m, NULL, &o);
+    if (!s) s = time_train_steps(m, comm, win, B, T, steps, tt, tc, tw);
     float loss = 0;
-    for (int i = -1; i < steps && !s; i++) { /* i = -1: warm-up (buffers grow) */
-        double t0 = br_now();
-        br_trainer_step_t st;
-        s = br_trainer_step(tr, win, &st);
-        if (i >= 0) tt[i] = br_now() - t0, tc[i] = st.comm_s, tw[i] = st.wait_s;
-    }
-    br_trainer_free(tr);
     if (!s && br_comm_size(comm) > 1) {
         int drc = report_dp(comm, &c, B, T, steps, tt, tc, tw, json);
         free(tt), free(tf), free(tc), free(tw), free(win), free(in), free(tg), free(losses);

@@ -466,9 +466,9 @@ static br_status resume_model(br_model_t **out, const br_trainer_opts_t *o, br_m
     for (size_t i = 0; i < 5; i++) {
         json_t *v = json_object_get(x, keys[i]);
         if (json_is_integer(v) && json_integer_value(v) != now[i])
-            BR_WARN("resuming with --%s %ld (the run used %lld; batch: over all ranks): the result will differ "
-                    "from an uninterrupted run",
-                    keys[i], now[i], (long long)json_integer_value(v));
+            BR_WARN("resuming with --%s %ld%s (the run used %lld): the result will differ from an uninterrupted run",
+                    keys[i], now[i], i == 0 && br_comm_size(o->comm) > 1 ? " x ranks" : "",
+                    (long long)json_integer_value(v));
     }
     const char *mixs = json_string_value(json_object_get(x, "mix"));
     if (mixs && strcmp(mixs, o->mix)) BR_WARN("resuming with --mix %s (the run used %s)", o->mix, mixs);
