@@ -61,7 +61,7 @@ struct br_trainer {
     size_t *soff;              /* (nbuckets) its offset in the shard */
     size_t shard_n;            /* floats this rank owns */
     float *sg, *sm, *sv;       /* (shard_n) owned averaged gradient, AdamW m and v (full mode) */
-    double wait_s;             /* in the barrier before the reduce-scatter, this step */
+    double wait_s;             /* this step, in the barrier before its first collective */
 };
 
 /* ---- data parallelism (ZeRO-1) ------------------------------------------------------------ */
@@ -76,6 +76,13 @@ static void dp_free(br_trainer_t *t)
     br_free(t->sg);
     br_free(t->sm);
     br_free(t->sv);
+}
+
+static void dp_drop_full_state(br_model_t *m)
+{
+    br_free(m->adam_m);
+    br_free(m->adam_v);
+    m->adam_m = m->adam_v = NULL;
 }
 
 /* The parts, and the owned AdamW state: zero, or this rank's part of a resumed model's full
@@ -112,9 +119,7 @@ static br_status dp_setup(br_trainer_t *t)
             memcpy(t->sm + t->soff[b], m->adam_m + t->starts[b], c * sizeof(float));
             memcpy(t->sv + t->soff[b], m->adam_v + t->starts[b], c * sizeof(float));
         }
-    br_free(m->adam_m);
-    br_free(m->adam_v);
-    m->adam_m = m->adam_v = NULL;
+    dp_drop_full_state(m);
     return BR_OK;
 }
 
@@ -173,12 +178,6 @@ static br_status dp_gather_state(br_trainer_t *t)
     return ok ? BR_OK : br_error(BR_ENOMEM, "cannot allocate the AdamW state to save (%zu floats)", m->n_params);
 }
 
-static void dp_drop_full_state(br_model_t *m)
-{
-    br_free(m->adam_m);
-    br_free(m->adam_v);
-    m->adam_m = m->adam_v = NULL;
-}
 
 void br_trainer_free(br_trainer_t *t)
 {

@@ -92,7 +92,9 @@ typedef struct {
      * of `bucket` floats (0: 4 Mi), each rank keeps AdamW state for its part only (ZeRO-1)
      * and clips by the global norm, parameters are all-gathered; rank 0 validates and writes
      * the run folder (one complete checkpoint, the same file whatever N: resume with any N).
-     * Every rank of the group must make the same calls. */
+     * Every rank of the group must make the same calls.  The AdamW state then lives in the
+     * trainer's parts (br_trainer_create frees a loaded m->adam_m/adam_v after taking its
+     * part; a checkpoint gathers it to rank 0 for the write). */
     br_comm_t *comm;
     size_t bucket;
 
