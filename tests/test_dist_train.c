@@ -9,6 +9,7 @@
  *     --resume continues from the last checkpoint;
  *   - braid branch with two experts in one job: one group per expert, each expert's folder as
  *     the same experts trained one after another by one process;
+ *   - MoE finetuning (train --init of a BTX mixture) on 2 ranks follows 1 process;
  *   - --mpi without mpirun says what it lacks.
  * Skipped (counted) when mpirun or the program is absent. */
 #include <jansson.h>
@@ -185,6 +186,20 @@ static void check_branch_groups(void)
     CHECK_MSG(rc != 0 && rc != 124 && file_has("odd.err", "split evenly"), "3 ranks for 2 experts: exit %d", rc);
 }
 
+/* MoE finetuning is the same trainer: a BTX mixture of the two experts finetuned on 2 ranks x
+ * 2 windows follows 1 process x 4.  Top-2 of 2 experts, so that the load-balancing loss (a
+ * product of per-batch statistics, computed on each rank's own tokens as Megatron does) is
+ * the same function of the batch on 1 and on 2 ranks (docs/distributed.md). */
+static void check_moe_finetune(void)
+{
+    CHECK_INT(sh("%s upcycle --method btx --base %s/ref --experts %s/seq-gpl,%s/seq-mpl --out %s/moe 2>/dev/null",
+                 braid, tmp, tmp, tmp, tmp), 0);
+    CHECK_INT(sh("%s train --init %s/moe %s --batch 4 --out %s/moe-1 2>/dev/null", braid, tmp, flags, tmp), 0);
+    CHECK_INT(sh("%s -np 2 %s train --init %s/moe %s --batch 2 --bucket-mb 0.05 --out %s/moe-2 2>/dev/null", mpirun,
+                 braid, tmp, flags, tmp), 0);
+    check_same("MoE finetune: 2 ranks x 2 vs 1 x 4", "moe-1", "moe-2", 6, 2e-5);
+}
+
 int main(void)
 {
     braid = getenv("BRAID");
@@ -225,6 +240,7 @@ int main(void)
         check_equivalence_and_resume();
         check_rank_failure();
         check_branch_groups();
+        check_moe_finetune();
     }
     if (th_failed == 0 && !getenv("KEEP")) sh("rm -rf '%s'", tmp);
     else fprintf(stderr, "kept %s for inspection\n", tmp);
