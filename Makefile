@@ -26,6 +26,18 @@ endif
 CFLAGS   += -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread
 LDFLAGS  += -fopenmp
 
+# MPI (data-parallel training, docs/distributed.md): built in when Open MPI's headers are
+# found (pkg-config ompi-c, else mpicc --showme), left out otherwise or with NO_MPI=1; only
+# src/base/comm.c includes mpi.h.
+ifneq ($(NO_MPI),1)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+endif
+ifneq ($(strip $(MPI_LIBS)),)
+$(BUILD)/src/base/comm.o: CFLAGS += -DBR_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LIBS)
+endif
+
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))

@@ -14,6 +14,8 @@ rm -f /tmp/braid-bench-nn.$$.json
 ./braid bench parden
 ./braid bench rfos --steps 50000000
 bash bench/lm_train.sh
+# data-parallel: 1 process x 2 threads vs 2 ranks x 1 thread (docs/distributed.md)
+bash bench/dist_train.sh
 # serving: S-LoRA workload, batched LoRA vs one-adapter-per-batch vs merge (bench/serve/RESULTS.md),
 # then a wrk load test on the demo model (skips without wrk or runs/demo)
 # (regenerate the committed report with: braid bench serve --json bench/serve/results.json &&

@@ -1,7 +1,10 @@
 /* braid bench train: tokens/s of a full training step (forward, backward, AdamW) and of the
  * forward alone (prefill), achieved GFLOP/s against the measured GEMM rate, decode tokens/s
  * at batch 1 and 16 over the paged KV cache, and peak RSS.  bench/lm_train.sh runs the same
- * configs in PyTorch in the same run and prints the ratios. */
+ * configs in PyTorch in the same run and prints the ratios.  Under mpirun -np N (or --mpi)
+ * the training step is data-parallel (--batch per rank) and the report is the step's tokens/s
+ * over all ranks and its time in communication (bench/dist_train.sh, docs/distributed.md). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 
 #include "args.h"
 #include "base/alloc.h"
+#include "base/comm.h"
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
@@ -70,6 +74,43 @@ static double gemm_rate(size_t M, size_t N, size_t K)
     return 2.0 * M * N * K / best / 1e9;
 }
 
+/* The data-parallel report: median step time and time in collectives over `steps` steps, the
+ * slowest rank's (every rank waits for it in the collectives). */
+static int report_dp(br_comm_t *comm, const br_model_config_t *c, size_t B, size_t T, int steps, const double *tt,
+                     const double *tc, const double *tw, bool json);
+
+/* The ranks (one process without mpirun); with --mpi (require) at least two, else an exit code. */
+static int open_world(bool require, br_comm_t **comm)
+{
+    br_status s = br_comm_world(comm);
+    if (s) return fail_status(s, "bench train");
+    if (!require || br_comm_size(*comm) > 1) return 0;
+    fprintf(stderr, "braid: error: bench train --mpi: %s\n",
+            br_comm_have_mpi() ? "start several ranks: mpirun -np N braid bench train --mpi"
+                               : "this braid was built without MPI (make deps, then rebuild)");
+    return 2;
+}
+
+/* Seconds of each of `steps` training steps on the windows (B, T+1) after one warm-up step
+ * (buffers grow), and of their time in collectives and waiting (data-parallel over comm). */
+static br_status time_train_steps(br_model_t *m, br_comm_t *comm, const int32_t *win, size_t B, size_t T, int steps,
+                                  double *tt, double *tc, double *tw)
+{
+    br_trainer_opts_t o;
+    br_trainer_defaults(&o);
+    o.batch = B, o.seq = T, o.steps = 1000000, o.warmup = 0, o.lr = 1e-4f, o.comm = comm;
+    br_trainer_t *tr = NULL;
+    br_status s = br_trainer_create(&tr, m, NULL, &o);
+    for (int i = -1; i < steps && !s; i++) {
+        double t0 = br_now();
+        br_trainer_step_t st;
+        s = br_trainer_step(tr, win, &st);
+        if (i >= 0) tt[i] = br_now() - t0, tc[i] = st.comm_s, tw[i] = st.wait_s;
+    }
+    br_trainer_free(tr);
+    return s;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -127,7 +168,7 @@ int bench_train(int argc, char **argv)
 {
     const char *preset = "a", *cfg_path = NULL;
     int steps = 5, threads = 0, batch = 0, seq = 0;
-    bool json = false, no_decode = false;
+    bool json = false, no_decode = false, mpi = false;
     const opt_t opts[] = {
         {"preset", OPT_STR, &preset, "a|b", "a: V 8192, d 256, 4 layers, 4 heads, FFN 1024, T 256, B 16; b: d 512, 8 layers, 8 heads, FFN 1408, B 8 (default a)", false},
         {"config", OPT_STR, &cfg_path, "FILE", "a config.json instead of a preset (with --batch, --seq)", false},
@@ -137,6 +178,7 @@ int bench_train(int argc, char **argv)
         {"threads", OPT_INT, &threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
         {"no-decode", OPT_BOOL, &no_decode, NULL, "skip the decode measurements", false},
         {"json", OPT_BOOL, &json, NULL, "print one JSON object", false},
+        {"mpi", OPT_BOOL, &mpi, NULL, "require mpirun -np N (N > 1): data-parallel step only, --batch per rank", false},
     };
     cmd_spec_t spec = {"braid bench train [options]",
                        "Tokens/s of a full training step (forward, backward, AdamW) and of the forward "
@@ -147,6 +189,9 @@ int bench_train(int argc, char **argv)
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     if (threads > 0) br_set_threads(threads);
+    br_comm_t *comm;
+    rc = open_world(mpi, &comm);
+    if (rc) return rc;
     br_model_config_t c;
     size_t B, T;
     if (cfg_path) {
@@ -172,24 +217,20 @@ int bench_train(int argc, char **argv)
     int32_t *win = malloc(B * (T + 1) * sizeof *win), *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
     float *losses = malloc(B * T * sizeof *losses);
     double *tt = calloc((size_t)steps, sizeof *tt), *tf = calloc((size_t)steps, sizeof *tf);
-    if (!win || !in || !tg || !losses || !tt || !tf) s = br_error(BR_ENOMEM, "out of memory");
+    double *tc = calloc((size_t)steps, sizeof *tc), *tw = calloc((size_t)steps, sizeof *tw);
+    if (!win || !in || !tg || !losses || !tt || !tf || !tc || !tw) s = br_error(BR_ENOMEM, "out of memory");
     br_rng_t r;
-    br_rng_seed(&r, 2);
+    br_rng_seed(&r, 2 + (uint64_t)br_comm_rank(comm));
     for (size_t i = 0; !s && i < B * (T + 1); i++) win[i] = (int32_t)br_rng_below(&r, (uint64_t)c.vocab_size);
     if (!s) br_eval_split_windows(in, tg, win, B, T);
-    br_trainer_opts_t o;
-    br_trainer_defaults(&o);
-    o.batch = B, o.seq = T, o.steps = 1000000, o.warmup = 0, o.lr = 1e-4f;
-    br_trainer_t *tr = NULL;
-    if (!s) s = br_trainer_create(&tr, m, NULL, &o);
+    if (!s) s = time_train_steps(m, comm, win, B, T, steps, tt, tc, tw);
     float loss = 0;
-    for (int i = -1; i < steps && !s; i++) { /* i = -1: warm-up (buffers grow) */
-        double t0 = br_now();
-        br_trainer_step_t st;
-        s = br_trainer_step(tr, win, &st);
-        if (i >= 0) tt[i] = br_now() - t0;
+    if (!s && br_comm_size(comm) > 1) {
+        int drc = report_dp(comm, &c, B, T, steps, tt, tc, tw, json);
+        free(tt), free(tf), free(tc), free(tw), free(win), free(in), free(tg), free(losses);
+        br_model_free(m);
+        return drc;
     }
-    br_trainer_free(tr);
     for (int i = -1; i < steps && !s; i++) {
         double t0 = br_now();
         s = br_model_forward_loss(m, in, tg, B, T, NULL, losses, &loss);
@@ -199,8 +240,9 @@ int bench_train(int argc, char **argv)
     if (!s && !no_decode) s = decode_rate(m, 1, 128, 32, &dec1);
     if (!s && !no_decode) s = decode_rate(m, 16, 128, 16, &dec16);
     if (s) {
-        free(tt), free(tf), free(win), free(in), free(tg), free(losses);
+        free(tt), free(tf), free(tc), free(tw), free(win), free(in), free(tg), free(losses);
         br_model_free(m);
+        if (br_comm_size(comm) > 1) br_comm_abort(comm, 1);
         return fail_status(s, "bench train");
     }
     double t_step = median(tt, steps), t_fwd = median(tf, steps), ntok = (double)(B * T);
@@ -229,10 +271,57 @@ int bench_train(int argc, char **argv)
     }
     free(tt);
     free(tf);
+    free(tc);
+    free(tw);
     free(win);
     free(in);
     free(tg);
     free(losses);
     br_model_free(m);
+    return 0;
+}
+
+static int report_dp(br_comm_t *comm, const br_model_config_t *c, size_t B, size_t T, int steps, const double *tt,
+                     const double *tc, const double *tw, bool json)
+{
+    double *v = malloc(3 * (size_t)steps * sizeof *v);
+    if (!v) return fail_status(br_error(BR_ENOMEM, "out of memory"), "bench train");
+    memcpy(v, tt, (size_t)steps * sizeof *v);
+    memcpy(v + steps, tc, (size_t)steps * sizeof *v);
+    memcpy(v + 2 * steps, tw, (size_t)steps * sizeof *v);
+    double t_step = median(v, steps), t_comm = median(v + steps, steps), t_wait = median(v + 2 * steps, steps);
+    free(v);
+    /* the slowest rank's step and the most time any rank spent in communication */
+    int N = br_comm_size(comm);
+    double *all = calloc(3 * (size_t)N, sizeof *all);
+    if (!all) return fail_status(br_error(BR_ENOMEM, "out of memory"), "bench train");
+    int me = br_comm_rank(comm);
+    all[3 * me] = t_step, all[3 * me + 1] = t_comm, all[3 * me + 2] = t_wait;
+    br_status s = br_comm_allreduce_sum_f64(comm, all, 3 * (size_t)N);
+    double slow = 0, comm_max = 0, wait_max = 0;
+    for (int r = 0; r < N; r++) {
+        slow = fmax(slow, all[3 * r]);
+        comm_max = fmax(comm_max, all[3 * r + 1]);
+        wait_max = fmax(wait_max, all[3 * r + 2]);
+    }
+    free(all);
+    if (s) return fail_status(s, "bench train");
+    double ntok = (double)(B * T) * N;
+    if (br_comm_rank(comm) != 0) return 0;
+    size_t np = br_config_num_params(c);
+    if (json)
+        printf("{\"params\": %zu, \"ranks\": %d, \"threads\": %d, \"batch_per_rank\": %zu, \"seq\": %zu, "
+               "\"step_s\": %.4f, \"tokens_per_s\": %.1f, \"comm_s\": %.4f, \"comm_fraction\": %.3f, "
+               "\"wait_s\": %.4f, \"grad_mb\": %.2f}\n",
+               np, N, br_get_threads(), B, T, slow, ntok / slow, comm_max, comm_max / slow, wait_max,
+               np * 4.0 / 1048576);
+    else
+        printf("braid bench train, data-parallel: %zu parameters, %d ranks x %d threads, %zu x %zu tokens per rank\n"
+               "  train step     %8.1f tok/s over all ranks  (%.3f s/step, slowest rank)\n"
+               "  communication  %8.1f ms/step (%.1f%% of the step: reduce-scatter + all-gather of %.1f MB "
+               "of F32 gradients/weights, loss and norm all-reduces)\n"
+               "  waiting        %8.1f ms/step for the slowest rank before the reduce-scatter (load imbalance)\n",
+               np, N, br_get_threads(), B, T, ntok / slow, slow, 1e3 * comm_max, 100 * comm_max / slow,
+               np * 4.0 / 1048576, 1e3 * wait_max);
     return 0;
 }

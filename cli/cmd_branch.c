@@ -1,32 +1,110 @@
 /* braid branch: an expert is a copy of the seed trained further on one domain mix.  This is
- * `braid train --init SEED` with the branch's own output directory, run as its own process
- * (exec of this same program); every training flag is passed through.  Branches share nothing
- * but the read-only seed, so several can run at once. */
-#include <errno.h>
+ * `braid train --init SEED` with the branch's own output directory; every training flag is
+ * passed through.  Branches share nothing but the read-only seed, so several can run at once:
+ * as separate jobs, or as one MPI job with several --mix/--out pairs, where the world is split
+ * into one data-parallel group per expert (docs/distributed.md).  One process with several
+ * pairs trains the experts one after another. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "args.h"
 #include "base/buf.h"
+#include "base/comm.h"
 #include "base/fileio.h"
 #include "commands.h"
+
+enum { MAX_EXPERTS = 64 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: braid branch --from SEED_DIR --data DIR --mix SPEC --out DIR [train options]\n\n"
+            "usage: braid branch --from SEED_DIR --data DIR --mix SPEC --out DIR [--mix SPEC --out DIR ...]\n"
+            "                    [train options]\n\n"
             "Continues training a copy of the seed on one domain mix (e.g. code=0.9,general=0.1)\n"
             "and writes the expert to --out.  All other options are braid train's (steps, batch,\n"
             "seq, lr, warmup, seed, ...: see 'braid train --help').  Run one process per domain;\n"
-            "branches run concurrently without sharing anything but the read-only seed.\n");
+            "branches run concurrently without sharing anything but the read-only seed.\n"
+            "Several --mix/--out pairs (the i-th --mix goes with the i-th --out): under\n"
+            "mpirun -np N (N a multiple of the experts) the ranks split into one data-parallel\n"
+            "group per expert; in one process the experts are trained one after another.\n");
+}
+
+/* Expert e of n on this world: the group of ranks that trains it (world: one process, or
+ * ranks split evenly, consecutive ranks together), the argv of its `braid train`. */
+static int run_experts(int n, char **targv, const char **mixes, const char **outs, int ne)
+{
+    br_comm_t *world, *group = NULL;
+    br_status s = br_comm_world(&world);
+    if (s) return fail_status(s, "branch");
+    int W = br_comm_size(world), rank = br_comm_rank(world);
+    if (W > 1 && W % ne) {
+        fprintf(stderr, "braid: error: branch: %d ranks cannot be split evenly over %d experts; start a multiple "
+                        "of %d (mpirun -np %d)\n", W, ne, ne, ne * (W / ne > 0 ? W / ne : 1));
+        return 2;
+    }
+    int first = 0, last = ne;
+    if (W > 1) {
+        first = rank / (W / ne), last = first + 1;
+        s = br_comm_split(world, first, rank, &group);
+        if (s) return fail_status(s, "branch");
+    }
+    int rc = 0;
+    for (int e = first; e < last && !rc; e++) {
+        targv[n] = "--mix", targv[n + 1] = (char *)mixes[e];
+        targv[n + 2] = "--out", targv[n + 3] = (char *)outs[e];
+        targv[n + 4] = NULL;
+        if (ne > 1 && br_comm_rank(group ? group : world) == 0)
+            fprintf(stderr, "braid: branch: expert %d of %d (%s) -> %s on %d rank(s)\n", e + 1, ne, mixes[e], outs[e],
+                    br_comm_size(group ? group : world));
+        rc = cmd_train_in(n + 4, targv, group ? group : world);
+    }
+    br_comm_free(group);
+    return rc;
+}
+
+/* The value of --NAME X or --NAME=X at argv[*i] (advancing *i), else NULL. */
+static const char *flag_value(const char *name, int argc, char **argv, int *i)
+{
+    size_t k = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, k)) return NULL;
+    if (a[k] == '=') return a + k + 1;
+    if (!a[k] && *i + 1 < argc) return argv[++*i];
+    return NULL;
+}
+
+/* A usage error (message on stderr) or 0 when the pairs are usable. */
+static int check_pairs(const char *from, int nm, const char **outs, int no)
+{
+    if (nm > MAX_EXPERTS || no > MAX_EXPERTS) {
+        fprintf(stderr, "braid: error: branch: at most %d experts in one run\n", MAX_EXPERTS);
+        return 2;
+    }
+    if (nm < 1 || nm != no) {
+        usage(stderr);
+        fprintf(stderr, "braid: error: branch: give one --out per --mix (%d --mix, %d --out)\n", nm, no);
+        return 2;
+    }
+    for (int e = 0; e < no; e++) {
+        if (!strcmp(outs[e], from)) {
+            fprintf(stderr, "braid: error: branch: --out must differ from --from (the seed is shared)\n");
+            return 2;
+        }
+        for (int f = 0; f < e; f++)
+            if (!strcmp(outs[e], outs[f])) {
+                fprintf(stderr, "braid: error: branch: two experts write to %s; give each its own --out\n", outs[e]);
+                return 2;
+            }
+    }
+    return 0;
 }
 
 int cmd_branch(int argc, char **argv)
 {
-    const char *from = NULL, *out = NULL;
-    char **targv = calloc((size_t)argc + 3, sizeof *targv);
+    const char *from = NULL, *mixes[MAX_EXPERTS + 1], *outs[MAX_EXPERTS + 1], *v;
+    int nm = 0, no = 0;
+    char **targv = calloc((size_t)argc + 8, sizeof *targv);
     if (!targv) return fail_status(br_error(BR_ENOMEM, "out of memory"), "branch");
     int n = 0;
     targv[n++] = "train";
@@ -37,9 +115,18 @@ int cmd_branch(int argc, char **argv)
             free(targv);
             return 0;
         }
-        if (!strcmp(a, "--from") || !strncmp(a, "--from=", 7)) {
-            if (a[6] == '=') from = a + 7;
-            else if (i + 1 < argc) from = argv[++i];
+        if ((v = flag_value("--from", argc, argv, &i))) {
+            from = v;
+            continue;
+        }
+        if ((v = flag_value("--mix", argc, argv, &i))) {
+            if (nm <= MAX_EXPERTS) mixes[nm] = v;
+            nm++;
+            continue;
+        }
+        if ((v = flag_value("--out", argc, argv, &i))) {
+            if (no <= MAX_EXPERTS) outs[no] = v;
+            no++;
             continue;
         }
         if (!strcmp(a, "--init") || !strncmp(a, "--init=", 7) || !strcmp(a, "--config") ||
@@ -48,8 +135,6 @@ int cmd_branch(int argc, char **argv)
             free(targv);
             return 2;
         }
-        if (!strcmp(a, "--out") && i + 1 < argc) out = argv[i + 1];
-        else if (!strncmp(a, "--out=", 6)) out = a + 6;
         targv[n++] = argv[i];
     }
     if (!from || !*from) {
@@ -68,26 +153,15 @@ int cmd_branch(int argc, char **argv)
         free(targv);
         return 1;
     }
-    if (out && !strcmp(out, from)) {
-        fprintf(stderr, "braid: error: branch: --out must differ from --from (the seed is shared)\n");
+    int rc = check_pairs(from, nm, outs, no);
+    if (rc) {
         free(targv);
-        return 2;
+        return rc;
     }
     targv[n++] = "--init";
     targv[n++] = (char *)from;
-    /* argv of `braid train ...`: the program, then the command */
-    char **full = calloc((size_t)n + 2, sizeof *full);
-    if (!full) {
-        free(targv);
-        return fail_status(br_error(BR_ENOMEM, "out of memory"), "branch");
-    }
-    full[0] = "braid";
-    for (int i = 0; i < n; i++) full[i + 1] = targv[i];
     fflush(stdout);
-    fflush(stderr);
-    execv("/proc/self/exe", full);
-    fprintf(stderr, "braid: error: branch: cannot start 'braid train': %s\n", strerror(errno));
-    free(full);
+    rc = run_experts(n, targv, mixes, outs, nm);
     free(targv);
-    return 1;
+    return rc;
 }

@@ -14,6 +14,9 @@ int cmd_tokenizer(int argc, char **argv);
 
 /* dense LM */
 int cmd_train(int argc, char **argv);
+/* braid train on a group of ranks (comm: data-parallel; branch runs one group per expert) */
+struct br_comm;
+int cmd_train_in(int argc, char **argv, struct br_comm *comm);
 int cmd_eval(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

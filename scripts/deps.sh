@@ -18,6 +18,8 @@ PKGS=(
   curl                   # server tests
   unicode-data           # NFC conformance test (NormalizationTest.txt) and the NFC table generator
   bzip2                  # bzcat: NormalizationTest.txt ships compressed
+  openmpi-bin            # mpirun: data-parallel training and its tests (docs/distributed.md)
+  libopenmpi-dev         # mpi.h, libmpi (src/base/comm.c)
 )
 if [ "${1:-}" = bench ]; then
   PKGS+=(

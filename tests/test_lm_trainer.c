@@ -4,7 +4,9 @@
  * model.safetensors in that order; stale temporary files of our own pattern (and only those)
  * are removed when a run starts; --resume without a checkpoint is BR_ENOTFOUND; the evaluator's
  * BTM path with two copies of one model agrees with the model alone; LoRA-only training leaves
- * the base alone, starts as the base (B = 0) and lowers the validation loss. */
+ * the base alone, starts as the base (B = 0) and lowers the validation loss; a communicator of
+ * one process (base/comm.h, what `braid train` passes without mpirun) writes the same bytes
+ * as none. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +152,31 @@ static void check_trainer(const char *cfg, const char *data)
     CHECK_STATUS(br_trainer_run(&o, &final), BR_EINVAL);
 }
 
+/* Without mpirun the world is one process and the trainer takes the single-process path:
+ * optimizer.safetensors (weights, AdamW state, data position) byte for byte as with no
+ * communicator. */
+static void check_world_of_one(const char *cfg, const char *data)
+{
+    br_comm_t *world = NULL;
+    CHECK_OK(br_comm_world(&world));
+    CHECK_INT(br_comm_size(world), 1);
+    char *bytes[2] = {NULL, NULL};
+    size_t len[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        char out[512], path[600];
+        snprintf(out, sizeof out, "%s/one-%d", tmp, k);
+        seen_t v = {0};
+        br_trainer_opts_t o = opts(cfg, data, out, &v);
+        o.steps = 3, o.comm = k ? world : NULL, o.bucket = 100;
+        CHECK_OK(br_trainer_run(&o, NULL));
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", out);
+        CHECK_OK(br_read_file(path, &bytes[k], &len[k]));
+    }
+    CHECK(len[0] > 0 && len[0] == len[1] && bytes[0] && bytes[1] && !memcmp(bytes[0], bytes[1], len[0]));
+    free(bytes[0]);
+    free(bytes[1]);
+}
+
 static void check_eval_and_lora(const char *cfg_path, const char *data)
 {
     br_model_config_t c;
@@ -220,6 +247,7 @@ int main(void)
                     "\"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5}";
     CHECK_OK(br_write_file_atomic(cfg, c, strlen(c)));
     check_trainer(cfg, data);
+    check_world_of_one(cfg, data);
     check_eval_and_lora(cfg, data);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
     return th_exit();

@@ -50,7 +50,134 @@ struct br_trainer {
     br_lora_hook_t hook;
     float *adam_m, *adam_v;    /* (a->n_params), LoRA-only mode */
     long lora_step;            /* LoRA-only: steps taken (full mode: m->step) */
+
+    /* data parallelism (ranks > 1): the flat parameter array is cut into buckets of `bucket`
+     * floats and each bucket into `ranks` parts; this rank owns part `rank` of every bucket */
+    br_comm_t *comm;
+    int rank, ranks;
+    size_t bucket, nbuckets;
+    size_t *counts;            /* (nbuckets, ranks) floats of each part */
+    size_t *starts;            /* (nbuckets) global offset of this rank's part */
+    size_t *soff;              /* (nbuckets) its offset in the shard */
+    size_t shard_n;            /* floats this rank owns */
+    float *sg, *sm, *sv;       /* (shard_n) owned averaged gradient, AdamW m and v (full mode) */
+    double wait_s;             /* this step, in the barrier before its first collective */
 };
+
+/* ---- data parallelism (ZeRO-1) ------------------------------------------------------------ */
+
+static bool dp(const br_trainer_t *t) { return t->ranks > 1; }
+
+static void dp_free(br_trainer_t *t)
+{
+    free(t->counts);
+    free(t->starts);
+    free(t->soff);
+    br_free(t->sg);
+    br_free(t->sm);
+    br_free(t->sv);
+}
+
+static void dp_drop_full_state(br_model_t *m)
+{
+    br_free(m->adam_m);
+    br_free(m->adam_v);
+    m->adam_m = m->adam_v = NULL;
+}
+
+/* The parts, and the owned AdamW state: zero, or this rank's part of a resumed model's full
+ * state (which is then freed: between checkpoints no rank holds more than its part). */
+static br_status dp_setup(br_trainer_t *t)
+{
+    br_model_t *m = t->m;
+    size_t n = m->n_params, N = (size_t)t->ranks;
+    t->bucket = t->o.bucket ? t->o.bucket : (size_t)1 << 22;
+    if (t->bucket < N) t->bucket = N;
+    t->nbuckets = (n + t->bucket - 1) / t->bucket;
+    t->counts = calloc(t->nbuckets * N, sizeof *t->counts);
+    t->starts = calloc(t->nbuckets, sizeof *t->starts);
+    t->soff = calloc(t->nbuckets, sizeof *t->soff);
+    if (!t->counts || !t->starts || !t->soff) return br_error(BR_ENOMEM, "out of memory");
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        size_t lo = b * t->bucket, len = (b + 1) * t->bucket < n ? t->bucket : n - lo, at = lo;
+        for (size_t r = 0; r < N; r++) {
+            t->counts[b * N + r] = len / N + (r < len % N);
+            if (r == (size_t)t->rank) t->starts[b] = at;
+            at += t->counts[b * N + r];
+        }
+        t->soff[b] = t->shard_n;
+        t->shard_n += t->counts[b * N + (size_t)t->rank];
+    }
+    size_t bytes = (t->shard_n ? t->shard_n : 1) * sizeof(float);
+    t->sg = br_alloc(bytes), t->sm = br_alloc(bytes), t->sv = br_alloc(bytes);
+    if (!t->sg || !t->sm || !t->sv) return br_error(BR_ENOMEM, "cannot allocate the optimizer shard (%zu floats)", t->shard_n);
+    memset(t->sm, 0, bytes);
+    memset(t->sv, 0, bytes);
+    if (m->adam_m && m->adam_v)
+        for (size_t b = 0; b < t->nbuckets; b++) {
+            size_t c = t->counts[b * N + (size_t)t->rank];
+            memcpy(t->sm + t->soff[b], m->adam_m + t->starts[b], c * sizeof(float));
+            memcpy(t->sv + t->soff[b], m->adam_v + t->starts[b], c * sizeof(float));
+        }
+    dp_drop_full_state(m);
+    return BR_OK;
+}
+
+/* AdamW on the owned part of every tensor, with the other ranks: gradients summed and
+ * scattered (each rank receives its part), averaged, clipped by the global norm, the update,
+ * and the parameters gathered back everywhere.  Returns the norm before clipping. */
+static br_status dp_adamw(br_trainer_t *t, float lr, float *gnorm)
+{
+    br_model_t *m = t->m;
+    const br_trainer_opts_t *o = &t->o;
+    size_t N = (size_t)t->ranks;
+    for (size_t b = 0; b < t->nbuckets; b++)
+        BR_TRY(br_comm_reduce_scatter_sum(t->comm, m->grads + b * t->bucket, t->sg + t->soff[b], t->counts + b * N));
+    br_scale_inplace(t->sg, 1.0f / (float)N, t->shard_n);
+    double norm = br_sum_squares(t->sg, t->shard_n), ss = norm * norm;
+    BR_TRY(br_comm_allreduce_sum_f64(t->comm, &ss, 1));
+    norm = sqrt(ss);
+    *gnorm = (float)norm;
+    if (o->clip > 0 && o->clip / (norm + 1e-6) < 1) br_scale_inplace(t->sg, (float)(o->clip / (norm + 1e-6)), t->shard_n);
+    int step = (int)(m->step + 1);
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        size_t a = t->starts[b], e = a + t->counts[b * N + (size_t)t->rank];
+        for (size_t i = 0; i < m->n_tensors; i++) {
+            const br_tensor_info_t *ti = &m->tensors[i];
+            size_t x0 = a > ti->offset ? a : ti->offset, x1 = e < ti->offset + ti->numel ? e : ti->offset + ti->numel;
+            if (x0 >= x1) continue;
+            size_t k = t->soff[b] + (x0 - a);
+            br_adamw_step(m->params + x0, t->sg + k, t->sm + k, t->sv + k, x1 - x0, lr, o->beta1, o->beta2, o->eps,
+                          ti->decay ? o->weight_decay : 0.0f, step);
+        }
+    }
+    for (size_t b = 0; b < t->nbuckets; b++)
+        BR_TRY(br_comm_allgather(t->comm, m->params + b * t->bucket, t->counts + b * N));
+    m->step++;
+    return BR_OK;
+}
+
+/* Every rank's AdamW part into the full m->adam_m/adam_v of rank 0 (allocated there), for
+ * the checkpoint it writes; rank 0 frees them with dp_drop_full_state afterwards. */
+static br_status dp_gather_state(br_trainer_t *t)
+{
+    br_model_t *m = t->m;
+    size_t N = (size_t)t->ranks;
+    if (t->rank == 0 && !m->adam_m) {
+        m->adam_m = br_alloc(m->n_params * sizeof(float));
+        m->adam_v = br_alloc(m->n_params * sizeof(float));
+    }
+    /* a failed allocation on rank 0 is reported after the collectives (all ranks take part) */
+    bool ok = t->rank != 0 || (m->adam_m && m->adam_v);
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        float *full_m = ok && t->rank == 0 ? m->adam_m + b * t->bucket : NULL;
+        float *full_v = ok && t->rank == 0 ? m->adam_v + b * t->bucket : NULL;
+        BR_TRY(br_comm_gather(t->comm, t->sm + t->soff[b], full_m, t->counts + b * N, 0));
+        BR_TRY(br_comm_gather(t->comm, t->sv + t->soff[b], full_v, t->counts + b * N, 0));
+    }
+    return ok ? BR_OK : br_error(BR_ENOMEM, "cannot allocate the AdamW state to save (%zu floats)", m->n_params);
+}
+
 
 void br_trainer_free(br_trainer_t *t)
 {
@@ -60,6 +187,7 @@ void br_trainer_free(br_trainer_t *t)
     br_lora_batch_free(t->lb);
     br_free(t->adam_m);
     br_free(t->adam_v);
+    dp_free(t);
     free(t);
 }
 
@@ -94,6 +222,10 @@ br_status br_trainer_create(br_trainer_t **out, br_model_t *m, br_lora_adapter_t
         free(rows);
         if (!s) t->hook = br_lora_batch_hook(t->lb);
     }
+    t->comm = o->comm;
+    t->rank = br_comm_rank(o->comm);
+    t->ranks = br_comm_size(o->comm);
+    if (!s && dp(t) && !a) s = dp_setup(t);
     if (s) {
         br_trainer_free(t);
         return s;
@@ -118,21 +250,39 @@ br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_st
         BR_TRY(br_model_train_step(m, t->in, t->tg, B, T, &to, &l));
         loss += l / o->accum;
     }
+    double c0 = br_comm_seconds(t->comm);
+    t->wait_s = 0;
+    if (dp(t)) {
+        /* waiting for the slowest rank, timed apart from the transfers (overlapping them with
+         * the backward pass could hide only the latter) */
+        BR_TRY(br_comm_barrier(t->comm));
+        t->wait_s = br_comm_seconds(t->comm) - c0;
+        /* the mean over ranks (each rank's loss is a mean over as many tokens) */
+        BR_TRY(br_comm_allreduce_sum_f64(t->comm, &loss, 1));
+        loss /= t->ranks;
+    }
     if (!isfinite(loss))
         return br_error(BR_ERANGE, "loss is %f at step %ld: training diverged (lower --lr?)", loss, step + 1);
     float lr = br_lr_cosine(step, o->warmup, o->steps, o->lr, o->min_lr), gnorm = 0;
+    if (t->a && dp(t)) { /* the adapter is small: every rank keeps all of it, gradients all-reduced */
+        BR_TRY(br_comm_allreduce_sum(t->comm, t->a->grads, t->a->n_params));
+        br_scale_inplace(t->a->grads, 1.0f / (float)t->ranks, t->a->n_params);
+    }
     if (t->a) {
         gnorm = br_clip_grad_norm(t->a->grads, t->a->n_params, o->clip);
         br_adamw_step(t->a->params, t->a->grads, t->adam_m, t->adam_v, t->a->n_params, lr, o->beta1, o->beta2,
                       o->eps, o->weight_decay, step + 1);
         t->lora_step++;
+    } else if (dp(t)) {
+        BR_TRY(dp_adamw(t, lr, &gnorm));
     } else {
         br_adamw_opts_t ao = {lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip};
         BR_TRY(br_model_adamw(m, &ao, &gnorm));
     }
-    double now = br_now(), ntok = (double)(B * T) * o->accum;
+    double now = br_now(), ntok = (double)(B * T) * o->accum * t->ranks;
     *out = (br_trainer_step_t){.step = step + 1, .loss = loss, .lr = lr, .grad_norm = gnorm, .tokens = ntok,
-                               .tok_per_s = ntok / (now - ts)};
+                               .tok_per_s = ntok / (now - ts), .wait_s = t->wait_s,
+                               .comm_s = br_comm_seconds(t->comm) - c0 - t->wait_s};
     if (m->cfg.num_local_experts > 1) { /* MoE: auxiliary losses of the last micro-batch */
         out->moe = true;
         br_model_moe_aux(m, &out->moe_load_balance, &out->moe_z_loss);
@@ -217,9 +367,12 @@ static br_status trim_log(const char *path, long keep)
     return s;
 }
 
-/* The trainer's part of optimizer.safetensors: data position and the flags that shape the run. */
+/* The trainer's part of optimizer.safetensors: data position and the flags that shape the run
+ * ("batch": windows per micro-batch over all ranks, so a resume with another number of ranks
+ * and the same global batch continues the same run). */
 static char *run_state_json(const br_trainer_opts_t *o, br_mix_t *mix)
 {
+    size_t global_batch = o->batch * (size_t)br_comm_size(o->comm);
     br_mix_state_t st;
     br_mix_get_state(mix, &st);
     json_t *x = json_object(), *words = json_array();
@@ -230,7 +383,7 @@ static char *run_state_json(const br_trainer_opts_t *o, br_mix_t *mix)
     }
     json_object_set_new(x, "mix_state", words);
     json_object_set_new(x, "mix", json_string(o->mix));
-    json_object_set_new(x, "batch", json_integer((json_int_t)o->batch));
+    json_object_set_new(x, "batch", json_integer((json_int_t)global_batch));
     json_object_set_new(x, "seq", json_integer((json_int_t)o->seq));
     json_object_set_new(x, "accum", json_integer(o->accum));
     json_object_set_new(x, "steps", json_integer(o->steps));
@@ -240,7 +393,7 @@ static char *run_state_json(const br_trainer_opts_t *o, br_mix_t *mix)
     return extra;
 }
 
-static br_status save_checkpoint(const br_model_t *m, const br_trainer_opts_t *o, br_mix_t *mix)
+static br_status write_checkpoint(const br_model_t *m, const br_trainer_opts_t *o, br_mix_t *mix)
 {
     const br_trainer_hooks_t *h = &o->hooks;
     char path[4096];
@@ -255,6 +408,18 @@ static br_status save_checkpoint(const br_model_t *m, const br_trainer_opts_t *o
     if (!s && h->on_save) h->on_save(h->ctx, m->step, "model.safetensors");
     if (!s) s = br_model_save(m, o->out, o->save_dtype); /* model.safetensors, then config.json again */
     if (!s && h->on_save) h->on_save(h->ctx, m->step, "");
+    return s;
+}
+
+/* One checkpoint: data-parallel, every rank sends its AdamW part and rank 0 writes. */
+static br_status save_checkpoint(br_trainer_t *t, br_mix_t *mix)
+{
+    if (!dp(t)) return write_checkpoint(t->m, &t->o, mix);
+    br_status s = dp_gather_state(t);
+    if (t->rank == 0) {
+        if (!s) s = write_checkpoint(t->m, &t->o, mix);
+        dp_drop_full_state(t->m);
+    }
     return s;
 }
 
@@ -296,12 +461,13 @@ static br_status resume_model(br_model_t **out, const br_trainer_opts_t *o, br_m
     }
     br_mix_set_state(*mix, &st);
     static const char *const keys[] = {"batch", "seq", "accum", "steps", "seed"};
-    const long now[] = {(long)o->batch, (long)o->seq, o->accum, o->steps, (long)o->seed};
+    const long now[] = {(long)o->batch * br_comm_size(o->comm), (long)o->seq, o->accum, o->steps, (long)o->seed};
     for (size_t i = 0; i < 5; i++) {
         json_t *v = json_object_get(x, keys[i]);
         if (json_is_integer(v) && json_integer_value(v) != now[i])
-            BR_WARN("resuming with --%s %ld (the run used %lld): the result will differ from an uninterrupted run",
-                    keys[i], now[i], (long long)json_integer_value(v));
+            BR_WARN("resuming with --%s %ld%s (the run used %lld): the result will differ from an uninterrupted run",
+                    keys[i], now[i], i == 0 && br_comm_size(o->comm) > 1 ? " x ranks" : "",
+                    (long long)json_integer_value(v));
     }
     const char *mixs = json_string_value(json_object_get(x, "mix"));
     if (mixs && strcmp(mixs, o->mix)) BR_WARN("resuming with --mix %s (the run used %s)", o->mix, mixs);
@@ -353,7 +519,9 @@ static br_status open_run(const br_trainer_opts_t *o, br_model_t **mp, br_mix_t 
 }
 
 /* Validation: per domain of the training mix, the mean loss over eval_batches fixed random
- * windows of its val split (the same windows at every evaluation); mean over domains. */
+ * windows of its val split (the same windows at every evaluation); mean over domains.  With
+ * N ranks rank 0 validates alone on what one process with batch N*B would: N times as many
+ * batches of B windows (the same windows, the same mean). */
 static br_status validate(br_model_t *m, const br_trainer_opts_t *o, br_mix_t *train_mix, json_t *val, double *mean)
 {
     size_t nd = br_mix_ndomains(train_mix);
@@ -364,7 +532,7 @@ static br_status validate(br_model_t *m, const br_trainer_opts_t *o, br_mix_t *t
         br_mix_t *vm;
         BR_TRY(br_mix_create(&vm, o->data, spec, "val", o->seed + 1000003));
         double dm = 0;
-        br_status s = br_eval_mix(m, vm, NULL, o->batch, o->seq, o->eval_batches, &dm);
+        br_status s = br_eval_mix(m, vm, NULL, o->batch, o->seq, o->eval_batches * br_comm_size(o->comm), &dm);
         br_mix_free(vm);
         if (s) return s;
         json_object_set_new(val, br_mix_domain(train_mix, d), json_real(dm));
@@ -400,18 +568,34 @@ void br_trainer_log_step(FILE *log, const br_trainer_step_t *st)
     fflush(log);
 }
 
-/* Steps start+1 .. end: windows, step, then with a run folder (log != NULL) the log record,
- * validation and checkpoints. */
-static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, long start, long end)
+/* This rank's windows of the next step: each micro-batch is the mix's next N*B windows (every
+ * rank draws the same ones: the stream depends on the seed and the step only) and rank r keeps
+ * windows r*B .. r*B+B-1 of it, so N ranks x B see exactly 1 rank x N*B. */
+static br_status next_windows(const br_trainer_t *t, br_mix_t *mix, int32_t *all, int32_t *mine)
+{
+    const br_trainer_opts_t *o = &t->o;
+    size_t W = o->batch * (o->seq + 1), N = (size_t)t->ranks;
+    for (int k = 0; k < o->accum; k++) {
+        int32_t *g = N > 1 ? all : mine + (size_t)k * W;
+        BR_TRY(br_mix_next_batch(mix, g, N * o->batch, o->seq));
+        if (N > 1) memcpy(mine + (size_t)k * W, g + (size_t)t->rank * W, W * sizeof *mine);
+    }
+    return BR_OK;
+}
+
+/* Steps start+1 .. end: windows, step, then with a run folder (folder: every rank; log: rank 0
+ * only) the log record, validation and checkpoints. */
+static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, bool folder, long start, long end)
 {
     const br_trainer_opts_t *o = &t->o;
     size_t W = o->batch * (o->seq + 1);
     int32_t *win = malloc((size_t)o->accum * W * sizeof *win);
-    br_status s = win ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    int32_t *all = t->ranks > 1 ? malloc((size_t)t->ranks * W * sizeof *all) : NULL;
+    br_status s = win && (all || t->ranks == 1) ? BR_OK : br_error(BR_ENOMEM, "out of memory");
     double t0 = br_now(), tokens_done = 0;
     for (long step = start; step < end && !s; step++) {
         double ts = br_now();
-        for (int k = 0; k < o->accum && !s; k++) s = br_mix_next_batch(mix, win + (size_t)k * W, o->batch, o->seq);
+        s = next_windows(t, mix, all, win);
         br_trainer_step_t st;
         if (!s) s = br_trainer_step(t, win, &st);
         if (s) break;
@@ -422,14 +606,14 @@ static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, long star
         st.avg_tok_per_s = tokens_done / (now - t0);
         if (log) br_trainer_log_step(log, &st);
         if (o->hooks.on_step) o->hooks.on_step(o->hooks.ctx, step + 1 - start, &st);
-        if (!log) continue;
+        if (!folder) continue;
         bool last = step + 1 == end;
-        if ((o->eval_interval && (step + 1) % o->eval_interval == 0) || (last && end == o->steps))
+        if (log && ((o->eval_interval && (step + 1) % o->eval_interval == 0) || (last && end == o->steps)))
             s = log_validation(t->m, o, mix, log, step + 1);
-        if (!s && ((o->ckpt_interval && (step + 1) % o->ckpt_interval == 0) || last))
-            s = save_checkpoint(t->m, o, mix);
+        if (!s && ((o->ckpt_interval && (step + 1) % o->ckpt_interval == 0) || last)) s = save_checkpoint(t, mix);
     }
     free(win);
+    free(all);
     return s;
 }
 
@@ -441,18 +625,19 @@ br_status br_trainer_run(const br_trainer_opts_t *o, long *final_step)
     FILE *log = NULL;
     size_t removed = 0;
     char path[4096];
+    bool root = br_comm_rank(o->comm) == 0; /* the one writer of the run folder */
     br_status s = open_run(o, &m, &mix);
-    if (!s) s = br_mkdir_p(o->out);
-    if (!s) s = remove_stale_temps(o->out, &removed);
-    if (!s) s = br_path_join(path, sizeof path, o->out, "train_log.jsonl");
-    if (!s) s = o->resume ? trim_log(path, m->step) : br_write_file_atomic(path, "", 0);
-    if (!s && !(log = fopen(path, "a"))) s = br_error(BR_EIO, "cannot open %s", path);
+    if (!s && root) s = br_mkdir_p(o->out);
+    if (!s && root) s = remove_stale_temps(o->out, &removed);
+    if (!s && root) s = br_path_join(path, sizeof path, o->out, "train_log.jsonl");
+    if (!s && root) s = o->resume ? trim_log(path, m->step) : br_write_file_atomic(path, "", 0);
+    if (!s && root && !(log = fopen(path, "a"))) s = br_error(BR_EIO, "cannot open %s", path);
     if (!s) s = br_trainer_create(&t, m, NULL, o);
     if (!s) {
         long start = m->step, end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
         br_trainer_start_t info = {m->n_params, m->n_params, start, end, o->steps, o->resume, removed};
         if (o->hooks.on_start) o->hooks.on_start(o->hooks.ctx, &info);
-        s = train_loop(t, mix, log, start, end);
+        s = train_loop(t, mix, log, true, start, end);
         if (final_step) *final_step = m->step;
     }
     if (log) fclose(log);
@@ -470,6 +655,8 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
     br_trainer_opts_t oo = *o;
     oo.accum = 1;
     size_t B = oo.batch, T = oo.seq;
+    /* validation (every rank alike): the windows of val_batches batches of all ranks' windows */
+    val_batches *= br_comm_size(oo.comm);
     br_status s = br_trainer_create(&t, m, a, &oo);
     if (!s) s = br_mix_create(&train, oo.data, oo.mix, "train", oo.seed);
     if (!s && br_mix_vocab(train) > (uint32_t)m->cfg.vocab_size)
@@ -488,7 +675,7 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
         br_trainer_start_t info = {a->n_params, m->n_params, 0, oo.steps, oo.steps, false, 0};
         o->hooks.on_start(o->hooks.ctx, &info);
     }
-    if (!s) s = train_loop(t, train, NULL, 0, oo.steps);
+    if (!s) s = train_loop(t, train, NULL, false, 0, oo.steps);
     if (!s && val) s = br_eval_mix(m, val, &t->hook, B, T, val_batches, &val_loss[2]);
     br_trainer_free(t);
     br_mix_free(train);

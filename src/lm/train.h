@@ -3,7 +3,8 @@
  * exactly from its run folder; and LoRA-only training with the base frozen.
  *
  *   windows   random windows of T+1 tokens from a weighted domain mix (lm/data.h)
- *   step      `accum` micro-batches of B windows, gradients accumulated (scaled 1/accum)
+ *   step      `accum` micro-batches of B windows, gradients accumulated (scaled 1/accum);
+ *             with a communicator, data-parallel over its ranks (opts.comm below)
  *   update    AdamW with global-norm clipping and warmup + cosine decay to min_lr
  *   logging   DIR/train_log.jsonl: one record per step {step, loss, lr, grad_norm, tokens,
  *             tok_per_s, time[, moe_load_balance, moe_z_loss]}, one per validation
@@ -21,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/comm.h"
 #include "base/status.h"
 #include "lm/model.h"
 #include "nn/lora.h"
@@ -30,10 +32,12 @@ typedef struct {
     long step;                /* 1-based number of the step just taken */
     double loss;              /* mean training loss over the step's micro-batches */
     float lr, grad_norm;      /* grad_norm: before clipping */
-    double tokens;            /* tokens of this step (accum * B * T) */
+    double tokens;            /* tokens of this step, all ranks (ranks * accum * B * T) */
     double tok_per_s;         /* this step's rate */
     double elapsed;           /* seconds since the run started */
     double avg_tok_per_s;     /* tokens of this run / elapsed */
+    double comm_s;            /* seconds of this step in collectives (data-parallel; else 0) */
+    double wait_s;            /* and waiting for the slowest rank before them (load imbalance) */
     bool moe;                 /* the model routes tokens: the two auxiliary losses below are set */
     float moe_load_balance;   /* last micro-batch's load-balancing loss (1 = balanced) */
     float moe_z_loss;         /* and router z-loss (their gradients are part of the step) */
@@ -82,6 +86,18 @@ typedef struct {
     int eval_batches;            /* validation batches per domain */
     int ckpt_interval;           /* checkpoint every N steps (0: only at the end) */
     int save_dtype;              /* br_dtype of model.safetensors: F32, BF16 or F16 */
+
+    /* Data parallelism (docs/distributed.md).  NULL or a group of one: one process, exactly the
+     * single-process numbers.  A group of N: each rank takes its B of every micro-batch of N*B
+     * windows (so N ranks x B follow 1 rank x N*B), gradients are reduce-scattered in buckets
+     * of `bucket` floats (0: 4 Mi), each rank keeps AdamW state for its part only (ZeRO-1)
+     * and clips by the global norm, parameters are all-gathered; rank 0 validates and writes
+     * the run folder (one complete checkpoint, the same file whatever N: resume with any N).
+     * Every rank of the group must make the same calls.  The AdamW state then lives in the
+     * trainer's parts (br_trainer_create frees a loaded m->adam_m/adam_v after taking its
+     * part; a checkpoint gathers it to rank 0 for the write). */
+    br_comm_t *comm;
+    size_t bucket;
 
     br_trainer_hooks_t hooks;
 } br_trainer_opts_t;
