@@ -80,14 +80,11 @@ static br_status open_index(br_lm_folder_t *f, const char *dir, const char *inde
     return s;
 }
 
-br_status br_lm_folder_open(br_lm_folder_t *f, const char *dir)
+static br_wtype common_type(const br_st_tensor_t *const *found, size_t n);
+
+/* The weight files of DIR, mapped, and every tensor in them (f->cfg untouched). */
+static br_status open_weights(br_lm_folder_t *f, const char *dir)
 {
-    memset(f, 0, sizeof *f);
-    char path[4096];
-    BR_TRY(br_path_join(path, sizeof path, dir, "config.json"));
-    if (!br_file_exists(path))
-        return br_error(BR_ENOTFOUND, "%s: not a model directory (no config.json)", dir);
-    BR_TRY(br_config_load(&f->cfg, path));
     BR_TRY(br_path_join(f->label, sizeof f->label, dir, "model.safetensors"));
     br_status s;
     if (br_file_exists(f->label)) {
@@ -122,6 +119,52 @@ br_status br_lm_folder_open(br_lm_folder_t *f, const char *dir)
     return s;
 }
 
+br_status br_lm_folder_open(br_lm_folder_t *f, const char *dir)
+{
+    memset(f, 0, sizeof *f);
+    char path[4096];
+    BR_TRY(br_path_join(path, sizeof path, dir, "config.json"));
+    if (!br_file_exists(path))
+        return br_error(BR_ENOTFOUND, "%s: not a model directory (no config.json)", dir);
+    BR_TRY(br_config_load(&f->cfg, path));
+    return open_weights(f, dir);
+}
+
+br_status br_model_inspect(const char *dir, br_model_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    char path[4096];
+    BR_TRY(br_path_join(path, sizeof path, dir, "config.json"));
+    if (!br_file_exists(path))
+        return br_error(BR_ENOTFOUND, "%s: not a model directory (no config.json)", dir);
+    br_lm_folder_t f;
+    memset(&f, 0, sizeof f);
+    info->config_status = br_config_load(&info->cfg, path);
+    if (info->config_status) snprintf(info->config_error, sizeof info->config_error, "%s", br_errmsg());
+    info->weights_status = open_weights(&f, dir);
+    for (size_t i = 0; !info->weights_status && i < f.n_tensors; i++) {
+        info->dtype_elements[f.tensors[i]->dtype] += f.tensors[i]->numel;
+        info->n_elements += f.tensors[i]->numel;
+        info->bytes += f.tensors[i]->nbytes;
+    }
+    info->n_shards = f.n_shards;
+    info->n_tensors = f.n_tensors;
+    info->wt = BR_WT_F32;
+    const br_st_tensor_t **found = NULL;
+    if (!info->weights_status && !info->config_status) {
+        info->weights_status = br_lm_check_tensors(&info->cfg, f.tensors, f.n_tensors, f.label, &found);
+        if (!info->weights_status && !br_config_has_moe_ffn(&info->cfg) && !br_config_has_moa(&info->cfg)) {
+            size_t n;
+            br_model_table(&info->cfg, NULL, 0, &n);
+            info->wt = common_type(found, n);
+        }
+        free(found);
+    }
+    if (info->weights_status) snprintf(info->weights_error, sizeof info->weights_error, "%s", br_errmsg());
+    br_lm_folder_close(&f);
+    return BR_OK;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Inference views */
 
@@ -136,7 +179,7 @@ struct br_model_map {
 void br_lm_map_free(struct br_model_map *map)
 {
     if (!map) return;
-    for (size_t i = 0; i < map->n; i++) br_free(map->owned[i]);
+    for (size_t i = 0; map->owned && i < map->n; i++) br_free(map->owned[i]);
     free(map->owned);
     free(map->ptrs);
     br_lm_folder_close(&map->folder);
@@ -205,7 +248,7 @@ br_status br_model_open(br_model_t **out, const char *dir)
     br_lm_folder_t *f = &map->folder;
     br_status s = br_lm_folder_open(f, dir);
     if (!s) s = br_lm_check_tensors(&f->cfg, f->tensors, f->n_tensors, f->label, &found);
-    br_model_table(&f->cfg, NULL, 0, &map->n);
+    if (!s) br_model_table(&f->cfg, NULL, 0, &map->n);
     br_wtype wt = s ? BR_WT_F32 : common_type(found, map->n);
     if (s || wt == BR_WT_F32 || br_config_has_moe_ffn(&f->cfg) || br_config_has_moa(&f->cfg)) {
         /* F32 files, mixed types and mixtures: the F32 model as br_model_load makes it */

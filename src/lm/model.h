@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dtype.h"
 #include "base/status.h"
 #include "kernels/kernels.h"
 #include "nn/nn.h"
@@ -210,6 +211,18 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype /* br_dt
  * saving and gradients refuse such a model).  F32 files, mixed types and mixtures load as
  * br_model_load(dir, false) does.  Errors as br_model_load. */
 br_status br_model_open(br_model_t **out, const char *dir);
+/* What braid makes of a model folder, without loading it (braid inspect).  BR_OK whenever DIR
+ * has a config.json; the two statuses say whether braid runs the config and whether the
+ * weights match it (with the message). */
+typedef struct {
+    br_model_config_t cfg;          /* valid when config_status == BR_OK */
+    br_status config_status, weights_status;
+    char config_error[512], weights_error[512];
+    size_t n_shards, n_tensors, n_elements, bytes; /* of the safetensors files */
+    size_t dtype_elements[BR_DT_COUNT];             /* elements per stored dtype (base/dtype.h) */
+    br_wtype wt;                    /* what br_model_open would run the matrices as */
+} br_model_info_t;
+br_status br_model_inspect(const char *dir, br_model_info_t *info);
 /* Loads weights from a safetensors file into an existing model of matching config. */
 br_status br_model_load_weights(br_model_t *m, const char *safetensors_path);
 
