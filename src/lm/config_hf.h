@@ -7,8 +7,6 @@
 
 #include "lm/model.h"
 
-/* model_type as spelled in config.json ("llama", "qwen3", ...). */
-const char *br_arch_name(br_arch a);
 /* Reads model_type and the architecture fields of root into c (after the dense fields, before
  * validation).  BR_EUNSUPPORTED naming the field for anything braid would mis-run. */
 br_status br_config_hf_parse(br_model_config_t *c, json_t *root);

@@ -41,6 +41,9 @@ typedef enum {
     BR_ARCH_BRAID_MOE
 } br_arch;
 
+/* model_type as spelled in config.json ("llama", "qwen3", ...; "?" for a bad value). */
+const char *br_arch_name(br_arch a);
+
 /* rope_scaling.rope_type: how the RoPE inverse frequencies are rescaled. */
 typedef enum { BR_ROPE_DEFAULT = 0, BR_ROPE_LINEAR, BR_ROPE_LLAMA3 } br_rope_type;
 
