@@ -169,7 +169,10 @@ int cmd_inspect(int argc, char **argv)
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     struct stat sb;
-    if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode)) return inspect_folder(pos[0], json);
+    char cfg[4096]; /* a model folder has a config.json; any other path is a safetensors file */
+    if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode) && !br_path_join(cfg, sizeof cfg, pos[0], "config.json") &&
+        br_file_exists(cfg))
+        return inspect_folder(pos[0], json);
     br_safetensors_t *st;
     br_status s = br_st_open(&st, pos[0]);
     if (s != BR_OK) return fail_status(s, NULL);

@@ -3,7 +3,7 @@
  * scaling, qwen3 + q/k norms; BF16 weights in two shards + model.safetensors.index.json):
  * logits through the training forward and the paged inference forward, greedy decoding with
  * the KV cache, both with the weights in place (br_model_open: BF16 in the mapping) and
- * converted to F32 (br_model_load).  Then what is refused, by name: other model types,
+ * converted to F32 (br_model_load), and saved as F16 then run in place.  Then what is refused, by name: other model types,
  * activations, RoPE types and fields that change the math; broken shard indexes. */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -110,7 +110,7 @@ static void check_model(br_model_t *m, const ref_t *r, const char *arch, const c
     free(lg);
 }
 
-static void test_arch(const char *arch)
+static void test_arch(const char *arch, const char *tmp)
 {
     char dir[256];
     snprintf(dir, sizeof dir, "tests/ref/hf_%s", arch);
@@ -131,6 +131,23 @@ static void test_arch(const char *arch)
     if (m) {
         CHECK(m->wt == BR_WT_F32 && m->params);
         check_model(m, &r, arch, "F32 copy");
+        /* saved as F16 (config.json keeps the architecture and its fields), run in place */
+        char f16dir[300], what[128];
+        snprintf(f16dir, sizeof f16dir, "%s/%s-f16", tmp, arch);
+        CHECK_OK(br_model_save(m, f16dir, BR_DT_F16));
+        br_model_t *mh = NULL;
+        CHECK_OK(br_model_open(&mh, f16dir));
+        if (mh) {
+            CHECK_MSG(mh->wt == BR_WT_F16 && !mh->params, "%s: F16 weights are not used in place", arch);
+            CHECK_MSG(!memcmp(&mh->cfg, &m->cfg, sizeof m->cfg), "%s: config changed in a save/load round trip", arch);
+            size_t n = r.B * r.T * (size_t)m->cfg.vocab_size;
+            float *lg = malloc(n * sizeof(float));
+            snprintf(what, sizeof what, "%s (F16 in place): logits", arch);
+            CHECK_OK(br_model_forward_logits(mh, r.inputs, r.B, r.T, NULL, lg));
+            compare(what, lg, r.logits, n, 1e-3); /* F16 rounds the smallest BF16 weights */
+            free(lg);
+            br_model_free(mh);
+        }
         br_model_free(m);
     }
     free(r.logits);
@@ -312,13 +329,13 @@ static void test_cli(const char *braid, const char *tmp)
 
 int main(void)
 {
-    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++) test_arch(ARCHS[i]);
-    test_refusals();
     char tmp[] = "/tmp/braid-arch-XXXXXX";
     if (!mkdtemp(tmp)) {
         CHECK(!"mkdtemp");
         return th_exit();
     }
+    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++) test_arch(ARCHS[i], tmp);
+    test_refusals();
     test_bad_index(tmp);
     const char *braid = getenv("BRAID");
     if (braid && !access(braid, X_OK)) test_cli(braid, tmp);
