@@ -275,6 +275,9 @@ br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const ch
 br_status br_model_load_optimizer(br_model_t *m, const char *dir, char **extra)
 {
     if (extra) *extra = NULL;
+    if (!m->params)
+        return br_error(BR_EUNSUPPORTED, "cannot resume training on a model opened for inference with its %s "
+                        "weights in place (load it with br_model_load)", br_wtype_name(m->wt));
     char name[BR_TENSOR_NAME_MAX + 16];
     br_buf_t pathb = BR_BUF_INIT;
     BR_TRY(br_buf_path(&pathb, dir, "optimizer.safetensors"));

@@ -361,6 +361,7 @@ void br_model_free(br_model_t *m)
 
 void br_model_init_random(br_model_t *m, uint64_t seed)
 {
+    BR_ASSERT(m->params); /* an inference view (br_model_open) has no parameters to fill */
     for (size_t i = 0; i < m->n_tensors; i++) {
         const br_tensor_info_t *t = &m->tensors[i];
         float *p = m->params + t->offset;
