@@ -110,10 +110,9 @@ static void check_model(br_model_t *m, const ref_t *r, const char *arch, const c
     free(lg);
 }
 
-static void test_arch(const char *arch, const char *tmp)
+/* One fixture folder (dir/config.json names the architecture; arch labels the messages). */
+static void test_arch(const char *dir, const char *arch, const char *tmp)
 {
-    char dir[256];
-    snprintf(dir, sizeof dir, "tests/ref/hf_%s", arch);
     ref_t r;
     if (!read_ref(dir, &r)) return;
     br_model_t *m = NULL;
@@ -133,7 +132,7 @@ static void test_arch(const char *arch, const char *tmp)
         check_model(m, &r, arch, "F32 copy");
         /* saved as F16 (config.json keeps the architecture and its fields), run in place */
         char f16dir[300], what[128];
-        snprintf(f16dir, sizeof f16dir, "%s/%s-f16", tmp, arch);
+        snprintf(f16dir, sizeof f16dir, "%s/f16-%s", tmp, strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir);
         CHECK_OK(br_model_save(m, f16dir, BR_DT_F16));
         br_model_t *mh = NULL;
         CHECK_OK(br_model_open(&mh, f16dir));
@@ -327,14 +326,25 @@ static void test_cli(const char *braid, const char *tmp)
     free(r.greedy);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char tmp[] = "/tmp/braid-arch-XXXXXX";
     if (!mkdtemp(tmp)) {
         CHECK(!"mkdtemp");
         return th_exit();
     }
-    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++) test_arch(ARCHS[i], tmp);
+    if (argc > 1) { /* folders given (gen_hf_arch_ref.py --real-width): only those */
+        for (int i = 1; i < argc; i++) test_arch(argv[i], argv[i], tmp);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        CHECK(system(cmd) == 0);
+        return th_exit();
+    }
+    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "tests/ref/hf_%s", ARCHS[i]);
+        test_arch(dir, ARCHS[i], tmp);
+    }
     test_refusals();
     test_bad_index(tmp);
     const char *braid = getenv("BRAID");

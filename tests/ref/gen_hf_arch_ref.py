@@ -14,9 +14,15 @@ from the BF16-rounded weights, so only braid's arithmetic differs.  Widths are r
 fixtures stay small: ~3 MB); head_dim, the GQA ratio and the per-architecture parts are real.
 
 Run from the repository root:  /usr/bin/python3 tests/ref/gen_hf_arch_ref.py
+Real widths (not committed: ~100-250 MB each), for a one-off check at the true layer shapes of
+Qwen3-0.6B and Llama-3.2-1B (2 layers, vocabulary 360):
+    /usr/bin/python3 tests/ref/gen_hf_arch_ref.py --real-width /tmp/braid-real
+    build/tests/test_lm_arch /tmp/braid-real/hf_qwen3 /tmp/braid-real/hf_llama
 """
-import json, math, os, shutil, struct
+import json, math, os, shutil, struct, sys
 import torch
+
+REAL = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--real-width" else None
 
 BASE = dict(vocab_size=360, hidden_size=128, intermediate_size=192, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
@@ -86,9 +92,18 @@ def inv_freq(cfg, hd):
     return torch.where(medium, smoothed, out)
 
 
+# the true layer shapes (--real-width): Qwen3-0.6B and Llama-3.2-1B
+REAL_SHAPES = {
+    "qwen3": dict(hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8, head_dim=128),
+    "llama": dict(hidden_size=2048, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=8, head_dim=64),
+}
+
+
 def make(arch, seed):
     torch.manual_seed(seed)
     cfg = dict(BASE, **ARCHS[arch])
+    if REAL:
+        cfg.update(REAL_SHAPES[arch])
     if cfg.get("head_dim") is None:
         cfg.pop("head_dim", None)
     V, C, F, L = cfg["vocab_size"], cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
@@ -175,9 +190,9 @@ def make(arch, seed):
         gap = min(gap, float(top[0] - top[1]))
         seq = torch.cat((seq, last.argmax().view(1, 1)), 1)
 
-    out = f"tests/ref/hf_{arch}"
+    out = f"{REAL}/hf_{arch}" if REAL else f"tests/ref/hf_{arch}"
     shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
+    os.makedirs(out, exist_ok=True)
     names = list(p)
     half = next(i for i, n in enumerate(names) if n.startswith(f"model.layers.{L // 2}."))
     shards = [dict((n, p[n]) for n in names[:half]), dict((n, p[n]) for n in names[half:])]
@@ -196,5 +211,8 @@ def make(arch, seed):
 
 
 for i, arch in enumerate(ARCHS):
+    if REAL and arch not in REAL_SHAPES:
+        continue
     assert make(arch, 100 + i) > 2e-3, "greedy too close to a tie: pick another seed"
-shutil.copy("tests/ref/serve_tokenizer.json", "tests/ref/hf_qwen3/tokenizer.json")
+if not REAL:
+    shutil.copy("tests/ref/serve_tokenizer.json", "tests/ref/hf_qwen3/tokenizer.json")
