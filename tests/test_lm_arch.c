@@ -288,6 +288,24 @@ static void test_cli(const char *braid, const char *tmp)
                   strstr(out, "braid loads it") && strstr(out, "supported      yes"),
               "inspect: rc %d, output:\n%s", rc, out);
     free(out);
+    /* a folder braid cannot run: inspect still describes it, says why, and exits 1 */
+    char *cfg;
+    size_t cn;
+    if (br_read_file("tests/ref/hf_qwen3/config.json", &cfg, &cn) == BR_OK) {
+        char sub[300], path[400];
+        snprintf(sub, sizeof sub, "%s/gemma", tmp);
+        CHECK_OK(br_mkdir_p(sub));
+        snprintf(path, sizeof path, "%s/config.json", sub);
+        char *gem = strstr(cfg, "\"qwen3\"");
+        if (gem) memcpy(gem, "\"gemma\"", 7);
+        CHECK_OK(br_write_file_atomic(path, cfg, cn));
+        rc = run(&out, "'%s' inspect %s", braid, sub);
+        CHECK_MSG(rc == 1 && strstr(out, "architecture   gemma") && strstr(out, "supported      no") &&
+                      strstr(out, "model_type 'gemma' is not supported"),
+                  "inspect of an unsupported folder: rc %d, output:\n%s", rc, out);
+        free(out);
+        free(cfg);
+    }
     /* greedy ids with the KV cache, as torch's (the prompt row of the reference) */
     rc = run(&out, "'%s' generate --model %s --prompt-ids '%s' -n %zu --temperature 0 --ids", braid, dir, ids,
              r.n_greedy - r.T);

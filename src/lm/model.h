@@ -12,7 +12,8 @@
  * every parameter.
  *
  * Every projection goes through br_model_proj_forward/backward (y = x W^T, then the optional
- * per-row LoRA hook), so LoRA, quantisation and a GPU backend each change one place.
+ * per-row LoRA hook; br_model_proj in model_internal.h for a model whose matrices are 16-bit,
+ * see br_model_open), so LoRA, quantisation and a GPU backend each change one place.
  *
  * Threading: a br_model_t is used by one thread at a time (it owns its activation and scratch
  * buffers); kernels inside use OpenMP/BLAS.  The weights are read-only during inference. */
