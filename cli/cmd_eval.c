@@ -116,7 +116,7 @@ int cmd_eval(int argc, char **argv)
     size_t *tok_bytes = NULL;
     char **doms = NULL;
     size_t nd = 0;
-    br_status s = br_model_load(&m, model_dir, false);
+    br_status s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
     if (!s && tok_path) s = token_bytes(tok_path, (size_t)m->cfg.vocab_size, &tok_bytes);
     if (!s) {
         if (domains_arg) {

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lm/generate.h"
 #include "lm/model.h"
+#include "base/fileio.h"
 #include "text/tokenizer.h"
 #include "lm_common.h"
 
@@ -79,7 +80,7 @@ int cmd_generate(int argc, char **argv)
     bool print_ids = false;
     const opt_t opts[] = {
         {"model", OPT_STR, &model_dir, "DIR", "checkpoint directory", true},
-        {"tokenizer", OPT_STR, &tok_path, "PATH", "tokenizer.json (or GPT-2 folder / tiktoken file); needed for --prompt", false},
+        {"tokenizer", OPT_STR, &tok_path, "PATH", "tokenizer.json (or GPT-2 folder / tiktoken file); needed for --prompt (default: DIR/tokenizer.json when present)", false},
         {"prompt", OPT_STR, &prompt, "TEXT", "prompt text", false},
         {"prompt-ids", OPT_STR, &prompt_ids, "IDS", "prompt as token ids instead of text", false},
         {"n|max-tokens", OPT_INT, &max_new, "N", "new tokens to generate (default 100)", false},
@@ -98,6 +99,9 @@ int cmd_generate(int argc, char **argv)
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
+    char dir_tok[4096]; /* a Hub model folder carries its tokenizer */
+    if (!tok_path && !br_path_join(dir_tok, sizeof dir_tok, model_dir, "tokenizer.json") && br_file_exists(dir_tok))
+        tok_path = dir_tok;
     if (!prompt == !prompt_ids) {
         fprintf(stderr, "braid: error: give exactly one of --prompt or --prompt-ids\n");
         return 2;
@@ -116,7 +120,7 @@ int cmd_generate(int argc, char **argv)
     size_t n = 0, nout = 0;
     br_status s = BR_OK;
     if (tok_path) s = br_tokenizer_load(&tok, tok_path);
-    if (!s) s = br_model_load(&m, model_dir, false);
+    if (!s) s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
     if (!s && tok && br_tokenizer_vocab_size(tok) > (size_t)m->cfg.vocab_size)
         s = br_error(BR_EINVAL, "tokenizer has %zu ids but the model only %d", br_tokenizer_vocab_size(tok),
                      m->cfg.vocab_size);

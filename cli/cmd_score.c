@@ -48,7 +48,7 @@ int cmd_score(int argc, char **argv)
         return 1;
     }
     br_model_t *m;
-    s = br_model_load(&m, model_dir, false);
+    s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
     if (s) {
         free(ids);
         return fail_status(s, NULL);

@@ -20,6 +20,7 @@
 
 #include <stdlib.h>
 
+#include "base/dtype.h"
 #include "base/rng.h"
 #include "base/threads.h"
 #include "harness.h"
@@ -85,6 +86,43 @@ static void gemm_case(const br_kernels_t *k, bool ta, bool tb, size_t M, size_t 
     free(fA), free(fB), free(fC), free(A), free(B), free(C);
 }
 
+/* y = x W^T with W stored BF16 or F16 (16-bit weights, F32 activations, F32 accumulate)
+ * against double loops over the exactly widened weights; matvec must equal the one-row matmul
+ * bit for bit.  W mixes normal values with F16 subnormals, zeros and a negative zero. */
+static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
+{
+    double *x;
+    float *fx = frand(N * C, 1, &x);
+    uint16_t *w = malloc(OC * C * sizeof *w);
+    double *wd = malloc(OC * C * sizeof *wd), *y = dzero(N * OC);
+    float *fy = fzero(N * OC), *fv = fzero(OC);
+    for (size_t i = 0; i < OC * C; i++) {
+        float v = (float)(2 * br_rng_double(&rng) - 1);
+        if (i % 11 == 3) v *= 1e-6f; /* F16 subnormal range */
+        if (i % 37 == 5) v = i % 2 ? -0.0f : 0.0f;
+        w[i] = wt == BR_WT_BF16 ? br_f32_to_bf16(v) : br_f32_to_f16(v);
+        wd[i] = wt == BR_WT_BF16 ? br_bf16_to_f32(w[i]) : br_f16_to_f32(w[i]);
+    }
+    for (size_t i = 0; i < N; i++)
+        for (size_t o = 0; o < OC; o++) {
+            double s = 0;
+            for (size_t c = 0; c < C; c++) s += x[i * C + c] * wd[o * C + c];
+            y[i * OC + o] = s;
+        }
+    char what[64];
+    snprintf(what, sizeof what, "matmul %s %zux%zux%zu", br_wtype_name(wt), N, C, OC);
+    CHECK_OK(br_kernels_matmul_check(k, wt));
+    k->matmul[wt](fy, fx, w, N, C, OC);
+    cmp(what, fy, y, N * OC, TOL * (C > 1000 ? 4 : 1));
+    bool same = true;
+    for (size_t i = 0; i < N; i++) {
+        k->matvec[wt](fv, fx + i * C, w, C, OC);
+        same &= !memcmp(fv, fy + i * OC, OC * sizeof *fv);
+    }
+    CHECK_MSG(same, "%s: %s: matvec differs from the matmul row", tname, what);
+    free(fx), free(x), free(w), free(wd), free(y), free(fy), free(fv);
+}
+
 static void test_matmul(const br_kernels_t *k)
 {
     static const size_t sizes[][3] = {{1, 1, 1}, {7, 13, 37}, {33, 17, 65}, {300, 129, 70}};
@@ -113,6 +151,11 @@ static void test_matmul(const br_kernels_t *k)
     cmp("matmul_backward dw", fdw, dw, OC * C, TOL);
     free(fx), free(fw), free(fdy), free(fy), free(fdx), free(fdw);
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
+    static const size_t hs[][3] = {{1, 1, 1}, {3, 15, 5}, {19, 77, 45}, {2, 2048, 300}, {40, 100, 64}};
+    for (size_t s = 0; s < sizeof hs / sizeof *hs; s++) {
+        half_case(k, BR_WT_BF16, hs[s][0], hs[s][1], hs[s][2]);
+        half_case(k, BR_WT_F16, hs[s][0], hs[s][1], hs[s][2]);
+    }
 }
 
 /* ---- rows: embedding, rmsnorm, rope, swiglu, softmax, cross-entropy ---- */
@@ -408,7 +451,7 @@ static void test_selection(void)
 
     for (int wt = 0; wt < BR_WT_COUNT; wt++) {
         br_status s = br_kernels_matmul_check(best, (br_wtype)wt);
-        if (wt == BR_WT_F32) {
+        if (wt == BR_WT_F32 || wt == BR_WT_BF16 || wt == BR_WT_F16) {
             CHECK_OK(s);
             continue;
         }

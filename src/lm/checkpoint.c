@@ -71,12 +71,12 @@ static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *sha
 
 /* Number of decoder layers the file holds (1 + the largest N of "model.layers.N."), 0 when it
  * holds none. */
-static long file_layers(const br_safetensors_t *st)
+static long file_layers(const br_st_tensor_t *const *all, size_t nf)
 {
     static const char prefix[] = "model.layers.";
     long n = 0;
-    for (size_t i = 0; i < br_st_count(st); i++) {
-        const char *name = br_st_tensor(st, i)->name;
+    for (size_t i = 0; i < nf; i++) {
+        const char *name = all[i]->name;
         if (strncmp(name, prefix, sizeof prefix - 1)) continue;
         char *end;
         long l = strtol(name + sizeof prefix - 1, &end, 10);
@@ -101,25 +101,25 @@ static const br_st_tensor_t *find_sorted(const br_st_tensor_t *const *sorted, si
     return hit ? *hit : NULL;
 }
 
-/* Checks every dimension of `cfg` against the tensors in the file's header before anything is
+/* (model_internal.h) Checks every dimension of `cfg` against the tensors in the file's header before anything is
  * allocated for the weights: the layer count, the tensor count, then each tensor's name, shape
  * and dtype, then that the file holds nothing else.  On success *found (n_tensors, table order,
  * free() it) holds the file's tensor for each table entry.  Memory: a few pointers per tensor
  * of the file, nothing proportional to a size in the config (issue 20: vocab_size 2^24 or
  * 4096 layers used to allocate gigabytes before the first shape check).  Lookups are sorted,
  * so a hostile header of a million names costs n log n, not n^2. */
-static br_status check_file(const br_model_config_t *cfg, const br_safetensors_t *st, const char *path,
-                            const br_st_tensor_t ***found)
+br_status br_lm_check_tensors(const br_model_config_t *cfg, const br_st_tensor_t *const *all, size_t nf,
+                              const char *path, const br_st_tensor_t ***found)
 {
     *found = NULL;
-    long have_layers = file_layers(st);
+    long have_layers = file_layers(all, nf);
     if (have_layers < cfg->num_hidden_layers)
         return br_error(BR_EFORMAT, "%s holds %ld decoder layers (model.layers.N.*), config.json says "
                         "num_hidden_layers = %d: the config does not belong to these weights",
                         path, have_layers, cfg->num_hidden_layers);
     /* The table needs n entries; past nf + 1 of them (names are distinct) one is surely
      * missing from the file, so only that many are built and checked. */
-    size_t n, nf = br_st_count(st);
+    size_t n;
     br_model_table(cfg, NULL, 0, &n);
     size_t nt = n <= nf ? n : nf + 1;
     br_tensor_info_t *tab = calloc(nt, sizeof *tab);
@@ -131,7 +131,7 @@ static br_status check_file(const br_model_config_t *cfg, const br_safetensors_t
         goto done;
     }
     br_model_table(cfg, tab, nt, &n);
-    for (size_t i = 0; i < nf; i++) byname[i] = br_st_tensor(st, i);
+    for (size_t i = 0; i < nf; i++) byname[i] = all[i];
     qsort(byname, nf, sizeof *byname, cmp_tensor_name);
     char want[128], got[128];
     for (size_t i = 0; i < nt && !s; i++) {
@@ -154,7 +154,7 @@ static br_status check_file(const br_model_config_t *cfg, const br_safetensors_t
     /* every tensor in the file must be used (a tied lm_head copy is allowed) */
     if (!s) qsort(names, nt, sizeof *names, cmp_str);
     for (size_t i = 0; i < nf && !s; i++) {
-        const char *name = br_st_tensor(st, i)->name;
+        const char *name = all[i]->name;
         if (ignorable(name) || (cfg->tie_word_embeddings && !strcmp(name, "lm_head.weight"))) continue;
         if (!bsearch(&name, names, nt, sizeof *names, cmp_str))
             s = br_error(BR_EFORMAT, "%s: unexpected tensor '%s' (not part of this config)", path, name);
@@ -187,11 +187,15 @@ static br_status read_weights(br_model_t *m, const br_st_tensor_t *const *found,
 br_status br_model_load_weights(br_model_t *m, const char *path)
 {
     br_safetensors_t *st;
-    const br_st_tensor_t **found = NULL;
+    const br_st_tensor_t **found = NULL, **all = NULL;
     BR_TRY(br_st_open(&st, path));
-    br_status s = check_file(&m->cfg, st, path, &found);
+    size_t nf = br_st_count(st);
+    br_status s = (all = malloc((nf ? nf : 1) * sizeof *all)) ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nf && !s; i++) all[i] = br_st_tensor(st, i);
+    if (!s) s = br_lm_check_tensors(&m->cfg, all, nf, path, &found);
     if (!s) s = read_weights(m, found, path);
     free(found);
+    free(all);
     br_st_close(st);
     return s;
 }
@@ -199,24 +203,16 @@ br_status br_model_load_weights(br_model_t *m, const char *path)
 br_status br_model_load(br_model_t **out, const char *dir, bool with_grads)
 {
     *out = NULL;
-    br_buf_t path = BR_BUF_INIT;
-    br_model_config_t cfg;
-    br_safetensors_t *st = NULL;
+    br_lm_folder_t f;
     const br_st_tensor_t **found = NULL;
     br_model_t *m = NULL;
-    br_status s = br_buf_path(&path, dir, "config.json");
-    if (!s && !br_file_exists(br_buf_str(&path)))
-        s = br_error(BR_ENOTFOUND, "%s: not a model directory (no config.json)", dir);
-    if (!s) s = br_config_load(&cfg, br_buf_str(&path));
-    if (!s) s = br_buf_path(&path, dir, "model.safetensors");
-    if (!s) s = br_st_open(&st, br_buf_str(&path));
-    /* every size is checked against the file before the first weight is allocated */
-    if (!s) s = check_file(&cfg, st, br_buf_str(&path), &found);
-    if (!s) s = br_model_create(&m, &cfg, with_grads);
-    if (!s) s = read_weights(m, found, br_buf_str(&path));
+    BR_TRY(br_lm_folder_open(&f, dir));
+    /* every size is checked against the files before the first weight is allocated */
+    br_status s = br_lm_check_tensors(&f.cfg, f.tensors, f.n_tensors, f.label, &found);
+    if (!s) s = br_model_create(&m, &f.cfg, with_grads);
+    if (!s) s = read_weights(m, found, f.label);
     free(found);
-    br_st_close(st);
-    br_buf_free(&path);
+    br_lm_folder_close(&f);
     if (s) {
         br_model_free(m);
         return s;
@@ -229,6 +225,9 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype)
 {
     if (dtype != BR_DT_F32 && dtype != BR_DT_F16 && dtype != BR_DT_BF16)
         return br_error(BR_EINVAL, "checkpoint dtype must be F32, F16 or BF16");
+    if (!m->params)
+        return br_error(BR_EUNSUPPORTED, "cannot save a model opened for inference with its %s weights in "
+                        "place (load it with br_model_load to save it)", br_wtype_name(m->wt));
     BR_TRY(br_mkdir_p(dir));
     br_buf_t path = BR_BUF_INIT;
     br_st_writer_t *w;
@@ -279,6 +278,9 @@ br_status br_model_save_optimizer(const br_model_t *m, const char *dir, const ch
 br_status br_model_load_optimizer(br_model_t *m, const char *dir, char **extra)
 {
     if (extra) *extra = NULL;
+    if (!m->params)
+        return br_error(BR_EUNSUPPORTED, "cannot resume training on a model opened for inference with its %s "
+                        "weights in place (load it with br_model_load)", br_wtype_name(m->wt));
     char name[BR_TENSOR_NAME_MAX + 16];
     br_buf_t pathb = BR_BUF_INIT;
     BR_TRY(br_buf_path(&pathb, dir, "optimizer.safetensors"));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "lm/config_hf.h"
 #include "lm/config_moe.h"
 #include "lm/model.h"
 
@@ -62,9 +63,12 @@ br_status br_config_validate(br_model_config_t *c)
             BAD("; max_position_embeddings (%d) x head_dim (%d) is beyond what braid supports (2^27: RoPE "
                 "tables of 512 MB)", c->max_position_embeddings, c->head_dim);
         if (c->bos_token_id >= c->vocab_size) BAD("; bos_token_id %d >= vocab_size %d", c->bos_token_id, c->vocab_size);
+        if ((c->qkv_bias || c->qk_norm) && c->num_attention_experts > 1)
+            BAD("; q/k/v biases and q/k norms are not supported with a mixture of attention");
         if (c->eos_token_id >= c->vocab_size) BAD("; eos_token_id %d >= vocab_size %d", c->eos_token_id, c->vocab_size);
     }
 #undef BAD
+    br_config_hf_validate(c, bad, sizeof bad, &nb);
     br_config_moe_validate(c, bad, sizeof bad, &nb);
     if (nb) return br_error(BR_EINVAL, "invalid model config: %s", bad + 2);
     return BR_OK;
@@ -107,12 +111,7 @@ static br_status parse_obj(br_model_config_t *c, json_t *root)
 {
     if (!json_is_object(root)) return br_error(BR_EFORMAT, "config.json: not a JSON object");
     br_config_defaults(c);
-    json_t *mt = json_object_get(root, "model_type");
-    if (mt && (!json_is_string(mt) || (strcmp(json_string_value(mt), "llama") &&
-                                        strcmp(json_string_value(mt), "mixtral") &&
-                                        strcmp(json_string_value(mt), "braid_moe"))))
-        return br_error(BR_EUNSUPPORTED, "config.json: model_type '%s' is not supported (llama, mixtral or braid_moe)",
-                        json_is_string(mt) ? json_string_value(mt) : "?");
+    BR_TRY(br_config_hf_parse(c, root));
     BR_TRY(get_int(root, "vocab_size", &c->vocab_size, true));
     BR_TRY(get_int(root, "hidden_size", &c->hidden_size, true));
     BR_TRY(get_int(root, "intermediate_size", &c->intermediate_size, true));
@@ -139,18 +138,6 @@ static br_status parse_obj(br_model_config_t *c, json_t *root)
         else if (!strcmp(s, "parallel")) c->block = BR_BLOCK_PARALLEL;
         else return br_error(BR_EINVAL, "config.json: block must be \"sequential\" or \"parallel\"");
     }
-    v = json_object_get(root, "hidden_act");
-    if (v && (!json_is_string(v) || strcmp(json_string_value(v), "silu")))
-        return br_error(BR_EUNSUPPORTED, "config.json: hidden_act must be \"silu\"");
-    static const char *const no_true[] = {"attention_bias", "mlp_bias"};
-    for (size_t i = 0; i < 2; i++) {
-        v = json_object_get(root, no_true[i]);
-        if (v && json_is_true(v))
-            return br_error(BR_EUNSUPPORTED, "config.json: %s = true is not supported", no_true[i]);
-    }
-    v = json_object_get(root, "rope_scaling");
-    if (v && !json_is_null(v))
-        return br_error(BR_EUNSUPPORTED, "config.json: rope_scaling is not supported");
     BR_TRY(br_config_moe_parse(c, root));
     return br_config_validate(c);
 }
@@ -204,6 +191,7 @@ br_status br_config_save(const br_model_config_t *c, const char *path)
     json_object_set_new(o, "eos_token_id", c->eos_token_id >= 0 ? json_integer(c->eos_token_id) : json_null());
     json_object_set_new(o, "torch_dtype", json_string("float32"));
     json_object_set_new(o, "block", json_string(c->block == BR_BLOCK_PARALLEL ? "parallel" : "sequential"));
+    br_config_hf_save(c, o);
     br_config_moe_save(c, o);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
     json_decref(o);
@@ -220,7 +208,8 @@ size_t br_config_num_params(const br_model_config_t *c)
     size_t C = (size_t)c->hidden_size, V = (size_t)c->vocab_size, F = (size_t)c->intermediate_size;
     size_t hd = (size_t)(c->head_dim ? c->head_dim : c->hidden_size / c->num_attention_heads);
     size_t Dq = (size_t)c->num_attention_heads * hd, Dkv = (size_t)c->num_key_value_heads * hd;
-    size_t per_layer = C * (c->block == BR_BLOCK_PARALLEL ? 1 : 2) + 2 * Dq * C + 2 * Dkv * C + 3 * F * C;
+    size_t per_layer = C * (c->block == BR_BLOCK_PARALLEL ? 1 : 2) + 2 * Dq * C + 2 * Dkv * C + 3 * F * C +
+                       (c->qkv_bias ? Dq + 2 * Dkv : 0) + (c->qk_norm ? 2 * hd : 0);
     if (br_config_has_moe_ffn(c) || br_config_has_moa(c))
         per_layer = C * (c->block == BR_BLOCK_PARALLEL ? 1 : 2) + br_config_moe_layer_params(c);
     size_t domains = c->router_nexus && br_config_has_moe_ffn(c) ? (size_t)c->num_local_experts * (size_t)c->nexus_domain_dim : 0;

@@ -247,7 +247,7 @@ static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *
 
     size_t r = 0;
     for (size_t i = 0; i < nseq; i++) {
-        br_embedding_forward(s->x + r * d.C, seqs[i].tokens, m->w.embed, seqs[i].n_tokens, d.C);
+        br_model_embed(m, s->x + r * d.C, seqs[i].tokens, seqs[i].n_tokens);
         for (size_t j = 0; j < seqs[i].n_tokens; j++, r++) {
             s->pos[r] = (int32_t)(seqs[i].start_pos + j);
             s->rowseq[r] = (int32_t)i;
@@ -298,6 +298,6 @@ static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *
         r += n;
     }
     br_rmsnorm_forward(s->xn, NULL, s->xr, m->w.final_norm, eps, R, d.C);
-    br_model_proj_forward(logits_out, s->xn, m->w.lm_head, R, d.C, d.V, NULL, -1, BR_PROJ_COUNT);
+    br_model_proj(m, logits_out, s->xn, m->w.lm_head, R, d.C, d.V, NULL, -1, BR_PROJ_COUNT);
     return BR_OK;
 }

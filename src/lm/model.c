@@ -8,7 +8,10 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/dtype.h"
 #include "base/rng.h"
+#include "kernels/kernels.h"
+#include "lm/config_hf.h"
 #include "lm/config_moe.h"
 #include "lm/model_internal.h"
 
@@ -156,6 +159,15 @@ size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, s
             T("self_attn.k_proj.weight", 2, d.Dkv, d.C, false);
             T("self_attn.v_proj.weight", 2, d.Dkv, d.C, false);
             T("self_attn.o_proj.weight", 2, d.C, d.Dq, false);
+            if (cfg->qkv_bias) {
+                T("self_attn.q_proj.bias", 1, d.Dq, 0, false);
+                T("self_attn.k_proj.bias", 1, d.Dkv, 0, false);
+                T("self_attn.v_proj.bias", 1, d.Dkv, 0, false);
+            }
+            if (cfg->qk_norm) {
+                T("self_attn.q_norm.weight", 1, d.hd, 0, true);
+                T("self_attn.k_norm.weight", 1, d.hd, 0, true);
+            }
         }
         if (cfg->block == BR_BLOCK_SEQUENTIAL) T("post_attention_layernorm.weight", 1, d.C, 0, true);
         if (br_config_has_moe_ffn(cfg)) {
@@ -179,10 +191,11 @@ size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, s
     return off;
 }
 
-/* Points a br_weights_t into `base` following the table order of br_model_table. */
-static void carve(const br_model_t *m, float *base, br_weights_t *w)
+/* Points a br_weights_t into `base` following the table order of br_model_table, or, when
+ * ptrs is not NULL, at ptrs[i] for tensor i (a memory-mapped checkpoint). */
+static void carve(const br_model_t *m, float *base, float *const *ptrs, br_weights_t *w)
 {
-    if (!base) {
+    if (!base && !ptrs) {
         br_layer_weights_t *keep = w->layers;
         memset(w, 0, sizeof *w);
         w->layers = keep;
@@ -191,44 +204,58 @@ static void carve(const br_model_t *m, float *base, br_weights_t *w)
     }
     size_t i = 0;
     const br_tensor_info_t *t = m->tensors;
-    w->embed = base + t[i++].offset;
+#define AT(j) (ptrs ? ptrs[j] : base + t[j].offset)
+    w->embed = AT(i++);
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
         br_layer_weights_t *lw = &w->layers[l];
         const br_model_config_t *c = &m->cfg;
         size_t na = br_config_has_moa(c) ? (size_t)c->num_attention_experts : 1;
         size_t nkv = c->attention_shared_kv ? 1 : na;
         size_t nf = br_config_has_moe_ffn(c) ? (size_t)c->num_local_experts : 1;
-        lw->attn_norm = base + t[i++].offset;
-        lw->attn_router = na > 1 ? base + t[i++].offset : NULL;
-        lw->attn.wq = base + t[i].offset, i += na;
-        lw->attn.wk = base + t[i].offset, i += nkv;
-        lw->attn.wv = base + t[i].offset, i += nkv;
-        lw->attn.wo = base + t[i].offset, i += na;
-        lw->ffn_norm = m->cfg.block == BR_BLOCK_SEQUENTIAL ? base + t[i++].offset : NULL;
+        lw->attn_norm = AT(i++);
+        lw->attn_router = na > 1 ? AT(i++) : NULL;
+        lw->attn.wq = AT(i), i += na;
+        lw->attn.wk = AT(i), i += nkv;
+        lw->attn.wv = AT(i), i += nkv;
+        lw->attn.wo = AT(i), i += na;
+        lw->attn.bq = lw->attn.bk = lw->attn.bv = lw->attn.q_norm = lw->attn.k_norm = NULL;
+        if (c->qkv_bias) {
+            lw->attn.bq = AT(i++);
+            lw->attn.bk = AT(i++);
+            lw->attn.bv = AT(i++);
+        }
+        if (c->qk_norm) {
+            lw->attn.q_norm = AT(i++);
+            lw->attn.k_norm = AT(i++);
+        }
+        lw->ffn_norm = m->cfg.block == BR_BLOCK_SEQUENTIAL ? AT(i++) : NULL;
         lw->ffn_router = lw->nexus_in = lw->nexus_out = NULL;
         if (nf > 1 && c->router_nexus) {
-            lw->nexus_in = base + t[i++].offset;
-            lw->nexus_out = base + t[i++].offset;
+            lw->nexus_in = AT(i++);
+            lw->nexus_out = AT(i++);
         } else if (nf > 1) {
-            lw->ffn_router = base + t[i++].offset;
+            lw->ffn_router = AT(i++);
         }
-        lw->ffn.gate = base + t[i].offset, i += nf;
-        lw->ffn.up = base + t[i].offset, i += nf;
-        lw->ffn.down = base + t[i].offset, i += nf;
+        lw->ffn.gate = AT(i), i += nf;
+        lw->ffn.up = AT(i), i += nf;
+        lw->ffn.down = AT(i), i += nf;
         memset(&lw->shared, 0, sizeof lw->shared);
         if (nf > 1 && c->shared_expert_intermediate_size) {
-            lw->shared.gate = base + t[i++].offset;
-            lw->shared.up = base + t[i++].offset;
-            lw->shared.down = base + t[i++].offset;
+            lw->shared.gate = AT(i++);
+            lw->shared.up = AT(i++);
+            lw->shared.down = AT(i++);
         }
     }
-    w->final_norm = base + t[i++].offset;
-    w->lm_head = m->cfg.tie_word_embeddings ? w->embed : base + t[i++].offset;
-    w->nexus_domains = m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg) ? base + t[i++].offset : NULL;
+    w->final_norm = AT(i++);
+    w->lm_head = m->cfg.tie_word_embeddings ? w->embed : AT(i++);
+    w->nexus_domains = m->cfg.router_nexus && br_config_has_moe_ffn(&m->cfg) ? AT(i++) : NULL;
+#undef AT
     BR_ASSERT(i == m->n_tensors);
 }
 
-br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, bool with_grads)
+/* The model without its parameter storage: config, table, layer arrays, RoPE tables, and the
+ * weights carved from `params` or pointed at `ptrs` (see carve). */
+static br_status create_shell(br_model_t **out, const br_model_config_t *cfg_in, float *const *ptrs)
 {
     *out = NULL;
     br_model_config_t cfg = *cfg_in;
@@ -249,35 +276,64 @@ br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, boo
         return br_error(BR_ENOMEM, "out of memory");
     }
     m->n_params = br_model_table(&m->cfg, m->tensors, n_tensors, &m->n_tensors);
-    size_t bytes;
-    if (br_mul_size(&bytes, m->n_params, sizeof(float)) || !(m->params = br_alloc(bytes))) {
-        br_model_free(m);
-        return br_error(BR_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+    if (!ptrs) {
+        size_t bytes;
+        if (br_mul_size(&bytes, m->n_params, sizeof(float)) || !(m->params = br_alloc(bytes))) {
+            br_model_free(m);
+            return br_error(BR_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+        }
     }
-    carve(m, m->params, &m->w);
+    carve(m, m->params, ptrs, &m->w);
     br_status ms = br_moe_rt_create(m);
     if (ms) {
         br_model_free(m);
         return ms;
     }
-    br_rope_tables(m->rope_cos, m->rope_sin, d.maxpos, d.hd, cfg.rope_theta);
-    if (with_grads) {
-        br_status s = br_model_alloc_grads(m);
-        if (s) {
-            br_model_free(m);
-            return s;
-        }
-    }
+    br_config_rope_tables(&m->cfg, m->rope_cos, m->rope_sin);
     *out = m;
     return BR_OK;
+}
+
+br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, bool with_grads)
+{
+    BR_TRY(create_shell(out, cfg_in, NULL));
+    br_status s = with_grads ? br_model_alloc_grads(*out) : BR_OK;
+    if (s) {
+        br_model_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+br_status br_model_create_view(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
+                               float *const *ptrs)
+{
+    *out = NULL;
+    if (br_config_has_moe_ffn(cfg) || br_config_has_moa(cfg))
+        return br_error(BR_EUNSUPPORTED, "a mixture model cannot run on %s weights in place (load it as F32)",
+                        br_wtype_name(wt));
+    BR_TRY(br_kernels_matmul_check(br_kernels(), wt));
+    BR_TRY(create_shell(out, cfg, ptrs));
+    (*out)->wt = wt;
+    return BR_OK;
+}
+
+/* A view has no parameter storage of its own: what needs one refuses it. */
+static br_status need_params(const br_model_t *m, const char *what)
+{
+    if (m->params) return BR_OK;
+    return br_error(BR_EUNSUPPORTED, "%s needs F32 parameters, but this model was opened for inference "
+                    "with its %s weights in place (load it with br_model_load instead)", what,
+                    br_wtype_name(m->wt));
 }
 
 br_status br_model_alloc_grads(br_model_t *m)
 {
     if (m->grads) return BR_OK;
+    BR_TRY(need_params(m, "training"));
     m->grads = br_alloc(m->n_params * sizeof(float));
     if (!m->grads) return br_error(BR_ENOMEM, "model: cannot allocate gradients (%zu floats)", m->n_params);
-    carve(m, m->grads, &m->g);
+    carve(m, m->grads, NULL, &m->g);
     return BR_OK;
 }
 
@@ -289,6 +345,7 @@ void br_model_free(br_model_t *m)
     if (!m) return;
     free_acts(m);
     br_lm_infer_free(m);
+    br_lm_map_free(m->map);
     br_moe_rt_free(m);
     br_free(m->params);
     br_free(m->grads);
@@ -304,6 +361,7 @@ void br_model_free(br_model_t *m)
 
 void br_model_init_random(br_model_t *m, uint64_t seed)
 {
+    BR_ASSERT(m->params); /* an inference view (br_model_open) has no parameters to fill */
     for (size_t i = 0; i < m->n_tensors; i++) {
         const br_tensor_info_t *t = &m->tensors[i];
         float *p = m->params + t->offset;
@@ -359,6 +417,42 @@ void br_model_proj_backward(float *dinp, float *dw, const float *dout, const flo
     if (lora && lora->backward) lora->backward(lora, dinp, dout, inp, N, C, OC, layer, proj);
 }
 
+void br_model_proj(const br_model_t *m, float *out, const float *inp, const float *w, size_t N,
+                   size_t C, size_t OC, const br_lora_hook_t *lora, int layer, br_proj proj)
+{
+    if (m->wt == BR_WT_F32) {
+        br_model_proj_forward(out, inp, w, N, C, OC, lora, layer, proj);
+        return;
+    }
+    br_status s = br_matmul(m->wt, out, inp, w, N, C, OC);
+    BR_ASSERT(s == BR_OK); /* br_model_create_view checked the table has this type */
+    if (lora && lora->apply) lora->apply(lora, out, inp, N, C, OC, layer, proj);
+}
+
+void br_model_embed(const br_model_t *m, float *out, const int32_t *tokens, size_t N)
+{
+    size_t C = (size_t)m->cfg.hidden_size;
+    if (m->wt == BR_WT_F32) {
+        br_embedding_forward(out, tokens, m->w.embed, N, C);
+        return;
+    }
+    const uint16_t *e = (const uint16_t *)(const void *)m->w.embed;
+    for (size_t i = 0; i < N; i++) {
+        const uint16_t *row = e + (size_t)tokens[i] * C;
+        float *o = out + i * C;
+        if (m->wt == BR_WT_BF16)
+            for (size_t c = 0; c < C; c++) o[c] = br_bf16_to_f32(row[c]);
+        else
+            for (size_t c = 0; c < C; c++) o[c] = br_f16_to_f32(row[c]);
+    }
+}
+
+/* x (N, D) += b (D) on every row. */
+static void add_bias(float *x, const float *b, size_t N, size_t D)
+{
+    for (size_t r = 0; r < N; r++) br_add_inplace(x + r * D, b, D);
+}
+
 void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
                       const int32_t *pos, size_t N, const br_lora_hook_t *lora)
 {
@@ -368,9 +462,19 @@ void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
     }
     br_dims_t d = br_model_dims(m);
     const br_attn_weights_t *a = &m->w.layers[l].attn;
-    br_model_proj_forward(q, xn, a->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
-    br_model_proj_forward(k, xn, a->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
-    br_model_proj_forward(v, xn, a->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
+    br_model_proj(m, q, xn, a->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
+    br_model_proj(m, k, xn, a->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
+    br_model_proj(m, v, xn, a->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
+    if (a->bq) { /* Qwen2: biases after the (LoRA-adapted) projections, as nn.Linear + PEFT */
+        add_bias(q, a->bq, N, d.Dq);
+        add_bias(k, a->bk, N, d.Dkv);
+        add_bias(v, a->bv, N, d.Dkv);
+    }
+    if (a->q_norm) { /* Qwen3: RMSNorm over each head's hd values, before RoPE */
+        float eps = m->cfg.rms_norm_eps;
+        br_rmsnorm_forward(q, NULL, q, a->q_norm, eps, N * d.NH, d.hd);
+        br_rmsnorm_forward(k, NULL, k, a->k_norm, eps, N * d.NKV, d.hd);
+    }
     br_rope_forward(q, pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
     br_rope_forward(k, pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
 }
@@ -383,7 +487,7 @@ void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, s
         return;
     }
     br_dims_t d = br_model_dims(m);
-    br_model_proj_forward(out, ao, m->w.layers[l].attn.wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
+    br_model_proj(m, out, ao, m->w.layers[l].attn.wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
 }
 
 void br_ffn_part_forward(const br_model_t *m, int l, float *out, const float *xn, float *gate,
@@ -391,10 +495,10 @@ void br_ffn_part_forward(const br_model_t *m, int l, float *out, const float *xn
 {
     br_dims_t d = br_model_dims(m);
     const br_ffn_weights_t *f = &m->w.layers[l].ffn;
-    br_model_proj_forward(gate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
-    br_model_proj_forward(up, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
+    br_model_proj(m, gate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
+    br_model_proj(m, up, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
     br_swiglu_forward(act, gate, up, N * d.F);
-    br_model_proj_forward(out, act, f->down, N, d.F, d.C, lora, l, BR_PROJ_DOWN);
+    br_model_proj(m, out, act, f->down, N, d.F, d.C, lora, l, BR_PROJ_DOWN);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -563,7 +667,7 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
     size_t B = a->B, T = a->T, N = B * T;
     float eps = m->cfg.rms_norm_eps;
     bool seq = m->cfg.block == BR_BLOCK_SEQUENTIAL;
-    br_embedding_forward(a->x[0], inputs, m->w.embed, N, d.C);
+    br_model_embed(m, a->x[0], inputs, N);
     for (size_t l = 0; l < d.L; l++) {
         layer_acts_t *la = &a->la[l % a->nslots];
         const br_layer_weights_t *lw = &m->w.layers[l];
@@ -593,6 +697,14 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
     br_rmsnorm_forward(a->xf, a->rstdf, a->x[d.L % a->nx], m->w.final_norm, eps, N, d.C);
 }
 
+/* logits (N,V) = xf (N,C) lm_head^T (the F32 call as before; other types through the table). */
+static void head_rows(const br_model_t *m, float *logits, const float *xf, size_t N)
+{
+    br_dims_t d = br_model_dims(m);
+    if (m->wt == BR_WT_F32) br_linear_forward(logits, xf, m->w.lm_head, N, d.C, d.V);
+    else br_model_proj(m, logits, xf, m->w.lm_head, N, d.C, d.V, NULL, -1, BR_PROJ_COUNT);
+}
+
 /* LM head + cross-entropy in row chunks (the (N,V) logits never exist at once).  With
  * bwd also backward of the head: dxf += dlogits Wh, dWh += (when dwh). */
 static double head_loss(br_model_t *m, const int32_t *targets, float *losses, bool bwd,
@@ -605,7 +717,7 @@ static double head_loss(br_model_t *m, const int32_t *targets, float *losses, bo
     size_t count = 0;
     for (size_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
         size_t n = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK;
-        br_linear_forward(a->logits, a->xf + r0 * d.C, m->w.lm_head, n, d.C, d.V);
+        head_rows(m, a->logits, a->xf + r0 * d.C, n);
         /* training: loss and dlogits = dscale * (softmax - onehot) in one pass, in place */
         float mean = bwd ? br_xent_fused(losses + r0, a->logits, a->logits, targets + r0, dscale, n, d.V)
                          : br_xent_forward(losses + r0, a->logits, a->logits, targets + r0, n, d.V);
@@ -651,8 +763,7 @@ br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B
     BR_TRY(check_batch(m, inputs, NULL, B, T));
     BR_TRY(ensure_acts(m, B, T, false));
     forward_blocks(m, inputs, lora);
-    br_dims_t d = br_model_dims(m);
-    br_linear_forward(logits, m->acts->xf, m->w.lm_head, B * T, d.C, d.V);
+    head_rows(m, logits, m->acts->xf, B * T);
     return BR_OK;
 }
 
@@ -716,6 +827,10 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
     br_train_opts_t dflt = {NULL, true, 1.0f};
     if (!opts) opts = &dflt;
     bool base = opts->train_base;
+    BR_TRY(need_params(m, "training"));
+    if (m->cfg.qkv_bias || m->cfg.qk_norm)
+        return br_error(BR_EUNSUPPORTED, "training a %s model (q/k/v biases or q/k norms) is not implemented "
+                        "yet: braid runs it for inference only", br_arch_name(m->cfg.arch));
     if (base && !m->grads) BR_TRY(br_model_alloc_grads(m));
     if (!targets) return br_error(BR_EINVAL, "training needs targets");
     BR_TRY(check_batch(m, inputs, targets, B, T));

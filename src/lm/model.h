@@ -12,7 +12,8 @@
  * every parameter.
  *
  * Every projection goes through br_model_proj_forward/backward (y = x W^T, then the optional
- * per-row LoRA hook), so LoRA, quantisation and a GPU backend each change one place.
+ * per-row LoRA hook; br_model_proj in model_internal.h for a model whose matrices are 16-bit,
+ * see br_model_open), so LoRA, quantisation and a GPU backend each change one place.
  *
  * Threading: a br_model_t is used by one thread at a time (it owns its activation and scratch
  * buffers); kernels inside use OpenMP/BLAS.  The weights are read-only during inference. */
@@ -22,12 +23,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dtype.h"
 #include "base/status.h"
+#include "kernels/kernels.h"
 #include "nn/nn.h"
 
 /* ------------------------------------------------------------------------------------------
  * Config (config.json).  Hugging Face LlamaConfig field names; `block` is braid's own. */
 typedef enum { BR_BLOCK_SEQUENTIAL = 0, BR_BLOCK_PARALLEL = 1 } br_block_kind;
+
+/* model_type of a config.json (lm/config_hf.c reads the per-architecture fields). */
+typedef enum {
+    BR_ARCH_LLAMA = 0, /* also braid's own dense models */
+    BR_ARCH_MISTRAL,   /* llama + sliding_window */
+    BR_ARCH_QWEN2,     /* llama + q/k/v biases */
+    BR_ARCH_QWEN3,     /* llama + per-head q/k RMSNorm */
+    BR_ARCH_MIXTRAL,   /* MoE FFN (lm/config_moe.c) */
+    BR_ARCH_BRAID_MOE
+} br_arch;
+
+/* model_type as spelled in config.json ("llama", "qwen3", ...; "?" for a bad value). */
+const char *br_arch_name(br_arch a);
+
+/* rope_scaling.rope_type: how the RoPE inverse frequencies are rescaled. */
+typedef enum { BR_ROPE_DEFAULT = 0, BR_ROPE_LINEAR, BR_ROPE_LLAMA3 } br_rope_type;
 
 typedef struct {
     int vocab_size;              /* V */
@@ -45,6 +64,16 @@ typedef struct {
     int bos_token_id;            /* -1: none */
     int eos_token_id;            /* -1: none */
     br_block_kind block;         /* "sequential" (default) | "parallel" */
+    /* Architecture (model_type) and its extras; all zero for a plain Llama config. */
+    br_arch arch;
+    bool qkv_bias;               /* q_proj, k_proj, v_proj have biases (Qwen2) */
+    bool qk_norm;                /* q_norm, k_norm: RMSNorm over each head before RoPE (Qwen3) */
+    br_rope_type rope_type;      /* rope_scaling */
+    float rope_factor;           /* rope_scaling.factor (linear, llama3) */
+    float rope_low_freq_factor;  /* llama3 */
+    float rope_high_freq_factor; /* llama3 */
+    int rope_original_max_position_embeddings; /* llama3 */
+    int sliding_window;          /* Mistral's window as read (0: none); the context is capped at it */
     /* Mixture of experts (docs/moe.md; parsed and saved by lm/config_moe.c).  Every all-zero
      * value means "dense", so a Llama config.json keeps loading. */
     int num_local_experts;       /* FFN experts E (Mixtral name); 0 or 1: dense FFN */
@@ -67,10 +96,14 @@ void br_config_defaults(br_model_config_t *c);
  * ranges, ...; BR_EINVAL naming the offending field(s). Fills head_dim when 0. */
 br_status br_config_validate(br_model_config_t *c);
 /* Parses and validates config.json text / file.  Rejects what braid does not implement
- * (hidden_act other than silu, attention_bias, mlp_bias, rope_scaling) with BR_EUNSUPPORTED. */
+ * (model_type other than llama, mistral, qwen2, qwen3, mixtral, braid_moe; hidden_act other
+ * than silu; attention_bias or mlp_bias where the architecture has none; rope_scaling types
+ * other than linear and llama3; fields that change the math such as logit soft-capping) with
+ * BR_EUNSUPPORTED naming the field. */
 br_status br_config_parse(br_model_config_t *c, const char *json_text, size_t len);
 br_status br_config_load(br_model_config_t *c, const char *path);
-/* Writes config.json atomically (model_type "llama", architectures ["LlamaForCausalLM"]). */
+/* Writes config.json atomically (model_type "llama", architectures ["LlamaForCausalLM"], or the
+ * architecture it was read as). */
 br_status br_config_save(const br_model_config_t *c, const char *path);
 /* Number of parameters (tied head counted once). */
 size_t br_config_num_params(const br_model_config_t *c);
@@ -80,10 +113,14 @@ size_t br_config_num_params(const br_model_config_t *c);
  * same layout, so `grads` is a br_weights_t over the gradient buffer).  Shapes are row-major,
  * HF layout: a projection weight is (out_features, in_features). */
 typedef struct {
+    /* With br_model_t.wt != BR_WT_F32 (a memory-mapped 16-bit checkpoint) the four matrices
+     * hold that type (cast to float *: use only through the model's projection functions). */
     float *wq; /* (NH*hd, C)  model.layers.N.self_attn.q_proj.weight */
     float *wk; /* (NKV*hd, C) model.layers.N.self_attn.k_proj.weight */
     float *wv; /* (NKV*hd, C) model.layers.N.self_attn.v_proj.weight */
     float *wo; /* (C, NH*hd)  model.layers.N.self_attn.o_proj.weight */
+    float *bq, *bk, *bv; /* (NH*hd), (NKV*hd) x2 self_attn.{q,k,v}_proj.bias (qkv_bias), else NULL */
+    float *q_norm, *k_norm; /* (hd) self_attn.{q,k}_norm.weight (qk_norm), else NULL */
 } br_attn_weights_t;
 
 typedef struct {
@@ -147,6 +184,11 @@ typedef struct {
     struct br_model_moe *moe;   /* MoE/MoA workspaces (lm/model_moe.c), NULL when dense */
     uint64_t *route_counts;     /* (L, E) or NULL: when set by the caller, every forward adds
                                  * each layer's (token, expert) assignments (routing stats) */
+    /* Inference view of a 16-bit checkpoint (br_model_open): params == NULL, every matrix
+     * (embed, projections, lm_head) is of type wt and points into the memory-mapped files held
+     * by `map`; 1-D tensors (norms, biases) are F32 copies.  wt == BR_WT_F32 otherwise. */
+    br_wtype wt;
+    struct br_model_map *map;   /* the mapped shards (lm/hf_load.c), NULL when not a view */
 } br_model_t;
 
 /* A zero-initialised model (params all 0; call br_model_init_random or load).  with_grads
@@ -161,12 +203,30 @@ void br_model_init_random(br_model_t *m, uint64_t seed);
 int br_model_find_tensor(const br_model_t *m, const char *name);
 
 /* ------------------------------------------------------------------------------------------
- * Checkpoints.  DIR/config.json + DIR/model.safetensors (HF names; F32, F16 or BF16 in, `dtype`
+ * Checkpoints.  DIR/config.json + DIR/model.safetensors or its shards (HF names; F32, F16 or BF16 in, `dtype`
  * out: BR_DT_F32 or BR_DT_BF16/F16).  Missing, extra or mis-shaped tensors are BR_EFORMAT
  * naming the tensor.  Each file is written atomically; model.safetensors is written before
  * config.json. */
 br_status br_model_load(br_model_t **out, const char *dir, bool with_grads);
 br_status br_model_save(const br_model_t *m, const char *dir, int dtype /* br_dtype */);
+/* For inference: DIR as the Hub holds it (config.json; model.safetensors or shards with
+ * model.safetensors.index.json).  A dense BF16 or F16 checkpoint is run in place: its
+ * matrices stay 16-bit in the memory-mapped files (m->wt, m->map; no F32 copy; training,
+ * saving and gradients refuse such a model).  F32 files, mixed types and mixtures load as
+ * br_model_load(dir, false) does.  Errors as br_model_load. */
+br_status br_model_open(br_model_t **out, const char *dir);
+/* What braid makes of a model folder, without loading it (braid inspect).  BR_OK whenever DIR
+ * has a config.json; the two statuses say whether braid runs the config and whether the
+ * weights match it (with the message). */
+typedef struct {
+    br_model_config_t cfg;          /* valid when config_status == BR_OK */
+    br_status config_status, weights_status;
+    char config_error[512], weights_error[512];
+    size_t n_shards, n_tensors, n_elements, bytes; /* of the safetensors files */
+    size_t dtype_elements[BR_DT_COUNT];             /* elements per stored dtype (base/dtype.h) */
+    br_wtype wt;                    /* what br_model_open would run the matrices as */
+} br_model_info_t;
+br_status br_model_inspect(const char *dir, br_model_info_t *info);
 /* Loads weights from a safetensors file into an existing model of matching config. */
 br_status br_model_load_weights(br_model_t *m, const char *safetensors_path);
 

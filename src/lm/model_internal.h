@@ -4,6 +4,7 @@
  * body of these functions, not their callers. */
 #ifndef BR_LM_MODEL_INTERNAL_H
 #define BR_LM_MODEL_INTERNAL_H
+#include "base/safetensors.h"
 #include "lm/model.h"
 
 /* Sizes of one model, as size_t. */
@@ -20,8 +21,24 @@ br_dims_t br_model_dims(const br_model_t *m);
 size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, size_t cap,
                       size_t *n_tensors);
 
-/* Attention part, input side: q (N,Dq), k, v (N,Dkv) = projections of xn (N,C), q and k
- * rotated by RoPE at positions pos (N). */
+/* An inference view (br_model_t.wt, .map): tensor i of the table is at ptrs[i], 2-D tensors
+ * of type wt, 1-D ones F32; the caller keeps that memory alive (sets m->map, which
+ * br_model_free releases through br_lm_map_free).  BR_EUNSUPPORTED for a mixture config or a
+ * weight type the active kernel table lacks. */
+br_status br_model_create_view(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
+                               float *const *ptrs);
+void br_lm_map_free(struct br_model_map *map); /* NULL is a no-op */
+
+/* out (N,C) = the embedding rows of tokens (any weight type). */
+void br_model_embed(const br_model_t *m, float *out, const int32_t *tokens, size_t N);
+/* br_model_proj_forward for a matrix of the model's weight type m->wt (the F32 call is the
+ * very same). */
+void br_model_proj(const br_model_t *m, float *out, const float *inp, const float *w, size_t N,
+                   size_t C, size_t OC, const br_lora_hook_t *lora, int layer, br_proj proj);
+
+/* Attention part, input side: q (N,Dq), k, v (N,Dkv) = projections of xn (N,C) (+ biases;
+ * q and k RMS-normed per head when the config has q/k norms), q and k rotated by RoPE at
+ * positions pos (N). */
 void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
                       const int32_t *pos, size_t N, const br_lora_hook_t *lora);
 /* Attention part, output side: out (N,C) = o_proj(ao (N,Dq)). */
@@ -54,6 +71,25 @@ void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
                       const int32_t *pos, size_t N);
 void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N);
 void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N);
+
+/* A model folder as the Hub holds it (lm/hf_load.c): config.json, and model.safetensors or
+ * the shards listed by model.safetensors.index.json, every file memory-mapped. */
+typedef struct {
+    br_model_config_t cfg;
+    struct br_safetensors **shards; /* (n_shards) */
+    size_t n_shards;
+    const br_st_tensor_t **tensors; /* (n_tensors) every shard's tensors, names unique */
+    size_t n_tensors;
+    char label[4096];               /* "DIR/model.safetensors" or "DIR/model.safetensors.index.json" */
+} br_lm_folder_t;
+/* BR_ENOTFOUND without config.json or weights; BR_EFORMAT for a bad index (a shard it names
+ * missing or escaping DIR, a tensor in two shards or not in the shard the index names). */
+br_status br_lm_folder_open(br_lm_folder_t *f, const char *dir);
+void br_lm_folder_close(br_lm_folder_t *f); /* idempotent */
+/* Checks every dimension of cfg against the tensors all (nf) before anything is allocated;
+ * *found (table order, free() it) receives the tensor for each parameter (checkpoint.c). */
+br_status br_lm_check_tensors(const br_model_config_t *cfg, const br_st_tensor_t *const *all, size_t nf,
+                              const char *path, const br_st_tensor_t ***found);
 
 /* Checks every token id is < vocab (BR_ERANGE naming the first bad one and its index). */
 br_status br_model_check_tokens(const br_model_t *m, const int32_t *tokens, size_t n);
