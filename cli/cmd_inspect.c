@@ -11,6 +11,8 @@
 #include "base/safetensors.h"
 #include "commands.h"
 #include "lm/model.h"
+#include "text/jinja.h"
+#include "text/tokcfg.h"
 #include "text/tokenizer.h"
 
 static void human_bytes(char *buf, size_t cap, double b)
@@ -64,18 +66,27 @@ static void describe_tokenizer(const char *dir, char *kind, size_t cap, char *br
     br_tokenizer_free(tok);
 }
 
-/* Where the chat template is, or NULL. */
-static const char *chat_template_source(const char *dir)
+/* The chat template as braid's prompt code reads it (text/tokcfg.h: tokenizer_config.json or
+ * chat_template.jinja) and whether braid's renderer parses it; NULL when the folder has none. */
+static const char *describe_chat_template(const char *dir, char *buf, size_t cap)
 {
-    json_t *tc = load_json(dir, "tokenizer_config.json");
-    json_t *ct = json_is_object(tc) ? json_object_get(tc, "chat_template") : NULL;
-    bool in_config = json_is_string(ct) || json_is_array(ct);
-    json_decref(tc);
-    if (in_config) return "tokenizer_config.json";
-    char path[4096];
-    if (!br_path_join(path, sizeof path, dir, "chat_template.jinja") && br_file_exists(path))
-        return "chat_template.jinja";
-    return NULL;
+    br_tokcfg_t tc;
+    if (br_tokcfg_load(&tc, dir)) {
+        snprintf(buf, cap, "unreadable: %s", br_errmsg());
+        return buf;
+    }
+    if (!tc.chat_template) {
+        br_tokcfg_free(&tc);
+        return NULL;
+    }
+    br_jinja_t *t = NULL;
+    if (br_jinja_parse(&t, tc.chat_template, strlen(tc.chat_template)) == BR_OK)
+        snprintf(buf, cap, "present (%zu bytes); braid renders it (braid tokenizer chat)", strlen(tc.chat_template));
+    else
+        snprintf(buf, cap, "present; braid cannot render it: %s", br_errmsg());
+    br_jinja_free(t);
+    br_tokcfg_free(&tc);
+    return buf;
 }
 
 /* What the weights are stored as: "BF16" or "BF16 98%, F32 2%" (by elements). */
@@ -106,7 +117,8 @@ static int inspect_folder(const char *dir, bool as_json)
     describe_dtypes(&in, dtypes, sizeof dtypes);
     human_bytes(hb, sizeof hb, (double)in.bytes);
     describe_tokenizer(dir, tok_kind, sizeof tok_kind, tok_braid, sizeof tok_braid);
-    const char *tmpl = chat_template_source(dir);
+    char tmpl_buf[600];
+    const char *tmpl = describe_chat_template(dir, tmpl_buf, sizeof tmpl_buf);
     if (cfg_ok)
         snprintf(extras, sizeof extras, "%s%s%s%s%s", c->qkv_bias ? "q/k/v biases; " : "", c->qk_norm ? "q/k RMSNorm; " : "",
                  c->rope_type == BR_ROPE_LLAMA3 ? "rope_scaling llama3; " : c->rope_type == BR_ROPE_LINEAR ? "rope_scaling linear; " : "",
