@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "base/buf.h"
+#include "base/comm.h"
 #include "base/fileio.h"
 #include "base/progress.h"
 #include "commands.h"
@@ -19,13 +20,15 @@
 typedef struct {
     br_progress_t bar;
     bool started;
+    bool quiet;              /* not rank 0: no progress bar */
     double ema, secs;
-    FILE *log;
+    FILE *log;               /* rank 0 only */
 } lora_ui_t;
 
 static void on_start(void *ctx, const br_trainer_start_t *s)
 {
     lora_ui_t *u = ctx;
+    if (u->quiet) return;
     br_progress_start(&u->bar, "lora-train", (double)s->steps, "step");
     u->started = true;
 }
@@ -36,6 +39,7 @@ static void on_step(void *ctx, long done, const br_trainer_step_t *st)
     u->ema = done > 1 ? 0.9 * u->ema + 0.1 * st->loss : st->loss;
     u->secs = st->elapsed;
     if (u->log) br_trainer_log_step(u->log, st);
+    if (!u->started) return;
     br_progress_updatef(&u->bar, (double)done, "loss %.3f |g| %.2f lr %.1e", u->ema, (double)st->grad_norm,
                         (double)st->lr);
 }
@@ -84,6 +88,10 @@ int cmd_lora_train(int argc, char **argv)
         fprintf(stderr, "braid: error: --targets: %s\n", br_errmsg());
         return 2;
     }
+    /* under mpirun the ranks train the adapter data-parallel (docs/distributed.md); rank 0 writes */
+    br_comm_t *world = NULL;
+    if ((st = br_comm_world(&world)) != BR_OK) return fail_status(st, "lora-train");
+    bool writer = br_comm_rank(world) == 0;
     br_model_t *m = NULL;
     br_lora_adapter_t *a = NULL;
     st = br_model_load(&m, base, false);
@@ -94,26 +102,31 @@ int cmd_lora_train(int argc, char **argv)
     if (st == BR_OK) st = br_lora_alloc_grads(a);
     if (st != BR_OK) goto done;
     snprintf(a->base_model, sizeof a->base_model, "%s", base);
-    fprintf(stderr, "lora-train: rank %d, alpha %g, targets %s: %zu adapter parameters on a %zu-parameter base\n", rank,
+    if (writer)
+        fprintf(stderr, "lora-train: rank %d, alpha %g, targets %s: %zu adapter parameters on a %zu-parameter base\n", rank,
             (double)alpha, targets_s, a->n_params, m->n_params);
-    lora_ui_t ui = {0};
+    lora_ui_t ui = {.quiet = !writer};
     br_atomic_file_t log;
     br_buf_t log_path = BR_BUF_INIT;
-    st = br_mkdir_p(out);
-    if (st == BR_OK) st = br_buf_path(&log_path, out, "train_log.jsonl");
-    if (st == BR_OK) st = br_atomic_open(&log, br_buf_str(&log_path));
-    br_buf_free(&log_path);
-    if (st != BR_OK) goto done;
-    ui.log = log.f;
+    if (writer) {
+        st = br_mkdir_p(out);
+        if (st == BR_OK) st = br_buf_path(&log_path, out, "train_log.jsonl");
+        if (st == BR_OK) st = br_atomic_open(&log, br_buf_str(&log_path));
+        br_buf_free(&log_path);
+        if (st != BR_OK) goto done;
+        ui.log = log.f;
+    }
     br_trainer_opts_t o;
     br_trainer_defaults(&o);
     o.data = data, o.mix = mix_spec, o.steps = steps, o.warmup = warmup, o.seed = (uint64_t)seed;
     o.batch = (size_t)batch, o.seq = T, o.lr = lr, o.min_lr = lr / 10, o.weight_decay = wd;
     o.beta1 = 0.9f, o.beta2 = 0.999f, o.clip = clip;
     o.hooks = (br_trainer_hooks_t){.ctx = &ui, .on_start = on_start, .on_step = on_step};
+    o.comm = world;
     double val[3] = {0, 0, 0};
     st = br_trainer_lora(m, a, &o, val_batches, val);
     if (ui.started) br_progress_finish(&ui.bar);
+    if (!writer) goto done; /* the other ranks hold the same adapter: rank 0 writes it */
     if (st == BR_OK && val_batches) /* validation over the mix before and after training */
         fprintf(log.f, "{\"step\": 0, \"val_loss\": %.6f, \"val\": {}}\n{\"step\": %d, \"val_loss\": %.6f, \"val\": {}}\n",
                 val[1], steps, val[2]);
@@ -131,5 +144,8 @@ int cmd_lora_train(int argc, char **argv)
 done:
     br_lora_free(a);
     br_model_free(m);
-    return st == BR_OK ? 0 : fail_status(st, "lora-train");
+    if (st == BR_OK) return 0;
+    int code = fail_status(st, "lora-train");
+    if (world && br_comm_size(world) > 1) br_comm_abort(world, code); /* the other ranks would wait forever */
+    return code;
 }

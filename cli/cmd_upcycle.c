@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "base/comm.h"
 #include "base/fileio.h"
 #include "base/timer.h"
 #include "commands.h"
@@ -152,15 +153,26 @@ int cmd_extend(int argc, char **argv)
         fprintf(stderr, "braid: error: extend: --finetune-steps needs --data and --mix\n");
         return 2;
     }
-    double t0 = br_now();
-    br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out};
-    br_model_config_t cfg;
-    br_status s = br_extend_assemble(&o, base, domain_data, (size_t)domain_tokens, &cfg);
+    /* under mpirun rank 0 assembles, and every rank takes part in the finetune (docs/distributed.md) */
+    br_comm_t *world = NULL;
+    br_status s = br_comm_world(&world);
     if (s) return fail_status(s, "extend");
-    printf("extend: ");
-    print_cfg(&cfg, out, br_now() - t0);
+    if (br_comm_rank(world) == 0) {
+        double t0 = br_now();
+        br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out};
+        br_model_config_t cfg;
+        s = br_extend_assemble(&o, base, domain_data, (size_t)domain_tokens, &cfg);
+        if (s) {
+            int code = fail_status(s, "extend");
+            br_comm_abort(world, code); /* returns only when alone */
+            return code;
+        }
+        printf("extend: ");
+        print_cfg(&cfg, out, br_now() - t0);
+    }
+    if ((s = br_comm_barrier(world))) return fail_status(s, "extend");
     if (ft_steps == 0) return 0;
-    /* the short finetune: braid train in this process's place */
+    /* the short finetune: braid train's own code, in this process */
     char steps[32], batch[32], seq[32], lr[32], warm[32];
     snprintf(steps, sizeof steps, "%d", ft_steps);
     snprintf(batch, sizeof batch, "%d", ft_batch);
@@ -171,7 +183,5 @@ int cmd_extend(int argc, char **argv)
                      "--mix", (char *)ft_mix, "--steps", steps, "--batch", batch, "--seq", seq, "--lr", lr,
                      "--warmup", warm, "--eval-interval", "0", "--ckpt-interval", "0", NULL};
     fflush(stdout);
-    fflush(stderr);
-    execv("/proc/self/exe", targv);
-    return fail_status(br_error(BR_EIO, "extend: cannot start 'braid train': %s", strerror(errno)), "extend");
+    return cmd_train_in((int)(sizeof targv / sizeof *targv) - 2, targv + 1, world); /* argv[0] "train" */
 }

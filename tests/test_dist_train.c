@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/safetensors.h"
 #define TH_WANT_RUN
 #include "harness.h"
 #include "shard_fixture.h"
@@ -200,6 +201,48 @@ static void check_moe_finetune(void)
     check_same("MoE finetune: 2 ranks x 2 vs 1 x 4", "moe-1", "moe-2", 6, 2e-5);
 }
 
+/* lora-train under mpirun: 2 ranks x 2 windows write (rank 0 alone) the adapter that 1 process
+ * x 4 writes, to float summation tolerance; the log is written once. */
+static void check_lora(void)
+{
+    const char *lf = "--data %s/tok --mix gpl=1 --steps 4 --batch %d --seq 32 --rank 4 --lr 3e-3 --warmup 1 "
+                     "--val-batches 1 --seed 3";
+    char f1[600], f2[600];
+    snprintf(f1, sizeof f1, lf, tmp, 4);
+    snprintf(f2, sizeof f2, lf, tmp, 2);
+    CHECK_INT(sh("%s lora-train --base %s/ref %s --out %s/lora-1 >/dev/null 2>&1", braid, tmp, f1, tmp), 0);
+    CHECK_INT(sh("%s -np 2 %s lora-train --base %s/ref %s --out %s/lora-2 >/dev/null 2>&1", mpirun, braid, tmp, f2, tmp),
+              0);
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/lora-1/adapter_model.safetensors", tmp);
+    snprintf(p2, sizeof p2, "%s/lora-2/adapter_model.safetensors", tmp);
+    br_safetensors_t *a = NULL, *b = NULL;
+    CHECK_OK(br_st_open(&a, p1));
+    CHECK_OK(br_st_open(&b, p2));
+    if (a && b) {
+        CHECK_INT(br_st_count(a), br_st_count(b));
+        double worst = 0;
+        size_t n = br_st_count(a) < br_st_count(b) ? br_st_count(a) : br_st_count(b);
+        for (size_t i = 0; i < n; i++) {
+            const br_st_tensor_t *ta = br_st_tensor(a, i), *tb = br_st_find(b, ta->name);
+            CHECK_MSG(tb && tb->numel == ta->numel, "tensor %s missing or of another size", ta->name);
+            if (!tb || tb->numel != ta->numel) continue;
+            float *x = malloc(ta->numel * sizeof *x), *y = malloc(ta->numel * sizeof *y);
+            if (x && y && !br_st_read_f32(ta, x, ta->numel) && !br_st_read_f32(tb, y, tb->numel))
+                for (size_t k = 0; k < ta->numel; k++)
+                    worst = fmax(worst, fabs((double)x[k] - y[k]) / (1e-3 + fabs((double)x[k])));
+            free(x);
+            free(y);
+        }
+        CHECK_MSG(worst < 1e-3, "lora-train 2 ranks x 2 vs 1 x 4: adapter rel diff %g", worst);
+    }
+    br_st_close(a);
+    br_st_close(b);
+    double l1[9], l2[9], v1 = 0, v2 = 0;
+    int n1 = read_log("lora-1", l1, 8, &v1), n2 = read_log("lora-2", l2, 8, &v2);
+    CHECK_MSG(n1 == 4 && n2 == 4, "lora logs: %d and %d steps (want 4 each, written once)", n1, n2);
+}
+
 int main(void)
 {
     braid = getenv("BRAID");
@@ -241,6 +284,7 @@ int main(void)
         check_rank_failure();
         check_branch_groups();
         check_moe_finetune();
+        check_lora();
     }
     if (th_failed == 0 && !getenv("KEEP")) sh("rm -rf '%s'", tmp);
     else fprintf(stderr, "kept %s for inspection\n", tmp);
