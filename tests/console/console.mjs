@@ -122,7 +122,7 @@ await step('side by side', async () => {
   check(heads.length === 2 && heads[0] === 'a1' && heads[1] !== 'a1', 'two answers from two models', heads.join(' | '));
   check(texts.every(t => t.length > 0) || (await page.$$eval('.answer .verdict', v => v.every(x => !x.hidden))),
         'both answers arrive', JSON.stringify(texts));
-  await page.screenshot({ path: join(outDir, 'playground.png') });
+  await page.screenshot({ path: join(outDir, 'playground.png'), fullPage: true });
   await page.click('#side');
 });
 
