@@ -44,7 +44,7 @@ page.on('console', m => {
 page.on('pageerror', e => problems.push('page error: ' + e.message));
 page.on('requestfailed', r => { if (!r.url().includes('/v1/')) problems.push('request failed: ' + r.url()); });
 const hosts = new Set();
-page.on('request', r => hosts.add(new URL(r.url()).host));
+page.on('request', r => { if (/^(https?|wss?):/.test(r.url())) hosts.add(new URL(r.url()).host); });
 
 const text = sel => page.$eval(sel, e => e.textContent);
 // Waits until the text of `sel` matches the regular expression `re` (no eval in the page: the
