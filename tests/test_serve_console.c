@@ -68,6 +68,42 @@ static void test_files(void)
     CHECK(strstr(BR_CONSOLE_CSP, "default-src 'self'") && !strstr(BR_CONSOLE_CSP, "unsafe"));
 }
 
+/* The registry reads the status uses: a label must match whole (tenant "a" is not "ab" nor
+ * adapter "a"), histogram buckets are summed over series. */
+static void test_metric_reads(void)
+{
+    br_metrics_t *m = NULL;
+    CHECK_OK(br_metrics_create(&m));
+    br_metric_t *c = br_metrics_counter(m, "t_total", "test", "tenant,adapter");
+    br_metric_add(c, 2, "a", "x");
+    br_metric_add(c, 3, "a", "a");
+    br_metric_add(c, 5, "ab", "a");
+    br_metric_add(c, 7, "b\"a", "y");
+    CHECK(br_metrics_find(m, "t_total") == c && br_metrics_find(m, "t") == NULL);
+    CHECK_NEAR(br_metric_sum(c, "tenant", "a"), 5, 0);
+    CHECK_NEAR(br_metric_sum(c, "tenant", "ab"), 5, 0);
+    CHECK_NEAR(br_metric_sum(c, "adapter", "a"), 8, 0);
+    CHECK_NEAR(br_metric_sum(c, "tenant", "b\"a"), 7, 0);
+    CHECK_NEAR(br_metric_sum(c, NULL, NULL), 17, 0);
+    CHECK_NEAR(br_metric_sum(NULL, NULL, NULL), 0, 0);
+    const double bounds[] = {1, 2};
+    br_metric_t *h = br_metrics_histogram(m, "h_seconds", "test", "tenant", bounds, 2);
+    br_metric_observe(h, 0.5, "a");
+    br_metric_observe(h, 1.5, "b");
+    br_metric_observe(h, 9, "b");
+    br_metric_observe(h, 0.1, "b");
+    double bo[2], co[3];
+    CHECK_INT(br_metric_buckets(h, bo, co, 3), 3);
+    CHECK(bo[0] == 1 && bo[1] == 2 && co[0] == 2 && co[1] == 1 && co[2] == 1);
+    CHECK_INT(br_metric_buckets(h, bo, co, 2), 0);
+    CHECK_INT(br_metric_buckets(c, NULL, co, 3), 0);
+    CHECK_NEAR(br_metric_sum(h, "tenant", "b"), 3, 0);
+    char *text = br_metrics_render(m); /* reading leaves the exposition as it was */
+    CHECK(text && strstr(text, "h_seconds_bucket{tenant=\"b\",le=\"2\"} 2"));
+    free(text);
+    br_metrics_free(m);
+}
+
 static json_t *path(json_t *j, const char *a, const char *b)
 {
     json_t *x = json_object_get(j, a);
@@ -300,6 +336,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     test_quantile();
     test_ring();
+    test_metric_reads();
     test_files();
     test_status_json();
     CHECK_OK(fixture_setup("braid_console_"));
