@@ -78,6 +78,14 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# the web console (src/serve/console.c includes the files of web/console/, embedded as C arrays)
+WEB_SRC := $(sort $(wildcard web/console/*))
+$(BUILD)/gen/console_files.inc: $(WEB_SRC) scripts/embed_web.sh
+	@mkdir -p $(dir $@)
+	bash scripts/embed_web.sh web/console $@
+$(BUILD)/src/serve/console.o: $(BUILD)/gen/console_files.inc
+$(BUILD)/src/serve/console.o: CFLAGS += -I$(BUILD)/gen
+
 tests: $(TEST_BIN) $(BIN)
 
 deps:

@@ -109,6 +109,7 @@ serve_and_ask() {  # extra flags of braid serve...
     for _ in $(seq 100); do [ -s "$R/serve.port" ] && break; sleep 0.1; done
     local port; port=$(cat "$R/serve.port")
     echo "braid serve $* listening on 127.0.0.1:$port (log: $R/serve.log)"
+    CONSOLE_URL="http://127.0.0.1:$port/"
     if command -v node >/dev/null && [ -f .npm-local/node_modules/openai/package.json ]; then
         node scripts/serve_demo.cjs "http://127.0.0.1:$port/v1" serve-base sk-alice-demo-key:code sk-bob-demo-key:law
     else
@@ -135,3 +136,5 @@ serve_and_ask --guard parden
 say "done: checkpoints and reports in $R/"
 echo "plots (open in a browser):"
 for p in $PLOTS; do echo "  $p"; done
+echo "console (web page of braid serve; key sk-alice-demo-key: playground, sk-ops-demo-key: operator view)"
+echo "  served at $CONSOLE_URL until the demo stopped the server; run braid serve as above to open it again"

@@ -16,6 +16,7 @@ PKGS=(
   python3-numpy          # safetensors conformance files written by another implementation
   nodejs npm             # tokenizer / OpenAI-client conformance tests (skip when absent)
   curl                   # server tests
+  chromium               # web console tests in a real browser (driven by npm puppeteer-core)
   unicode-data           # NFC conformance test (NormalizationTest.txt) and the NFC table generator
   bzip2                  # bzcat: NormalizationTest.txt ships compressed
   openmpi-bin            # mpirun: data-parallel training and its tests (docs/distributed.md)

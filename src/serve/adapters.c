@@ -652,6 +652,22 @@ void br_adapters_stats(br_adapters_t *r, size_t *loaded, size_t *bytes)
     pthread_mutex_unlock(&r->mu);
 }
 
+void br_adapters_info(br_adapters_t *r, const char *name, br_adapter_info_t *out)
+{
+    static const char *names[] = {"unloaded", "loading", "loading", "ready", "failed"};
+    *out = (br_adapter_info_t){.state = "unloaded"};
+    double now = br_now();
+    pthread_mutex_lock(&r->mu);
+    entry_t *e = find(r, name);
+    if (e) {
+        out->state = e->state >= 0 && e->state <= ST_FAILED ? names[e->state] : "unloaded";
+        out->bytes = e->state == ST_READY ? e->bytes : 0;
+        out->pins = e->pins;
+        out->idle_s = e->last_used > 0 ? now - e->last_used : 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 void br_adapters_expire(br_adapters_t *r, double now)
 {
     if (r->o.idle_s <= 0) return;

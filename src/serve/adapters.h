@@ -75,6 +75,17 @@ void br_adapters_free_names(char **names, size_t n);
 
 /* Loaded adapters and their bytes now. */
 void br_adapters_stats(br_adapters_t *r, size_t *loaded, size_t *bytes);
+/* One adapter as the console shows it: state "ready", "loading", "failed" or "unloaded" (also
+ * for a name the registry has not seen), bytes in memory, requests pinning it, seconds since
+ * last use (0 when never used). */
+typedef struct {
+    const char *state;
+    size_t bytes;
+    int pins;
+    double idle_s;
+} br_adapter_info_t;
+void br_adapters_info(br_adapters_t *r, const char *name, br_adapter_info_t *out);
+
 /* Runs idle expiry now (the loader thread also does it about once a second). */
 void br_adapters_expire(br_adapters_t *r, double now);
 #endif

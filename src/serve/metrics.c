@@ -298,6 +298,59 @@ double br_metric_get(br_metric_t *f, ...)
     return r;
 }
 
+br_metric_t *br_metrics_find(br_metrics_t *m, const char *name)
+{
+    br_metric_t *f = NULL;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n && !f; i++)
+        if (!strcmp(m->fams[i]->name, name)) f = m->fams[i];
+    pthread_mutex_unlock(&m->mu);
+    return f;
+}
+
+/* Does a rendered label set hold label="value" (escaped as rendered)? */
+static bool has_label(const char *labels, const char *want)
+{
+    size_t n = strlen(want);
+    for (const char *p = labels; (p = strstr(p, want)); p++)
+        if ((p == labels || p[-1] == ',') && (p[n] == ',' || !p[n])) return true;
+    return false;
+}
+
+double br_metric_sum(br_metric_t *f, const char *label, const char *value)
+{
+    if (!f) return 0;
+    char want[512] = "";
+    if (label) {
+        size_t len = (size_t)snprintf(want, sizeof want, "%s=\"", label);
+        if (len >= sizeof want) return 0;
+        append_escaped(want, sizeof want, &len, value ? value : "");
+        if (len + 2 >= sizeof want) return 0;
+        want[len++] = '"';
+        want[len] = 0;
+    }
+    double r = 0;
+    pthread_mutex_lock(&f->reg->mu);
+    for (size_t i = 0; i < f->n; i++)
+        if (!label || has_label(f->series[i].labels, want))
+            r += f->kind == M_HISTOGRAM ? f->series[i].count : f->series[i].value;
+    pthread_mutex_unlock(&f->reg->mu);
+    return r;
+}
+
+int br_metric_buckets(br_metric_t *f, double *bounds, double *counts, int cap)
+{
+    if (!f || f->kind != M_HISTOGRAM || cap < f->nb + 1) return 0;
+    pthread_mutex_lock(&f->reg->mu);
+    for (int b = 0; b <= f->nb; b++) {
+        counts[b] = 0;
+        if (bounds && b < f->nb) bounds[b] = f->bounds[b];
+        for (size_t i = 0; i < f->n; i++) counts[b] += f->series[i].buckets[b];
+    }
+    pthread_mutex_unlock(&f->reg->mu);
+    return f->nb + 1;
+}
+
 /* The rendered text; the first failure sticks and the render returns NULL. */
 typedef struct {
     br_buf_t buf;

@@ -34,6 +34,16 @@ void br_metric_observe(br_metric_t *f, double v, ...); /* histogram */
 /* Current value of a counter/gauge series (0 when absent), or a histogram's count. */
 double br_metric_get(br_metric_t *f, ...);
 
+/* Reading for the console's status (serve/console.h): the family called `name` (NULL when
+ * absent); the sum of every series of a family whose label `label` equals `value` (label NULL:
+ * every series; a histogram's counts); a histogram's per-bucket counts summed over its series
+ * into counts[0..nb] (nb + 1 values, the last the +Inf bucket) and its bounds into bounds[0..nb-1]
+ * when not NULL.  br_metric_buckets returns nb + 1, or 0 when f is not a histogram or cap is too
+ * small. */
+br_metric_t *br_metrics_find(br_metrics_t *m, const char *name);
+double br_metric_sum(br_metric_t *f, const char *label, const char *value);
+int br_metric_buckets(br_metric_t *f, double *bounds, double *counts, int cap);
+
 /* The whole registry in Prometheus text format; malloc'd, NULL when out of memory. */
 char *br_metrics_render(br_metrics_t *m);
 #endif

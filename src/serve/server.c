@@ -22,6 +22,7 @@
 #include "lm/model.h"
 #include "text/tokenizer.h"
 #include "serve/adapters.h"
+#include "serve/console.h"
 #include "serve/metrics.h"
 #include "serve/openai.h"
 #include "serve/sched.h"
@@ -37,6 +38,7 @@ struct br_server {
     br_metrics_t *metrics;
     br_adapters_t *adapters;
     br_sched_t *sched;
+    br_console_t *console;       /* GET /v1/status and its per-second samples */
     struct MHD_Daemon *d;        /* the public listener */
     struct MHD_Daemon *md;       /* the operator listener (--metrics-addr), or NULL */
     int port, metrics_port;
@@ -647,10 +649,11 @@ static enum MHD_Result handle_health(br_server_t *s, struct MHD_Connection *c)
 static const char *route_label(const char *url)
 {
     static const char *known[] = {"/health", "/metrics", "/v1/completions", "/v1/chat/completions", "/v1/models",
-                                  "/v1/adapters"};
+                                  "/v1/adapters", "/v1/status"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(url, known[i])) return known[i];
     if (!strncmp(url, "/v1/adapters/", 13)) return "/v1/adapters";
+    if (br_console_file(url)) return "console";
     return "other";
 }
 
@@ -668,24 +671,60 @@ static enum MHD_Result handle_metrics(br_server_t *s, struct MHD_Connection *c)
     return send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
-/* /metrics names tenants and adapters: with a tenants file only admin keys may read it on the
- * public listener (operators can also scrape --metrics-addr, which needs no key). */
-static enum MHD_Result guarded_metrics(br_server_t *s, struct MHD_Connection *c)
+/* /metrics and /v1/status name tenants and adapters: with a tenants file only admin keys may
+ * read them on the public listener (operators can also scrape --metrics-addr, which needs no
+ * key).  Sends the 401/403 and returns false when the caller may not. */
+static bool operator_allowed(br_server_t *s, struct MHD_Connection *c, const char *url, enum MHD_Result *res)
 {
     if (!br_tenants_is_open(s->tenants)) {
         br_tenant_t *t = br_tenants_auth(s->tenants, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
         if (!t) {
-            count_http(s, "/metrics", 401);
-            return send_error(c, 401, "invalid_api_key", NULL,
-                              "/metrics needs an admin tenant's key (or scrape the --metrics-addr listener)");
+            count_http(s, url, 401);
+            *res = send_error(c, 401, "invalid_api_key", NULL, "%s needs an admin tenant's key%s", url,
+                              strcmp(url, "/metrics") ? "" : " (or scrape the --metrics-addr listener)");
+            return false;
         }
         if (!t->admin) {
-            count_http(s, "/metrics", 403);
-            return send_error(c, 403, NULL, NULL, "tenant '%s' may not read /metrics (admin tenants only)", t->name);
+            count_http(s, url, 403);
+            *res = send_error(c, 403, NULL, NULL, "tenant '%s' may not read %s (admin tenants only)", t->name, url);
+            return false;
         }
     }
-    count_http(s, "/metrics", 200);
-    return handle_metrics(s, c);
+    count_http(s, url, 200);
+    return true;
+}
+
+static enum MHD_Result guarded_metrics(br_server_t *s, struct MHD_Connection *c)
+{
+    enum MHD_Result res = MHD_NO;
+    return operator_allowed(s, c, "/metrics", &res) ? handle_metrics(s, c) : res;
+}
+
+/* GET /v1/status: the console's operator view (serve/console.h). */
+static enum MHD_Result guarded_status(br_server_t *s, struct MHD_Connection *c)
+{
+    enum MHD_Result res = MHD_NO;
+    if (!operator_allowed(s, c, "/v1/status", &res)) return res;
+    char *text = br_console_status(s->console);
+    if (!text) return send_error(c, 503, NULL, NULL, "out of memory");
+    return send_text(c, 200, "application/json", text);
+}
+
+/* The console's static files: no key (they hold no data; the page asks for a key and sends it
+ * to the API), a strict Content-Security-Policy, never cached stale across upgrades. */
+static enum MHD_Result handle_console_file(br_server_t *s, struct MHD_Connection *c, const br_console_file_t *f)
+{
+    count_http(s, f->path, 200);
+    struct MHD_Response *r = MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", br_console_content_type(f->path));
+    MHD_add_response_header(r, "Content-Security-Policy", BR_CONSOLE_CSP);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ok = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ok;
 }
 
 static enum MHD_Result route(br_server_t *s, struct MHD_Connection *c, const char *url, const char *method, conn_t *cs)
@@ -697,6 +736,10 @@ static enum MHD_Result route(br_server_t *s, struct MHD_Connection *c, const cha
     }
     if (!strcmp(url, "/metrics"))
         return get ? guarded_metrics(s, c) : send_error(c, 405, NULL, NULL, "use GET /metrics");
+    if (!strcmp(url, "/v1/status"))
+        return get ? guarded_status(s, c) : send_error(c, 405, NULL, NULL, "use GET /v1/status");
+    const br_console_file_t *page = br_console_file(url);
+    if (page) return get ? handle_console_file(s, c, page) : send_error(c, 405, NULL, NULL, "use GET %s", url);
     bool gen = !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/chat/completions");
     bool models = !strcmp(url, "/v1/models");
     bool ad = !strcmp(url, "/v1/adapters") || !strncmp(url, "/v1/adapters/", 13);
@@ -967,8 +1010,12 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
                                            "Completion requests by tenant, adapter and HTTP status", "tenant,adapter,code");
         s->m_http = br_metrics_counter(s->metrics, "braid_http_requests_total", "HTTP requests by endpoint",
                                        "endpoint,code");
-        st = start_listeners(s);
+        br_console_opts_t co = {.model = s->model_name, .metrics = s->metrics, .sched = s->sched,
+                                .adapters = s->adapters, .tenants = s->tenants,
+                                .adapter_budget = o->adapter_mem_mb * 1e6, .guard = s->guard};
+        st = br_console_create(&s->console, &co);
     }
+    if (st == BR_OK) st = start_listeners(s);
     if (st != BR_OK) {
         br_server_free(s);
         return st;
@@ -1012,6 +1059,7 @@ void br_server_free(br_server_t *s)
 {
     if (!s) return;
     br_server_shutdown(s, 30);
+    br_console_free(s->console);
     br_sched_free(s->sched);
     br_adapters_free(s->adapters);
     br_tokenizer_free(s->tok);

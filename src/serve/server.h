@@ -5,6 +5,8 @@
  *   POST /v1/adapters {"name", "path"[, "shared"]}   DELETE /v1/adapters/NAME   (admin)
  *   GET  /health                                 (no key needed)
  *   GET  /metrics                                (admin key with a tenants file; or --metrics-addr)
+ *   GET  /v1/status                              the console's operator JSON (admin, as /metrics)
+ *   GET  /, /console/NAME                        the web console (no key; serve/console.h)
  *
  * `model` in a request names an adapter (as vLLM and LoRAX do) or the base model.  Errors are
  * OpenAI error objects {"error": {"message", "type", "param", "code"}} with a 4xx/5xx status;
