@@ -6,10 +6,10 @@
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 const [base, pupDir, outDir] = process.argv.slice(2);
-const puppeteer = createRequire(join(pupDir, 'package.json'))('puppeteer-core');
+const puppeteer = createRequire(join(resolve(pupDir), 'package.json'))('puppeteer-core');
 const ACME = 'sk-acme-test-1', OPS = 'sk-ops-test-01';
 const UNAUTHORIZED = "Incorrect or missing API key: send 'Authorization: Bearer KEY' with a key from the tenants file";
 let passed = 0, failed = 0;
