@@ -16,6 +16,7 @@ PKGS=(
   python3-numpy          # safetensors conformance files written by another implementation
   nodejs npm             # tokenizer / OpenAI-client conformance tests (skip when absent)
   curl                   # server tests
+  haproxy                # serving replicas: scripts/serve_cluster.sh and test_serve_cluster
   unicode-data           # NFC conformance test (NormalizationTest.txt) and the NFC table generator
   bzip2                  # bzcat: NormalizationTest.txt ships compressed
 )
