@@ -3,7 +3,8 @@
 # 127.0.0.1 behind one HAProxy, requests for the same adapter routed to the same replica.
 #
 #   scripts/serve_cluster.sh [--replicas N] [--port P] [--host ADDR] [--dir D]
-#                            [--balance model|roundrobin] [--no-restart] -- BRAID SERVE OPTIONS...
+#                            [--balance model|roundrobin] [--balance-factor PCT] [--no-restart]
+#                            -- BRAID SERVE OPTIONS...
 #
 # HAProxy listens on ADDR:P (default 127.0.0.1:8080); replica i (1..N) on 127.0.0.1:P+i.
 # Writes D/haproxy.cfg (D: a new temporary folder unless given), starts the replicas and
@@ -19,7 +20,7 @@
 # every connection comes from HAProxy's address -- HAProxy limits clients instead).
 set -u
 cd "$(dirname "$0")/.."
-N=2; PORT=8080; HOST=127.0.0.1; DIR=; BALANCE=model; RESTART=1
+N=2; PORT=8080; HOST=127.0.0.1; DIR=; BALANCE=model; FACTOR=0; RESTART=1
 BRAID=${BRAID:-./braid}; HAPROXY=${HAPROXY:-haproxy}
 die() { echo "serve_cluster: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --host) HOST=${2:-}; shift 2 ;;
     --dir) DIR=${2:-}; shift 2 ;;
     --balance) BALANCE=${2:-}; shift 2 ;;
+    --balance-factor) FACTOR=${2:-}; shift 2 ;;
     --no-restart) RESTART=0; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -38,6 +40,8 @@ done
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 1 ] && [ "$N" -le 64 ] || die "--replicas must be 1..64, not '$N'"
 [[ "$PORT" =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ $((PORT + N)) -le 65535 ] || die "--port must leave room for P+N <= 65535"
 case "$BALANCE" in model|roundrobin) ;; *) die "--balance must be model or roundrobin, not '$BALANCE'" ;; esac
+[[ "$FACTOR" =~ ^[0-9]+$ ]] && { [ "$FACTOR" = 0 ] || [ "$FACTOR" -gt 100 ]; } \
+  || die "--balance-factor must be 0 (pure affinity) or a percentage above 100, not '$FACTOR'"
 command -v "$HAPROXY" >/dev/null 2>&1 || die "haproxy not found: install Debian's haproxy (make deps)"
 [ -x "$BRAID" ] || die "$BRAID not found: build it with make"
 for a in "$@"; do
@@ -50,9 +54,14 @@ SERVE_ARGS=("$@")
 # ---- HAProxy configuration ----
 if [ "$BALANCE" = model ]; then
   # the body's "model" (the adapter) picks the replica; consistent hashing moves only a dead
-  # replica's adapters; requests without a JSON model (GET) fall back to round robin
+  # replica's adapters; --balance-factor 150 adds bounded load (a replica with more than 1.5x
+  # the average of requests in flight passes the request on to the next one on the ring: evens
+  # out a hot adapter, but already at 2 requests in flight over 3 replicas it breaks affinity,
+  # so it is off by default); requests without a JSON model (GET) fall back to round robin
   BAL="    balance hash req.body,json_query('\$.model')
     hash-type consistent"
+  [ "$FACTOR" = 0 ] || BAL+="
+    hash-balance-factor $FACTOR"
 else
   BAL="    balance roundrobin"
 fi
@@ -69,6 +78,7 @@ defaults
     timeout client 600s
     timeout server 600s           # long generations and streams
     timeout http-request 10s
+    timeout queue 60s             # waiting for a replica slot (default: timeout connect)
     option http-buffer-request    # wait for the body so its "model" can be hashed
     retries 3
     option redispatch 1           # a refused connection is retried on another replica
@@ -80,7 +90,9 @@ frontend api
 backend braid
 $BAL
     option httpchk GET /health
-    default-server check inter 250ms fall 1 rise 2 maxconn 64
+    # maxconn below braid's --max-connections (256): beyond it HAProxy queues; below it braid
+    # queues itself, in VTC order across tenants
+    default-server check inter 250ms fall 1 rise 2 maxconn 200
 EOF
   for i in $(seq "$N"); do echo "    server r$i 127.0.0.1:$((PORT + i))"; done
 } > "$DIR/haproxy.cfg.tmp" && mv "$DIR/haproxy.cfg.tmp" "$DIR/haproxy.cfg"

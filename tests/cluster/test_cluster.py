@@ -126,7 +126,7 @@ def replica_metrics(port, i, key):
 
 def run_checks(port, cdir, keys, owner):
     adm = keys["ops"]
-    # ---- affinity: 4 requests per adapter, concurrently, through the proxy ----
+    # ---- affinity: 4 requests per adapter, all at once, through the proxy ----
     res = []
     def one(ad):
         res.append(completion(port, ad, keys[owner[ad]])[0])
@@ -136,7 +136,7 @@ def run_checks(port, cdir, keys, owner):
     check(res.count(200) == len(ths), "affinity requests all 200 (%s)" % sorted(set(res)))
     loads = [metric_sum(replica_metrics(port, i, adm), "braid_adapter_loads_total", 'result="ok"') for i in range(1, NREP + 1)]
     colds = [metric_sum(replica_metrics(port, i, adm), "braid_adapter_cold_start_seconds_count") for i in range(1, NREP + 1)]
-    print("adapter loads per replica %s, cold starts %s (%d adapters, %d requests)" % (loads, colds, len(owner), len(ths)))
+    print("adapter loads per replica %s, cold starts %s (%d adapters, %d requests)" % (loads, colds, len(owner), len(res)))
     check(sum(loads) == len(owner), "affinity: adapter loads over all replicas == distinct adapters (%s)" % loads)
     check(sum(colds) == len(owner), "affinity: cold starts == distinct adapters (%s)" % colds)
     check(sum(1 for x in loads if x > 0) >= 2, "adapters spread over at least two replicas (%s)" % loads)
@@ -188,10 +188,16 @@ def run_checks(port, cdir, keys, owner):
 
     # ---- a replica killed under load ----
     pid = replica_pid(cdir, victim)
-    t_kill = run_load(lambda: os.kill(pid, signal.SIGKILL), 2.0)
-    after = [r for r in results if r[0] > t_kill + 0.01]
+    t_dead = [0.0]
+    def kill():
+        os.kill(pid, signal.SIGKILL)
+        while port_open(port + victim): time.sleep(0.002)
+        t_dead[0] = time.time()  # its listener is closed: nothing can be sent to it any more
+    t_kill = run_load(kill, 2.0)
+    after = [r for r in results if r[0] > t_dead[0]]
     before_fail = [r for r in results if r[0] <= t_kill and r[2] != 200]
-    bad_after = [r[2] for r in after if r[2] != 200]
+    bad_after = [(r[2], "sent %+.3f s, answered %+.3f s after the death" % (r[0] - t_dead[0], r[1] - t_dead[0]), r[3][:80])
+                 for r in after if r[2] != 200]
     print("kill under load: %d requests after the kill, %d failed before it (statuses %s)" %
           (len(after), len(before_fail), sorted(set(r[2] for r in before_fail))))
     check(len(after) > 20 and not bad_after, "requests started after the kill all succeed (%s)" % bad_after)
@@ -199,6 +205,16 @@ def run_checks(port, cdir, keys, owner):
           "connection (%s)" % [(r[2], r[3][:60]) for r in before_fail])
     check(len(before_fail) <= 6, "at most the in-flight requests fail (%d)" % len(before_fail))
     wait_rejoin(port, cdir, victim, pid, adm)
+
+
+def port_open(port):
+    """True while something accepts connections on 127.0.0.1:port (a killed process's threads
+    keep its sockets open for a moment after its main thread is a zombie)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def wait_rejoin(port, cdir, victim, old_pid, adm):
