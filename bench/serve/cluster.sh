@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving replicas benchmark (issue 18; not in make test): the S-LoRA-style workload
 # (bench/serve/cluster.py) through HAProxy (scripts/serve_cluster.sh) with
-#   1 replica (model hashing), 2 replicas hashing on the body's model, 2 replicas round robin,
+#   1 replica, 2 replicas hashing on the body's model (pure affinity, and with bounded load
+#   --balance-factor 150), 2 replicas round robin,
 # each replica with BRAID_THREADS=1; the three setups run interleaved, REPS times each.
 # Prints one JSON line per run and a markdown table of the medians (by req/s) for
 # docs/distributed.md "Serving replicas".
@@ -15,14 +16,27 @@ tmp=$(mktemp -d)
 cpid=
 trap '[ -n "$cpid" ] && kill -TERM $cpid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 ./braid bench serve --write-fixture "$tmp" --adapters "$NAD" 2>/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-port=$(( (port % 20000) + 30000 ))
-run() { # replicas balance rep
-  local n=$1 bal=$2 rep=$3 dir="$tmp/c-$1-$2-$3"
-  BRAID_THREADS=1 bash scripts/serve_cluster.sh --replicas "$n" --port "$port" --balance "$bal" --dir "$dir" \
+port=$(python3 - <<'PY'
+import socket
+for p in range(21000, 29000, 10):   # below the ephemeral range: P..P+2 all free
+    try:
+        ss = [socket.socket() for _ in range(3)]
+        for i, s in enumerate(ss): s.bind(("127.0.0.1", p + i))
+        print(p); break
+    except OSError:
+        pass
+    finally:
+        for s in ss: s.close()
+PY
+)
+run() { # replicas balance(model|bounded|roundrobin) rep
+  local n=$1 bal=$2 rep=$3 dir="$tmp/c-$1-$2-$3" f=0
+  [ "$bal" = bounded ] && f=150
+  BRAID_THREADS=1 bash scripts/serve_cluster.sh --replicas "$n" --port "$port" --balance "${bal/bounded/model}" \
+      --balance-factor "$f" --dir "$dir" \
       -- --model "$tmp/model" --adapters "$tmp/adapters" > "$tmp/url" 2> "$tmp/cluster.log" &
   cpid=$!
-  for _ in $(seq 300); do [ -s "$dir/url" ] && break; sleep 0.1; done
+  for _ in $(seq 300); do [ -s "$dir/url" ] && break; kill -0 $cpid 2>/dev/null || break; sleep 0.1; done
   [ -s "$dir/url" ] || { cat "$tmp/cluster.log" >&2; exit 1; }
   local rports=(); for i in $(seq "$n"); do rports+=($((port + i))); done
   local res
@@ -31,7 +45,7 @@ run() { # replicas balance rep
   echo "{\"replicas\": $n, \"balance\": \"$bal\", \"rep\": $rep, \"result\": $res}" | tee -a "$tmp/runs.jsonl"
 }
 for rep in $(seq "$REPS"); do
-  run 1 model "$rep"; run 2 model "$rep"; run 2 roundrobin "$rep"
+  run 1 model "$rep"; run 2 model "$rep"; run 2 bounded "$rep"; run 2 roundrobin "$rep"
 done
 echo "## $NREQ requests, lambda $RATE req/s, cv $CV, alpha $ALPHA, $NAD adapters, BRAID_THREADS=1 per replica, median of $REPS by req/s"
 python3 - "$tmp/runs.jsonl" <<'PY'
@@ -39,9 +53,10 @@ import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 print("| replicas | balance | req/s | tok/s | p50 s | p99 s | cold starts | cold start mean ms | errors |")
 print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-for n, bal in [(1, "model"), (2, "model"), (2, "roundrobin")]:
+names = {"model": "hash(model)", "bounded": "hash(model), bounded load 150%", "roundrobin": "round robin"}
+for n, bal in [(1, "model"), (2, "model"), (2, "bounded"), (2, "roundrobin")]:
     rs = sorted((r["result"] for r in runs if r["replicas"] == n and r["balance"] == bal), key=lambda r: r["req_s"])
     r = rs[len(rs) // 2]
-    print("| %d | %s | %.1f | %.0f | %.2f | %.2f | %d | %.1f | %d |" % (n, "hash(model)" if bal == "model" else "round robin",
+    print("| %d | %s | %.1f | %.0f | %.2f | %.2f | %d | %.1f | %d |" % (n, names[bal],
           r["req_s"], r["tok_s"], r["p50_s"], r["p99_s"], r["cold_starts"], 1000 * r["cold_start_mean_s"], r["n_errors"]))
 PY
