@@ -47,6 +47,10 @@ command -v "$HAPROXY" >/dev/null 2>&1 || die "haproxy not found: install Debian'
 for a in "$@"; do
   case "$a" in --port|--host|--port-file|--drain-grace-s|--port=*|--host=*) die "'$a' is set by the script; remove it" ;; esac
 done
+# braid refuses a non-loopback --host without --tenants; the proxy must not bypass that
+if [[ "$HOST" != 127.* && "$HOST" != localhost ]] && [[ " $* " != *" --tenants "* && " $* " != *" --tenants="* ]]; then
+  die "--host $HOST is not loopback: give the replicas --tenants (keys), as braid serve itself requires"
+fi
 [ -n "$DIR" ] || DIR=$(mktemp -d -t braid-cluster.XXXXXX)
 mkdir -p "$DIR" || die "cannot create $DIR"
 SERVE_ARGS=("$@")
