@@ -108,8 +108,10 @@ int cmd_serve(int argc, char **argv)
                 sig == SIGTERM ? "SIGTERM" : "SIGINT", grace_s);
         struct timespec ts = {(time_t)grace_s, (long)((grace_s - (double)(time_t)grace_s) * 1e9)};
         if (sigtimedwait(&set, NULL, &ts) > 0) fprintf(stderr, "braid serve: second signal, stopping now\n");
+        fprintf(stderr, "braid serve: closing the listener, finishing requests in flight\n");
+    } else {
+        fprintf(stderr, "braid serve: %s received, finishing requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     }
-    fprintf(stderr, "braid serve: %s received, finishing requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     br_server_shutdown(s, 60);
     br_server_free(s);
     fprintf(stderr, "braid serve: stopped\n");
