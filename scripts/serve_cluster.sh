@@ -96,7 +96,10 @@ $BAL
     option httpchk GET /health
     # maxconn below braid's --max-connections (256): beyond it HAProxy queues; below it braid
     # queues itself, in VTC order across tenants
-    default-server check inter 250ms fall 1 rise 2 maxconn 200
+    # two failed checks 250 ms apart take a replica out (one slow answer on a busy machine does
+    # not move its adapters); a check may take up to 2 s
+    timeout check 2s
+    default-server check inter 250ms fall 2 rise 2 maxconn 200
 EOF
   for i in $(seq "$N"); do echo "    server r$i 127.0.0.1:$((PORT + i))"; done
 } > "$DIR/haproxy.cfg.tmp" && mv "$DIR/haproxy.cfg.tmp" "$DIR/haproxy.cfg"
