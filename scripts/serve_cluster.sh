@@ -99,7 +99,9 @@ $BAL
     # two failed checks 250 ms apart take a replica out (one slow answer on a busy machine does
     # not move its adapters); a check may take up to 2 s
     timeout check 2s
-    default-server check inter 250ms fall 2 rise 2 maxconn 200
+    # weight 100: more points per replica on the consistent-hash ring; with the default weight 1,
+    # 100 adapters split 34/66 over two replicas, with 100 they split 49/51 (24-27 each over 4)
+    default-server check inter 250ms fall 2 rise 2 maxconn 200 weight 100
 EOF
   for i in $(seq "$N"); do echo "    server r$i 127.0.0.1:$((PORT + i))"; done
 } > "$DIR/haproxy.cfg.tmp" && mv "$DIR/haproxy.cfg.tmp" "$DIR/haproxy.cfg"
