@@ -60,8 +60,9 @@ if [ "$BALANCE" = model ]; then
   # the body's "model" (the adapter) picks the replica; consistent hashing moves only a dead
   # replica's adapters; --balance-factor 150 adds bounded load (a replica with more than 1.5x
   # the average of requests in flight passes the request on to the next one on the ring: evens
-  # out a hot adapter, but already at 2 requests in flight over 3 replicas it breaks affinity,
-  # so it is off by default); requests without a JSON model (GET) fall back to round robin
+  # out a hot adapter, but a burst of 32 requests over 8 adapters and 3 replicas then loads
+  # 14-15 adapters instead of 8, so it is off by default); requests without a JSON model (GET)
+  # fall back to round robin
   BAL="    balance hash req.body,json_query('\$.model')
     hash-type consistent"
   [ "$FACTOR" = 0 ] || BAL+="
