@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "args.h"
 #include "base/fileio.h"
@@ -16,7 +17,7 @@ int cmd_serve(int argc, char **argv)
     br_server_opts_t o = {0};
     const char *model = NULL;
     int max_batch = 256, max_running = 64, page_tokens = 16, max_conn = 256, port = 8080, per_ip = 32;
-    double kv_mb = 256, ad_mb = 1024, idle = 300, body_kb = 1024, head_s = 10, body_s = 60;
+    double kv_mb = 256, ad_mb = 1024, idle = 300, body_kb = 1024, head_s = 10, body_s = 60, grace_s = 0;
     long seed = 0;
     const char *port_file = NULL;
     const opt_t opts[] = {
@@ -42,6 +43,7 @@ int cmd_serve(int argc, char **argv)
         {"body-timeout-s", OPT_DOUBLE, &body_s, "S", "a request's whole body must arrive within S seconds (default 60)", false},
         {"metrics-addr", OPT_STR, &o.metrics_addr, "HOST:PORT", "operator listener for GET /metrics and /health without a key (default: none; /metrics on the main port needs an admin key with --tenants)", false},
         {"adapter-root", OPT_STR, &o.adapter_root, "DIR", "POST /v1/adapters loads only folders inside DIR (default: the --adapters folder; neither: refused)", false},
+        {"drain-grace-s", OPT_DOUBLE, &grace_s, "S", "on SIGTERM, answer /health 503 but keep serving for S seconds so a load balancer stops routing here, then stop (default 0; a second signal skips the rest)", false},
         {"seed", OPT_LONG, &seed, "N", "sampling seed for requests without one (default: from the clock)", false},
     };
     cmd_spec_t spec = {"braid serve --model DIR [options]",
@@ -54,8 +56,8 @@ int cmd_serve(int argc, char **argv)
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     if (port < 0 || port > 65535 || max_batch < 1 || max_running < 1 || page_tokens < 1 || max_conn < 1 || kv_mb <= 0 ||
-        ad_mb < 0 || idle < 0 || body_kb <= 0 || per_ip < 0 || !(head_s > 0) || !(body_s > 0)) {
-        fprintf(stderr, "braid: error: --port must be 0..65535; sizes and counts must be positive\n");
+        ad_mb < 0 || idle < 0 || body_kb <= 0 || per_ip < 0 || !(head_s > 0) || !(body_s > 0) || !(grace_s >= 0 && grace_s <= 3600)) {
+        fprintf(stderr, "braid: error: --port must be 0..65535; sizes and counts must be positive; --drain-grace-s 0..3600\n");
         return 2;
     }
     o.model_dir = model;
@@ -99,7 +101,17 @@ int cmd_serve(int argc, char **argv)
     }
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "braid serve: %s received, finishing requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (grace_s > 0) {
+        /* a load balancer polling /health sees 503 and stops routing here; a second signal ends the wait */
+        br_server_announce_stop(s);
+        fprintf(stderr, "braid serve: %s received, /health answers 503; serving %.1f s more before stopping\n",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", grace_s);
+        struct timespec ts = {(time_t)grace_s, (long)((grace_s - (double)(time_t)grace_s) * 1e9)};
+        if (sigtimedwait(&set, NULL, &ts) > 0) fprintf(stderr, "braid serve: second signal, stopping now\n");
+        fprintf(stderr, "braid serve: closing the listener, finishing requests in flight\n");
+    } else {
+        fprintf(stderr, "braid serve: %s received, finishing requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
     br_server_shutdown(s, 60);
     br_server_free(s);
     fprintf(stderr, "braid serve: stopped\n");

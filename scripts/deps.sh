@@ -17,6 +17,7 @@ PKGS=(
   nodejs npm             # tokenizer / OpenAI-client conformance tests (skip when absent)
   curl                   # server tests
   chromium               # web console tests in a real browser (driven by npm puppeteer-core)
+  haproxy                # serving replicas: scripts/serve_cluster.sh and test_serve_cluster
   unicode-data           # NFC conformance test (NormalizationTest.txt) and the NFC table generator
   bzip2                  # bzcat: NormalizationTest.txt ships compressed
   openmpi-bin            # mpirun: data-parallel training and its tests (docs/distributed.md)

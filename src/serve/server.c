@@ -46,6 +46,7 @@ struct br_server {
     bool guard;
     atomic_int inflight;         /* generation requests not yet answered */
     atomic_bool draining;
+    atomic_bool leaving;         /* br_server_announce_stop: /health 503, requests still served */
     atomic_ulong next_id;
     bool shut;
     time_t created;
@@ -640,7 +641,7 @@ static enum MHD_Result handle_health(br_server_t *s, struct MHD_Connection *c)
     size_t waiting = 0, running = 0, loaded = 0, bytes = 0;
     br_sched_load(s->sched, &waiting, &running);
     br_adapters_stats(s->adapters, &loaded, &bytes);
-    bool drain = atomic_load(&s->draining);
+    bool drain = atomic_load(&s->draining) || atomic_load(&s->leaving);
     return send_text(c, drain ? 503 : 200, "application/json",
                      br_openai_health(drain, s->model_name, waiting, running, loaded));
 }
@@ -956,6 +957,7 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
     s->created = time(NULL);
     atomic_init(&s->inflight, 0);
     atomic_init(&s->draining, false);
+    atomic_init(&s->leaving, false);
     atomic_init(&s->next_id, (unsigned long)time(NULL));
     br_status st = BR_OK;
     br_sched_opts_t so = {0};
@@ -1030,6 +1032,11 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
 
 int br_server_port(const br_server_t *s) { return s->port; }
 int br_server_metrics_port(const br_server_t *s) { return s->md ? s->metrics_port : 0; }
+
+void br_server_announce_stop(br_server_t *s)
+{
+    if (s) atomic_store(&s->leaving, true);
+}
 
 void br_server_shutdown(br_server_t *s, double timeout_s)
 {

@@ -59,6 +59,10 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o);
 int br_server_port(const br_server_t *s);
 /* Port of the --metrics-addr listener (0 when there is none). */
 int br_server_metrics_port(const br_server_t *s);
+/* Announces a coming stop to load balancers: from now on /health answers 503 "draining" while
+ * requests are still accepted and served, so a proxy polling /health stops sending new work
+ * before br_server_shutdown closes the listener (braid serve --drain-grace-s). */
+void br_server_announce_stop(br_server_t *s);
 /* Graceful stop: no new connections or requests, in-flight requests finish (at most
  * timeout_s seconds), then everything stops.  Safe to call once. */
 void br_server_shutdown(br_server_t *s, double timeout_s);
