@@ -118,6 +118,15 @@ static void test_error_shapes(const char *dir)
     br_model_free(m);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+#ifndef UNDER_ASAN
 /* Bytes of address space the process maps now. */
 static size_t mapped_bytes(void)
 {
@@ -129,13 +138,6 @@ static size_t mapped_bytes(void)
     }
     return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
 #endif
 
 /* Loads `dir` in a child whose address space may grow by at most 256 MB (ASan maps terabytes
