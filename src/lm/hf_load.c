@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,6 +267,55 @@ br_status br_model_open(br_model_t **out, const char *dir)
     if (!s) s = br_model_create_view(&m, &f->cfg, wt, map->ptrs);
     free(tab);
     free(found);
+    if (s) {
+        br_lm_map_free(map);
+        return s;
+    }
+    m->map = map;
+    *out = m;
+    return BR_OK;
+}
+
+/* One tensor of src into map slot i: 1-D as an F32 copy, a matrix quantised to wt. */
+static br_status quantize_tensor(struct br_model_map *map, size_t i, const br_model_t *src, br_wtype wt)
+{
+    const br_tensor_info_t *t = &src->tensors[i];
+    const float *data = src->params + t->offset;
+    size_t rows = t->ndim == 1 ? 1 : (size_t)t->shape[0], C = t->numel / rows, rb, bytes;
+    br_wtype as = t->ndim == 1 ? BR_WT_F32 : wt;
+    br_status s = br_wtype_row_bytes(as, C, &rb);
+    if (s) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", br_errmsg());
+        return br_error(s, "tensor '%s' (%zu x %zu) cannot be stored as %s: %s", t->name, rows, C,
+                        br_wtype_name(wt), why);
+    }
+    if (br_mul_size(&bytes, rows, rb)) return br_error(BR_ERANGE, "tensor '%s' is too large", t->name);
+    if (!(map->owned[i] = br_alloc(bytes ? bytes : 1)))
+        return br_error(BR_ENOMEM, "cannot allocate %zu bytes for tensor '%s' as %s", bytes, t->name,
+                        br_wtype_name(as));
+    map->ptrs[i] = map->owned[i];
+    return br_wtype_quantize(as, map->owned[i], data, rows, C);
+}
+
+br_status br_model_quantize(br_model_t **out, const br_model_t *src, br_wtype wt)
+{
+    *out = NULL;
+    if (!src->params || src->wt != BR_WT_F32)
+        return br_error(BR_EUNSUPPORTED, "quantising needs a model with F32 parameters; this one holds %s "
+                        "weights in place (load it with br_model_load)", br_wtype_name(src->wt));
+    if (wt == BR_WT_F32 || wt == BR_WT_Q4_K || (unsigned)wt >= BR_WT_COUNT)
+        return br_error(BR_EINVAL, "br_model_quantize stores matrices as BF16, F16, Q8_0 or Q4_0, not %s",
+                        br_wtype_name(wt));
+    struct br_model_map *map = calloc(1, sizeof *map);
+    if (!map) return br_error(BR_ENOMEM, "out of memory");
+    map->n = src->n_tensors;
+    map->ptrs = calloc(map->n, sizeof *map->ptrs);
+    map->owned = calloc(map->n, sizeof *map->owned);
+    br_status s = map->ptrs && map->owned ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < map->n && !s; i++) s = quantize_tensor(map, i, src, wt);
+    br_model_t *m = NULL;
+    if (!s) s = br_model_create_view(&m, &src->cfg, wt, map->ptrs);
     if (s) {
         br_lm_map_free(map);
         return s;
