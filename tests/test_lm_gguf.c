@@ -10,6 +10,7 @@
 
 #include "base/fileio.h"
 #include "harness.h"
+#include "lm/generate.h"
 #include "lm/gguf.h"
 #include "lm/model.h"
 
@@ -214,6 +215,73 @@ static void cli(const char *dir)
     br_model_free(q), br_model_free(g), br_model_free(m);
 }
 
+/* llama.cpp itself (npm node-llama-cpp@3.21.1, its prebuilt binary; BRAID_NODE_MODULES or
+ * .npm-local/llama-cpp/node_modules, as scripts/npm_deps.sh installs it) greedy-decodes braid's GGUF to the same ids as braid runs from the
+ * same file: F32, F16 and Q8_0 (the fixture's greedy margins are large: embedding and head at
+ * 50x the init, as tests/test_lm_quant.c).  A visible skip without node or the package. */
+static void oracle(const char *dir)
+{
+    const char *nm = getenv("BRAID_NODE_MODULES");
+    char mods[600], path[700];
+    snprintf(mods, sizeof mods, "%s", nm && *nm ? nm : ".npm-local/llama-cpp/node_modules");
+    snprintf(path, sizeof path, "%s/node-llama-cpp/dist/index.js", mods);
+    if (system("node --version >/dev/null 2>&1") != 0 || !br_file_exists(path)) {
+        SKIP("node-llama-cpp@3.21.1 not installed (%s): llama.cpp oracle not run", path);
+        return;
+    }
+    br_model_config_t c = small(false);
+    c.vocab_size = 256, c.initializer_range = 0.02f, c.max_position_embeddings = 64, c.bos_token_id = -1;
+    br_model_t *m = NULL;
+    CHECK_OK(br_model_create(&m, &c, false));
+    if (!m) return;
+    br_model_init_random(m, 5);
+    const char *big[] = {"model.embed_tokens.weight", "lm_head.weight"};
+    for (int b = 0; b < 2; b++) {
+        int ti = br_model_find_tensor(m, big[b]);
+        for (size_t j = 0; j < m->tensors[ti].numel; j++) m->params[m->tensors[ti].offset + j] *= 50;
+    }
+    /* GPT-2's byte-level alphabet: the 256 bytes as llama.cpp's "gpt2" vocabulary expects */
+    static char store[256][4];
+    const char *toks[256];
+    for (int b = 0, extra = 0; b < 256; b++) {
+        int cp = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174 ? b : 256 + extra++;
+        if (cp < 0x80) store[b][0] = (char)cp;
+        else store[b][0] = (char)(0xc0 | cp >> 6), store[b][1] = (char)(0x80 | (cp & 0x3f));
+        toks[b] = store[b];
+    }
+    br_gguf_vocab_t v = {"gpt2", "default", toks, 256, NULL, 0};
+    static const br_wtype types[] = {BR_WT_F32, BR_WT_F16, BR_WT_Q8_0};
+    int32_t prompt[4] = {10, 20, 30, 40};
+    br_sampler_t greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        char file[300], cmd[2000], line[1024] = "";
+        snprintf(file, sizeof file, "%s/oracle-%s.gguf", dir, br_wtype_name(types[k]));
+        CHECK_OK(br_model_save_gguf_vocab(m, file, types[k], &v));
+        br_model_t *g = NULL;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(br_model_open_gguf(&g, file));
+        if (g) CHECK_OK(br_generate(g, prompt, 4, 12, &greedy, 1, -1, NULL, NULL, &ids, &n));
+        char want[1024] = "";
+        for (size_t i = 0, o = 0; i < n && o < sizeof want - 12; i++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s%d", i ? " " : "", ids[i]);
+        snprintf(cmd, sizeof cmd, "timeout 120 node tests/ref/gguf_oracle.mjs '%s' '%s' '10 20 30 40' 12 2>&1",
+                 mods, file);
+        FILE *p = popen(cmd, "r");
+        if (p) {
+            if (!fgets(line, sizeof line, p)) line[0] = 0;
+            pclose(p);
+        }
+        line[strcspn(line, "\n")] = 0;
+        printf("%-4s braid: %s\n     llama.cpp: %s\n", br_wtype_name(types[k]), want, line);
+        CHECK_MSG(n == 12 && !strcmp(line, want), "%s: llama.cpp greedy ids differ from braid's (%s vs %s)",
+                  br_wtype_name(types[k]), line, want);
+        free(ids);
+        br_model_free(g);
+    }
+    br_model_free(m);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/braid-gguf-XXXXXX";
@@ -223,6 +291,7 @@ int main(void)
     layout(dir);
     refusals(dir);
     cli(dir);
+    oracle(dir);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

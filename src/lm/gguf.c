@@ -554,7 +554,30 @@ static br_status export_tensor(const br_model_t *m, size_t i, br_wtype wt, void 
     return s;
 }
 
+static br_status put_vocab(br_gguf_writer_t *w, const br_model_t *m, const br_gguf_vocab_t *v)
+{
+    if (v->n_tokens != (size_t)m->cfg.vocab_size)
+        return br_error(BR_EINVAL, "GGUF: the tokenizer has %zu tokens; the model's vocab_size is %d",
+                        v->n_tokens, m->cfg.vocab_size);
+    int32_t *types = malloc((v->n_tokens ? v->n_tokens : 1) * sizeof *types);
+    if (!types) return br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < v->n_tokens; i++) types[i] = 1; /* LLAMA_TOKEN_TYPE_NORMAL */
+    br_status s = br_gguf_add_str(w, "tokenizer.ggml.model", v->model);
+    if (!s && v->pre) s = br_gguf_add_str(w, "tokenizer.ggml.pre", v->pre);
+    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.tokens", v->tokens, v->n_tokens);
+    if (!s) s = br_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, v->n_tokens);
+    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges);
+    free(types);
+    return s;
+}
+
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt)
+{
+    return br_model_save_gguf_vocab(m, path, wt, NULL);
+}
+
+br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
+                                   const br_gguf_vocab_t *vocab)
 {
     if (!m->params || m->wt != BR_WT_F32)
         return br_error(BR_EUNSUPPORTED, "GGUF export needs F32 parameters; this model holds %s weights in "
@@ -567,6 +590,7 @@ br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt)
     BR_TRY(br_gguf_writer_create(&w));
     void **own = calloc(m->n_tensors, sizeof *own);
     br_status s = own ? put_hparams(w, m, wt) : br_error(BR_ENOMEM, "out of memory");
+    if (!s && vocab) s = put_vocab(w, m, vocab);
     for (size_t i = 0; i < m->n_tensors && !s; i++) {
         const br_tensor_info_t *t = &m->tensors[i];
         char name[BR_TENSOR_NAME_MAX];

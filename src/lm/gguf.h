@@ -82,6 +82,19 @@ br_status br_gguf_write(const br_gguf_writer_t *w, const char *path);
  * for what GGUF's llama cannot express (biases, q/k norms, mixtures, parallel blocks, RoPE
  * scaling). */
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt);
+/* A BPE vocabulary for the file's tokenizer.ggml.* keys (model "gpt2": byte-level tokens as
+ * GPT-2 spells them, merges "a b"); llama.cpp needs one to load a file. */
+typedef struct {
+    const char *model; /* "gpt2" */
+    const char *pre;   /* tokenizer.ggml.pre, e.g. "default" */
+    const char *const *tokens;
+    size_t n_tokens; /* == vocab_size */
+    const char *const *merges;
+    size_t n_merges;
+} br_gguf_vocab_t;
+/* br_model_save_gguf with the tokenizer in the metadata (vocab may be NULL: none). */
+br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
+                                   const br_gguf_vocab_t *vocab);
 /* A "llama" GGUF as a braid model: F32 matrices load as an F32 model (br_model_load's kind);
  * matrices of one type F16, BF16, Q8_0 or Q4_0 as an inference view of that type.  Errors name
  * the key or tensor that is missing, mis-shaped or of a type braid does not run. */
