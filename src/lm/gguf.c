@@ -44,15 +44,35 @@ struct br_gguf {
     br_gguf_kv_t *kv;
     br_gguf_tensor_t *t;
     size_t n_kv, n_t;
-    char *strings; /* every key, string value and tensor name, NUL-terminated */
+    char **blocks; /* every key, string value and tensor name, NUL-terminated, in blocks that
+                    * never move (so the pointers stay valid); sized as the strings come */
+    size_t n_blocks;
 };
 
 /* ---- reading ---- */
 
 typedef struct {
     const uint8_t *p, *end;
-    char *sp; /* next free byte of g->strings */
+    br_gguf_t *g;
+    char *sp;    /* next free byte of the last block */
+    size_t left; /* bytes free there */
 } cur_t;
+
+/* n bytes for a string copy (blocks of 64 KiB, or one of its own for a longer string). */
+static char *str_space(cur_t *c, size_t n)
+{
+    if (n > c->left) {
+        size_t sz = n > 65536 ? n : 65536;
+        char **bl = realloc(c->g->blocks, (c->g->n_blocks + 1) * sizeof *bl);
+        if (!bl) return NULL;
+        c->g->blocks = bl;
+        if (!(bl[c->g->n_blocks] = malloc(sz))) return NULL;
+        c->sp = bl[c->g->n_blocks++], c->left = sz;
+    }
+    char *p = c->sp;
+    c->sp += n, c->left -= n;
+    return p;
+}
 
 static bool rd(cur_t *c, void *v, size_t n)
 {
@@ -69,10 +89,11 @@ static br_status rd_str(cur_t *c, const char **out, size_t *len, const char *wha
     if (!rd(c, &n, 8) || n > (uint64_t)(c->end - c->p))
         return br_error(BR_EFORMAT, "GGUF: %s: string length past the end of the file", what);
     if (out) {
-        memcpy(c->sp, c->p, n);
-        c->sp[n] = 0;
-        *out = c->sp;
-        c->sp += n + 1;
+        char *d = str_space(c, (size_t)n + 1);
+        if (!d) return br_error(BR_ENOMEM, "GGUF: out of memory");
+        memcpy(d, c->p, n);
+        d[n] = 0;
+        *out = d;
     }
     if (len) *len = n;
     c->p += n;
@@ -167,9 +188,8 @@ static br_status parse_body(br_gguf_t *g, cur_t *c, const uint8_t *data, size_t 
     BR_TRY(check_count(n_t, size, 8 + 4 + 8 + 4 + 8, "tensors"));
     g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
     g->t = calloc(n_t ? n_t : 1, sizeof *g->t);
-    g->strings = malloc(size + 1); /* every string copied once, NUL-terminated: < size bytes */
-    if (!g->kv || !g->t || !g->strings) return br_error(BR_ENOMEM, "GGUF: out of memory");
-    c->sp = g->strings;
+    if (!g->kv || !g->t) return br_error(BR_ENOMEM, "GGUF: out of memory");
+    c->g = g;
     uint64_t align = GGUF_ALIGN;
     for (; g->n_kv < n_kv; g->n_kv++) {
         br_gguf_kv_t *kv = &g->kv[g->n_kv];
@@ -210,7 +230,7 @@ static br_status parse_body(br_gguf_t *g, cur_t *c, const uint8_t *data, size_t 
 br_status br_gguf_parse(br_gguf_t **out, const uint8_t *data, size_t size)
 {
     *out = NULL;
-    cur_t c = {data, data + size, NULL};
+    cur_t c = {data, data + size, NULL, NULL, 0};
     char magic[4];
     uint32_t version;
     if (!data || !rd(&c, magic, 4) || memcmp(magic, "GGUF", 4))
@@ -249,7 +269,8 @@ void br_gguf_close(br_gguf_t *g)
 {
     if (!g) return;
     if (g->map.data) br_mmap_close(&g->map);
-    free(g->kv), free(g->t), free(g->strings), free(g);
+    for (size_t i = 0; i < g->n_blocks; i++) free(g->blocks[i]);
+    free(g->blocks), free(g->kv), free(g->t), free(g);
 }
 
 size_t br_gguf_kv_count(const br_gguf_t *g) { return g->n_kv; }
