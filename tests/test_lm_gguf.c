@@ -216,9 +216,12 @@ static void cli(const char *dir)
 }
 
 /* llama.cpp itself (npm node-llama-cpp@3.21.1, its prebuilt binary; BRAID_NODE_MODULES or
- * .npm-local/llama-cpp/node_modules, as scripts/npm_deps.sh installs it) greedy-decodes braid's GGUF to the same ids as braid runs from the
- * same file: F32, F16 and Q8_0 (the fixture's greedy margins are large: embedding and head at
- * 50x the init, as tests/test_lm_quant.c).  A visible skip without node or the package. */
+ * .npm-local/llama-cpp/node_modules, as scripts/npm_deps.sh installs it) greedy-decodes
+ * braid's GGUF to the same ids as braid runs from the same file, for every type braid writes:
+ * F32, F16, BF16, Q8_0 and Q4_0 (both quantise activations to 8 bits, llama.cpp with an fp16
+ * scale, braid with F32, and sum in other orders: equal ids rely on the fixture's large greedy
+ * margins, embedding and head at 50x the init as in tests/test_lm_quant.c; measured equal).
+ * A visible skip without node or the package. */
 static void oracle(const char *dir)
 {
     const char *nm = getenv("BRAID_NODE_MODULES");
@@ -250,7 +253,7 @@ static void oracle(const char *dir)
         toks[b] = store[b];
     }
     br_gguf_vocab_t v = {"gpt2", "default", toks, 256, NULL, 0};
-    static const br_wtype types[] = {BR_WT_F32, BR_WT_F16, BR_WT_Q8_0};
+    static const br_wtype types[] = {BR_WT_F32, BR_WT_F16, BR_WT_BF16, BR_WT_Q8_0, BR_WT_Q4_0};
     int32_t prompt[4] = {10, 20, 30, 40};
     br_sampler_t greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
