@@ -20,6 +20,7 @@ typedef struct {
 static const command_t commands[] = {
     /* foundation */
     {"inspect", cmd_inspect, "list the tensors and metadata of a .safetensors file"},
+    {"quantize", cmd_quantize, "a model as GGUF (f32, f16, bf16, q8_0, q4_0) for llama.cpp and braid"},
 
     {"bench", cmd_bench, "benchmarks (gemm, ...)"},
 

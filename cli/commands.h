@@ -5,6 +5,7 @@
 
 /* foundation */
 int cmd_inspect(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 int cmd_bench(int argc, char **argv);
 

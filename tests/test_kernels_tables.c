@@ -123,6 +123,76 @@ static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
     free(fx), free(x), free(w), free(wd), free(y), free(fy), free(fv);
 }
 
+/* y = x W^T with W stored Q8_0 or Q4_0 (kernels/matmul_quant.inc).  The reference is double
+ * loops over the dequantised weights (br_wtype_dequantize, exact) and the float activations.
+ * The kernel also quantises each 32-value block b of an activation row to 8 bits (scale
+ * d_b = amax_b / 127, |x - x_q| <= d_b / 2), so it may differ from the reference by at most
+ *   sum_b d_b / 2 * sum_{c in b} |w_c|
+ * per output; the test allows that bound (+0.1% for the F32 block scales) plus the usual F32
+ * accumulation slack.  The bound is tight enough to catch a wrong nibble order, a wrong sign or
+ * offset, or a wrong scale (each moves outputs by O(|w| |x|) per value, not O(|w| |x| / 254)).
+ * matvec must equal the one-row matmul bit for bit, and 1 and 2 threads must agree. */
+static void quant_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
+{
+    size_t rb;
+    CHECK_OK(br_wtype_row_bytes(wt, C, &rb));
+    double *x;
+    float *fx = frand(N * C, 1, &x), *fw = frand1(OC * C, 1), *wdq = fzero(OC * C);
+    for (size_t i = 0; i < OC * C; i++) {
+        if (i / 32 % 7 == 3) fw[i] = 0;                          /* all-zero blocks: d = 0 */
+        if (i / 32 % 5 == 2) fw[i] *= 1e-3f;                      /* small scales */
+    }
+    for (size_t i = 0; i < N * C; i++)
+        if (i / 32 % 9 == 4) fx[i] = 0, x[i] = 0;                 /* zero activation blocks */
+    uint8_t *w = malloc(OC * rb);
+    CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
+    CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
+    double *y = dzero(N * OC), *bound = dzero(N * OC), scale = 0;
+    for (size_t i = 0; i < N; i++)
+        for (size_t o = 0; o < OC; o++) {
+            double s = 0, e = 0;
+            for (size_t b = 0; b < C / 32; b++) {
+                double amax = 0, wsum = 0;
+                for (size_t j = b * 32; j < b * 32 + 32; j++) {
+                    s += x[i * C + j] * wdq[o * C + j];
+                    amax = fmax(amax, fabs(x[i * C + j]));
+                    wsum += fabs(wdq[o * C + j]);
+                }
+                e += amax / 254 * wsum;
+            }
+            y[i * OC + o] = s, bound[i * OC + o] = e * 1.001;
+            scale = fmax(scale, fabs(s));
+        }
+    float *fy[2], *fv = fzero(OC);
+    int old = br_get_threads();
+    for (int r = 0; r < 2; r++) {
+        br_set_threads(r + 1);
+        fy[r] = fzero(N * OC);
+        k->matmul[wt](fy[r], fx, w, N, C, OC);
+    }
+    br_set_threads(old);
+    char what[64];
+    snprintf(what, sizeof what, "matmul %s %zux%zux%zu", br_wtype_name(wt), N, C, OC);
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < N * OC; i++) {
+        double over = fabs(fy[0][i] - y[i]) - bound[i] - TOL * 4 * scale;
+        if (!(over <= worst)) worst = over, wi = i;
+    }
+    CHECK_MSG(worst <= 0, "%s: %s: element %zu: %.9g vs %.12g, beyond the activation "
+              "quantisation bound %.3g", tname, what, wi, fy[0][wi], y[wi], bound[wi]);
+    CHECK_MSG(!memcmp(fy[0], fy[1], N * OC * sizeof *fv), "%s: %s differs with 1 and 2 threads",
+              tname, what);
+    bool same = true;
+    for (size_t i = 0; i < N; i++) {
+        k->matvec[wt](fv, fx + i * C, w, C, OC);
+        same &= !memcmp(fv, fy[0] + i * OC, OC * sizeof *fv);
+    }
+    CHECK_MSG(same, "%s: %s: matvec differs from the matmul row", tname, what);
+    free(fx), free(x), free(fw), free(wdq), free(w), free(y), free(bound), free(fy[0]);
+    free(fy[1]), free(fv);
+}
+
 static void test_matmul(const br_kernels_t *k)
 {
     static const size_t sizes[][3] = {{1, 1, 1}, {7, 13, 37}, {33, 17, 65}, {300, 129, 70}};
@@ -155,6 +225,14 @@ static void test_matmul(const br_kernels_t *k)
     for (size_t s = 0; s < sizeof hs / sizeof *hs; s++) {
         half_case(k, BR_WT_BF16, hs[s][0], hs[s][1], hs[s][2]);
         half_case(k, BR_WT_F16, hs[s][0], hs[s][1], hs[s][2]);
+    }
+    /* 36 KiB of quantised activations per chunk: C = 4096 takes 8 rows at a time (N = 20: three
+     * chunks), C = 32832 two segments of the row */
+    static const size_t qs[][3] = {{1, 32, 1},    {3, 96, 5},    {19, 224, 45}, {2, 2048, 300},
+                                   {40, 160, 64}, {20, 4096, 9}, {3, 32832, 3}};
+    for (size_t s = 0; s < sizeof qs / sizeof *qs; s++) {
+        quant_case(k, BR_WT_Q8_0, qs[s][0], qs[s][1], qs[s][2]);
+        quant_case(k, BR_WT_Q4_0, qs[s][0], qs[s][1], qs[s][2]);
     }
 }
 
@@ -431,6 +509,62 @@ static void test_table(const br_kernels_t *k)
            th_failed == before ? "every entry matches the float64 reference" : "FAILED");
 }
 
+/* Q8_0 / Q4_0 bytes as llama.cpp's reference quantisers write them (GGUF layouts), and the
+ * round trip's error bound on random rows. */
+static void test_quant_layout(void)
+{
+    float x[32], y[32];
+    uint8_t b[34];
+    /* Q8_0: amax 127 -> d = 1 (fp16 0x3c00), q = roundf(x): ties away from zero */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    x[0] = 127, x[1] = 2.5f, x[2] = -2.5f, x[3] = -127;
+    CHECK_OK(br_wtype_quantize(BR_WT_Q8_0, b, x, 1, 32));
+    CHECK(b[0] == 0x00 && b[1] == 0x3c);
+    CHECK((int8_t)b[2] == 127 && (int8_t)b[3] == 3 && (int8_t)b[4] == -3 && (int8_t)b[5] == -127);
+    CHECK((int8_t)b[2 + 20] == 4);
+    CHECK_OK(br_wtype_dequantize(BR_WT_Q8_0, y, b, 1, 32));
+    CHECK(y[0] == 127 && y[1] == 3 && y[20] == 4);
+    /* Q4_0: the first value of largest magnitude (-8) gives d = -8 / -8 = 1; byte j holds value j
+     * in its low nibble and value j + 16 in its high one, offset by 8 */
+    for (int j = 0; j < 16; j++) x[j] = (float)(j - 8), x[16 + j] = (float)(7 - j);
+    CHECK_OK(br_wtype_quantize(BR_WT_Q4_0, b, x, 1, 32));
+    CHECK(b[0] == 0x00 && b[1] == 0x3c);
+    bool nib = true;
+    for (int j = 0; j < 16; j++) nib &= b[2 + j] == (uint8_t)(j | (15 - j) << 4);
+    CHECK_MSG(nib, "Q4_0 nibble order: byte 0 = %#x, byte 15 = %#x", b[2], b[17]);
+    CHECK_OK(br_wtype_dequantize(BR_WT_Q4_0, y, b, 1, 32));
+    CHECK(y[0] == -8 && y[15] == 7 && y[16] == 7 && y[31] == -8);
+    /* a positive maximum first: d = 8 / -8 = -1, its opposite -8 clamps to q = 15 (-7) */
+    memset(x, 0, sizeof x);
+    x[0] = 8, x[1] = -8, x[2] = 3;
+    CHECK_OK(br_wtype_quantize(BR_WT_Q4_0, b, x, 1, 32));
+    CHECK(b[0] == 0x00 && b[1] == 0xbc); /* fp16 -1 */
+    CHECK_OK(br_wtype_dequantize(BR_WT_Q4_0, y, b, 1, 32));
+    CHECK(y[0] == 8 && y[1] == -7 && y[2] == 3 && y[5] == 0);
+    /* round trips: |x - deq| <= d / 2 (Q8_0; d = amax / 127) or <= |d| (Q4_0, whose clamp at 15
+     * costs one step; |d| = amax / 8), plus the fp16 rounding of d (2^-11 relative, times q) */
+    size_t rows = 5, C = 96;
+    float *f = frand1(rows * C, 3), *g = fzero(rows * C);
+    uint8_t *q = malloc(rows * C * 2); /* >= 34 bytes per 32 values */
+    for (int t = 0; t < 2; t++) {
+        br_wtype wt = t ? BR_WT_Q4_0 : BR_WT_Q8_0;
+        CHECK_OK(br_wtype_quantize(wt, q, f, rows, C));
+        CHECK_OK(br_wtype_dequantize(wt, g, q, rows, C));
+        bool ok = true;
+        for (size_t blk = 0; blk < rows * C / 32; blk++) {
+            double amax = 0;
+            for (size_t j = blk * 32; j < blk * 32 + 32; j++) amax = fmax(amax, fabs(f[j]));
+            double d = t ? amax / 8 : amax / 127, lim = (t ? d : d / 2) + (t ? 8 : 127) * d * 0x1p-11;
+            for (size_t j = blk * 32; j < blk * 32 + 32; j++) ok &= fabs(f[j] - g[j]) <= lim;
+        }
+        CHECK_MSG(ok, "%s round trip beyond its error bound", br_wtype_name(wt));
+    }
+    CHECK_STATUS(br_wtype_quantize(BR_WT_Q8_0, q, f, 1, 33), BR_EINVAL);
+    CHECK_STATUS(br_wtype_quantize(BR_WT_Q4_K, q, f, 1, 256), BR_EUNSUPPORTED);
+    CHECK_STATUS(br_wtype_dequantize(BR_WT_COUNT, g, q, 1, 32), BR_EINVAL);
+    free(f), free(g), free(q);
+}
+
 /* Selection: the environment, br_kernels_use, and weight types refused with a message. */
 static void test_selection(void)
 {
@@ -451,7 +585,7 @@ static void test_selection(void)
 
     for (int wt = 0; wt < BR_WT_COUNT; wt++) {
         br_status s = br_kernels_matmul_check(best, (br_wtype)wt);
-        if (wt == BR_WT_F32 || wt == BR_WT_BF16 || wt == BR_WT_F16) {
+        if (wt != BR_WT_Q4_K) {
             CHECK_OK(s);
             continue;
         }
@@ -489,6 +623,7 @@ int main(void)
     br_rng_seed(&rng, 17);
     setenv("BRAID_KERNELS", "portable", 1); /* before the first kernel call */
     test_selection();
+    test_quant_layout();
     int tested = 0;
     for (const char *const *n = br_kernels_names(); *n; n++) {
         const br_kernels_t *k = br_kernels_find(*n);

@@ -134,7 +134,8 @@ br_status br_kernels_matmul_check(const br_kernels_t *k, br_wtype wt)
     if (!wtype_ok(wt)) return br_error(BR_EINVAL, "weight type %d is not a br_wtype", (int)wt);
     if (!k->matmul[wt] || !k->matvec[wt])
         return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no %s matmul yet (implemented: "
-                        "F32); convert the weights to F32", k->name, wtypes[wt].name);
+                        "F32, BF16, F16, Q8_0, Q4_0); convert the weights to one of those",
+                        k->name, wtypes[wt].name);
     return BR_OK;
 }
 

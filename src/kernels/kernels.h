@@ -49,6 +49,13 @@ const char *br_wtype_name(br_wtype wt);
 /* Bytes of one row of C values of type wt.  BR_EINVAL when C is not a whole number of the
  * type's blocks (32, or 256 for Q4_K) or wt is out of range; BR_ERANGE on overflow. */
 br_status br_wtype_row_bytes(br_wtype wt, size_t C, size_t *bytes);
+/* dst (rows, row_bytes) = src (rows, C) F32 stored as wt: F32 copied, BF16/F16 rounded to
+ * nearest even, Q8_0/Q4_0 quantised exactly as llama.cpp's reference quantisers (same bytes;
+ * kernels/quant.c).  BR_EINVAL/BR_ERANGE as br_wtype_row_bytes; BR_EUNSUPPORTED for Q4_K.
+ * Inputs must be finite. */
+br_status br_wtype_quantize(br_wtype wt, void *dst, const float *src, size_t rows, size_t C);
+/* dst (rows, C) = the F32 values of src (rows, C) stored as wt (exact for every type). */
+br_status br_wtype_dequantize(br_wtype wt, float *dst, const void *src, size_t rows, size_t C);
 
 /* y (N,OC) = x (N,C) W^T with W (OC,C) of one weight type (rows of br_wtype_row_bytes). */
 typedef void (*br_matmul_fn)(float *y, const float *x, const void *w, size_t N, size_t C,

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "base/dtype.h"
 #include "base/fileio.h"
 #include "lm/config_moe.h"
+#include "lm/gguf.h"
 #include "lm/model_internal.h"
 
 void br_lm_folder_close(br_lm_folder_t *f)
@@ -242,6 +244,8 @@ static br_status place_tensor(struct br_model_map *map, size_t i, const br_tenso
 br_status br_model_open(br_model_t **out, const char *dir)
 {
     *out = NULL;
+    size_t dl = strlen(dir);
+    if (dl > 5 && !strcmp(dir + dl - 5, ".gguf") && !br_dir_exists(dir)) return br_model_open_gguf(out, dir);
     struct br_model_map *map = calloc(1, sizeof *map);
     if (!map) return br_error(BR_ENOMEM, "out of memory");
     const br_st_tensor_t **found = NULL;
@@ -273,4 +277,71 @@ br_status br_model_open(br_model_t **out, const char *dir)
     m->map = map;
     *out = m;
     return BR_OK;
+}
+
+br_status br_lm_quantize_tensor(void **out, const br_tensor_info_t *t, const float *data, br_wtype wt)
+{
+    *out = NULL;
+    size_t rows = t->ndim == 1 ? 1 : (size_t)t->shape[0], C = t->numel / rows, rb, bytes;
+    br_status s = br_wtype_row_bytes(wt, C, &rb);
+    if (s) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", br_errmsg());
+        return br_error(s, "tensor '%s' (%zu x %zu) cannot be stored as %s: %s", t->name, rows, C,
+                        br_wtype_name(wt), why);
+    }
+    if (br_mul_size(&bytes, rows, rb)) return br_error(BR_ERANGE, "tensor '%s' is too large", t->name);
+    if (!(*out = br_alloc(bytes ? bytes : 1)))
+        return br_error(BR_ENOMEM, "cannot allocate %zu bytes for tensor '%s' as %s", bytes, t->name,
+                        br_wtype_name(wt));
+    return br_wtype_quantize(wt, *out, data, rows, C);
+}
+
+br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, void **owned,
+                           size_t n)
+{
+    *out = NULL;
+    struct br_model_map *map = calloc(1, sizeof *map);
+    float **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    if (!map || !ptrs) {
+        for (size_t i = 0; i < n; i++) br_free(owned[i]);
+        free(owned), free(map), free(ptrs);
+        return br_error(BR_ENOMEM, "out of memory");
+    }
+    map->n = n, map->owned = owned, map->ptrs = ptrs;
+    for (size_t i = 0; i < n; i++) ptrs[i] = owned[i];
+    br_model_t *m = NULL;
+    br_status s = br_model_create_view(&m, cfg, wt, map->ptrs);
+    if (s) {
+        br_lm_map_free(map);
+        return s;
+    }
+    m->map = map;
+    *out = m;
+    return BR_OK;
+}
+
+br_status br_model_quantize(br_model_t **out, const br_model_t *src, br_wtype wt)
+{
+    *out = NULL;
+    if (!src->params || src->wt != BR_WT_F32)
+        return br_error(BR_EUNSUPPORTED, "quantising needs a model with F32 parameters; this one holds %s "
+                        "weights in place (load it with br_model_load)", br_wtype_name(src->wt));
+    if (wt == BR_WT_F32 || wt == BR_WT_Q4_K || (unsigned)wt >= BR_WT_COUNT)
+        return br_error(BR_EINVAL, "br_model_quantize stores matrices as BF16, F16, Q8_0 or Q4_0, not %s",
+                        br_wtype_name(wt));
+    size_t n = src->n_tensors;
+    void **owned = calloc(n, sizeof *owned);
+    if (!owned) return br_error(BR_ENOMEM, "out of memory");
+    br_status s = BR_OK;
+    for (size_t i = 0; i < n && !s; i++) {
+        const br_tensor_info_t *t = &src->tensors[i];
+        s = br_lm_quantize_tensor(&owned[i], t, src->params + t->offset, t->ndim == 1 ? BR_WT_F32 : wt);
+    }
+    if (s) {
+        for (size_t i = 0; i < n; i++) br_free(owned[i]);
+        free(owned);
+        return s;
+    }
+    return br_lm_view_adopt(out, &src->cfg, wt, owned, n);
 }

@@ -436,6 +436,15 @@ void br_model_embed(const br_model_t *m, float *out, const int32_t *tokens, size
         br_embedding_forward(out, tokens, m->w.embed, N, C);
         return;
     }
+    if (m->wt != BR_WT_BF16 && m->wt != BR_WT_F16) { /* block types (br_model_quantize) */
+        size_t rb;
+        br_status s = br_wtype_row_bytes(m->wt, C, &rb);
+        for (size_t i = 0; i < N && !s; i++)
+            s = br_wtype_dequantize(m->wt, out + i * C,
+                                    (const uint8_t *)(const void *)m->w.embed + (size_t)tokens[i] * rb, 1, C);
+        BR_ASSERT(s == BR_OK); /* br_model_quantize checked the row size */
+        return;
+    }
     const uint16_t *e = (const uint16_t *)(const void *)m->w.embed;
     for (size_t i = 0; i < N; i++) {
         const uint16_t *row = e + (size_t)tokens[i] * C;

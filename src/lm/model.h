@@ -213,8 +213,16 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype /* br_dt
  * model.safetensors.index.json).  A dense BF16 or F16 checkpoint is run in place: its
  * matrices stay 16-bit in the memory-mapped files (m->wt, m->map; no F32 copy; training,
  * saving and gradients refuse such a model).  F32 files, mixed types and mixtures load as
- * br_model_load(dir, false) does.  Errors as br_model_load. */
+ * br_model_load(dir, false) does.  A path ending in .gguf that is not a folder is read by
+ * br_model_open_gguf (lm/gguf.h).  Errors as br_model_load. */
 br_status br_model_open(br_model_t **out, const char *dir);
+/* An inference copy of the F32 model src whose matrices (embedding, projections, lm_head) are
+ * stored as wt (BF16, F16, Q8_0 or Q4_0: br_wtype_quantize, llama.cpp's rounding); 1-D tensors
+ * stay F32.  The result is a view like br_model_open's (m->wt = wt; training and saving refuse
+ * it) that owns its buffers; src is not changed and may be freed.  BR_EINVAL when a matrix row
+ * is not a whole number of the type's blocks (naming the tensor), BR_EUNSUPPORTED for a mixture
+ * or a src without F32 parameters. */
+br_status br_model_quantize(br_model_t **out, const br_model_t *src, br_wtype wt);
 /* What braid makes of a model folder, without loading it (braid inspect).  BR_OK whenever DIR
  * has a config.json; the two statuses say whether braid runs the config and whether the
  * weights match it (with the message). */

@@ -28,6 +28,13 @@ size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, s
 br_status br_model_create_view(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
                                float *const *ptrs);
 void br_lm_map_free(struct br_model_map *map); /* NULL is a no-op */
+/* A view over n buffers (br_alloc'd, table order; 1-D tensors F32, matrices wt) that the view
+ * then owns; owned (calloc'd) is taken over in every case, freed on failure. */
+br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, void **owned,
+                           size_t n);
+/* *out (br_alloc'd) = tensor t's F32 data stored as wt, row by row (rows = shape[0] of a
+ * matrix); BR_EINVAL naming the tensor when its rows are not whole blocks of wt. */
+br_status br_lm_quantize_tensor(void **out, const br_tensor_info_t *t, const float *data, br_wtype wt);
 
 /* out (N,C) = the embedding rows of tokens (any weight type). */
 void br_model_embed(const br_model_t *m, float *out, const int32_t *tokens, size_t N);
