@@ -24,6 +24,7 @@
 #define TH_WANT_RUN
 #include "harness.h"
 #include "shard_fixture.h"
+#include "shell_fixture.h"
 
 static char tmp[64];
 static const char *braid;
@@ -33,18 +34,6 @@ static char flags[1024];
 static const char *mpirun = "timeout 120 mpirun --oversubscribe --allow-run-as-root --bind-to none "
                             "--mca btl self,vader --mca btl_vader_single_copy_mechanism none -x BRAID_THREADS=1 "
                             "-x ASAN_OPTIONS=detect_leaks=0";
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 /* Step losses (loss[step], 1-based) and the last validation loss of DIR/train_log.jsonl;
  * returns the number of step records. */

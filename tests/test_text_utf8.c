@@ -166,13 +166,17 @@ static void test_exhaustive(void)
     }
     CHECK_MSG(bad == 0, "%zu of %zu sequences disagree with the reference", bad, tried);
     /* every scalar value round-trips */
-    size_t rt_bad = 0;
+    size_t rt_bad = 0, enc_bad = 0;
     for (uint32_t cp = 0; cp <= 0x10FFFF; cp++) {
         if (cp >= 0xD800 && cp <= 0xDFFF) continue;
         size_t n = encode(cp, s), len;
         if (br_utf8_decode(s, n, &len) != cp || len != n) rt_bad++;
+        /* the library's encoder writes the test's independent encoding */
+        unsigned char e[4];
+        if (br_utf8_encode((char *)e, cp) != n || memcmp(e, s, n)) enc_bad++;
     }
     CHECK_MSG(rt_bad == 0, "%zu scalar values do not round-trip", rt_bad);
+    CHECK_MSG(enc_bad == 0, "br_utf8_encode differs from the reference encoding on %zu scalar values", enc_bad);
 }
 
 static void test_helpers(void)

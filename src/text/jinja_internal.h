@@ -56,7 +56,6 @@ void jx_buf_puts(jx_ctx_t *c, jx_buf_t *b, const char *s);
 /* Decodes one code point at s[0..n) (n > 0); *len = bytes used (1 for an invalid byte, which
  * decodes as 0xFFFD + 0x110000 so that it never equals a real code point). */
 uint32_t jx_utf8_next(const char *s, size_t n, size_t *len);
-size_t jx_utf8_put(char *out, uint32_t cp); /* out: >= 4 bytes */
 int jx_is_space(uint32_t cp);               /* JavaScript's String.prototype.trim set */
 
 /* ---- lexer ---- */

@@ -5,6 +5,7 @@
 
 #include "base/status.h"
 #include "text/jinja_internal.h"
+#include "text/utf8.h"
 
 static int is_word(int ch)
 {
@@ -221,7 +222,7 @@ static void lex_string(lx_t *L, char quote, size_t start)
             }
             if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD; /* lone surrogate: not representable in UTF-8 */
             char u[4];
-            jx_buf_put(L->c, &b, u, jx_utf8_put(u, cp));
+            jx_buf_put(L->c, &b, u, br_utf8_encode(u, cp));
         } else {
             jx_fail(L->c, BR_EFORMAT, L->i - 2, "unknown escape \\%c in a string literal", e ? e : '0');
         }

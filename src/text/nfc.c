@@ -5,54 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text/utf8.h"
+
 #include "text/nfc_table.inc"
 
-#define INVALID_BASE 0x110000u /* an invalid byte b is carried as INVALID_BASE + b */
+#define INVALID_BASE BR_UTF8_INVALID /* an invalid byte b is carried as INVALID_BASE + b (text/utf8.h) */
 enum { SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7, LCOUNT = 19, VCOUNT = 21, TCOUNT = 28,
        NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT };
 
-/* Small UTF-8 decoder (strict: no overlongs, surrogates or values past U+10FFFF). */
-static uint32_t next_cp(const unsigned char *s, size_t n, size_t *len)
-{
-    unsigned c0 = s[0];
-    *len = 1;
-    if (c0 < 0x80) return c0;
-    size_t k = c0 >= 0xC2 && c0 < 0xE0 ? 2 : c0 >= 0xE0 && c0 < 0xF0 ? 3 : c0 >= 0xF0 && c0 <= 0xF4 ? 4 : 0;
-    if (!k || k > n) return INVALID_BASE + c0;
-    uint32_t cp = c0 & (0x7Fu >> k);
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80) return INVALID_BASE + c0;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp < 0xE000))) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return INVALID_BASE + c0;
-    *len = k;
-    return cp;
-}
-
 static size_t put_cp(unsigned char *o, uint32_t cp)
 {
-    if (cp >= INVALID_BASE) {
+    if (cp >= INVALID_BASE) { /* an invalid byte kept as it was */
         o[0] = (unsigned char)(cp - INVALID_BASE);
         return 1;
     }
-    if (cp < 0x80) return o[0] = (unsigned char)cp, 1;
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
+    return br_utf8_encode((char *)o, cp);
 }
 
 static int ccc_of(uint32_t cp)
@@ -128,7 +95,7 @@ int br_nfc_quick(const char *str, size_t n)
             len = 1;
             continue;
         }
-        uint32_t cp = next_cp(s + i, n - i, &len), a, b;
+        uint32_t cp = br_utf8_decode(s + i, n - i, &len), a, b;
         if (cp >= INVALID_BASE) continue;
         if (ccc_of(cp) || decomp_of(cp, &a, &b) || (cp >= 0x1100 && cp < 0x1200) || (cp >= SBASE && cp < SBASE + SCOUNT))
             return 0;
@@ -156,7 +123,7 @@ br_status br_nfc(const char *str, size_t n, char **out, size_t *out_len)
         return br_error(BR_ENOMEM, "NFC: out of memory for %zu bytes", n);
     }
     size_t m = 0;
-    for (size_t i = 0, len; i < n; i += len) decompose(next_cp(s + i, n - i, &len), cps, &m);
+    for (size_t i = 0, len; i < n; i += len) decompose(br_utf8_decode(s + i, n - i, &len), cps, &m);
     /* canonical ordering: stable insertion sort of each run of non-starters */
     for (size_t i = 1; i < m; i++) {
         int c = ccc_of(cps[i]);

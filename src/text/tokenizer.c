@@ -24,6 +24,7 @@
 #include "base/fileio.h"
 #include "text/bytelevel.h"
 #include "text/nfc.h"
+#include "text/utf8.h"
 
 const char br_pattern_gpt2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -470,18 +471,13 @@ static heap_ent_t heap_pop(heap_ent_t *h, size_t *n)
     return top;
 }
 
-/* Length of the UTF-8 character at p[0..n) (1 for a byte that does not start a valid one).
- * A local helper: SentencePiece vocabularies start BPE from characters. */
+/* Length of the UTF-8 character at p[0..n) (1 for a byte that does not start a valid one):
+ * SentencePiece vocabularies start BPE from characters. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-    unsigned c = p[0];
-    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (k <= 1 || k > n) return 1;
-    for (size_t i = 1; i < k; i++)
-        if ((p[i] & 0xC0) != 0x80) return 1;
-    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0) || (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
-        return 1; /* overlong, surrogate, past U+10FFFF */
-    return k;
+    size_t len;
+    br_utf8_decode(p, n, &len);
+    return len;
 }
 
 /* SentencePiece-style first symbols: one per character found in the vocabulary; the bytes of

@@ -20,6 +20,8 @@
 uint32_t br_utf8_decode(const unsigned char *s, size_t bytes, size_t *len);
 /* Number of code points in s[0..bytes) (each invalid byte counts one). */
 size_t br_utf8_count(const char *s, size_t bytes);
+/* Writes code point cp (< 0x110000) as UTF-8 into out (>= 4 bytes); returns the bytes written. */
+size_t br_utf8_encode(char *out, uint32_t cp);
 /* Byte length of the first `count` code points of s[0..bytes) (all of it when shorter). */
 size_t br_utf8_prefix(const char *s, size_t bytes, size_t count);
 /* BR_OK when s[0..n) is valid UTF-8; otherwise BR_EFORMAT naming `what`, the first bad byte,
