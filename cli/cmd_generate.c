@@ -74,6 +74,7 @@ static bool on_token(void *vctx, int32_t tok)
 int cmd_generate(int argc, char **argv)
 {
     const char *model_dir = NULL, *tok_path = NULL, *prompt = NULL, *prompt_ids = NULL, *stop = NULL;
+    const char *kv_type = "f32";
     int max_new = 100, top_k = 0;
     float temperature = 0.8f, top_p = 1.0f;
     long seed = 0;
@@ -90,6 +91,7 @@ int cmd_generate(int argc, char **argv)
         {"seed", OPT_LONG, &seed, "S", "sampling seed (default 0)", false},
         {"stop", OPT_STR, &stop, "TEXT", "stop when this text appears (not printed)", false},
         {"ids", OPT_BOOL, &print_ids, NULL, "print the new token ids instead of text", false},
+        {"kv-type", OPT_STR, &kv_type, "f32|f16", "KV cache element type (default f32; f16 halves its memory)", false},
     };
     cmd_spec_t spec = {"braid generate --model DIR [--tokenizer T --prompt TEXT | --prompt-ids IDS] [options]",
                        "Generates a continuation with a KV cache (prefill once, then one token per "
@@ -110,6 +112,11 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "braid: error: --tokenizer is needed for --prompt, --stop and text output (or use --prompt-ids with --ids)\n");
         return 2;
     }
+    br_kv_type kvt;
+    if (br_kv_type_parse(kv_type, &kvt)) {
+        fprintf(stderr, "braid: error: --kv-type: %s\n", br_errmsg());
+        return 2;
+    }
     if (max_new < 0 || temperature < 0 || top_k < 0 || !(top_p > 0 && top_p <= 1)) {
         fprintf(stderr, "braid: error: need -n >= 0, --temperature >= 0, --top-k >= 0, 0 < --top-p <= 1\n");
         return 2;
@@ -121,6 +128,7 @@ int cmd_generate(int argc, char **argv)
     br_status s = BR_OK;
     if (tok_path) s = br_tokenizer_load(&tok, tok_path);
     if (!s) s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
+    if (!s) m->kv_type = kvt;
     if (!s && tok && br_tokenizer_vocab_size(tok) > (size_t)m->cfg.vocab_size)
         s = br_error(BR_EINVAL, "tokenizer has %zu ids but the model only %d", br_tokenizer_vocab_size(tok),
                      m->cfg.vocab_size);

@@ -10,6 +10,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "commands.h"
+#include "lm/model.h"
 #include "serve/server.h"
 
 int cmd_serve(int argc, char **argv)
@@ -19,7 +20,7 @@ int cmd_serve(int argc, char **argv)
     int max_batch = 256, max_running = 64, page_tokens = 16, max_conn = 256, port = 8080, per_ip = 32;
     double kv_mb = 256, ad_mb = 1024, idle = 300, body_kb = 1024, head_s = 10, body_s = 60, grace_s = 0;
     long seed = 0;
-    const char *port_file = NULL;
+    const char *port_file = NULL, *kv_type = "f32";
     const opt_t opts[] = {
         {"model", OPT_STR, &model, "DIR", "model folder (config.json + model.safetensors)", true},
         {"tokenizer", OPT_STR, &o.tokenizer, "PATH", "tokenizer.json or folder (default DIR/tokenizer.json)", false},
@@ -34,6 +35,7 @@ int cmd_serve(int argc, char **argv)
         {"max-running", OPT_INT, &max_running, "N", "requests batched at once (default 64)", false},
         {"kv-mem", OPT_DOUBLE, &kv_mb, "MB", "KV cache pool (default 256); requests wait when it is full", false},
         {"page-tokens", OPT_INT, &page_tokens, "N", "positions per KV page (default 16)", false},
+        {"kv-type", OPT_STR, &kv_type, "f32|f16", "KV cache element type (default f32; f16 holds twice the positions in --kv-mem)", false},
         {"adapter-mem", OPT_DOUBLE, &ad_mb, "MB", "memory for loaded adapters, LRU beyond (default 1024; 0: unlimited)", false},
         {"adapter-idle-s", OPT_DOUBLE, &idle, "S", "unload an adapter unused this long (default 300; 0: never)", false},
         {"max-body-kb", OPT_DOUBLE, &body_kb, "KB", "largest request body (default 1024)", false},
@@ -58,6 +60,10 @@ int cmd_serve(int argc, char **argv)
     if (port < 0 || port > 65535 || max_batch < 1 || max_running < 1 || page_tokens < 1 || max_conn < 1 || kv_mb <= 0 ||
         ad_mb < 0 || idle < 0 || body_kb <= 0 || per_ip < 0 || !(head_s > 0) || !(body_s > 0) || !(grace_s >= 0 && grace_s <= 3600)) {
         fprintf(stderr, "braid: error: --port must be 0..65535; sizes and counts must be positive; --drain-grace-s 0..3600\n");
+        return 2;
+    }
+    if (br_kv_type_parse(kv_type, &o.kv_type)) {
+        fprintf(stderr, "braid: error: --kv-type: %s\n", br_errmsg());
         return 2;
     }
     o.model_dir = model;

@@ -354,30 +354,67 @@ static void test_attention(const br_kernels_t *k, size_t B, size_t T, size_t NH,
     free(q), free(kk), free(v), free(R), free(dq), free(dk), free(dv), free(o), free(att);
 }
 
-/* A pool of `npages` pages of (L, NKV, P, hd) for K and for V; three sequences with scrambled
- * page tables; rows at assorted positions of each (a prefill chunk and decode rows). */
-static void test_paged(const br_kernels_t *k)
+/* Paged attention against a float64 reference.  A pool of pages of (L, NKV, P, hd) for K and
+ * for V (F32, or F16 with the reference on the same rounded values); three sequences with
+ * scrambled page tables; rows: a prefill chunk of `chunk` rows of sequence 0 ending at `len`-1
+ * (crossing pages and tiles), decode rows of the others and a few isolated positions.  The
+ * unwritten parts of the pool hold NaN, so a kernel that reads past a row's data fails.  Then
+ * every row again alone: the same bits (a row does not depend on its neighbours). */
+static void paged_case(const br_kernels_t *k, size_t NH, size_t NKV, size_t hd, size_t P,
+                       size_t len, size_t chunk, br_kv_type type)
 {
-    enum { L = 2, NKV = 2, NH = 6, P = 4, hd = 9, npages = 12, maxpos = 3 * P + 1 };
-    size_t page = (size_t)L * NKV * P * hd, D = (size_t)NH * hd;
-    double *K, *Vd;
-    float *fK = frand(npages * page, 1, &K), *fV = frand(npages * page, 1, &Vd);
-    static const int32_t tables[3][4] = {{7, 2, 10, 0}, {5, 11, 1, 3}, {9, 4, 6, 8}};
-    static const int32_t rowseq[] = {0, 0, 0, 1, 2, 2, 1};
-    static const int32_t rowpos[] = {0, 5, 12, 3, 11, 4, 9};
-    enum { N = sizeof rowpos / sizeof *rowpos };
-    const int32_t *row_pages[N];
-    for (size_t r = 0; r < N; r++) row_pages[r] = tables[rowseq[r]];
-    double *q;
-    float *fq = frand(N * D, 1, &q), *fo = fzero(N * D);
-    double *o = dzero(N * D), sc[maxpos];
+    enum { L = 2, NSEQ = 3 };
+    size_t npp = (len + P - 1) / P, npages = NSEQ * npp + 1, page = (size_t)L * NKV * P * hd;
+    size_t D = NH * hd, esz = type == BR_KV_F16 ? 2 : 4;
+    double *K = dzero(npages * page), *Vd = dzero(npages * page);
+    void *fK = malloc(npages * page * esz), *fV = malloc(npages * page * esz);
+    int32_t *tables = malloc(NSEQ * npp * sizeof *tables);
+    for (size_t i = 0; i < NSEQ * npp; i++) tables[i] = (int32_t)((i * 7 + 3) % (NSEQ * npp)) + 1;
+    int32_t rowseq[64], rowpos[64];
+    size_t N = 0;
+    for (size_t j = 0; j < chunk; j++) rowseq[N] = 0, rowpos[N++] = (int32_t)(len - chunk + j);
+    rowseq[N] = 1, rowpos[N++] = (int32_t)(len - 1);
+    rowseq[N] = 2, rowpos[N++] = 0;
+    rowseq[N] = 2, rowpos[N++] = (int32_t)(len / 2);
+    rowseq[N] = 1, rowpos[N++] = (int32_t)(P < len ? P : len - 1); /* first row of a page */
+    size_t top[NSEQ] = {0}; /* positions with data: up to each sequence's largest row */
+    for (size_t r = 0; r < N; r++)
+        if ((size_t)rowpos[r] + 1 > top[rowseq[r]]) top[rowseq[r]] = (size_t)rowpos[r] + 1;
+    for (size_t i = 0; i < npages * page; i++) { /* NaN everywhere, then data where written */
+        if (type == BR_KV_F16) ((uint16_t *)fK)[i] = ((uint16_t *)fV)[i] = 0x7e00;
+        else ((float *)fK)[i] = ((float *)fV)[i] = NAN;
+    }
+    for (size_t sq = 0; sq < NSEQ; sq++)
+        for (size_t l = 0; l < L; l++)
+            for (size_t h = 0; h < NKV; h++)
+                for (size_t t = 0; t < top[sq]; t++) {
+                    size_t off = tables[sq * npp + t / P] * page + ((l * NKV + h) * P + t % P) * hd;
+                    for (size_t i = 0; i < hd; i++) {
+                        float kf = (float)(2 * br_rng_double(&rng) - 1), vf = (float)(2 * br_rng_double(&rng) - 1);
+                        if (type == BR_KV_F16) {
+                            uint16_t kh = br_f32_to_f16(kf), vh = br_f32_to_f16(vf);
+                            ((uint16_t *)fK)[off + i] = kh, ((uint16_t *)fV)[off + i] = vh;
+                            K[off + i] = br_f16_to_f32(kh), Vd[off + i] = br_f16_to_f32(vh);
+                        } else {
+                            ((float *)fK)[off + i] = kf, ((float *)fV)[off + i] = vf;
+                            K[off + i] = kf, Vd[off + i] = vf;
+                        }
+                    }
+                }
+    const int32_t *row_pages[64];
+    for (size_t r = 0; r < N; r++) row_pages[r] = tables + rowseq[r] * npp;
+    double *q, *sc = dzero(len);
+    float *fq = frand(N * D, 2, &q), *fo = fzero(N * D), *f1 = fzero(D);
+    double *o = dzero(N * D);
+    size_t nt = (size_t)omp_get_max_threads();
+    float *scratch = fzero(nt * BR_ATTN_PAGED_SCRATCH(hd));
+    char what[160];
     for (size_t l = 0; l < L; l++) {
         for (size_t r = 0; r < N; r++)
             for (size_t h = 0; h < NH; h++) {
                 size_t kvh = h / (NH / NKV), n = (size_t)rowpos[r] + 1;
                 double mx = -INFINITY, sum = 0;
-#define ROW(base, t) \
-    (base + (size_t)row_pages[r][(t) / P] * page + ((l * NKV + kvh) * P + (t) % P) * hd)
+#define ROW(base, t) (base + (size_t)row_pages[r][(t) / P] * page + ((l * NKV + kvh) * P + (t) % P) * hd)
                 for (size_t t = 0; t < n; t++) {
                     double s = 0;
                     for (size_t i = 0; i < hd; i++) s += q[r * D + h * hd + i] * ROW(K, t)[i];
@@ -392,15 +429,36 @@ static void test_paged(const br_kernels_t *k)
                 }
 #undef ROW
             }
-        br_kv_pages_t view = {.k = fK + l * NKV * P * hd, .v = fV + l * NKV * P * hd,
+        size_t lo = l * NKV * P * hd * esz;
+        br_kv_pages_t view = {.k = (char *)fK + lo, .v = (char *)fV + lo, .type = type,
                               .page_rows = P, .page_stride = page, .head_stride = P * hd};
-        size_t nt = (size_t)omp_get_max_threads();
-        float *scores = fzero(nt * maxpos);
-        k->attention_paged(fo, scores, fq, &view, row_pages, rowpos, N, NH, NKV, hd, maxpos);
-        cmp(l ? "attention_paged layer 1" : "attention_paged layer 0", fo, o, N * D, TOL);
-        free(scores);
+        k->attention_paged(fo, scratch, fq, &view, row_pages, rowpos, N, NH, NKV, hd);
+        snprintf(what, sizeof what, "attention_paged %s NH %zu NKV %zu hd %zu P %zu len %zu layer %zu",
+                 type == BR_KV_F16 ? "f16" : "f32", NH, NKV, hd, P, len, l);
+        cmp(what, fo, o, N * D, TOL);
+        size_t differ = 0;
+        for (size_t r = 0; r < N; r++) { /* alone: rows of a chunk need their predecessors' data
+                                          * only in the cache, which is there */
+            k->attention_paged(f1, scratch, fq + r * D, &view, row_pages + r, rowpos + r, 1, NH, NKV, hd);
+            size_t i = 0; /* the same values (+0 and -0 compare equal) */
+            while (i < D && f1[i] == fo[r * D + i]) i++;
+            differ += i < D;
+        }
+        CHECK_MSG(differ == 0, "%s: %s: %zu rows differ when run alone", tname, what, differ);
     }
-    free(fK), free(fV), free(K), free(Vd), free(fq), free(fo), free(q), free(o);
+    free(fK), free(fV), free(K), free(Vd), free(tables), free(fq), free(fo), free(f1), free(q);
+    free(o), free(sc), free(scratch);
+}
+
+static void test_paged(const br_kernels_t *k)
+{
+    paged_case(k, 6, 2, 9, 4, 13, 5, BR_KV_F32);     /* odd hd, tiny pages */
+    paged_case(k, 4, 4, 64, 16, 70, 40, BR_KV_F32);  /* MHA, pages = tiles */
+    paged_case(k, 8, 2, 64, 5, 37, 20, BR_KV_F32);   /* GQA 4, pages cut tiles */
+    paged_case(k, 16, 2, 128, 37, 90, 33, BR_KV_F32); /* GQA 8, pages longer than tiles */
+    paged_case(k, 32, 1, 64, 16, 40, 6, BR_KV_F32);  /* MQA: a group wider than a block */
+    paged_case(k, 8, 2, 128, 16, 50, 17, BR_KV_F16);
+    paged_case(k, 6, 3, 64, 7, 29, 11, BR_KV_F16);
 }
 
 /* ---- elementwise, optimiser, memory ---- */

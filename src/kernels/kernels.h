@@ -63,16 +63,25 @@ typedef void (*br_matmul_fn)(float *y, const float *x, const void *w, size_t N, 
 /* y (OC) = W x for one row x (C): the decode case, memory-bound. */
 typedef void (*br_matvec_fn)(float *y, const float *x, const void *w, size_t C, size_t OC);
 
+/* Element type of a KV cache: F32, or IEEE half (rounded to nearest even when stored; the
+ * attention kernels widen it exactly). */
+typedef enum { BR_KV_F32, BR_KV_F16 } br_kv_type;
+
 /* A paged KV cache as the attention kernels see one layer of it.  Row t (a position) of kv
- * head h of a sequence whose page table is `pages` starts at
- *   base + pages[t / page_rows] * page_stride + h * head_stride + (t % page_rows) * hd
- * for base = k or v (already offset to the layer). */
+ * head h of a sequence whose page table is `pages` starts at element
+ *   pages[t / page_rows] * page_stride + h * head_stride + (t % page_rows) * hd
+ * of k or v (already offset to the layer), elements of `type`. */
 typedef struct {
-    const float *k, *v;
+    const void *k, *v;
+    br_kv_type type;
     size_t page_rows;   /* positions per page */
     size_t page_stride; /* elements from one page to the next */
     size_t head_stride; /* elements from one kv head to the next inside a page */
 } br_kv_pages_t;
+
+/* Floats of scratch per thread that attention_paged needs for head size hd (the CPU tables'
+ * tiles: 16 query vectors x 16 cached positions; kernels/attention_paged.inc). */
+#define BR_ATTN_PAGED_SCRATCH(hd) ((size_t)48 * (hd) + 16 * 16 + 2 * 16)
 
 typedef struct br_kernels {
     const char *name;      /* "avx512", "avx2", "portable" */
@@ -126,12 +135,15 @@ typedef struct br_kernels {
                                size_t hd);
     /* Inference attention over a paged KV cache, rows of different sequences at different
      * positions: row r attends to positions [0, pos[r]] of the sequence whose page table is
-     * row_pages[r].  out, q (N,NH,hd); scores (nthreads, max_pos) scratch with nthreads >=
-     * omp_get_max_threads() and max_pos > every pos[r].  pos and row_pages are host arrays;
-     * the page tables they point to too.  Scale 1/sqrt(hd). */
-    void (*attention_paged)(float *out, float *scores, const float *q, const br_kv_pages_t *kv,
+     * row_pages[r].  out, q (N,NH,hd); scratch (nthreads, BR_ATTN_PAGED_SCRATCH(hd)) with
+     * nthreads >= omp_get_max_threads().  pos and row_pages are host arrays, the page tables
+     * they point to too; a sequence's rows that continue each other (positions p, p+1, ...)
+     * are adjacent, and every cache row up to the largest position of such a run holds data.
+     * Scale 1/sqrt(hd).  Blocked over query rows and cached positions with an online softmax;
+     * a row's result does not depend on the other rows of the call. */
+    void (*attention_paged)(float *out, float *scratch, const float *q, const br_kv_pages_t *kv,
                             const int32_t *const *row_pages, const int32_t *pos, size_t N,
-                            size_t NH, size_t NKV, size_t hd, size_t max_pos);
+                            size_t NH, size_t NKV, size_t hd);
     /* out = silu(gate) * up over n values; backward: dgate, dup +=. */
     void (*swiglu_forward)(float *out, const float *gate, const float *up, size_t n);
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate,

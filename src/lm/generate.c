@@ -80,9 +80,10 @@ br_status br_generate(br_model_t *m, const int32_t *prompt, size_t n_prompt, siz
     size_t npages = (total + P - 1) / P;
     br_kv_pool_t *kv;
     /* KV heads from the model's dims: a mixture of attention caches every expert's heads */
-    BR_TRY(br_kv_pool_create(&kv, &m->cfg, P, npages * 2 * (size_t)m->cfg.num_hidden_layers *
-                                                 br_model_dims(m).NKV * P *
-                                                 (size_t)m->cfg.head_dim * sizeof(float)));
+    size_t esz = m->kv_type == BR_KV_F16 ? 2 : sizeof(float);
+    BR_TRY(br_kv_pool_create_typed(&kv, &m->cfg, P, npages * 2 * (size_t)m->cfg.num_hidden_layers *
+                                                        br_model_dims(m).NKV * P * (size_t)m->cfg.head_dim * esz,
+                                   m->kv_type));
     int32_t *pages = malloc(npages * sizeof *pages), *gen = malloc((max_new + 1) * sizeof *gen);
     float *logits = malloc(V * sizeof *logits);
     br_status st = BR_OK;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/dtype.h"
 #include "base/log.h"
 #include "base/threads.h"
 #include "kernels/kernels.h"
@@ -14,21 +15,40 @@
 struct br_kv_pool {
     size_t L, NKV, hd, P;  /* layers, kv heads, head dim, tokens per page */
     size_t n_pages;
-    float *k, *v;          /* (n_pages, L, NKV, P, hd) each */
+    br_kv_type type;       /* element type of k and v */
+    size_t esz;            /* its size in bytes */
+    void *k, *v;           /* (n_pages, L, NKV, P, hd) each */
     int32_t *free_ids;     /* stack of free page ids */
     size_t n_free;
     unsigned char *used;   /* (n_pages) 1 while handed out */
 };
 
 size_t br_kv_pool_page_tokens(const br_kv_pool_t *p) { return p->P; }
-size_t br_kv_pool_page_bytes(const br_kv_pool_t *p) { return 2 * p->L * p->NKV * p->P * p->hd * sizeof(float); }
+size_t br_kv_pool_page_bytes(const br_kv_pool_t *p) { return 2 * p->L * p->NKV * p->P * p->hd * p->esz; }
+br_kv_type br_kv_pool_type(const br_kv_pool_t *p) { return p->type; }
+
+const char *br_kv_type_name(br_kv_type t) { return t == BR_KV_F32 ? "f32" : t == BR_KV_F16 ? "f16" : "?"; }
+
+br_status br_kv_type_parse(const char *s, br_kv_type *out)
+{
+    if (s && !strcmp(s, "f32")) return *out = BR_KV_F32, BR_OK;
+    if (s && !strcmp(s, "f16")) return *out = BR_KV_F16, BR_OK;
+    return br_error(BR_EINVAL, "KV cache type '%s' is not one of f32, f16", s ? s : "(null)");
+}
 size_t br_kv_pool_pages_total(const br_kv_pool_t *p) { return p->n_pages; }
 size_t br_kv_pool_pages_free(const br_kv_pool_t *p) { return p->n_free; }
 
-br_status br_kv_pool_create(br_kv_pool_t **out, const br_model_config_t *cfg_in,
+br_status br_kv_pool_create(br_kv_pool_t **out, const br_model_config_t *cfg,
                             size_t page_tokens, size_t budget_bytes)
 {
+    return br_kv_pool_create_typed(out, cfg, page_tokens, budget_bytes, BR_KV_F32);
+}
+
+br_status br_kv_pool_create_typed(br_kv_pool_t **out, const br_model_config_t *cfg_in,
+                                  size_t page_tokens, size_t budget_bytes, br_kv_type type)
+{
     *out = NULL;
+    if (type != BR_KV_F32 && type != BR_KV_F16) return br_error(BR_EINVAL, "bad KV cache type %d", (int)type);
     br_model_config_t cfg = *cfg_in;
     BR_TRY(br_config_validate(&cfg));
     if (page_tokens == 0 || page_tokens > (1u << 20))
@@ -43,6 +63,8 @@ br_status br_kv_pool_create(br_kv_pool_t **out, const br_model_config_t *cfg_in,
     }
     p->hd = (size_t)cfg.head_dim;
     p->P = page_tokens;
+    p->type = type;
+    p->esz = type == BR_KV_F16 ? sizeof(uint16_t) : sizeof(float);
     size_t pb = br_kv_pool_page_bytes(p);
     p->n_pages = budget_bytes / pb;
     if (p->n_pages == 0) {
@@ -106,7 +128,7 @@ struct br_model_infer {
     float *gate, *up, *act;                     /* (N,F) */
     int32_t *pos, *rowseq;                      /* (N) */
     float *xr;                                  /* (R,C) rows whose logits are wanted */
-    float *scores;                              /* (nthreads, maxpos) */
+    float *scratch;                             /* (nthreads, BR_ATTN_PAGED_SCRATCH(hd)) */
     const int32_t **rowpages;                   /* (N) each row's page table */
 };
 
@@ -133,7 +155,7 @@ static br_status ensure_infer(br_model_t *m, size_t N, size_t R)
     br_dims_t d = br_model_dims(m);
 #define R16(x) (((x) + 15) & ~(size_t)15)
     size_t total = R16(N * d.C) * 4 + R16(N * d.Dq) * 2 + R16(N * d.Dkv) * 2 + R16(N * d.F) * 3 +
-                   R16(N) * 2 + R16(R * d.C) + R16(nt * d.maxpos);
+                   R16(N) * 2 + R16(R * d.C) + R16(nt * BR_ATTN_PAGED_SCRATCH(d.hd));
     s = calloc(1, sizeof *s);
     if (!s || !(s->mem = br_alloc(total * sizeof(float))) ||
         !(s->rowpages = malloc(N * sizeof *s->rowpages))) {
@@ -157,7 +179,7 @@ static br_status ensure_infer(br_model_t *m, size_t N, size_t R)
     s->pos = (int32_t *)TAKE(N);
     s->rowseq = (int32_t *)TAKE(N);
     s->xr = TAKE(R * d.C);
-    s->scores = TAKE(nt * d.maxpos);
+    s->scratch = TAKE(nt * BR_ATTN_PAGED_SCRATCH(d.hd));
 #undef TAKE
 #undef R16
     s->capN = N;
@@ -167,10 +189,17 @@ static br_status ensure_infer(br_model_t *m, size_t N, size_t R)
     return BR_OK;
 }
 
-static inline float *kv_at(const br_kv_pool_t *kv, float *base, int32_t page, size_t l,
-                           size_t h, size_t slot)
+/* Stores row x (hd) as position `slot` of kv head h, layer l, page `page` of k or v. */
+static inline void kv_put(const br_kv_pool_t *kv, void *base, int32_t page, size_t l, size_t h,
+                          size_t slot, const float *x)
 {
-    return base + ((((size_t)page * kv->L + l) * kv->NKV + h) * kv->P + slot) * kv->hd;
+    size_t off = ((((size_t)page * kv->L + l) * kv->NKV + h) * kv->P + slot) * kv->hd;
+    if (kv->type == BR_KV_F32) {
+        memcpy((float *)base + off, x, kv->hd * sizeof(float));
+        return;
+    }
+    uint16_t *dst = (uint16_t *)base + off;
+    for (size_t i = 0; i < kv->hd; i++) dst[i] = br_f32_to_f16(x[i]);
 }
 
 /* Paged causal attention for every (row, head) through the kernel table: row r of seq s at
@@ -181,12 +210,13 @@ static void paged_attention(br_model_t *m, const br_kv_pool_t *kv, size_t l, con
     br_model_infer_t *s = m->infer;
     br_dims_t d = br_model_dims(m);
     size_t layer = l * kv->NKV * kv->P * kv->hd;
-    br_kv_pages_t view = {.k = kv->k + layer, .v = kv->v + layer, .page_rows = kv->P,
+    br_kv_pages_t view = {.k = (const char *)kv->k + layer * kv->esz,
+                          .v = (const char *)kv->v + layer * kv->esz, .type = kv->type, .page_rows = kv->P,
                           .page_stride = kv->L * kv->NKV * kv->P * kv->hd,
                           .head_stride = kv->P * kv->hd};
     for (size_t r = 0; r < N; r++) s->rowpages[r] = seqs[s->rowseq[r]].pages;
-    br_kernels()->attention_paged(s->ao, s->scores, s->q, &view, s->rowpages, s->pos, N, d.NH,
-                                  d.NKV, d.hd, d.maxpos);
+    br_kernels()->attention_paged(s->ao, s->scratch, s->q, &view, s->rowpages, s->pos, N, d.NH,
+                                  d.NKV, d.hd);
 }
 
 static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
@@ -261,10 +291,8 @@ static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *
             const br_seq_t *sq = &seqs[s->rowseq[rr]];
             size_t t = (size_t)s->pos[rr];
             for (size_t h = 0; h < d.NKV; h++) {
-                memcpy(kv_at(kv, kv->k, sq->pages[t / kv->P], l, h, t % kv->P),
-                       s->k + rr * d.Dkv + h * d.hd, d.hd * sizeof(float));
-                memcpy(kv_at(kv, kv->v, sq->pages[t / kv->P], l, h, t % kv->P),
-                       s->v + rr * d.Dkv + h * d.hd, d.hd * sizeof(float));
+                kv_put(kv, kv->k, sq->pages[t / kv->P], l, h, t % kv->P, s->k + rr * d.Dkv + h * d.hd);
+                kv_put(kv, kv->v, sq->pages[t / kv->P], l, h, t % kv->P, s->v + rr * d.Dkv + h * d.hd);
             }
         }
         paged_attention(m, kv, l, seqs, N);

@@ -189,6 +189,7 @@ typedef struct {
      * by `map`; 1-D tensors (norms, biases) are F32 copies.  wt == BR_WT_F32 otherwise. */
     br_wtype wt;
     struct br_model_map *map;   /* the mapped shards (lm/hf_load.c), NULL when not a view */
+    br_kv_type kv_type;         /* KV cache type br_generate and the server use (F32 default) */
 } br_model_t;
 
 /* A zero-initialised model (params all 0; call br_model_init_random or load).  with_grads
@@ -306,9 +307,17 @@ br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B
  * back pages; which sequence owns which pages (its page table) is the caller's business
  * (serve/'s scheduler, or generate). */
 typedef struct br_kv_pool br_kv_pool_t;
-/* As many pages as fit in budget_bytes (at least one, else BR_ENOMEM). */
+/* As many pages as fit in budget_bytes (at least one, else BR_ENOMEM); F32 K and V. */
 br_status br_kv_pool_create(br_kv_pool_t **out, const br_model_config_t *cfg,
                             size_t page_tokens, size_t budget_bytes);
+/* The same with K and V stored as `type` (BR_KV_F16: half the bytes per page, so twice the
+ * pages for a budget; values rounded to nearest even when written, widened exactly when read). */
+br_status br_kv_pool_create_typed(br_kv_pool_t **out, const br_model_config_t *cfg,
+                                  size_t page_tokens, size_t budget_bytes, br_kv_type type);
+br_kv_type br_kv_pool_type(const br_kv_pool_t *p);
+/* "f32" / "f16" (the --kv-type spelling) and back; BR_EINVAL naming the choices. */
+const char *br_kv_type_name(br_kv_type t);
+br_status br_kv_type_parse(const char *s, br_kv_type *out);
 void br_kv_pool_free(br_kv_pool_t *p); /* NULL is a no-op */
 size_t br_kv_pool_page_tokens(const br_kv_pool_t *p);
 size_t br_kv_pool_page_bytes(const br_kv_pool_t *p);

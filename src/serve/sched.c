@@ -812,7 +812,7 @@ br_status br_sched_create(br_sched_t **out, const br_sched_opts_t *o)
     br_status st = BR_OK;
     if (!s->wait || !s->vtc || !s->nrun_t || !s->run || !s->seqs || !s->seq_req || !s->row_ad || !s->logits)
         st = br_error(BR_ENOMEM, "scheduler: out of memory for %zu requests x %zu vocabulary", maxr, s->V);
-    if (st == BR_OK) st = br_kv_pool_create(&s->kv, cfg, s->P, o->kv_budget_bytes);
+    if (st == BR_OK) st = br_kv_pool_create_typed(&s->kv, cfg, s->P, o->kv_budget_bytes, o->model->kv_type);
     if (st == BR_OK) st = br_lora_batch_create(&s->lb);
     if (st == BR_OK && o->metrics) {
         br_metrics_t *m = o->metrics;

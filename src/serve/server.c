@@ -968,6 +968,7 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
     if (st == BR_OK) st = br_metrics_create(&s->metrics);
     if (st == BR_OK) st = o->tenants_file ? br_tenants_load(&s->tenants, o->tenants_file) : br_tenants_open(&s->tenants);
     if (st == BR_OK) st = br_model_load(&s->model, o->model_dir, false);
+    if (st == BR_OK) s->model->kv_type = o->kv_type;
     br_buf_t tokpath = BR_BUF_INIT;
     if (st == BR_OK)
         st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");

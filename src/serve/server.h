@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "kernels/kernels.h"
 
 typedef struct {
     const char *model_dir;      /* config.json + model.safetensors */
@@ -41,6 +42,7 @@ typedef struct {
     double adapter_idle_s;      /* default 300; 0: never drop */
     size_t max_body;            /* bytes; default 1 MiB */
     size_t page_tokens;         /* default 16 */
+    br_kv_type kv_type;         /* KV cache element type (default BR_KV_F32) */
     size_t max_running;         /* default 64 */
     int max_connections;        /* default 256 */
     int max_connections_per_ip; /* simultaneous connections from one address; default 32; < 0: no limit */
