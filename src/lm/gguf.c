@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -707,57 +709,102 @@ static br_status find_matching(const br_gguf_t *g, const br_tensor_info_t *t, co
 }
 
 /* Copies file tensor gt to dst (bytes of gt's type), un-permuting Q/K rows. */
-static void copy_tensor(const br_model_t *shape, void *dst, const br_gguf_tensor_t *gt, int perm)
+static void copy_tensor(const br_model_config_t *c, void *dst, const br_gguf_tensor_t *gt, int perm)
 {
     if (!perm) {
         memcpy(dst, gt->data, gt->nbytes);
         return;
     }
-    br_dims_t d = br_model_dims(shape);
-    permute_rows(dst, gt->data, perm == 1 ? d.NH : d.NKV, d.hd, gt->nbytes / gt->ne[1], false);
+    permute_rows(dst, gt->data, (size_t)(perm == 1 ? c->num_attention_heads : c->num_key_value_heads),
+                 (size_t)c->head_dim, gt->nbytes / gt->ne[1], false);
 }
 
-static br_status open_model(const br_gguf_t *g, br_model_t **out)
+/* An F32 file: the F32 model (copied, so it can be trained and saved). */
+static br_status open_f32(const br_gguf_t *g, const br_model_config_t *c, const br_gguf_tensor_t *const *found,
+                          const int *perm, br_model_t **out)
 {
+    br_model_t *m = NULL;
+    BR_TRY(br_model_create(&m, c, false));
+    (void)g;
+    for (size_t i = 0; i < m->n_tensors; i++) copy_tensor(c, m->params + m->tensors[i].offset, found[i], perm[i]);
+    *out = m;
+    return BR_OK;
+}
+
+/* Drops the pages of [p, p + n) from this process: a tensor copied out of the read-only private
+ * mapping is never read there again (and would be refaulted from the file if it were), so its
+ * pages need not stay resident next to the copy. */
+static void drop_pages(const void *p, size_t n)
+{
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) / pg * pg, b = ((uintptr_t)p + n) / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static void close_gguf(void *g) { br_gguf_close(g); }
+
+/* F16, BF16, Q8_0, Q4_0 matrices: a view into the mapping itself (norms included), so loading
+ * makes no copy; only the Q and K matrices, whose rows GGUF permutes (and a tensor at an odd
+ * address, never seen with GGUF's alignment), are copied, and their mapped pages dropped.
+ * Takes g over in every case. */
+static br_status open_view(br_gguf_t *g, const br_model_config_t *c, br_wtype wt, size_t n,
+                           const br_gguf_tensor_t *const *found, const int *perm, br_model_t **out)
+{
+    void **owned = calloc(n, sizeof *owned);
+    float **ptrs = calloc(n, sizeof *ptrs);
+    br_status s = owned && ptrs ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !s; i++) {
+        size_t align = found[i]->n_dims == 1 ? sizeof(float) : sizeof(uint16_t); /* what kernels load */
+        if (!perm[i] && (uintptr_t)found[i]->data % align == 0) {
+            ptrs[i] = (float *)(uintptr_t)found[i]->data; /* typed by wt (F32 for 1-D tensors) */
+            continue;
+        }
+        if (!(owned[i] = br_alloc(found[i]->nbytes))) {
+            s = br_error(BR_ENOMEM, "out of memory for tensor '%s'", found[i]->name);
+            break;
+        }
+        copy_tensor(c, owned[i], found[i], perm[i]);
+        drop_pages(found[i]->data, found[i]->nbytes);
+        ptrs[i] = owned[i];
+    }
+    if (s) {
+        for (size_t i = 0; owned && i < n; i++) br_free(owned[i]);
+        free(owned), free(ptrs);
+        br_gguf_close(g);
+        return s;
+    }
+    return br_lm_view_mapped(out, c, wt, ptrs, owned, n, g, close_gguf);
+}
+
+/* *kept: g now belongs to *out (or was released): the caller must not close it. */
+static br_status open_model(br_gguf_t *g, br_model_t **out, bool *kept)
+{
+    *kept = false;
     br_model_config_t c;
     BR_TRY(gguf_config(g, &c));
-    br_model_t *shape = NULL; /* the F32 model, or the table of a view to be */
-    BR_TRY(br_model_create(&shape, &c, false));
-    size_t n = shape->n_tensors;
-    const br_gguf_tensor_t **found = calloc(n, sizeof *found);
-    int *perm = calloc(n, sizeof *perm);
-    br_status s = found && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    size_t n = 0;
+    br_model_table(&c, NULL, 0, &n); /* the parameter table, without allocating the parameters */
+    br_tensor_info_t *tab = calloc(n ? n : 1, sizeof *tab);
+    const br_gguf_tensor_t **found = calloc(n ? n : 1, sizeof *found);
+    int *perm = calloc(n ? n : 1, sizeof *perm);
+    br_status s = tab && found && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    if (!s) br_model_table(&c, tab, n, &n);
     br_wtype wt = BR_WT_COUNT;
     for (size_t i = 0; i < n && !s; i++) {
-        s = find_matching(g, &shape->tensors[i], &found[i], &perm[i]);
-        if (s || shape->tensors[i].ndim == 1) continue;
+        s = find_matching(g, &tab[i], &found[i], &perm[i]);
+        if (s || tab[i].ndim == 1) continue;
         if (wt == BR_WT_COUNT) wt = found[i]->wt;
         if (found[i]->wt != wt)
             s = br_error(BR_EUNSUPPORTED, "GGUF: matrices of mixed types (%s and %s, tensor '%s'); braid runs "
                          "one type for every matrix", br_wtype_name(wt), br_wtype_name(found[i]->wt),
                          found[i]->name);
     }
-    void **owned = NULL;
-    if (!s && wt != BR_WT_F32 && !(owned = calloc(n, sizeof *owned))) s = br_error(BR_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n && !s; i++) {
-        const br_tensor_info_t *t = &shape->tensors[i];
-        if (wt == BR_WT_F32) {
-            copy_tensor(shape, shape->params + t->offset, found[i], perm[i]);
-        } else if (!(owned[i] = br_alloc(found[i]->nbytes))) {
-            s = br_error(BR_ENOMEM, "out of memory for tensor '%s'", found[i]->name);
-        } else {
-            copy_tensor(shape, owned[i], found[i], perm[i]);
-        }
+    if (!s && wt == BR_WT_F32) s = open_f32(g, &c, found, perm, out);
+    else if (!s) {
+        *kept = true;
+        s = open_view(g, &c, wt, n, found, perm, out);
     }
-    free(found), free(perm);
-    if (!s && wt != BR_WT_F32) {
-        br_model_free(shape);
-        return br_lm_view_adopt(out, &c, wt, owned, n);
-    }
-    for (size_t i = 0; owned && i < n; i++) br_free(owned[i]);
-    free(owned);
-    if (s) br_model_free(shape);
-    else *out = shape;
+    free(tab), free(found), free(perm);
     return s;
 }
 
@@ -766,8 +813,9 @@ br_status br_model_open_gguf(br_model_t **out, const char *path)
     *out = NULL;
     br_gguf_t *g;
     BR_TRY(br_gguf_open(&g, path));
-    br_status s = open_model(g, out);
-    br_gguf_close(g);
+    bool kept;
+    br_status s = open_model(g, out, &kept);
+    if (!kept) br_gguf_close(g);
     if (s) {
         char why[400];
         snprintf(why, sizeof why, "%s", br_errmsg());

@@ -176,6 +176,8 @@ struct br_model_map {
     void **owned;   /* (n_tensors) buffers this map allocated (F32 1-D tensors, realigned
                      * matrices), else NULL */
     size_t n;
+    void *keep;                 /* another mapping the ptrs point into (a GGUF file), or NULL */
+    void (*keep_free)(void *);  /* releases keep */
 };
 
 void br_lm_map_free(struct br_model_map *map)
@@ -185,6 +187,7 @@ void br_lm_map_free(struct br_model_map *map)
     free(map->owned);
     free(map->ptrs);
     br_lm_folder_close(&map->folder);
+    if (map->keep) map->keep_free(map->keep);
     free(map);
 }
 
@@ -300,16 +303,23 @@ br_status br_lm_quantize_tensor(void **out, const br_tensor_info_t *t, const flo
 br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, void **owned,
                            size_t n)
 {
+    float **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    for (size_t i = 0; ptrs && i < n; i++) ptrs[i] = owned[i];
+    return br_lm_view_mapped(out, cfg, wt, ptrs, owned, n, NULL, NULL);
+}
+
+br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, float **ptrs,
+                            void **owned, size_t n, void *keep, void (*keep_free)(void *))
+{
     *out = NULL;
     struct br_model_map *map = calloc(1, sizeof *map);
-    float **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     if (!map || !ptrs) {
         for (size_t i = 0; i < n; i++) br_free(owned[i]);
         free(owned), free(map), free(ptrs);
+        if (keep) keep_free(keep);
         return br_error(BR_ENOMEM, "out of memory");
     }
-    map->n = n, map->owned = owned, map->ptrs = ptrs;
-    for (size_t i = 0; i < n; i++) ptrs[i] = owned[i];
+    map->n = n, map->owned = owned, map->ptrs = ptrs, map->keep = keep, map->keep_free = keep_free;
     br_model_t *m = NULL;
     br_status s = br_model_create_view(&m, cfg, wt, map->ptrs);
     if (s) {

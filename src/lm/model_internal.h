@@ -32,6 +32,12 @@ void br_lm_map_free(struct br_model_map *map); /* NULL is a no-op */
  * then owns; owned (calloc'd) is taken over in every case, freed on failure. */
 br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, void **owned,
                            size_t n);
+/* A view whose tensor i is at ptrs[i] (taken over, calloc'd), pointing into owned[i] where that
+ * is set (taken over) or into the memory `keep` holds (e.g. an open GGUF mapping), which the
+ * view releases with keep_free(keep) when it is freed.  Everything is taken over (and
+ * released on failure). */
+br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, float **ptrs,
+                            void **owned, size_t n, void *keep, void (*keep_free)(void *));
 /* *out (br_alloc'd) = tensor t's F32 data stored as wt, row by row (rows = shape[0] of a
  * matrix); BR_EINVAL naming the tensor when its rows are not whole blocks of wt. */
 br_status br_lm_quantize_tensor(void **out, const br_tensor_info_t *t, const float *data, br_wtype wt);
