@@ -193,6 +193,43 @@ static void quant_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, s
     free(fy[1]), free(fv);
 }
 
+/* QLoRA's frozen-base input gradient: dinp (N,C) += dout (N,OC) W for a Q8_0/Q4_0 W, against
+ * double loops over W's dequantised values (exact: no activation rounding in this direction),
+ * with 1 and 2 threads giving the same bits. */
+static void dinp_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
+{
+    size_t rb;
+    CHECK_OK(br_wtype_row_bytes(wt, C, &rb));
+    float *fw = frand1(OC * C, 1), *wdq = fzero(OC * C);
+    for (size_t i = 0; i < OC * C; i++)
+        if (i / 32 % 7 == 3) fw[i] = 0; /* all-zero blocks: d = 0 */
+    uint8_t *w = malloc(OC * rb);
+    CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
+    CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
+    double *dy, *dx;
+    float *fdy = frand(N * OC, 1, &dy), *fdx = frand(N * C, 1, &dx), *f2 = fzero(N * C);
+    memcpy(f2, fdx, N * C * sizeof *f2);
+    for (size_t i = 0; i < N; i++)
+        for (size_t c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t o = 0; o < OC; o++) s += dy[i * OC + o] * wdq[o * C + c];
+            dx[i * C + c] += s;
+        }
+    CHECK_MSG(k->matmul_dinp_quant[wt] != NULL, "%s: no matmul_dinp_quant for %s", tname, br_wtype_name(wt));
+    if (!k->matmul_dinp_quant[wt]) return;
+    int old = br_get_threads();
+    br_set_threads(1);
+    k->matmul_dinp_quant[wt](fdx, fdy, w, N, C, OC);
+    br_set_threads(2);
+    k->matmul_dinp_quant[wt](f2, fdy, w, N, C, OC);
+    br_set_threads(old);
+    char what[64];
+    snprintf(what, sizeof what, "matmul_dinp_quant %s %zux%zux%zu", br_wtype_name(wt), N, C, OC);
+    cmp(what, fdx, dx, N * C, TOL);
+    CHECK_MSG(!memcmp(fdx, f2, N * C * sizeof *f2), "%s: %s differs with 1 and 2 threads", tname, what);
+    free(fw), free(wdq), free(w), free(dy), free(dx), free(fdy), free(fdx), free(f2);
+}
+
 static void test_matmul(const br_kernels_t *k)
 {
     static const size_t sizes[][3] = {{1, 1, 1}, {7, 13, 37}, {33, 17, 65}, {300, 129, 70}};
@@ -234,6 +271,13 @@ static void test_matmul(const br_kernels_t *k)
         quant_case(k, BR_WT_Q8_0, qs[s][0], qs[s][1], qs[s][2]);
         quant_case(k, BR_WT_Q4_0, qs[s][0], qs[s][1], qs[s][2]);
     }
+    /* OC beyond one 128-row tile and not a multiple of it; the threaded path (N C OC > 32768) */
+    static const size_t ds[][3] = {{1, 32, 1}, {3, 96, 5}, {19, 224, 300}, {40, 512, 129}};
+    for (size_t s = 0; s < sizeof ds / sizeof *ds; s++) {
+        dinp_case(k, BR_WT_Q8_0, ds[s][0], ds[s][1], ds[s][2]);
+        dinp_case(k, BR_WT_Q4_0, ds[s][0], ds[s][1], ds[s][2]);
+    }
+    CHECK(k->matmul_dinp_quant[BR_WT_Q4_K] == NULL && k->matmul_dinp_quant[BR_WT_F32] == NULL);
 }
 
 /* ---- rows: embedding, rmsnorm, rope, swiglu, softmax, cross-entropy ---- */
@@ -674,6 +718,13 @@ static void test_selection(void)
     float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, -1, 2}, y[2] = {0};
     CHECK_OK(br_matmul(BR_WT_F32, y, x, w, 1, 3, 2));
     CHECK(y[0] == 5 && y[1] == 11);
+    /* br_matmul_dinp: dinp += dout W; F32 through matmul_backward, Q4_K refused by name */
+    float dy[2] = {1, 2}, dx[3] = {1, 0, 0};
+    CHECK_OK(br_matmul_dinp(BR_WT_F32, dx, dy, w, 1, 3, 2));
+    CHECK(dx[0] == 10 && dx[1] == 12 && dx[2] == 15);
+    uint8_t q4k[144] = {0};
+    CHECK_STATUS(br_matmul_dinp(BR_WT_Q4_K, dx, dy, q4k, 1, 256, 1), BR_EUNSUPPORTED);
+    CHECK(strstr(br_errmsg(), "Q4_K") != NULL && dx[0] == 10);
 }
 
 int main(void)

@@ -149,6 +149,21 @@ br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t
     return BR_OK;
 }
 
+br_status br_matmul_dinp(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N, size_t C,
+                         size_t OC)
+{
+    const br_kernels_t *k = br_kernels();
+    if (wt == BR_WT_F32) {
+        k->matmul_backward(dinp, NULL, dout, NULL, (const float *)w, N, C, OC);
+        return BR_OK;
+    }
+    if ((unsigned)wt >= BR_WT_COUNT || !k->matmul_dinp_quant[wt])
+        return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no input gradient for %s weights (a frozen "
+                        "Q8_0/Q4_0 or F32 base trains adapters)", k->name, br_wtype_name(wt));
+    k->matmul_dinp_quant[wt](dinp, dout, w, N, C, OC);
+    return BR_OK;
+}
+
 /* ---- F32 GEMM by name ---- */
 
 void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,

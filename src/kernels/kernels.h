@@ -62,6 +62,10 @@ typedef void (*br_matmul_fn)(float *y, const float *x, const void *w, size_t N, 
                              size_t OC);
 /* y (OC) = W x for one row x (C): the decode case, memory-bound. */
 typedef void (*br_matvec_fn)(float *y, const float *x, const void *w, size_t C, size_t OC);
+/* dinp (N,C) += dout (N,OC) W with W (OC,C) of one weight type: a frozen projection's input
+ * gradient. */
+typedef void (*br_matmul_dinp_fn)(float *dinp, const float *dout, const void *w, size_t N, size_t C,
+                                  size_t OC);
 
 /* Element type of a KV cache: F32, or IEEE half (rounded to nearest even when stored; the
  * attention kernels widen it exactly). */
@@ -106,6 +110,9 @@ typedef struct br_kernels {
     void (*matmul_backward)(float *dinp, float *dw, const float *dout /* (N,OC) */,
                             const float *inp /* (N,C) */, const float *w /* (OC,C) */, size_t N,
                             size_t C, size_t OC);
+    /* QLoRA: dinp += dout W for a frozen W of a block type (Q8_0, Q4_0), W's exact values,
+     * F32 accumulation; NULL for the other types (F32 uses matmul_backward). */
+    br_matmul_dinp_fn matmul_dinp_quant[BR_WT_COUNT];
 
     /* ---- layers (nn/nn.h documents each; the names match br_<layer>_<dir>) ---- */
     void (*embedding_forward)(float *out /* (N,C) */, const int32_t *tokens /* (N) */,
@@ -191,6 +198,12 @@ br_status br_kernels_matmul_check(const br_kernels_t *k, br_wtype wt);
  * Fails (without touching y) when the active table lacks that weight type. */
 br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t N, size_t C,
                     size_t OC);
+
+/* dinp (N,C) += dout (N,OC) W through the active table: matmul_backward for F32,
+ * matmul_dinp_quant for Q8_0/Q4_0; BR_EUNSUPPORTED naming the type and table otherwise (dinp
+ * untouched). */
+br_status br_matmul_dinp(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N, size_t C,
+                         size_t OC);
 
 /* The tables (kernels/table_*.c); use br_kernels_find() rather than these. */
 extern const br_kernels_t br_kernels_portable;
