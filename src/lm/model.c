@@ -734,9 +734,12 @@ static double head_loss(br_model_t *m, const int32_t *targets, float *losses, bo
         for (size_t i = 0; i < n; i++) c += targets[r0 + i] >= 0;
         sum += (double)mean * (double)c;
         count += c;
-        if (bwd) {
+        if (bwd && m->wt == BR_WT_F32) {
             br_linear_backward(a->dxf + r0 * d.C, dwh, a->logits, a->xf + r0 * d.C,
                                m->w.lm_head, n, d.C, d.V);
+        } else if (bwd) { /* a frozen quantised head (QLoRA): the input gradient only */
+            br_status s = br_matmul_dinp(m->wt, a->dxf + r0 * d.C, a->logits, m->w.lm_head, n, d.C, d.V);
+            BR_ASSERT(s == BR_OK); /* train_step checked the table has this type */
         }
     }
     *count_out = count;
@@ -781,6 +784,21 @@ void br_model_zero_grad(br_model_t *m)
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
+/* br_model_proj_backward for a matrix of the model's type: a quantised base (QLoRA) is frozen,
+ * so only the input gradient, through the table's matmul_dinp_quant. */
+static void proj_backward(const br_model_t *m, float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, size_t N, size_t C, size_t OC, const br_lora_hook_t *lora, int layer,
+                          br_proj proj)
+{
+    if (m->wt == BR_WT_F32) {
+        br_model_proj_backward(dinp, dw, dout, inp, w, N, C, OC, lora, layer, proj);
+        return;
+    }
+    br_status s = br_matmul_dinp(m->wt, dinp, dout, w, N, C, OC);
+    BR_ASSERT(s == BR_OK && !dw); /* train_step checked the type and that the base is frozen */
+    if (lora && lora->backward) lora->backward(lora, dinp, dout, inp, N, C, OC, layer, proj);
+}
+
 /* Backward of the FFN part: dxn (N,C) += d/dxn given dout (N,C). */
 static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
                               const float *xn, const layer_acts_t *la, size_t N,
@@ -795,12 +813,12 @@ static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
     const br_ffn_weights_t *f = &m->w.layers[l].ffn;
     const br_ffn_weights_t *g = &m->g.layers[l].ffn;
     memset(a->dact, 0, N * d.F * sizeof(float));
-    br_model_proj_backward(a->dact, base ? g->down : NULL, dout, la->act, f->down, N, d.F, d.C, lora, l, BR_PROJ_DOWN);
+    proj_backward(m, a->dact, base ? g->down : NULL, dout, la->act, f->down, N, d.F, d.C, lora, l, BR_PROJ_DOWN);
     memset(a->dgate, 0, N * d.F * sizeof(float));
     memset(a->dup, 0, N * d.F * sizeof(float));
     br_swiglu_backward(a->dgate, a->dup, a->dact, la->gate, la->up, N * d.F);
-    br_model_proj_backward(dxn, base ? g->gate : NULL, a->dgate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
-    br_model_proj_backward(dxn, base ? g->up : NULL, a->dup, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
+    proj_backward(m, dxn, base ? g->gate : NULL, a->dgate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
+    proj_backward(m, dxn, base ? g->up : NULL, a->dup, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
 }
 
 /* Backward of the attention part: dxn (N,C) += d/dxn given dout (N,C). */
@@ -818,16 +836,16 @@ static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *do
     const br_attn_weights_t *w = &m->w.layers[l].attn;
     const br_attn_weights_t *g = &m->g.layers[l].attn;
     memset(a->dao, 0, N * d.Dq * sizeof(float));
-    br_model_proj_backward(a->dao, base ? g->wo : NULL, dout, la->ao, w->wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
+    proj_backward(m, a->dao, base ? g->wo : NULL, dout, la->ao, w->wo, N, d.Dq, d.C, lora, l, BR_PROJ_O);
     memset(a->dq, 0, N * d.Dq * sizeof(float));
     memset(a->dk, 0, N * d.Dkv * sizeof(float));
     memset(a->dv, 0, N * d.Dkv * sizeof(float));
     br_attention_backward(a->dq, a->dk, a->dv, a->dao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
     br_rope_backward(a->dq, a->pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
     br_rope_backward(a->dk, a->pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
-    br_model_proj_backward(dxn, base ? g->wq : NULL, a->dq, xn, w->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
-    br_model_proj_backward(dxn, base ? g->wk : NULL, a->dk, xn, w->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
-    br_model_proj_backward(dxn, base ? g->wv : NULL, a->dv, xn, w->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
+    proj_backward(m, dxn, base ? g->wq : NULL, a->dq, xn, w->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
+    proj_backward(m, dxn, base ? g->wk : NULL, a->dk, xn, w->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
+    proj_backward(m, dxn, base ? g->wv : NULL, a->dv, xn, w->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
 }
 
 br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_t *targets,
@@ -836,7 +854,12 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
     br_train_opts_t dflt = {NULL, true, 1.0f};
     if (!opts) opts = &dflt;
     bool base = opts->train_base;
-    BR_TRY(need_params(m, "training"));
+    if (base || !opts->lora || m->wt == BR_WT_F32) BR_TRY(need_params(m, "training"));
+    else if (!br_kernels()->matmul_dinp_quant[m->wt])
+        return br_error(BR_EUNSUPPORTED, "training an adapter on a frozen %s base needs the input gradient "
+                        "of %s matrices, which the '%s' kernels lack (Q8_0 and Q4_0 bases train; load "
+                        "other types with br_model_load)", br_wtype_name(m->wt), br_wtype_name(m->wt),
+                        br_kernels()->name);
     if (m->cfg.qkv_bias || m->cfg.qk_norm)
         return br_error(BR_EUNSUPPORTED, "training a %s model (q/k/v biases or q/k norms) is not implemented "
                         "yet: braid runs it for inference only", br_arch_name(m->cfg.arch));
