@@ -52,7 +52,7 @@ int cmd_lora_train(int argc, char **argv)
     long seed = 1;
     bool rslora = false;
     const opt_t opts[] = {
-        {"base", OPT_STR, &base, "DIR", "frozen base model (config.json + model.safetensors)", true},
+        {"base", OPT_STR, &base, "DIR", "frozen base model (config.json + model.safetensors, or a Q8_0/Q4_0 .gguf file: QLoRA)", true},
         {"data", OPT_STR, &data, "DIR", "token shards folder (DIR/<domain>/{train,val}.bin from braid data prepare)", true},
         {"mix", OPT_STR, &mix_spec, "SPEC", "domains and weights, e.g. code=1 or code=0.9,general=0.1", true},
         {"out", OPT_STR, &out, "DIR", "adapter folder to write (PEFT: adapter_config.json + adapter_model.safetensors)", true},
@@ -94,7 +94,9 @@ int cmd_lora_train(int argc, char **argv)
     bool writer = br_comm_rank(world) == 0;
     br_model_t *m = NULL;
     br_lora_adapter_t *a = NULL;
-    st = br_model_load(&m, base, false);
+    /* a GGUF base stays quantised (QLoRA: frozen Q8_0/Q4_0 base, F32 adapter) */
+    size_t bl = strlen(base);
+    st = bl > 5 && !strcmp(base + bl - 5, ".gguf") ? br_model_open(&m, base) : br_model_load(&m, base, false);
     if (st != BR_OK) return fail_status(st, "lora-train");
     size_t T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 128 ? (size_t)m->cfg.max_position_embeddings : 128);
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);

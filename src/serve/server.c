@@ -967,7 +967,8 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
     if (st == BR_OK) st = parse_guard(s, &so, o->guard);
     if (st == BR_OK) st = br_metrics_create(&s->metrics);
     if (st == BR_OK) st = o->tenants_file ? br_tenants_load(&s->tenants, o->tenants_file) : br_tenants_open(&s->tenants);
-    if (st == BR_OK) st = br_model_load(&s->model, o->model_dir, false);
+    /* 16-bit folders and GGUF files stay in their type (adapters run in F32 on top) */
+    if (st == BR_OK) st = br_model_open(&s->model, o->model_dir);
     if (st == BR_OK) s->model->kv_type = o->kv_type;
     br_buf_t tokpath = BR_BUF_INIT;
     if (st == BR_OK)
