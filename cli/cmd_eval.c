@@ -14,7 +14,9 @@
 #include "lm/eval.h"
 #include "lm/model.h"
 #include "text/tokenizer.h"
+#include "moe/provenance.h"
 #include "moe/routing_report.h"
+#include "plot/routing.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -76,10 +78,28 @@ static br_status token_bytes(const char *tok_path, size_t V, size_t **out)
     return BR_OK;
 }
 
+/* The routing heat map of an MoE (--routing FILE.svg): one panel per domain, layers x experts. */
+static br_status write_routing_svg(const char *path, const br_model_t *m, const char *model_dir, char *const *doms,
+                                   size_t nd, const uint64_t *routes)
+{
+    double *sh;
+    BR_TRY(br_routing_shares(m, routes, nd, &sh));
+    size_t L = (size_t)m->cfg.num_hidden_layers, E = (size_t)m->cfg.num_local_experts;
+    char **own = br_provenance_expert_domains(model_dir, E);
+    char title[512];
+    snprintf(title, sizeof title, "%.300s: share of each domain's tokens sent to each FFN expert (top-%d), per layer",
+             model_dir, m->cfg.num_experts_per_tok ? m->cfg.num_experts_per_tok : 1);
+    br_status s = br_plot_routing(path, title, (const char *const *)doms, nd, L, E, (const char *const *)own, sh);
+    for (size_t j = 0; own && j < E; j++) free(own[j]);
+    free(own);
+    free(sh);
+    return s;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     const char *model_dir = NULL, *data = NULL, *domains_arg = NULL, *split = "val", *json_path = NULL,
-               *tok_path = NULL, *format = "markdown";
+               *tok_path = NULL, *format = "markdown", *routing_svg = NULL;
     int batch = 8, seq = 0, threads = 0;
     long max_tokens = 262144;
     const opt_t opts[] = {
@@ -94,11 +114,14 @@ int cmd_eval(int argc, char **argv)
         {"json", OPT_STR, &json_path, "FILE", "also write the results as JSON to FILE", false},
         {"format", OPT_STR, &format, "F", "stdout format: markdown (default) or json", false},
         {"threads", OPT_INT, &threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
+        {"routing", OPT_STR, &routing_svg, "FILE.svg", "MoE: also write the routing heat map (one panel per domain: layers x experts, share of the domain's tokens)", false},
     };
     cmd_spec_t spec = {"braid eval --model DIR --data DIR [options]",
                        "Per-domain validation loss (nats/token), perplexity and bits per byte over "
                        "consecutive non-overlapping windows of each domain's shard, as a markdown "
-                       "table (or JSON) on stdout and optionally a JSON file.",
+                       "table (or JSON) on stdout and optionally a JSON file.  On a mixture of experts also "
+                       "the routing per layer: the share of each domain's tokens sent to each FFN expert "
+                       "(--routing FILE.svg draws it as heat maps).",
                        opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
@@ -138,6 +161,8 @@ int cmd_eval(int argc, char **argv)
     br_eval_sum_t *res = calloc(nd ? nd : 1, sizeof *res);
     uint64_t *routes = s ? NULL : br_routing_counts_alloc(m, nd); /* MoE: routing counts per domain */
     if (!s && !res) s = br_error(BR_ENOMEM, "out of memory");
+    if (!s && routing_svg && !routes)
+        s = br_error(BR_EINVAL, "--routing: %s is not a mixture of experts (no FFN router to report)", model_dir);
     br_progress_t bar;
     br_eval_opts_t eo = {data, split, doms, nd, (size_t)batch, T, (size_t)max_tokens, tok_bytes, on_progress, &bar};
     if (!s) {
@@ -158,6 +183,7 @@ int cmd_eval(int argc, char **argv)
         char *txt = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
         if (!strcmp(format, "json")) printf("%s\n", txt);
         if (json_path) s = br_write_file_atomic(json_path, txt, strlen(txt));
+        if (!s && routing_svg) s = write_routing_svg(routing_svg, m, model_dir, doms, nd, routes);
         free(txt);
         json_decref(root);
     }

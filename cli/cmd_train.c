@@ -23,6 +23,7 @@ typedef struct {
     bool resume;
     bool mpi;          /* --mpi: insist on data parallelism (mpirun -np N, N > 1) */
     float bucket_mb;   /* gradient bucket (MiB of floats), 0: the trainer's default */
+    const char *train; /* --train all | router */
 } train_args_t;
 
 /* Progress on stderr: the bar, and validation lines when the bar is not drawn in place. */
@@ -125,6 +126,11 @@ static int run(train_args_t *a, br_comm_t *comm)
         fprintf(stderr, "braid: error: --bucket-mb must be >= 0\n");
         return 2;
     }
+    bool routers_only = !strcmp(a->train, "router");
+    if (!routers_only && strcmp(a->train, "all")) {
+        fprintf(stderr, "braid: error: --train must be all or router\n");
+        return 2;
+    }
     if (a->threads > 0) br_set_threads(a->threads);
     const char *kr = getenv("BRAID_TEST_KILL_RANK"), *ks = getenv("BRAID_TEST_KILL_STEP");
     train_ui_t ui = {.a = a, .kill_before = getenv("BRAID_TEST_KILL_BEFORE"), .rank = br_comm_rank(comm),
@@ -140,7 +146,7 @@ static int run(train_args_t *a, br_comm_t *comm)
         .beta2 = a->beta2, .eps = 1e-8f, .clip = a->clip, .eval_interval = a->eval_interval,
         .eval_batches = a->eval_batches, .ckpt_interval = a->ckpt_interval, .save_dtype = (int)dtype,
         .hooks = {&ui, on_start, on_step, on_eval, on_save}, .comm = comm,
-        .bucket = (size_t)((double)a->bucket_mb * (1 << 20) / sizeof(float))};
+        .bucket = (size_t)((double)a->bucket_mb * (1 << 20) / sizeof(float)), .routers_only = routers_only};
     long final_step = 0;
     br_status s = br_trainer_run(&o, &final_step);
     if (ui.started) br_progress_finish(&ui.bar);
@@ -157,7 +163,7 @@ static int run(train_args_t *a, br_comm_t *comm)
 int cmd_train_in(int argc, char **argv, br_comm_t *comm)
 {
     train_args_t a = {NULL, NULL, NULL, NULL, NULL, "F32", 1000, 0, 100, 1, 16, 256, 1, 200, 10, 500, 0,
-                      1e-3f, -1.0f, 0.1f, 0.9f, 0.95f, 1.0f, false, false, 0};
+                      1e-3f, -1.0f, 0.1f, 0.9f, 0.95f, 1.0f, false, false, 0, "all"};
     const opt_t opts[] = {
         {"config", OPT_STR, &a.config, "FILE", "config.json of a new model (random init from --seed)", false},
         {"init", OPT_STR, &a.init, "DIR", "start from the weights of an existing checkpoint (new optimizer)", false},
@@ -185,6 +191,7 @@ int cmd_train_in(int argc, char **argv, br_comm_t *comm)
         {"threads", OPT_INT, &a.threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
         {"mpi", OPT_BOOL, &a.mpi, NULL, "require data parallelism: fail unless started as several ranks by mpirun -np N (without this flag mpirun also works)", false},
         {"bucket-mb", OPT_FLOAT, &a.bucket_mb, "MB", "data-parallel gradient bucket in MiB (default 16)", false},
+        {"train", OPT_STR, &a.train, "WHAT", "all (default) or router: only an MoE's routers (and Nexus projectors) learn, every other weight stays frozen; no optimizer.safetensors, no --resume", false},
     };
     cmd_spec_t spec = {"braid train (--config CFG.json | --init DIR | --resume) --data DIR --mix SPEC --out DIR [options]",
                        "Trains the dense Llama-style model with AdamW (warmup + cosine decay, clipping, "

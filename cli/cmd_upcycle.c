@@ -31,6 +31,33 @@ static int split_list(char *s, const char **items, int cap)
     return n;
 }
 
+/* --domain-text NAME=FILE,...: the samples (in place; names are labels), or -1 when more than
+ * cap or an item has an empty file. */
+static int split_samples(char *s, const char **items, int cap)
+{
+    int n = split_list(s, items, cap);
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(items[i], '=');
+        if (eq) items[i] = eq + 1;
+        if (!*items[i]) return -1;
+    }
+    return n;
+}
+
+/* --router-init: "auto" (random, or nexus for a Nexus mixture) or a kind; 2 after a usage error. */
+static int router_init_flag(const char *name, bool nexus, br_router_init_kind *k)
+{
+    if (!strcmp(name, "auto")) {
+        *k = nexus ? BR_ROUTER_INIT_NEXUS : BR_ROUTER_INIT_RANDOM;
+        return 0;
+    }
+    if (br_router_init_parse(name, k) || (nexus && *k == BR_ROUTER_INIT_RANDOM)) {
+        fprintf(stderr, "braid: error: --router-init must be random or hidden (linear routers) or nexus (a Nexus mixture)\n");
+        return 2;
+    }
+    return 0;
+}
+
 static void print_cfg(const br_model_config_t *c, const char *out, double secs)
 {
     printf("wrote %s: %d FFN experts (top-%d%s%s)", out, c->num_local_experts,
@@ -45,7 +72,7 @@ static void print_cfg(const br_model_config_t *c, const char *out, double secs)
 int cmd_upcycle(int argc, char **argv)
 {
     const char *method = NULL, *base = NULL, *experts = "", *out = NULL, *renorm = "auto";
-    const char *domain_data = "";
+    const char *domain_data = "", *router_init = "auto", *domain_text = "", *tokenizer = NULL;
     int top_k = 0, num_experts = 0, nexus_hidden = 0;
     long seed = 1, domain_tokens = 16384;
     float alpha = 0.01f, beta = 0.001f;
@@ -65,6 +92,9 @@ int cmd_upcycle(int argc, char **argv)
         {"domain-data", OPT_STR, &domain_data, "DIR,DIR,..", "nexus: each expert's token data (data/tok/<domain>), same order as --experts", false},
         {"domain-tokens", OPT_LONG, &domain_tokens, "N", "nexus: tokens per domain embedding (default 16384)", false},
         {"nexus-hidden", OPT_INT, &nexus_hidden, "H", "nexus: projector hidden width (default: hidden_size)", false},
+        {"router-init", OPT_STR, &router_init, "KIND", "random (default), hidden: router rows from each expert's domain text through the seed (no training needed), nexus (the default for --method nexus)", false},
+        {"domain-text", OPT_STR, &domain_text, "NAME=FILE,..", "--router-init hidden: one sample per expert in expert order: a text file, a token shard (.bin) or a token folder (data/tok/<domain>)", false},
+        {"tokenizer", OPT_STR, &tokenizer, "FILE", "--router-init hidden: tokenizer for text samples (default: BASE/tokenizer.json)", false},
     };
     cmd_spec_t spec = {
         "braid upcycle --method M --base DIR --experts DIR,DIR,.. --out DIR [options]",
@@ -72,7 +102,8 @@ int cmd_upcycle(int argc, char **argv)
         "as each paper does: sparse upcycling (seed FFN copied), BTX (experts' FFNs, everything "
         "else averaged, linear router), BAM (attention experts too, soft attention router; "
         "expert-KV or shared-KV; parallel blocks), Nexus (experts' FFNs + the seed's FFN as a "
-        "shared expert, router from domain embeddings).  Routers start random.  Every input is "
+        "shared expert, router from domain embeddings).  Routers start random, or with --router-init "
+        "hidden from each expert's domain text (mean router input through the seed).  Every input is "
         "checked (shapes, vocabulary, block type) before anything is computed or written.  "
         "Finetune the result with 'braid train --init DIR'.",
         opts, sizeof opts / sizeof *opts, 0, 0};
@@ -96,20 +127,27 @@ int cmd_upcycle(int argc, char **argv)
         fprintf(stderr, "braid: error: --renorm must be auto, yes or no\n");
         return 2;
     }
-    char *ex_buf = strdup(experts), *dd_buf = strdup(domain_data);
-    const char *ex[256], *dd[256];
-    int ne = split_list(ex_buf, ex, 256), nd = split_list(dd_buf, dd, 256);
-    if (ne < 0 || nd < 0) {
-        free(ex_buf), free(dd_buf);
-        fprintf(stderr, "braid: error: at most 256 experts\n");
+    if ((rc = router_init_flag(router_init, o.method == BR_UPCYCLE_NEXUS, &o.router_init_kind))) return rc;
+    char *ex_buf = strdup(experts), *dd_buf = strdup(domain_data), *dt_buf = strdup(domain_text);
+    const char *ex[256], *dd[256], *dt[256];
+    int ne = split_list(ex_buf, ex, 256), nd = split_list(dd_buf, dd, 256), nt = split_samples(dt_buf, dt, 256);
+    if (ne < 0 || nd < 0 || nt < 0) {
+        free(ex_buf), free(dd_buf), free(dt_buf);
+        fprintf(stderr, "braid: error: at most 256 experts (and --domain-text NAME=FILE items with a file)\n");
         return 2;
     }
     o.experts = ex;
     o.n_experts = (size_t)ne;
+    o.domain_text = dt;
+    o.n_domain_text = (size_t)nt;
+    char tok_buf[4096];
+    if (!tokenizer && !br_path_join(tok_buf, sizeof tok_buf, base, "tokenizer.json") && br_file_exists(tok_buf))
+        tokenizer = tok_buf;
+    o.tokenizer = tokenizer;
     double t0 = br_now();
     br_model_config_t cfg;
     s = br_upcycle_assemble(&o, dd, (size_t)nd, (size_t)domain_tokens, &cfg);
-    free(ex_buf), free(dd_buf);
+    free(ex_buf), free(dd_buf), free(dt_buf);
     if (s) return fail_status(s, "upcycle");
     printf("upcycle --method %s: ", br_upcycle_method_name(o.method));
     print_cfg(&cfg, out, br_now() - t0);
@@ -119,7 +157,7 @@ int cmd_upcycle(int argc, char **argv)
 int cmd_extend(int argc, char **argv)
 {
     const char *moe = NULL, *expert = NULL, *out = NULL, *domain_data = NULL, *base = NULL;
-    const char *ft_data = NULL, *ft_mix = NULL;
+    const char *ft_data = NULL, *ft_mix = NULL, *router_init = "auto", *domain_text = "", *tokenizer = NULL;
     long seed = 1, domain_tokens = 16384;
     int ft_steps = 0, ft_batch = 16, ft_seq = 128;
     float ft_lr = 1e-3f;
@@ -137,6 +175,9 @@ int cmd_extend(int argc, char **argv)
         {"batch", OPT_INT, &ft_batch, "B", "finetune: sequences per step (default 16)", false},
         {"seq", OPT_INT, &ft_seq, "T", "finetune: tokens per sequence (default 128)", false},
         {"lr", OPT_FLOAT, &ft_lr, "LR", "finetune: peak learning rate (default 1e-3)", false},
+        {"router-init", OPT_STR, &router_init, "KIND", "random (default: one new random row), hidden: every router row from the domain texts through the seed (replaces the router), nexus (a Nexus MoE)", false},
+        {"domain-text", OPT_STR, &domain_text, "NAME=FILE,..", "--router-init hidden: one sample per expert of the result: the current experts' in order, then the new one's", false},
+        {"tokenizer", OPT_STR, &tokenizer, "FILE", "--router-init hidden: tokenizer for text samples", false},
     };
     cmd_spec_t spec = {
         "braid extend --moe DIR --expert DIR [--domain-data DIR] --out DIR [--finetune-steps N --data DIR --mix SPEC]",
@@ -159,9 +200,24 @@ int cmd_extend(int argc, char **argv)
     if (s) return fail_status(s, "extend");
     if (br_comm_rank(world) == 0) {
         double t0 = br_now();
-        br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out};
+        br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out, .tokenizer = tokenizer};
+        br_model_config_t mc;
+        char path[4096];
+        bool nexus = !br_path_join(path, sizeof path, moe, "config.json") && !br_config_load(&mc, path) && mc.router_nexus;
+        if ((rc = router_init_flag(router_init, nexus, &o.router_init_kind))) return rc;
+        char *dt_buf = strdup(domain_text);
+        const char *dt[257];
+        int nt = split_samples(dt_buf, dt, 257);
+        if (nt < 0) {
+            free(dt_buf);
+            fprintf(stderr, "braid: error: --domain-text: at most 257 NAME=FILE items, each with a file\n");
+            return 2;
+        }
+        o.domain_text = dt;
+        o.n_domain_text = (size_t)nt;
         br_model_config_t cfg;
         s = br_extend_assemble(&o, base, domain_data, (size_t)domain_tokens, &cfg);
+        free(dt_buf);
         if (s) {
             int code = fail_status(s, "extend");
             br_comm_abort(world, code); /* returns only when alone */

@@ -357,7 +357,7 @@ static void lora_seam(void)
     fill_tokens(in, B * T, c.vocab_size, 21);
     fill_tokens(tg, B * T, c.vocab_size, 22);
     float l0, l1, losses[T];
-    br_train_opts_t o = {&hook, false, 1.0f};
+    br_train_opts_t o = {&hook, false, 1.0f, false};
     CHECK_OK(br_model_train_step(m, in, tg, B, T, &o, &l1));
     CHECK(m->grads == NULL);
     CHECK_INT(hc.applied, 2);

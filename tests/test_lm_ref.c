@@ -82,7 +82,7 @@ static void run_case(const char *dir)
     /* loss and every gradient */
     float loss = 0, *rloss = read_ref(ref, "loss", NULL);
     br_model_zero_grad(m);
-    br_train_opts_t o = {NULL, true, 1.0f};
+    br_train_opts_t o = {NULL, true, 1.0f, false};
     CHECK_OK(br_model_train_step(m, in, tg, B, T, &o, &loss));
     CHECK_NEAR(loss, rloss[0], 2e-5);
     size_t ngrads = 0;

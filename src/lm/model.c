@@ -769,6 +769,20 @@ br_status br_model_forward_hidden(br_model_t *m, const int32_t *inputs, size_t B
     return BR_OK;
 }
 
+br_status br_model_forward_ffn_inputs(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
+                                      float *xn)
+{
+    BR_TRY(check_batch(m, inputs, NULL, B, T));
+    BR_TRY(ensure_acts(m, B, T, true)); /* training activations: one slot per layer */
+    forward_blocks(m, inputs, NULL);
+    br_dims_t d = br_model_dims(m);
+    size_t N = B * T;
+    bool seq = m->cfg.block == BR_BLOCK_SEQUENTIAL;
+    for (size_t l = 0; l < d.L; l++)
+        memcpy(xn + l * N * d.C, seq ? m->acts->la[l].xn2 : m->acts->la[l].xn1, N * d.C * sizeof(float));
+    return BR_OK;
+}
+
 br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
                                   const br_lora_hook_t *lora, float *logits)
 {
@@ -802,12 +816,12 @@ static void proj_backward(const br_model_t *m, float *dinp, float *dw, const flo
 /* Backward of the FFN part: dxn (N,C) += d/dxn given dout (N,C). */
 static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
                               const float *xn, const layer_acts_t *la, size_t N,
-                              const br_lora_hook_t *lora, bool base)
+                              const br_lora_hook_t *lora, bool base, bool routers)
 {
     br_model_acts_t *a = m->acts;
     br_dims_t d = br_model_dims(m);
     if (br_moe_has_ffn(m)) {
-        br_moe_ffn_part_backward(m, l, dxn, dout, xn, N, base, a->aux_scale);
+        br_moe_ffn_part_backward(m, l, dxn, dout, xn, N, base, routers, a->aux_scale);
         return;
     }
     const br_ffn_weights_t *f = &m->w.layers[l].ffn;
@@ -824,13 +838,13 @@ static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
 /* Backward of the attention part: dxn (N,C) += d/dxn given dout (N,C). */
 static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
                                const float *xn, const layer_acts_t *la,
-                               const br_lora_hook_t *lora, bool base)
+                               const br_lora_hook_t *lora, bool base, bool routers)
 {
     br_model_acts_t *a = m->acts;
     br_dims_t d = br_model_dims(m);
     size_t B = a->B, T = a->T, N = B * T;
     if (br_moe_has_moa(m)) {
-        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, a->aux_scale);
+        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, routers, a->aux_scale);
         return;
     }
     const br_attn_weights_t *w = &m->w.layers[l].attn;
@@ -851,10 +865,10 @@ static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *do
 br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_t *targets,
                               size_t B, size_t T, const br_train_opts_t *opts, float *loss)
 {
-    br_train_opts_t dflt = {NULL, true, 1.0f};
+    br_train_opts_t dflt = {NULL, true, 1.0f, false};
     if (!opts) opts = &dflt;
-    bool base = opts->train_base;
-    if (base || !opts->lora || m->wt == BR_WT_F32) BR_TRY(need_params(m, "training"));
+    bool base = opts->train_base, routers = base || opts->train_routers;
+    if (routers || !opts->lora || m->wt == BR_WT_F32) BR_TRY(need_params(m, "training"));
     else if (!br_kernels()->matmul_dinp_quant[m->wt])
         return br_error(BR_EUNSUPPORTED, "training an adapter on a frozen %s base needs the input gradient "
                         "of %s matrices, which the '%s' kernels lack (Q8_0 and Q4_0 bases train; load "
@@ -863,7 +877,7 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
     if (m->cfg.qkv_bias || m->cfg.qk_norm)
         return br_error(BR_EUNSUPPORTED, "training a %s model (q/k/v biases or q/k norms) is not implemented "
                         "yet: braid runs it for inference only", br_arch_name(m->cfg.arch));
-    if (base && !m->grads) BR_TRY(br_model_alloc_grads(m));
+    if (routers && !m->grads) BR_TRY(br_model_alloc_grads(m));
     if (!targets) return br_error(BR_EINVAL, "training needs targets");
     BR_TRY(check_batch(m, inputs, targets, B, T));
     BR_TRY(ensure_acts(m, B, T, true));
@@ -894,14 +908,14 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
         if (seq) {
             /* y = h + FFN(Norm2(h)): dres is dy; after this it is dh */
             memset(a->dxn, 0, N * d.C * sizeof(float));
-            ffn_part_backward(m, l, a->dxn, a->dres, la->xn2, la, N, lora, base);
+            ffn_part_backward(m, l, a->dxn, a->dres, la->xn2, la, N, lora, base, routers);
             br_rmsnorm_backward(a->dres, base ? lg->ffn_norm : NULL, a->dxn, la->h, lw->ffn_norm, la->rstd2, N, d.C);
             memset(a->dxn, 0, N * d.C * sizeof(float));
-            attn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, lora, base);
+            attn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, lora, base, routers);
         } else {
             memset(a->dxn, 0, N * d.C * sizeof(float));
-            ffn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, N, lora, base);
-            attn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, lora, base);
+            ffn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, N, lora, base, routers);
+            attn_part_backward(m, l, a->dxn, a->dres, la->xn1, la, lora, base, routers);
         }
         br_rmsnorm_backward(a->dres, base ? lg->attn_norm : NULL, a->dxn, a->x[li], lw->attn_norm, la->rstd1, N, d.C);
     }

@@ -266,6 +266,8 @@ typedef struct {
     bool train_base;            /* false: no base-weight gradients (LoRA-only training; grads
                                  * may then be NULL) */
     float loss_scale;           /* multiplies d(mean loss); 1/accum_steps for accumulation */
+    bool train_routers;         /* with train_base false: gradients of the mixtures' routers
+                                 * only (FFN and attention routers, Nexus projector) */
 } br_train_opts_t;
 
 /* Forward and backward on inputs, targets (B,T) (target < 0: ignored).  Adds into m->grads
@@ -297,6 +299,12 @@ br_status br_model_forward_loss(br_model_t *m, const int32_t *inputs, const int3
  * Nexus domain embeddings (mean over a domain's tokens). */
 br_status br_model_forward_hidden(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
                                   float *hidden);
+/* Forward only: xn (L, B*T, C) = each layer's FFN-part input, which is what that layer's router
+ * reads: the post-attention RMSNorm output (sequential blocks) or the input RMSNorm output
+ * (parallel blocks, where the attention router reads it too).  Router initialisation from
+ * domain text (moe/router_init.h) averages it. */
+br_status br_model_forward_ffn_inputs(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
+                                      float *xn);
 /* Forward only: logits (B*T, V). */
 br_status br_model_forward_logits(br_model_t *m, const int32_t *inputs, size_t B, size_t T,
                                   const br_lora_hook_t *lora, float *logits);

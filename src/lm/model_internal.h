@@ -75,11 +75,12 @@ bool br_moe_has_ffn(const br_model_t *m);
 bool br_moe_has_moa(const br_model_t *m);
 void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N);
 void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                              const float *xn, size_t N, bool base, float aux_scale);
+                              const float *xn, size_t N, bool base, bool routers, float aux_scale);
 void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t B,
                       size_t T);
 void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                               const float *xn, size_t B, size_t T, bool base, float aux_scale);
+                               const float *xn, size_t B, size_t T, bool base, bool routers,
+                               float aux_scale);
 void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
                       const int32_t *pos, size_t N);
 void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N);

@@ -206,7 +206,7 @@ void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float 
 }
 
 void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                              const float *xn, size_t N, bool base, float aux_scale)
+                              const float *xn, size_t N, bool base, bool routers, float aux_scale)
 {
     br_model_moe_t *rt = m->moe;
     const br_layer_weights_t *w = &m->w.layers[l];
@@ -214,15 +214,16 @@ void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
     size_t E = rt->ncfg.E, C = rt->ncfg.C, H = rt->ncfg.H;
     br_moe_params_t p = ffn_view(w, rt->nexus ? rt->R + (size_t)l * E * C : NULL);
     br_moe_params_t g = {0};
-    if (base) {
-        g = ffn_view(gl, NULL);
+    if (base) g = ffn_view(gl, NULL);
+    if (routers) { /* router-only training: the router (Nexus: its projector) alone */
+        g.router = gl->ffn_router;
         if (rt->nexus) {
             memset(rt->dR, 0, E * C * sizeof(float));
             g.router = rt->dR;
         }
     }
     br_moe_ffn_backward(dxn, &g, dout, xn, &p, &rt->fws[l], &rt->fcfg, N, aux_scale);
-    if (base && rt->nexus)
+    if (routers && rt->nexus)
         br_nexus_backward(gl->nexus_in, gl->nexus_out, rt->dR, m->w.nexus_domains, w->nexus_in,
                           w->nexus_out, rt->z + (size_t)l * E * 2 * H, rt->h + (size_t)l * E * H,
                           rt->dz, rt->dh, &rt->ncfg);
@@ -237,12 +238,14 @@ void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float
 }
 
 void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                               const float *xn, size_t B, size_t T, bool base, float aux_scale)
+                               const float *xn, size_t B, size_t T, bool base, bool routers,
+                               float aux_scale)
 {
     br_model_moe_t *rt = m->moe;
     br_moa_params_t p = moa_view(&m->w.layers[l]);
     br_moa_params_t g = {0};
     if (base) g = moa_view(&m->g.layers[l]);
+    if (routers) g.router = m->g.layers[l].attn_router;
     br_moa_backward(dxn, &g, dout, xn, &p, &rt->aws[l], &rt->acfg, m->rope_cos, m->rope_sin, B,
                     T, aux_scale);
 }

@@ -48,8 +48,10 @@ struct br_trainer {
     int32_t *in, *tg;          /* (B, T) */
     br_lora_batch_t *lb;       /* every row uses `a` */
     br_lora_hook_t hook;
-    float *adam_m, *adam_v;    /* (a->n_params), LoRA-only mode */
+    float *adam_m, *adam_v;    /* (a->n_params) LoRA-only, (rt_params) router-only mode */
     long lora_step;            /* LoRA-only: steps taken (full mode: m->step) */
+    size_t *rt;                /* router-only: (n_rt) indices into m->tensors of the routers */
+    size_t n_rt, rt_params;    /* their count and floats */
 
     /* data parallelism (ranks > 1): the flat parameter array is cut into buckets of `bucket`
      * floats and each bucket into `ranks` parts; this rank owns part `rank` of every bucket */
@@ -179,9 +181,77 @@ static br_status dp_gather_state(br_trainer_t *t)
 }
 
 
+/* ---- router-only training --------------------------------------------------------------- */
+
+/* The tensors router-only training updates: linear FFN routers, attention routers, Nexus
+ * projectors (lm/config_moe.h names). */
+static bool is_router_tensor(const char *name)
+{
+    return strstr(name, ".block_sparse_moe.gate.weight") || strstr(name, ".self_attn.router.weight") ||
+           strstr(name, ".block_sparse_moe.nexus.proj_");
+}
+
+/* The router tensors of t->m and their packed AdamW state (zero). */
+static br_status routers_setup(br_trainer_t *t)
+{
+    const br_model_t *m = t->m;
+    if (!(t->rt = malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *t->rt))) return br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (is_router_tensor(m->tensors[i].name)) {
+            t->rt[t->n_rt++] = i;
+            t->rt_params += m->tensors[i].numel;
+        }
+    if (!t->n_rt)
+        return br_error(BR_EINVAL, "--train router: the model has no router to train (it is not a mixture of "
+                                   "experts; upcycle one with 'braid upcycle')");
+    t->adam_m = br_alloc(t->rt_params * sizeof(float));
+    t->adam_v = br_alloc(t->rt_params * sizeof(float));
+    if (!t->adam_m || !t->adam_v) return br_error(BR_ENOMEM, "cannot allocate the routers' AdamW state");
+    memset(t->adam_m, 0, t->rt_params * sizeof(float));
+    memset(t->adam_v, 0, t->rt_params * sizeof(float));
+    return BR_OK;
+}
+
+static void routers_zero_grad(br_trainer_t *t)
+{
+    const br_model_t *m = t->m;
+    for (size_t i = 0; m->grads && i < t->n_rt; i++)
+        memset(m->grads + m->tensors[t->rt[i]].offset, 0, m->tensors[t->rt[i]].numel * sizeof(float));
+}
+
+/* AdamW on the routers alone: their gradients (averaged over ranks), clipped by their joint
+ * norm, then each tensor's update with its packed state.  *gnorm: the norm before clipping. */
+static br_status routers_adamw(br_trainer_t *t, float lr, float *gnorm)
+{
+    br_model_t *m = t->m;
+    const br_trainer_opts_t *o = &t->o;
+    double ss = 0;
+    for (size_t i = 0; i < t->n_rt; i++) {
+        const br_tensor_info_t *ti = &m->tensors[t->rt[i]];
+        if (dp(t)) {
+            BR_TRY(br_comm_allreduce_sum(t->comm, m->grads + ti->offset, ti->numel));
+            br_scale_inplace(m->grads + ti->offset, 1.0f / (float)t->ranks, ti->numel);
+        }
+        double n = br_sum_squares(m->grads + ti->offset, ti->numel);
+        ss += n * n;
+    }
+    double norm = sqrt(ss), coef = o->clip > 0 ? o->clip / (norm + 1e-6) : 1;
+    *gnorm = (float)norm;
+    for (size_t i = 0, k = 0; i < t->n_rt; i++) {
+        const br_tensor_info_t *ti = &m->tensors[t->rt[i]];
+        if (coef < 1) br_scale_inplace(m->grads + ti->offset, (float)coef, ti->numel);
+        br_adamw_step(m->params + ti->offset, m->grads + ti->offset, t->adam_m + k, t->adam_v + k, ti->numel, lr,
+                      o->beta1, o->beta2, o->eps, ti->decay ? o->weight_decay : 0.0f, (int)(m->step + 1));
+        k += ti->numel;
+    }
+    m->step++;
+    return BR_OK;
+}
+
 void br_trainer_free(br_trainer_t *t)
 {
     if (!t) return;
+    free(t->rt);
     free(t->in);
     free(t->tg);
     br_lora_batch_free(t->lb);
@@ -202,7 +272,8 @@ br_status br_trainer_create(br_trainer_t **out, br_model_t *m, br_lora_adapter_t
     if (T > (size_t)m->cfg.max_position_embeddings)
         return br_error(BR_EINVAL, "--seq %zu is longer than the model's context (max_position_embeddings %d)", T,
                         m->cfg.max_position_embeddings);
-    if (!a && !m->grads) return br_error(BR_EINVAL, "training every weight needs a model with gradients");
+    if (a && o->routers_only) return br_error(BR_EINVAL, "LoRA training and router-only training exclude each other");
+    if (!a && !o->routers_only && !m->grads) return br_error(BR_EINVAL, "training every weight needs a model with gradients");
     if (a && !a->grads) return br_error(BR_EINVAL, "LoRA training needs the adapter's gradients (br_lora_alloc_grads)");
     br_trainer_t *t = calloc(1, sizeof *t);
     if (!t) return br_error(BR_ENOMEM, "out of memory");
@@ -225,7 +296,8 @@ br_status br_trainer_create(br_trainer_t **out, br_model_t *m, br_lora_adapter_t
     t->comm = o->comm;
     t->rank = br_comm_rank(o->comm);
     t->ranks = br_comm_size(o->comm);
-    if (!s && dp(t) && !a) s = dp_setup(t);
+    if (!s && o->routers_only) s = routers_setup(t);
+    if (!s && dp(t) && !a && !o->routers_only) s = dp_setup(t);
     if (s) {
         br_trainer_free(t);
         return s;
@@ -241,8 +313,10 @@ br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_st
     size_t B = o->batch, T = o->seq;
     long step = t->a ? t->lora_step : m->step; /* 0-based index of this step */
     double ts = br_now(), loss = 0;
-    br_train_opts_t to = {t->a ? &t->hook : NULL, !t->a, 1.0f / (float)o->accum};
+    bool routers = o->routers_only;
+    br_train_opts_t to = {t->a ? &t->hook : NULL, !t->a && !routers, 1.0f / (float)o->accum, routers};
     if (t->a) br_lora_zero_grads(t->a);
+    else if (routers) routers_zero_grad(t);
     else br_model_zero_grad(m);
     for (int k = 0; k < o->accum; k++) {
         br_eval_split_windows(t->in, t->tg, windows + (size_t)k * B * (T + 1), B, T);
@@ -273,6 +347,8 @@ br_status br_trainer_step(br_trainer_t *t, const int32_t *windows, br_trainer_st
         br_adamw_step(t->a->params, t->a->grads, t->adam_m, t->adam_v, t->a->n_params, lr, o->beta1, o->beta2,
                       o->eps, o->weight_decay, step + 1);
         t->lora_step++;
+    } else if (routers) {
+        BR_TRY(routers_adamw(t, lr, &gnorm));
     } else if (dp(t)) {
         BR_TRY(dp_adamw(t, lr, &gnorm));
     } else {
@@ -400,11 +476,14 @@ static br_status write_checkpoint(const br_model_t *m, const br_trainer_opts_t *
     BR_TRY(br_path_join(path, sizeof path, o->out, "config.json"));
     if (h->on_save) h->on_save(h->ctx, m->step, "config.json");
     BR_TRY(br_config_save(&m->cfg, path));
-    char *extra = run_state_json(o, mix);
-    if (!extra) return br_error(BR_ENOMEM, "out of memory");
-    if (h->on_save) h->on_save(h->ctx, m->step, "optimizer.safetensors");
-    br_status s = br_model_save_optimizer(m, o->out, extra);
-    free(extra);
+    br_status s = BR_OK;
+    if (!o->routers_only) { /* router-only runs keep no full optimizer state to save */
+        char *extra = run_state_json(o, mix);
+        if (!extra) return br_error(BR_ENOMEM, "out of memory");
+        if (h->on_save) h->on_save(h->ctx, m->step, "optimizer.safetensors");
+        s = br_model_save_optimizer(m, o->out, extra);
+        free(extra);
+    }
     if (!s && h->on_save) h->on_save(h->ctx, m->step, "model.safetensors");
     if (!s) s = br_model_save(m, o->out, o->save_dtype); /* model.safetensors, then config.json again */
     if (!s && h->on_save) h->on_save(h->ctx, m->step, "");
@@ -415,6 +494,7 @@ static br_status write_checkpoint(const br_model_t *m, const br_trainer_opts_t *
 static br_status save_checkpoint(br_trainer_t *t, br_mix_t *mix)
 {
     if (!dp(t)) return write_checkpoint(t->m, &t->o, mix);
+    if (t->o.routers_only) return t->rank == 0 ? write_checkpoint(t->m, &t->o, mix) : BR_OK;
     br_status s = dp_gather_state(t);
     if (t->rank == 0) {
         if (!s) s = write_checkpoint(t->m, &t->o, mix);
@@ -483,6 +563,8 @@ static br_status open_run(const br_trainer_opts_t *o, br_model_t **mp, br_mix_t 
     *mix = NULL;
     if (!!o->config + !!o->init + o->resume != 1)
         return br_error(BR_EINVAL, "give exactly one of --config, --init or --resume");
+    if (o->routers_only && o->resume)
+        return br_error(BR_EINVAL, "--train router runs keep no optimizer state to resume from: start again with --init");
     if (!o->out || !o->data || !o->mix) return br_error(BR_EINVAL, "training needs a run folder, data and a mix");
     if (o->eval_batches < 1 || o->warmup < 0 || o->eval_interval < 0 || o->ckpt_interval < 0)
         return br_error(BR_EINVAL, "eval batches must be positive; intervals and warmup non-negative");
@@ -635,7 +717,8 @@ br_status br_trainer_run(const br_trainer_opts_t *o, long *final_step)
     if (!s) s = br_trainer_create(&t, m, NULL, o);
     if (!s) {
         long start = m->step, end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
-        br_trainer_start_t info = {m->n_params, m->n_params, start, end, o->steps, o->resume, removed};
+        size_t trained = o->routers_only ? t->rt_params : m->n_params;
+        br_trainer_start_t info = {trained, m->n_params, start, end, o->steps, o->resume, removed};
         if (o->hooks.on_start) o->hooks.on_start(o->hooks.ctx, &info);
         s = train_loop(t, mix, log, true, start, end);
         if (final_step) *final_step = m->step;

@@ -99,6 +99,14 @@ typedef struct {
     br_comm_t *comm;
     size_t bucket;
 
+    /* Router-only training (braid train --train router): every weight frozen but the mixtures'
+     * routers (FFN and attention routers, Nexus projectors); the backward computes no other
+     * weight gradient, AdamW state exists for those tensors only (data-parallel: every rank
+     * keeps all of it, gradients all-reduced), and checkpoints are config.json +
+     * model.safetensors without optimizer.safetensors (such a run cannot be resumed).
+     * BR_EINVAL for a model without routers. */
+    bool routers_only;
+
     br_trainer_hooks_t hooks;
 } br_trainer_opts_t;
 

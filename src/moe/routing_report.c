@@ -14,6 +14,23 @@ uint64_t *br_routing_counts_alloc(const br_model_t *m, size_t nd)
     return calloc(nd * (size_t)m->cfg.num_hidden_layers * (size_t)m->cfg.num_local_experts, sizeof(uint64_t));
 }
 
+br_status br_routing_shares(const br_model_t *m, const uint64_t *counts, size_t nd, double **out)
+{
+    *out = NULL;
+    if (!counts) return br_error(BR_EINVAL, "routing shares: the model has no MoE FFN (no routing to report)");
+    size_t L = (size_t)m->cfg.num_hidden_layers, E = (size_t)m->cfg.num_local_experts;
+    size_t n = nd * L * E;
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return br_error(BR_ENOMEM, "out of memory");
+    for (size_t r = 0; r < nd * L; r++) {
+        uint64_t tot = 0;
+        for (size_t j = 0; j < E; j++) tot += counts[r * E + j];
+        for (size_t j = 0; j < E; j++) v[r * E + j] = tot ? (double)counts[r * E + j] / (double)tot : 0;
+    }
+    *out = v;
+    return BR_OK;
+}
+
 void br_routing_report(const br_model_t *m, const char *model_dir, char *const *doms, size_t nd,
                        const uint64_t *counts, FILE *md, json_t *root)
 {

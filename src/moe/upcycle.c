@@ -173,6 +173,18 @@ static br_status put_rows(out_t *o, const char *name, const float *rows, int64_t
     return put(o, name, 2, shape, p);
 }
 
+/* A (E, C) router: hidden-state rows of layer l when ri is given (moe/router_init.h), else random. */
+static br_status put_router(out_t *o, const char *name, const br_router_init_t *ri, int l, int64_t E, int64_t C,
+                            float std)
+{
+    if (!ri) return put_random(o, name, E, C, std);
+    float *p = br_arena_alloc(&o->arena, (size_t)(E * C) * sizeof(float));
+    if (!p) return br_error(BR_ENOMEM, "out of memory");
+    BR_TRY(br_router_init_rows(ri, l, (size_t)E, (size_t)C, p));
+    int64_t shape[2] = {E, C};
+    return put(o, name, 2, shape, p);
+}
+
 /* Tensor kinds of a dense Llama checkpoint. */
 typedef enum { T_OTHER, T_ATTN, T_FFN } tkind;
 static tkind classify(const char *name, int *layer, char *proj /* [16] */)
@@ -205,6 +217,12 @@ static br_status write_all(out_t *o, const char *dir, const br_model_config_t *c
 
 /* ---- upcycle ---- */
 
+size_t br_upcycle_num_experts(const br_upcycle_opts_t *o)
+{
+    if (o->method == BR_UPCYCLE_SPARSE) return o->num_experts > 0 ? (size_t)o->num_experts : o->n_experts ? o->n_experts : 4;
+    return o->n_experts + (o->base_as_expert ? 1 : 0);
+}
+
 static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt_t *ex,
                             size_t *E_out)
 {
@@ -223,8 +241,7 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
         br_buf_free(&what);
         BR_TRY(s);
     }
-    size_t E = m == BR_UPCYCLE_SPARSE ? (o->num_experts > 0 ? (size_t)o->num_experts : o->n_experts ? o->n_experts : 4)
-                                      : o->n_experts + (o->base_as_expert ? 1 : 0);
+    size_t E = br_upcycle_num_experts(o);
     if (E < 2) return br_error(BR_EINVAL, "upcycle: a mixture needs at least 2 experts (got %zu)", E);
     if (E > 256) return br_error(BR_EINVAL, "upcycle: %zu experts is more than 256", E);
     if (o->top_k < 0 || (size_t)o->top_k > E)
@@ -238,6 +255,10 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
             return br_error(BR_EINVAL, "upcycle --method nexus: domain embeddings are required (one per expert)");
     }
     if (!(o->alpha >= 0) || !(o->beta >= 0)) return br_error(BR_EINVAL, "upcycle: loss coefficients must be >= 0");
+    if (o->router_init && (m == BR_UPCYCLE_NEXUS || o->router_init->E != E))
+        return br_error(BR_EINVAL, m == BR_UPCYCLE_NEXUS ? "upcycle: a Nexus router comes from its projector; hidden-state rows are for linear routers"
+                                                         : "upcycle: hidden-state router rows for %zu experts, the mixture has %zu",
+                        o->router_init->E, E);
     *E_out = E;
     return BR_OK;
 }
@@ -344,7 +365,7 @@ br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
                     if (s == BR_OK) s = put_random(&out, name, C, H, std);
                 } else {
                     snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, l);
-                    s = put_random(&out, name, (int64_t)E, C, std);
+                    s = put_router(&out, name, o->router_init, l, (int64_t)E, C, std);
                 }
             }
         } else if (kind == T_ATTN && bam) {
@@ -361,7 +382,7 @@ br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
             }
             if (s == BR_OK && !strcmp(proj, "o")) {
                 snprintf(name, sizeof name, BR_NAME_MOA_ROUTER, l);
-                s = put_random(&out, name, (int64_t)E, C, std);
+                s = put_router(&out, name, o->router_init, l, (int64_t)E, C, std);
             }
         } else {
             s = put_mix(&out, tn, tn, srcs, wts, nsrc);
@@ -408,6 +429,13 @@ br_status br_extend(const br_extend_opts_t *o, br_model_config_t *out_cfg)
     }
     if ((s = br_upcycle_check_compatible(&moe.cfg, &nw.cfg, "new expert"))) goto done;
     bool nexus = moe.cfg.router_nexus != 0;
+    if (o->router_init && (nexus || o->router_init->E != (size_t)moe.cfg.num_local_experts + 1)) {
+        s = br_error(BR_EINVAL, nexus ? "extend: a Nexus router comes from its projector; hidden-state rows are for linear routers"
+                                      : "extend: hidden-state router rows need one domain sample per expert of the result "
+                                        "(%d: the current experts' in order, then the new one's), %zu given",
+                     moe.cfg.num_local_experts + 1, o->router_init->E);
+        goto done;
+    }
     if (nexus && !o->domain_emb) {
         s = br_error(BR_EINVAL, "extend: a Nexus MoE needs the new domain's embedding (--domain-data)");
         goto done;
@@ -428,7 +456,9 @@ br_status br_extend(const br_extend_opts_t *o, br_model_config_t *out_cfg)
         int l, n = 0;
         if (sscanf(tn, "model.layers.%d.block_sparse_moe.%n", &l, &n) == 1 && n > 0) {
             snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, l);
-            if (!strcmp(tn, name)) { /* linear router: one new random row */
+            if (!strcmp(tn, name) && o->router_init) { /* hidden-state rows for all E + 1 experts */
+                s = put_router(&out, tn, o->router_init, l, E + 1, cfg.hidden_size, std);
+            } else if (!strcmp(tn, name)) { /* linear router: one new random row */
                 float *r = NULL;
                 if ((s = read_f32(&out.arena, t, &r))) break;
                 float *r2 = br_arena_alloc(&out.arena, (size_t)(E + 1) * (size_t)cfg.hidden_size * sizeof(float));

@@ -22,6 +22,7 @@
 
 #include "base/status.h"
 #include "lm/model.h"
+#include "moe/router_init.h"
 
 typedef enum {
     BR_UPCYCLE_SPARSE,
@@ -52,6 +53,15 @@ typedef struct {
     int nexus_hidden;            /* H (0: 2*C... see docs) */
     const char *out;             /* output dir (created) */
     bool check_only;             /* validate everything (nexus: except the embeddings), write nothing */
+    /* Router initialisation (moe/router_init.h).  br_upcycle: router_init != NULL gives every
+     * linear router (and BAM's attention routers) hidden-state rows, else they are random.
+     * br_upcycle_assemble computes router_init from router_init_kind and one domain sample per
+     * FFN expert (domain_text, in expert order; tokenizer for text samples). */
+    const br_router_init_t *router_init;
+    br_router_init_kind router_init_kind;
+    const char *const *domain_text;
+    size_t n_domain_text;
+    const char *tokenizer;
 } br_upcycle_opts_t;
 
 /* Checks everything first (dirs, configs: same shapes, vocab and block type as the base;
@@ -69,6 +79,15 @@ typedef struct {
     const float *domain_emb;     /* Nexus: (D) the new domain's embedding; else NULL */
     uint64_t seed;
     const char *out;
+    /* hidden-state rows for every expert of the result (router_init->E == E + 1): the whole
+     * linear router is re-derived, a trained one included; NULL: one new random row.
+     * br_extend_assemble computes it as br_upcycle_assemble does (samples of all E + 1
+     * domains, the new one last; seed_dir or the seed in MOE/upcycle.json). */
+    const br_router_init_t *router_init;
+    br_router_init_kind router_init_kind;
+    const char *const *domain_text;
+    size_t n_domain_text;
+    const char *tokenizer;
 } br_extend_opts_t;
 br_status br_extend(const br_extend_opts_t *o, br_model_config_t *out_cfg);
 
@@ -83,6 +102,10 @@ br_status br_upcycle_assemble(const br_upcycle_opts_t *o, const char *const *dom
  * br_extend and OUT/upcycle.json.  o->domain_emb is ignored. */
 br_status br_extend_assemble(const br_extend_opts_t *o, const char *seed_dir, const char *domain_data,
                              size_t domain_tokens, br_model_config_t *out_cfg);
+
+/* The number of FFN experts the options build (sparse: copies; else the experts, plus the seed
+ * with base_as_expert). */
+size_t br_upcycle_num_experts(const br_upcycle_opts_t *o);
 
 /* The same config checks on two configs: BR_EINVAL naming `what` and the first field that
  * differs (vocab, widths, layers, heads, block type...). */
