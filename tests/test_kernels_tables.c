@@ -120,6 +120,23 @@ static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
         same &= !memcmp(fv, fy + i * OC, OC * sizeof *fv);
     }
     CHECK_MSG(same, "%s: %s: matvec differs from the matmul row", tname, what);
+    /* the transposed product (training through frozen 16-bit weights): dx (N,C) += dy W,
+     * onto a non-zero dx */
+    double *dy, *dx;
+    float *fdy = frand(N * OC, 1, &dy), *fdx = frand(N * C, 1, &dx);
+    for (size_t i = 0; i < N; i++)
+        for (size_t c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t o = 0; o < OC; o++) s += dy[i * OC + o] * wd[o * C + c];
+            dx[i * C + c] += s;
+        }
+    snprintf(what, sizeof what, "matmul_t %s %zux%zux%zu", br_wtype_name(wt), N, C, OC);
+    void (*mt)(float *, const float *, const void *, size_t, size_t, size_t) =
+        wt == BR_WT_BF16 ? k->matmul_t_bf16 : k->matmul_t_f16;
+    CHECK_MSG(mt != NULL, "%s: %s: no entry", tname, what);
+    if (mt) mt(fdx, fdy, w, N, C, OC);
+    cmp(what, fdx, dx, N * C, TOL * (OC > 1000 ? 4 : 1));
+    free(fdy), free(dy), free(fdx), free(dx);
     free(fx), free(x), free(w), free(wd), free(y), free(fy), free(fv);
 }
 
@@ -221,7 +238,8 @@ static void test_matmul(const br_kernels_t *k)
     cmp("matmul_backward dw", fdw, dw, OC * C, TOL);
     free(fx), free(fw), free(fdy), free(fy), free(fdx), free(fdw);
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
-    static const size_t hs[][3] = {{1, 1, 1}, {3, 15, 5}, {19, 77, 45}, {2, 2048, 300}, {40, 100, 64}};
+    /* {3, 2048, 600}: W is widened for matmul_t in two blocks of rows */
+    static const size_t hs[][3] = {{1, 1, 1}, {3, 15, 5}, {19, 77, 45}, {2, 2048, 300}, {40, 100, 64}, {3, 2048, 600}};
     for (size_t s = 0; s < sizeof hs / sizeof *hs; s++) {
         half_case(k, BR_WT_BF16, hs[s][0], hs[s][1], hs[s][2]);
         half_case(k, BR_WT_F16, hs[s][0], hs[s][1], hs[s][2]);
@@ -616,6 +634,12 @@ static void test_selection(void)
     float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, -1, 2}, y[2] = {0};
     CHECK_OK(br_matmul(BR_WT_F32, y, x, w, 1, 3, 2));
     CHECK(y[0] == 5 && y[1] == 11);
+    /* and the transposed product: dx (1,3) += dy (1,2) W; a block type is refused untouched */
+    float dy[2] = {1, -1}, dx[3] = {1, 1, 1};
+    CHECK_OK(br_matmul_t(BR_WT_F32, dx, dy, w, 1, 3, 2));
+    CHECK(dx[0] == -2 && dx[1] == -2 && dx[2] == -2);
+    CHECK_STATUS(br_matmul_t(BR_WT_Q8_0, dx, dy, w, 1, 32, 2), BR_EUNSUPPORTED);
+    CHECK(strstr(br_errmsg(), "Q8_0") != NULL && dx[0] == -2);
 }
 
 int main(void)

@@ -149,6 +149,20 @@ br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t
     return BR_OK;
 }
 
+br_status br_matmul_t(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N,
+                      size_t C, size_t OC)
+{
+    const br_kernels_t *k = br_kernels();
+    if (wt == BR_WT_F32) k->matmul_backward(dinp, NULL, dout, NULL, (const float *)w, N, C, OC);
+    else if (wt == BR_WT_BF16 && k->matmul_t_bf16) k->matmul_t_bf16(dinp, dout, w, N, C, OC);
+    else if (wt == BR_WT_F16 && k->matmul_t_f16) k->matmul_t_f16(dinp, dout, w, N, C, OC);
+    else
+        return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no transposed %s product (the input "
+                        "gradient through a frozen %s matrix): training through such weights needs F32, "
+                        "BF16 or F16", k->name, br_wtype_name(wt), br_wtype_name(wt));
+    return BR_OK;
+}
+
 /* ---- F32 GEMM by name ---- */
 
 void br_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,

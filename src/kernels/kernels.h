@@ -97,6 +97,12 @@ typedef struct br_kernels {
     void (*matmul_backward)(float *dinp, float *dw, const float *dout /* (N,OC) */,
                             const float *inp /* (N,C) */, const float *w /* (OC,C) */, size_t N,
                             size_t C, size_t OC);
+    /* dinp (N,C) += dout (N,OC) W with W (OC,C) stored BF16 / F16: the input gradient of a
+     * frozen 16-bit projection (LoRA training on a model run in place); br_matmul_t. */
+    void (*matmul_t_bf16)(float *dinp, const float *dout, const void *w, size_t N, size_t C,
+                          size_t OC);
+    void (*matmul_t_f16)(float *dinp, const float *dout, const void *w, size_t N, size_t C,
+                         size_t OC);
 
     /* ---- layers (nn/nn.h documents each; the names match br_<layer>_<dir>) ---- */
     void (*embedding_forward)(float *out /* (N,C) */, const int32_t *tokens /* (N) */,
@@ -179,6 +185,12 @@ br_status br_kernels_matmul_check(const br_kernels_t *k, br_wtype wt);
  * Fails (without touching y) when the active table lacks that weight type. */
 br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t N, size_t C,
                     size_t OC);
+
+/* dinp (N,C) += dout (N,OC) W through the active table, W (OC,C) of type wt: F32 (the GEMM),
+ * BF16 or F16 (matmul_t_bf16/_f16).  BR_EUNSUPPORTED naming the type for the others (without
+ * touching dinp). */
+br_status br_matmul_t(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N,
+                      size_t C, size_t OC);
 
 /* The tables (kernels/table_*.c); use br_kernels_find() rather than these. */
 extern const br_kernels_t br_kernels_portable;
