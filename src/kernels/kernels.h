@@ -188,7 +188,7 @@ br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t
 
 /* dinp (N,C) += dout (N,OC) W through the active table, W (OC,C) of type wt: F32 (the GEMM),
  * BF16 or F16 (matmul_t_bf16/_f16).  BR_EUNSUPPORTED naming the type for the others (without
- * touching dinp). */
+ * touching dinp); with N == 0 it only answers whether the type is supported. */
 br_status br_matmul_t(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N,
                       size_t C, size_t OC);
 
