@@ -78,7 +78,8 @@ typedef struct {
      * OUT/data/text/{train,val}.bin (br_trainer_text) and trained on as the mix "text=1" */
     const char *text;
     const char *tokenizer;
-    const char *out;             /* run folder (br_trainer_run; LoRA mode: unused) */
+    const char *out;             /* run folder (br_trainer_run; LoRA mode: only --text uses it, for
+                                  * its token shards, removed afterwards) */
     long steps;                  /* length of the schedule */
     long stop_at;                /* > 0: stop (with a checkpoint) after this step */
     long warmup;                 /* linear warmup steps */
