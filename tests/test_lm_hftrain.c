@@ -8,11 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/rng.h"
 #include "base/safetensors.h"
 #include "harness.h"
 #include "lm/model.h"
+#include "lm/train.h"
 #include "model_fixture.h"
+#include "shell_fixture.h"
+#include "text/data.h"
+#include "text/tokenizer.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
 
@@ -228,8 +233,76 @@ done:
     br_model_free(m32);
 }
 
+/* --text: a folder of two files (one holding two documents) through the fixture's tokenizer with
+ * a tokenizer_config.json that asks for BOS: [BOS] doc EOS per document, in file-name order,
+ * cut into train and val shards. */
+static void text_shards(void)
+{
+    char dir[64] = "/tmp/braid_hftrain_text_XXXXXX", path[256], tokdir[96], shards[96];
+    if (!mkdtemp(dir)) {
+        SKIP("mkdtemp failed");
+        return;
+    }
+    snprintf(tokdir, sizeof tokdir, "%s/tok", dir);
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    CHECK_INT(sh("mkdir -p %s/in %s && cp tests/ref/hf_qwen3/tokenizer.json %s/", dir, tokdir, tokdir), 0);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", tokdir);
+    const char *cfg = "{\"add_bos_token\": true, \"bos_token\": \"<|endoftext|>\", \"eos_token\": \"<|endoftext|>\"}";
+    CHECK_OK(br_write_file_atomic(path, cfg, strlen(cfg)));
+    static const char *const docs[3] = {"first document, with some words in it", "second one",
+                                        "the third document is in b.txt and is a little longer than the others"};
+    char text[256];
+    snprintf(path, sizeof path, "%s/in/a.txt", dir);
+    snprintf(text, sizeof text, "%s\n<|endoftext|>\n%s", docs[0], docs[1]);
+    CHECK_OK(br_write_file_atomic(path, text, strlen(text)));
+    snprintf(path, sizeof path, "%s/in/b.txt", dir);
+    CHECK_OK(br_write_file_atomic(path, docs[2], strlen(docs[2])));
+    br_tokenizer_t *tok = NULL;
+    CHECK_OK(br_tokenizer_load(&tok, tokdir));
+    if (!tok) return;
+    int32_t eot = br_tokenizer_token_id(tok, "<|endoftext|>");
+    uint32_t want[256];
+    size_t nw = 0;
+    for (int d = 0; d < 3; d++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(br_tokenizer_encode(tok, docs[d], strlen(docs[d]), 0, &ids, &n));
+        want[nw++] = (uint32_t)eot;
+        for (size_t i = 0; i < n && nw < 250; i++) want[nw++] = (uint32_t)ids[i];
+        want[nw++] = (uint32_t)eot;
+        free(ids);
+    }
+    snprintf(path, sizeof path, "%s/in", dir);
+    br_text_data_t info;
+    CHECK_OK(br_trainer_text(path, tokdir, shards, 5, &info));
+    CHECK_INT(info.files, 2);
+    CHECK_INT(info.bos, eot);
+    CHECK_INT(info.train_tokens + info.val_tokens, nw);
+    CHECK_INT(info.val_tokens, nw / 10 > 5 ? nw / 10 : 5);
+    int32_t got[256];
+    br_shard_t *st = NULL;
+    snprintf(path, sizeof path, "%s/" BR_TEXT_DOMAIN "/train.bin", shards);
+    CHECK_OK(br_shard_open(&st, path));
+    if (st) CHECK_OK(br_shard_read(st, 0, info.train_tokens, got));
+    br_shard_close(st);
+    snprintf(path, sizeof path, "%s/" BR_TEXT_DOMAIN "/val.bin", shards);
+    CHECK_OK(br_shard_open(&st, path));
+    if (st) CHECK_OK(br_shard_read(st, 0, info.val_tokens, got + info.train_tokens));
+    br_shard_close(st);
+    bool same = info.train_tokens + info.val_tokens == nw;
+    for (size_t i = 0; same && i < nw; i++) same = (uint32_t)got[i] == want[i];
+    CHECK_MSG(same, "the shards are not [BOS] doc EOS of each document in order");
+    /* too little text for a window in both parts */
+    snprintf(path, sizeof path, "%s/in", dir);
+    CHECK_STATUS(br_trainer_text(path, tokdir, shards, 200, &info), BR_EINVAL);
+    CHECK(strstr(br_errmsg(), "--seq") != NULL);
+    br_tokenizer_free(tok);
+    if (!th_failed) sh("rm -rf %s", dir);
+}
+
 int main(void)
 {
+    text_shards();
     finite_difference(BR_ARCH_QWEN2);
     finite_difference(BR_ARCH_QWEN3);
     finite_difference(BR_ARCH_LLAMA);
