@@ -4,6 +4,7 @@
  * as separate jobs, or as one MPI job with several --mix/--out pairs, where the world is split
  * into one data-parallel group per expert (docs/distributed.md).  One process with several
  * pairs trains the experts one after another. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,19 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: braid branch --from SEED_DIR --data DIR --mix SPEC --out DIR [--mix SPEC --out DIR ...]\n"
-            "                    [train options]\n\n"
+            "                    [train options]\n"
+            "       braid branch --from SEED_DIR --text PATH --out DIR [train options]\n\n"
             "Continues training a copy of the seed on one domain mix (e.g. code=0.9,general=0.1)\n"
             "and writes the expert to --out.  All other options are braid train's (steps, batch,\n"
             "seq, lr, warmup, seed, ...: see 'braid train --help').  Run one process per domain;\n"
             "branches run concurrently without sharing anything but the read-only seed.\n"
             "Several --mix/--out pairs (the i-th --mix goes with the i-th --out): under\n"
             "mpirun -np N (N a multiple of the experts) the ranks split into one data-parallel\n"
-            "group per expert; in one process the experts are trained one after another.\n");
+            "group per expert; in one process the experts are trained one after another.\n"
+            "SEED_DIR may be a Hugging Face model folder: the expert is trained in F32 and written\n"
+            "as a model folder again (config.json, model.safetensors in the seed's dtype unless\n"
+            "--save-dtype says otherwise, the tokenizer files copied); --text trains it on plain\n"
+            "text tokenised by the seed's own tokenizer.\n");
 }
 
 /* Expert e of n on this world: the group of ranks that trains it (world: one process, or
@@ -51,13 +57,14 @@ static int run_experts(int n, char **targv, const char **mixes, const char **out
     }
     int rc = 0;
     for (int e = first; e < last && !rc; e++) {
-        targv[n] = "--mix", targv[n + 1] = (char *)mixes[e];
-        targv[n + 2] = "--out", targv[n + 3] = (char *)outs[e];
-        targv[n + 4] = NULL;
+        int k = n;
+        if (mixes[e]) targv[k++] = "--mix", targv[k++] = (char *)mixes[e]; /* none with --text */
+        targv[k++] = "--out", targv[k++] = (char *)outs[e];
+        targv[k] = NULL;
         if (ne > 1 && br_comm_rank(group ? group : world) == 0)
             fprintf(stderr, "braid: branch: expert %d of %d (%s) -> %s on %d rank(s)\n", e + 1, ne, mixes[e], outs[e],
                     br_comm_size(group ? group : world));
-        rc = cmd_train_in(n + 4, targv, group ? group : world);
+        rc = cmd_train_in(k, targv, group ? group : world);
     }
     br_comm_free(group);
     return rc;
@@ -74,14 +81,22 @@ static const char *flag_value(const char *name, int argc, char **argv, int *i)
     return NULL;
 }
 
-/* A usage error (message on stderr) or 0 when the pairs are usable. */
-static int check_pairs(const char *from, int nm, const char **outs, int no)
+/* A usage error (message on stderr) or 0 when the pairs are usable (with --text: one --out and
+ * no --mix, mixes[0] set to NULL). */
+static int check_pairs(const char *from, int nm, const char **mixes, const char **outs, int no, bool text)
 {
+    if (text) {
+        if (nm || no != 1) {
+            fprintf(stderr, "braid: error: branch: --text trains one expert: give one --out and no --mix\n");
+            return 2;
+        }
+        mixes[0] = NULL;
+    }
     if (nm > MAX_EXPERTS || no > MAX_EXPERTS) {
         fprintf(stderr, "braid: error: branch: at most %d experts in one run\n", MAX_EXPERTS);
         return 2;
     }
-    if (nm < 1 || nm != no) {
+    if (!text && (nm < 1 || nm != no)) {
         usage(stderr);
         fprintf(stderr, "braid: error: branch: give one --out per --mix (%d --mix, %d --out)\n", nm, no);
         return 2;
@@ -104,6 +119,7 @@ int cmd_branch(int argc, char **argv)
 {
     const char *from = NULL, *mixes[MAX_EXPERTS + 1], *outs[MAX_EXPERTS + 1], *v;
     int nm = 0, no = 0;
+    bool text = false;
     char **targv = calloc((size_t)argc + 8, sizeof *targv);
     if (!targv) return fail_status(br_error(BR_ENOMEM, "out of memory"), "branch");
     int n = 0;
@@ -129,6 +145,7 @@ int cmd_branch(int argc, char **argv)
             no++;
             continue;
         }
+        text |= !strcmp(a, "--text") || !strncmp(a, "--text=", 7);
         if (!strcmp(a, "--init") || !strncmp(a, "--init=", 7) || !strcmp(a, "--config") ||
             !strncmp(a, "--config=", 9) || !strcmp(a, "--resume")) {
             fprintf(stderr, "braid: error: branch: %s is not allowed (the branch starts from --from)\n", a);
@@ -153,7 +170,7 @@ int cmd_branch(int argc, char **argv)
         free(targv);
         return 1;
     }
-    int rc = check_pairs(from, nm, outs, no);
+    int rc = check_pairs(from, nm, mixes, outs, no, text);
     if (rc) {
         free(targv);
         return rc;
@@ -161,7 +178,7 @@ int cmd_branch(int argc, char **argv)
     targv[n++] = "--init";
     targv[n++] = (char *)from;
     fflush(stdout);
-    rc = run_experts(n, targv, mixes, outs, nm);
+    rc = run_experts(n, targv, mixes, outs, no);
     free(targv);
     return rc;
 }

@@ -126,9 +126,8 @@ static int inspect_folder(const char *dir, bool as_json)
     if (!cfg_ok) snprintf(support, sizeof support, "no: %s", in.config_error);
     else if (in.weights_status) snprintf(support, sizeof support, "no: %s", in.weights_error);
     else if (in.wt != BR_WT_F32)
-        snprintf(support, sizeof support, "yes: generate, score and eval run it with the %s weights in place (memory-mapped, "
-                 "no F32 copy); training paths convert to F32%s", br_wtype_name(in.wt),
-                 c->qkv_bias || c->qk_norm ? " and are not implemented for this architecture yet" : "");
+        snprintf(support, sizeof support, "yes: generate, score, eval and lora-train run it with the %s weights in place "
+                 "(memory-mapped, no F32 copy); branch and train --init train an F32 copy", br_wtype_name(in.wt));
     else snprintf(support, sizeof support, "yes: loaded as F32 (%s)", c->num_local_experts > 1 ? "mixtures run in F32" : "F32 or mixed dtypes");
     if (as_json) {
         json_t *o = json_pack("{s:s, s:s?, s:s, s:I, s:s, s:I, s:I, s:s?, s:b, s:s, s:s?, s:b, s:s}", "folder", dir,

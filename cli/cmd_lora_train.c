@@ -47,14 +47,17 @@ static void on_step(void *ctx, long done, const br_trainer_step_t *st)
 int cmd_lora_train(int argc, char **argv)
 {
     const char *base = NULL, *data = NULL, *mix_spec = NULL, *out = NULL, *targets_s = "q_proj,v_proj";
+    const char *text = NULL, *tokenizer = NULL;
     int rank = 8, batch = 8, seq = 0, steps = 200, warmup = 10, val_batches = 8;
     float alpha = 16, lr = 1e-3f, wd = 0, clip = 1;
     long seed = 1;
     bool rslora = false;
     const opt_t opts[] = {
-        {"base", OPT_STR, &base, "DIR", "frozen base model (config.json + model.safetensors, or a Q8_0/Q4_0 .gguf file: QLoRA)", true},
-        {"data", OPT_STR, &data, "DIR", "token shards folder (DIR/<domain>/{train,val}.bin from braid data prepare)", true},
-        {"mix", OPT_STR, &mix_spec, "SPEC", "domains and weights, e.g. code=1 or code=0.9,general=0.1", true},
+        {"base", OPT_STR, &base, "DIR", "frozen base model: a braid checkpoint, a Hugging Face model folder (BF16/F16 weights stay 16-bit, in place) or a Q8_0/Q4_0 .gguf file (QLoRA)", true},
+        {"data", OPT_STR, &data, "DIR", "token shards folder (DIR/<domain>/{train,val}.bin from braid data prepare)", false},
+        {"mix", OPT_STR, &mix_spec, "SPEC", "domains and weights, e.g. code=1 or code=0.9,general=0.1", false},
+        {"text", OPT_STR, &text, "PATH", "plain UTF-8 text (a file or a folder of *.txt) instead of --data/--mix, tokenised by the base's tokenizer; the last tenth validates", false},
+        {"tokenizer", OPT_STR, &tokenizer, "PATH", "tokenizer for --text (default: the --base folder's tokenizer.json)", false},
         {"out", OPT_STR, &out, "DIR", "adapter folder to write (PEFT: adapter_config.json + adapter_model.safetensors)", true},
         {"rank", OPT_INT, &rank, "R", "LoRA rank (default 8)", false},
         {"alpha", OPT_FLOAT, &alpha, "A", "LoRA alpha; scale = alpha / rank (default 16)", false},
@@ -70,7 +73,7 @@ int cmd_lora_train(int argc, char **argv)
         {"val-batches", OPT_INT, &val_batches, "N", "validation batches before/after (default 8; 0: skip)", false},
         {"seed", OPT_LONG, &seed, "N", "seed for the adapter init and the data order (default 1)", false},
     };
-    cmd_spec_t spec = {"braid lora-train --base DIR --data DIR --mix SPEC --out DIR [options]",
+    cmd_spec_t spec = {"braid lora-train --base DIR (--data DIR --mix SPEC | --text PATH) --out DIR [options]",
                        "Trains a LoRA adapter on the base model, whose weights stay frozen, and writes it in Hugging "
                        "Face PEFT layout so that `braid serve --adapters` (or PEFT) can load it. Prints the validation "
                        "loss of the base model and of base + adapter on the same batches.",
@@ -80,6 +83,11 @@ int cmd_lora_train(int argc, char **argv)
     if (rc) return rc == 1 ? 0 : 2;
     if (rank < 1 || batch < 1 || steps < 1 || warmup < 0 || seq < 0 || val_batches < 0 || !(alpha > 0) || !(lr > 0)) {
         fprintf(stderr, "braid: error: --rank, --batch, --steps, --alpha and --lr must be positive\n");
+        return 2;
+    }
+    if (!text == !(data && mix_spec) || (text && (data || mix_spec))) {
+        fprintf(stderr, "braid: error: give the training data as --data DIR --mix SPEC (token shards) or as --text "
+                        "FILE|DIR (plain text, tokenised by the base model's tokenizer)\n");
         return 2;
     }
     unsigned targets = 0;
@@ -94,9 +102,7 @@ int cmd_lora_train(int argc, char **argv)
     bool writer = br_comm_rank(world) == 0;
     br_model_t *m = NULL;
     br_lora_adapter_t *a = NULL;
-    /* a GGUF base stays quantised (QLoRA: frozen Q8_0/Q4_0 base, F32 adapter) */
-    size_t bl = strlen(base);
-    st = bl > 5 && !strcmp(base + bl - 5, ".gguf") ? br_model_open(&m, base) : br_model_load(&m, base, false);
+    st = br_model_open(&m, base); /* a 16-bit or quantised base stays in its type: only the adapter is F32 */
     if (st != BR_OK) return fail_status(st, "lora-train");
     size_t T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 128 ? (size_t)m->cfg.max_position_embeddings : 128);
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
@@ -105,8 +111,8 @@ int cmd_lora_train(int argc, char **argv)
     if (st != BR_OK) goto done;
     snprintf(a->base_model, sizeof a->base_model, "%s", base);
     if (writer)
-        fprintf(stderr, "lora-train: rank %d, alpha %g, targets %s: %zu adapter parameters on a %zu-parameter base\n", rank,
-            (double)alpha, targets_s, a->n_params, m->n_params);
+        fprintf(stderr, "lora-train: rank %d, alpha %g, targets %s: %zu adapter parameters (F32) on a %zu-parameter %s base\n",
+                rank, (double)alpha, targets_s, a->n_params, br_config_num_params(&m->cfg), br_wtype_name(m->wt));
     lora_ui_t ui = {.quiet = !writer};
     br_atomic_file_t log;
     br_buf_t log_path = BR_BUF_INIT;
@@ -120,7 +126,8 @@ int cmd_lora_train(int argc, char **argv)
     }
     br_trainer_opts_t o;
     br_trainer_defaults(&o);
-    o.data = data, o.mix = mix_spec, o.steps = steps, o.warmup = warmup, o.seed = (uint64_t)seed;
+    o.data = data, o.mix = mix_spec, o.text = text, o.tokenizer = tokenizer ? tokenizer : base, o.out = out;
+    o.steps = steps, o.warmup = warmup, o.seed = (uint64_t)seed;
     o.batch = (size_t)batch, o.seq = T, o.lr = lr, o.min_lr = lr / 10, o.weight_decay = wd;
     o.beta1 = 0.9f, o.beta2 = 0.999f, o.clip = clip;
     o.hooks = (br_trainer_hooks_t){.ctx = &ui, .on_start = on_start, .on_step = on_step};
@@ -136,7 +143,7 @@ int cmd_lora_train(int argc, char **argv)
     else st = br_atomic_commit(&log);
     if (st != BR_OK) goto done;
     if (val_batches)
-        printf("validation loss on %s: base %.4f, base + adapter %.4f (before training %.4f)\n", mix_spec, val[0],
+        printf("validation loss on %s: base %.4f, base + adapter %.4f (before training %.4f)\n", text ? text : mix_spec, val[0],
                val[2], val[1]);
     st = br_lora_save(a, out);
     if (st == BR_OK)

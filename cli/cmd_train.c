@@ -16,7 +16,7 @@
 #include "lm/train.h"
 
 typedef struct {
-    const char *config, *init, *data, *mix, *out, *save_dtype;
+    const char *config, *init, *data, *mix, *out, *save_dtype, *text, *tokenizer;
     long steps, stop_at, warmup, seed;
     int batch, seq, accum, eval_interval, eval_batches, ckpt_interval, threads;
     float lr, min_lr, wd, beta1, beta2, clip;
@@ -98,9 +98,16 @@ static int fail_rank(br_status s, const train_ui_t *u, br_comm_t *comm)
 
 static int run(train_args_t *a, br_comm_t *comm)
 {
-    br_dtype dtype;
-    if (br_dtype_parse(a->save_dtype, &dtype) || (dtype != BR_DT_F32 && dtype != BR_DT_BF16 && dtype != BR_DT_F16)) {
-        fprintf(stderr, "braid: error: --save-dtype must be F32, BF16 or F16\n");
+    br_dtype dtype = BR_DT_F32;
+    bool auto_dtype = !strcmp(a->save_dtype, "auto");
+    if (!auto_dtype &&
+        (br_dtype_parse(a->save_dtype, &dtype) || (dtype != BR_DT_F32 && dtype != BR_DT_BF16 && dtype != BR_DT_F16))) {
+        fprintf(stderr, "braid: error: --save-dtype must be auto, F32, BF16 or F16\n");
+        return 2;
+    }
+    if (!a->text == !(a->data && a->mix) || (a->text && (a->data || a->mix))) {
+        fprintf(stderr, "braid: error: give the training data as --data DIR --mix SPEC (token shards) or as --text "
+                        "FILE|DIR (plain text, tokenised by the model's tokenizer)\n");
         return 2;
     }
     if (!!a->config + !!a->init + a->resume != 1) {
@@ -144,7 +151,8 @@ static int run(train_args_t *a, br_comm_t *comm)
         .batch = (size_t)a->batch, .seq = (size_t)a->seq, .accum = a->accum, .lr = a->lr,
         .min_lr = a->min_lr < 0 ? a->lr / 10 : a->min_lr, .weight_decay = a->wd, .beta1 = a->beta1,
         .beta2 = a->beta2, .eps = 1e-8f, .clip = a->clip, .eval_interval = a->eval_interval,
-        .eval_batches = a->eval_batches, .ckpt_interval = a->ckpt_interval, .save_dtype = (int)dtype,
+        .eval_batches = a->eval_batches, .ckpt_interval = a->ckpt_interval, .save_dtype = auto_dtype ? -1 : (int)dtype,
+        .text = a->text, .tokenizer = a->tokenizer,
         .hooks = {&ui, on_start, on_step, on_eval, on_save}, .comm = comm,
         .bucket = (size_t)((double)a->bucket_mb * (1 << 20) / sizeof(float)), .routers_only = routers_only};
     long final_step = 0;
@@ -162,14 +170,16 @@ static int run(train_args_t *a, br_comm_t *comm)
 
 int cmd_train_in(int argc, char **argv, br_comm_t *comm)
 {
-    train_args_t a = {NULL, NULL, NULL, NULL, NULL, "F32", 1000, 0, 100, 1, 16, 256, 1, 200, 10, 500, 0,
+    train_args_t a = {NULL, NULL, NULL, NULL, NULL, "auto", NULL, NULL, 1000, 0, 100, 1, 16, 256, 1, 200, 10, 500, 0,
                       1e-3f, -1.0f, 0.1f, 0.9f, 0.95f, 1.0f, false, false, 0, "all"};
     const opt_t opts[] = {
         {"config", OPT_STR, &a.config, "FILE", "config.json of a new model (random init from --seed)", false},
-        {"init", OPT_STR, &a.init, "DIR", "start from the weights of an existing checkpoint (new optimizer)", false},
+        {"init", OPT_STR, &a.init, "DIR", "start from the weights of an existing checkpoint or Hugging Face model folder (trained in F32; new optimizer)", false},
         {"resume", OPT_BOOL, &a.resume, NULL, "continue the run in --out exactly where its last checkpoint left it", false},
-        {"data", OPT_STR, &a.data, "DIR", "token shards: DIR/<domain>/{train,val}.bin (braid data prepare)", true},
-        {"mix", OPT_STR, &a.mix, "SPEC", "domain weights, e.g. general=1,code=1", true},
+        {"data", OPT_STR, &a.data, "DIR", "token shards: DIR/<domain>/{train,val}.bin (braid data prepare)", false},
+        {"mix", OPT_STR, &a.mix, "SPEC", "domain weights, e.g. general=1,code=1", false},
+        {"text", OPT_STR, &a.text, "PATH", "plain UTF-8 text (a file or a folder of *.txt) instead of --data/--mix: tokenised by the model's tokenizer into OUT/data, the last tenth validates", false},
+        {"tokenizer", OPT_STR, &a.tokenizer, "PATH", "tokenizer for --text (tokenizer.json or a folder with it; default: the --init folder's)", false},
         {"out", OPT_STR, &a.out, "DIR", "run directory: checkpoint, optimizer state, train_log.jsonl", true},
         {"steps", OPT_LONG, &a.steps, "N", "optimizer steps (default 1000)", false},
         {"batch", OPT_INT, &a.batch, "B", "sequences per micro-batch (default 16)", false},
@@ -187,18 +197,19 @@ int cmd_train_in(int argc, char **argv, br_comm_t *comm)
         {"eval-batches", OPT_INT, &a.eval_batches, "N", "validation batches per domain (default 10)", false},
         {"ckpt-interval", OPT_INT, &a.ckpt_interval, "N", "checkpoint every N steps, 0 = only at the end (default 500)", false},
         {"stop-at", OPT_LONG, &a.stop_at, "N", "stop (with a checkpoint) after step N, as if interrupted; the schedule still targets --steps", false},
-        {"save-dtype", OPT_STR, &a.save_dtype, "DT", "dtype of model.safetensors: F32 (default), BF16 or F16; resume state is always F32", false},
+        {"save-dtype", OPT_STR, &a.save_dtype, "DT", "dtype of model.safetensors: auto (default: the --init folder's, so a BF16 Hub folder stays BF16; else F32), F32, BF16 or F16; resume state is always F32", false},
         {"threads", OPT_INT, &a.threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
         {"mpi", OPT_BOOL, &a.mpi, NULL, "require data parallelism: fail unless started as several ranks by mpirun -np N (without this flag mpirun also works)", false},
         {"bucket-mb", OPT_FLOAT, &a.bucket_mb, "MB", "data-parallel gradient bucket in MiB (default 16)", false},
         {"train", OPT_STR, &a.train, "WHAT", "all (default) or router: only an MoE's routers (and Nexus projectors) learn, every other weight stays frozen; no optimizer.safetensors, no --resume", false},
     };
-    cmd_spec_t spec = {"braid train (--config CFG.json | --init DIR | --resume) --data DIR --mix SPEC --out DIR [options]",
+    cmd_spec_t spec = {"braid train (--config CFG.json | --init DIR | --resume) (--data DIR --mix SPEC | --text PATH) --out DIR [options]",
                        "Trains the dense Llama-style model with AdamW (warmup + cosine decay, clipping, "
                        "accumulation) on random windows of a weighted domain mix. Writes OUT/config.json + "
                        "OUT/model.safetensors (Hugging Face names), OUT/optimizer.safetensors (weights, AdamW "
                        "state, data position: --resume reproduces the uninterrupted run exactly) and "
-                       "OUT/train_log.jsonl (one line per step, plus validation lines). Under mpirun -np N "
+                       "OUT/train_log.jsonl (one line per step, plus validation lines). From a Hugging Face model folder "
+                       "(--init) OUT is a model folder again: its tokenizer files are copied. Under mpirun -np N "
                        "the ranks train data-parallel: --batch per rank, rank 0 writes OUT "
                        "(docs/distributed.md).",
                        opts, sizeof opts / sizeof *opts, 0, 0};

@@ -9,7 +9,7 @@
  *     ~1e-2 relative through two layers: measured 2e-3..6e-3 here, allowed 2e-2; the adapters
  *     move them by far more (checked, so the comparison is not vacuous).
  *   - QLoRA training (frozen Q8_0/Q4_0 base, F32 adapter): the adapter's gradient from the train
- *     step (input gradients through the table's matmul_dinp_quant) against (a) the gradient
+ *     step (input gradients through the table's matmul_dinp) against (a) the gradient
  *     of the dequantised F32 model (the same function but for the activation rounding:
  *     allowed 3e-2 of the largest; measured 7e-3 / 1e-2) and (b) central finite differences
  *     of the quantised model's own loss along the gradient and along the gradient weighted
@@ -240,7 +240,7 @@ int main(void)
     CHECK_OK(br_model_quantize(&h16, m, BR_WT_BF16));
     br_lora_adapter_t *a = NULL;
     CHECK_OK(br_lora_create(&a, &shapes, 2, 4, 1u << BR_PROJ_Q, false, 3));
-    if (h16 && a && !br_kernels()->matmul_dinp_quant[BR_WT_BF16]) {
+    if (h16 && a && !br_kernels()->matmul_dinp[BR_WT_BF16]) {
         CHECK_OK(br_lora_alloc_grads(a));
         br_lora_batch_t *lb = NULL;
         CHECK_OK(br_lora_batch_create(&lb));

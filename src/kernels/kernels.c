@@ -154,13 +154,13 @@ br_status br_matmul_dinp(br_wtype wt, float *dinp, const float *dout, const void
 {
     const br_kernels_t *k = br_kernels();
     if (wt == BR_WT_F32) {
-        k->matmul_backward(dinp, NULL, dout, NULL, (const float *)w, N, C, OC);
+        if (N) k->matmul_backward(dinp, NULL, dout, NULL, (const float *)w, N, C, OC);
         return BR_OK;
     }
-    if ((unsigned)wt >= BR_WT_COUNT || !k->matmul_dinp_quant[wt])
-        return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no input gradient for %s weights (a frozen "
-                        "Q8_0/Q4_0 or F32 base trains adapters)", k->name, br_wtype_name(wt));
-    k->matmul_dinp_quant[wt](dinp, dout, w, N, C, OC);
+    if ((unsigned)wt >= BR_WT_COUNT || !k->matmul_dinp[wt])
+        return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no input gradient through frozen %s weights "
+                        "(adapters train on F32, BF16, F16, Q8_0 and Q4_0 bases)", k->name, br_wtype_name(wt));
+    if (N) k->matmul_dinp[wt](dinp, dout, w, N, C, OC);
     return BR_OK;
 }
 

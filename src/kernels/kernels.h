@@ -110,9 +110,10 @@ typedef struct br_kernels {
     void (*matmul_backward)(float *dinp, float *dw, const float *dout /* (N,OC) */,
                             const float *inp /* (N,C) */, const float *w /* (OC,C) */, size_t N,
                             size_t C, size_t OC);
-    /* QLoRA: dinp += dout W for a frozen W of a block type (Q8_0, Q4_0), W's exact values,
-     * F32 accumulation; NULL for the other types (F32 uses matmul_backward). */
-    br_matmul_dinp_fn matmul_dinp_quant[BR_WT_COUNT];
+    /* dinp (N,C) += dout (N,OC) W for a frozen W (OC,C) stored BF16, F16, Q8_0 or Q4_0: W's
+     * exact values, F32 accumulation — the input gradient of a base that stays in its stored type
+     * while an adapter trains (LoRA on a 16-bit folder, QLoRA); NULL for F32 (matmul_backward). */
+    br_matmul_dinp_fn matmul_dinp[BR_WT_COUNT];
 
     /* ---- layers (nn/nn.h documents each; the names match br_<layer>_<dir>) ---- */
     void (*embedding_forward)(float *out /* (N,C) */, const int32_t *tokens /* (N) */,
@@ -199,9 +200,9 @@ br_status br_kernels_matmul_check(const br_kernels_t *k, br_wtype wt);
 br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t N, size_t C,
                     size_t OC);
 
-/* dinp (N,C) += dout (N,OC) W through the active table: matmul_backward for F32,
- * matmul_dinp_quant for Q8_0/Q4_0; BR_EUNSUPPORTED naming the type and table otherwise (dinp
- * untouched). */
+/* dinp (N,C) += dout (N,OC) W through the active table, W (OC,C) of type wt: matmul_backward
+ * for F32, matmul_dinp[wt] for BF16/F16/Q8_0/Q4_0; BR_EUNSUPPORTED naming the type and table
+ * otherwise (dinp untouched).  With N == 0 it only answers whether the type is supported. */
 br_status br_matmul_dinp(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N, size_t C,
                          size_t OC);
 

@@ -462,6 +462,37 @@ static void add_bias(float *x, const float *b, size_t N, size_t D)
     for (size_t r = 0; r < N; r++) br_add_inplace(x + r * D, b, D);
 }
 
+/* What training keeps of the q/k RMSNorm (Qwen3) for its backward; NULL members (inference,
+ * or a config without q/k norms): normalised in place. */
+typedef struct {
+    float *q, *k;         /* (N,Dq), (N,Dkv) the projections (+ biases) before the norm */
+    float *rq, *rk;       /* (N*NH), (N*NKV) their per-head 1/rms */
+} qk_pre_t;
+
+static void attn_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
+                     const int32_t *pos, size_t N, const br_lora_hook_t *lora, const qk_pre_t *pre)
+{
+    br_dims_t d = br_model_dims(m);
+    const br_attn_weights_t *a = &m->w.layers[l].attn;
+    bool keep = a->q_norm && pre && pre->q;
+    float *qp = keep ? pre->q : q, *kp = keep ? pre->k : k;
+    br_model_proj(m, qp, xn, a->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
+    br_model_proj(m, kp, xn, a->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
+    br_model_proj(m, v, xn, a->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
+    if (a->bq) { /* Qwen2: biases after the (LoRA-adapted) projections, as nn.Linear + PEFT */
+        add_bias(qp, a->bq, N, d.Dq);
+        add_bias(kp, a->bk, N, d.Dkv);
+        add_bias(v, a->bv, N, d.Dkv);
+    }
+    if (a->q_norm) { /* Qwen3: RMSNorm over each head's hd values, before RoPE */
+        float eps = m->cfg.rms_norm_eps;
+        br_rmsnorm_forward(q, keep ? pre->rq : NULL, qp, a->q_norm, eps, N * d.NH, d.hd);
+        br_rmsnorm_forward(k, keep ? pre->rk : NULL, kp, a->k_norm, eps, N * d.NKV, d.hd);
+    }
+    br_rope_forward(q, pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
+    br_rope_forward(k, pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
+}
+
 void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
                       const int32_t *pos, size_t N, const br_lora_hook_t *lora)
 {
@@ -469,23 +500,7 @@ void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
         br_moe_infer_qkv(m, l, q, k, v, xn, pos, N);
         return;
     }
-    br_dims_t d = br_model_dims(m);
-    const br_attn_weights_t *a = &m->w.layers[l].attn;
-    br_model_proj(m, q, xn, a->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
-    br_model_proj(m, k, xn, a->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
-    br_model_proj(m, v, xn, a->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
-    if (a->bq) { /* Qwen2: biases after the (LoRA-adapted) projections, as nn.Linear + PEFT */
-        add_bias(q, a->bq, N, d.Dq);
-        add_bias(k, a->bk, N, d.Dkv);
-        add_bias(v, a->bv, N, d.Dkv);
-    }
-    if (a->q_norm) { /* Qwen3: RMSNorm over each head's hd values, before RoPE */
-        float eps = m->cfg.rms_norm_eps;
-        br_rmsnorm_forward(q, NULL, q, a->q_norm, eps, N * d.NH, d.hd);
-        br_rmsnorm_forward(k, NULL, k, a->k_norm, eps, N * d.NKV, d.hd);
-    }
-    br_rope_forward(q, pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
-    br_rope_forward(k, pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
+    attn_qkv(m, l, q, k, v, xn, pos, N, lora, NULL);
 }
 
 void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, size_t N,
@@ -528,6 +543,7 @@ typedef struct {
     float *gate;  /* (N,F) */
     float *up;    /* (N,F) */
     float *act;   /* (N,F) silu(gate) * up */
+    qk_pre_t qk;  /* q/k before their RMSNorm, and its 1/rms (training with q/k norms), else NULL */
 } layer_acts_t;
 
 struct br_model_acts {
@@ -550,6 +566,7 @@ struct br_model_acts {
     float *dxf;       /* (N,C) */
     float *dq, *dk, *dv, *dao; /* (N,Dq) (N,Dkv) (N,Dkv) (N,Dq) */
     float *dgate, *dup, *dact; /* (N,F) */
+    float *dkpre;     /* (N,Dkv) gradient of k before its RMSNorm (q/k norms), else NULL */
     float aux_scale;  /* multiplies the MoE auxiliary-loss gradients (the step's loss_scale) */
 };
 
@@ -579,11 +596,14 @@ static br_status ensure_acts(br_model_t *m, size_t B, size_t T, bool train)
     size_t Dq = moa ? 0 : d.Dq, Dkv = moa ? 0 : d.Dkv, NH = moa ? 0 : d.NH, F = moe ? 0 : d.F;
     /* sizes in floats, each rounded to 16 */
 #define R16(x) (((x) + 15) & ~(size_t)15)
+    /* training keeps q and k before a q/k RMSNorm for its backward */
+    bool qk = train && m->cfg.qk_norm && !moa;
     size_t per_slot = R16(N * d.C) + R16(N) + R16(N * Dq) * 2 + R16(N * Dkv) * 2 +
-                      R16(B * NH * T * T) + (seq ? R16(N * d.C) * 2 + R16(N) : 0) + R16(N * F) * 3;
+                      R16(B * NH * T * T) + (seq ? R16(N * d.C) * 2 + R16(N) : 0) + R16(N * F) * 3 +
+                      (qk ? R16(N * Dq) + R16(N * Dkv) + R16(N * NH) + R16(N * d.NKV) : 0);
     size_t rest = nx * R16(N * d.C) + R16(N * d.C) * 3 + R16(N) + R16(chunk * d.V) + R16(N);
     if (train)
-        rest += R16(N * d.C) * 3 + R16(N * Dq) * 2 + R16(N * Dkv) * 2 + R16(N * F) * 3;
+        rest += R16(N * d.C) * 3 + R16(N * Dq) * 2 + R16(N * Dkv) * 2 + R16(N * F) * 3 + (qk ? R16(N * Dkv) : 0);
     double total = ((double)per_slot * nslots + rest) * sizeof(float);
     if (total > 1e15) return br_error(BR_ENOMEM, "activations for B=%zu T=%zu are too large", B, T);
     a = calloc(1, sizeof *a);
@@ -618,6 +638,12 @@ static br_status ensure_acts(br_model_t *m, size_t B, size_t T, bool train)
         la->gate = TAKE(N * F);
         la->up = TAKE(N * F);
         la->act = TAKE(N * F);
+        if (qk) {
+            la->qk.q = TAKE(N * Dq);
+            la->qk.k = TAKE(N * Dkv);
+            la->qk.rq = TAKE(N * NH);
+            la->qk.rk = TAKE(N * d.NKV);
+        }
     }
     for (size_t i = 0; i < nx; i++) a->x[i] = TAKE(N * d.C);
     a->xf = TAKE(N * d.C);
@@ -637,6 +663,7 @@ static br_status ensure_acts(br_model_t *m, size_t B, size_t T, bool train)
         a->dgate = TAKE(N * F);
         a->dup = TAKE(N * F);
         a->dact = TAKE(N * F);
+        if (qk) a->dkpre = TAKE(N * Dkv);
     }
 #undef TAKE
 #undef R16
@@ -686,7 +713,7 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
         if (br_moe_has_moa(m)) {
             br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T);
         } else {
-            br_attn_part_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora);
+            attn_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora, &la->qk);
             br_attention_forward(la->ao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
             br_attn_part_out(m, (int)l, a->tmp, la->ao, N, lora);
         }
@@ -704,6 +731,24 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
         }
     }
     br_rmsnorm_forward(a->xf, a->rstdf, a->x[d.L % a->nx], m->w.final_norm, eps, N, d.C);
+}
+
+/* br_model_proj_backward for a matrix of the model's weight type: a frozen 16-bit or block-
+ * quantised matrix (a base run in its stored type, LoRA-only training) passes its input
+ * gradient through br_matmul_dinp and has no weight gradient (dw NULL; br_model_train_step
+ * checked the type is supported). */
+static void proj_backward(const br_model_t *m, float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, size_t N, size_t C, size_t OC, const br_lora_hook_t *lora, int layer,
+                          br_proj proj)
+{
+    if (m->wt == BR_WT_F32) {
+        br_model_proj_backward(dinp, dw, dout, inp, w, N, C, OC, lora, layer, proj);
+        return;
+    }
+    BR_ASSERT(!dw);
+    br_status s = br_matmul_dinp(m->wt, dinp, dout, w, N, C, OC);
+    BR_ASSERT(s == BR_OK);
+    if (lora && lora->backward) lora->backward(lora, dinp, dout, inp, N, C, OC, layer, proj);
 }
 
 /* logits (N,V) = xf (N,C) lm_head^T (the F32 call as before; other types through the table). */
@@ -734,13 +779,9 @@ static double head_loss(br_model_t *m, const int32_t *targets, float *losses, bo
         for (size_t i = 0; i < n; i++) c += targets[r0 + i] >= 0;
         sum += (double)mean * (double)c;
         count += c;
-        if (bwd && m->wt == BR_WT_F32) {
-            br_linear_backward(a->dxf + r0 * d.C, dwh, a->logits, a->xf + r0 * d.C,
-                               m->w.lm_head, n, d.C, d.V);
-        } else if (bwd) { /* a frozen quantised head (QLoRA): the input gradient only */
-            br_status s = br_matmul_dinp(m->wt, a->dxf + r0 * d.C, a->logits, m->w.lm_head, n, d.C, d.V);
-            BR_ASSERT(s == BR_OK); /* train_step checked the table has this type */
-        }
+        if (bwd)
+            proj_backward(m, a->dxf + r0 * d.C, dwh, a->logits, a->xf + r0 * d.C, m->w.lm_head, n, d.C,
+                          d.V, NULL, -1, BR_PROJ_COUNT);
     }
     *count_out = count;
     return sum;
@@ -798,21 +839,6 @@ void br_model_zero_grad(br_model_t *m)
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
-/* br_model_proj_backward for a matrix of the model's type: a quantised base (QLoRA) is frozen,
- * so only the input gradient, through the table's matmul_dinp_quant. */
-static void proj_backward(const br_model_t *m, float *dinp, float *dw, const float *dout, const float *inp,
-                          const float *w, size_t N, size_t C, size_t OC, const br_lora_hook_t *lora, int layer,
-                          br_proj proj)
-{
-    if (m->wt == BR_WT_F32) {
-        br_model_proj_backward(dinp, dw, dout, inp, w, N, C, OC, lora, layer, proj);
-        return;
-    }
-    br_status s = br_matmul_dinp(m->wt, dinp, dout, w, N, C, OC);
-    BR_ASSERT(s == BR_OK && !dw); /* train_step checked the type and that the base is frozen */
-    if (lora && lora->backward) lora->backward(lora, dinp, dout, inp, N, C, OC, layer, proj);
-}
-
 /* Backward of the FFN part: dxn (N,C) += d/dxn given dout (N,C). */
 static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
                               const float *xn, const layer_acts_t *la, size_t N,
@@ -833,6 +859,12 @@ static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
     br_swiglu_backward(a->dgate, a->dup, a->dact, la->gate, la->up, N * d.F);
     proj_backward(m, dxn, base ? g->gate : NULL, a->dgate, xn, f->gate, N, d.C, d.F, lora, l, BR_PROJ_GATE);
     proj_backward(m, dxn, base ? g->up : NULL, a->dup, xn, f->up, N, d.C, d.F, lora, l, BR_PROJ_UP);
+}
+
+/* db (D) += the column sums of dout (N,D): the gradient of a bias added to every row. */
+static void bias_backward(float *db, const float *dout, size_t N, size_t D)
+{
+    for (size_t r = 0; r < N; r++) br_add_inplace(db, dout + r * D, D);
 }
 
 /* Backward of the attention part: dxn (N,C) += d/dxn given dout (N,C). */
@@ -857,8 +889,22 @@ static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *do
     br_attention_backward(a->dq, a->dk, a->dv, a->dao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
     br_rope_backward(a->dq, a->pos, m->rope_cos, m->rope_sin, N, d.NH, d.hd);
     br_rope_backward(a->dk, a->pos, m->rope_cos, m->rope_sin, N, d.NKV, d.hd);
-    proj_backward(m, dxn, base ? g->wq : NULL, a->dq, xn, w->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
-    proj_backward(m, dxn, base ? g->wk : NULL, a->dk, xn, w->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
+    float *dq = a->dq, *dk = a->dk; /* gradients of the projections (+ biases) */
+    if (w->q_norm) {
+        /* Qwen3: back through the per-head RMSNorm; dao is free again (attention is done) */
+        dq = a->dao, dk = a->dkpre;
+        memset(dq, 0, N * d.Dq * sizeof(float));
+        memset(dk, 0, N * d.Dkv * sizeof(float));
+        br_rmsnorm_backward(dq, base ? g->q_norm : NULL, a->dq, la->qk.q, w->q_norm, la->qk.rq, N * d.NH, d.hd);
+        br_rmsnorm_backward(dk, base ? g->k_norm : NULL, a->dk, la->qk.k, w->k_norm, la->qk.rk, N * d.NKV, d.hd);
+    }
+    if (w->bq && base) { /* Qwen2: a bias's gradient is its output's, summed over rows */
+        bias_backward(g->bq, dq, N, d.Dq);
+        bias_backward(g->bk, dk, N, d.Dkv);
+        bias_backward(g->bv, a->dv, N, d.Dkv);
+    }
+    proj_backward(m, dxn, base ? g->wq : NULL, dq, xn, w->wq, N, d.C, d.Dq, lora, l, BR_PROJ_Q);
+    proj_backward(m, dxn, base ? g->wk : NULL, dk, xn, w->wk, N, d.C, d.Dkv, lora, l, BR_PROJ_K);
     proj_backward(m, dxn, base ? g->wv : NULL, a->dv, xn, w->wv, N, d.C, d.Dkv, lora, l, BR_PROJ_V);
 }
 
@@ -868,15 +914,9 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
     br_train_opts_t dflt = {NULL, true, 1.0f, false};
     if (!opts) opts = &dflt;
     bool base = opts->train_base, routers = base || opts->train_routers;
-    if (routers || !opts->lora || m->wt == BR_WT_F32) BR_TRY(need_params(m, "training"));
-    else if (!br_kernels()->matmul_dinp_quant[m->wt])
-        return br_error(BR_EUNSUPPORTED, "training an adapter on a frozen %s base needs the input gradient "
-                        "of %s matrices, which the '%s' kernels lack (Q8_0 and Q4_0 bases train; load "
-                        "other types with br_model_load)", br_wtype_name(m->wt), br_wtype_name(m->wt),
-                        br_kernels()->name);
-    if (m->cfg.qkv_bias || m->cfg.qk_norm)
-        return br_error(BR_EUNSUPPORTED, "training a %s model (q/k/v biases or q/k norms) is not implemented "
-                        "yet: braid runs it for inference only", br_arch_name(m->cfg.arch));
+    if (routers || !opts->lora) BR_TRY(need_params(m, base ? "training the base weights" : "training the routers"));
+    else if (m->wt != BR_WT_F32) /* a frozen base in its stored type: its input gradient must exist */
+        BR_TRY(br_matmul_dinp(m->wt, NULL, NULL, NULL, 0, 0, 0));
     if (routers && !m->grads) BR_TRY(br_model_alloc_grads(m));
     if (!targets) return br_error(BR_EINVAL, "training needs targets");
     BR_TRY(check_batch(m, inputs, targets, B, T));

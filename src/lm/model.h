@@ -212,8 +212,8 @@ br_status br_model_load(br_model_t **out, const char *dir, bool with_grads);
 br_status br_model_save(const br_model_t *m, const char *dir, int dtype /* br_dtype */);
 /* For inference: DIR as the Hub holds it (config.json; model.safetensors or shards with
  * model.safetensors.index.json).  A dense BF16 or F16 checkpoint is run in place: its
- * matrices stay 16-bit in the memory-mapped files (m->wt, m->map; no F32 copy; training,
- * saving and gradients refuse such a model).  F32 files, mixed types and mixtures load as
+ * matrices stay 16-bit in the memory-mapped files (m->wt, m->map; no F32 copy; saving,
+ * gradients and training the base weights refuse such a model, LoRA-only training runs on it).  F32 files, mixed types and mixtures load as
  * br_model_load(dir, false) does.  A path ending in .gguf that is not a folder is read by
  * br_model_open_gguf (lm/gguf.h).  Errors as br_model_load. */
 br_status br_model_open(br_model_t **out, const char *dir);
@@ -264,7 +264,8 @@ void br_model_proj_backward(float *dinp, float *dw, const float *dout, const flo
 typedef struct {
     const br_lora_hook_t *lora; /* NULL: no adapter */
     bool train_base;            /* false: no base-weight gradients (LoRA-only training; grads
-                                 * may then be NULL) */
+                                 * may then be NULL, and the model may be a BF16/F16 view of
+                                 * br_model_open: input gradients through br_matmul_dinp) */
     float loss_scale;           /* multiplies d(mean loss); 1/accum_steps for accumulation */
     bool train_routers;         /* with train_base false: gradients of the mixtures' routers
                                  * only (FFN and attention routers, Nexus projector) */

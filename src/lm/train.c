@@ -699,18 +699,92 @@ static br_status train_loop(br_trainer_t *t, br_mix_t *mix, FILE *log, bool fold
     return s;
 }
 
-br_status br_trainer_run(const br_trainer_opts_t *o, long *final_step)
+/* ---- model folders and plain text ---------------------------------------------------------- */
+
+/* The files of a model folder besides its weights that make the trained copy a complete model
+ * folder again (the tokenizer, its config and chat template, generation defaults). */
+static const char *const tokenizer_files[] = {
+    "tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json",
+    "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt",
+};
+
+/* Copies those of them that `from` has into `to` (atomically; none when they are one folder). */
+static br_status copy_tokenizer_files(const char *from, const char *to)
+{
+    char a[4096], b[4096];
+    if (!from || !br_dir_exists(from) || (realpath(from, a) && realpath(to, b) && !strcmp(a, b))) return BR_OK;
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
+        BR_TRY(br_path_join(a, sizeof a, from, tokenizer_files[i]));
+        if (!br_file_exists(a)) continue;
+        char *data;
+        size_t n;
+        BR_TRY(br_path_join(b, sizeof b, to, tokenizer_files[i]));
+        BR_TRY(br_read_file(a, &data, &n));
+        br_status s = br_write_file_atomic(b, data, n);
+        free(data);
+        BR_TRY(s);
+    }
+    return BR_OK;
+}
+
+/* save_dtype -1: the dtype of the matrices in DIR's weights (BF16 or F16 when all are), else F32. */
+static int folder_dtype(const char *dir)
+{
+    br_model_info_t *info = calloc(1, sizeof *info);
+    int dt = BR_DT_F32;
+    if (info && dir && !br_model_inspect(dir, info) && !info->weights_status)
+        dt = info->wt == BR_WT_BF16 ? BR_DT_BF16 : info->wt == BR_WT_F16 ? BR_DT_F16 : BR_DT_F32;
+    free(info);
+    return dt;
+}
+
+/* opts.text: tokenises it into DIR/data (DIR: the run folder) and points data and mix there
+ * (data_dir: the caller's buffer for the path). */
+static br_status text_opts(br_trainer_opts_t *o, const char *dir, char *data_dir, size_t cap)
+{
+    if (!o->text) return BR_OK;
+    if (o->data || o->mix) return br_error(BR_EINVAL, "give either --text or --data and --mix, not both");
+    const char *tok = o->tokenizer ? o->tokenizer : o->init ? o->init : o->resume ? o->out : NULL;
+    if (!tok)
+        return br_error(BR_EINVAL, "--text needs the model's tokenizer: give --tokenizer (a tokenizer.json or a "
+                        "model folder holding one)");
+    if (!dir) return br_error(BR_EINVAL, "--text needs an output folder for its token shards");
+    BR_TRY(br_path_join(data_dir, cap, dir, "data"));
+    br_text_data_t info;
+    BR_TRY(br_trainer_text(o->text, tok, data_dir, o->seq + 1, &info));
+    o->data = data_dir;
+    o->mix = BR_TEXT_DOMAIN "=1";
+    return BR_OK;
+}
+
+/* Removes what text_opts wrote under data_dir (best effort: the folder is ours). */
+static void remove_text_shards(const char *data_dir)
+{
+    char dir[4096], path[4096];
+    if (br_path_join(dir, sizeof dir, data_dir, BR_TEXT_DOMAIN)) return;
+    if (!br_path_join(path, sizeof path, dir, "train.bin")) unlink(path);
+    if (!br_path_join(path, sizeof path, dir, "val.bin")) unlink(path);
+    rmdir(dir);
+    rmdir(data_dir);
+}
+
+br_status br_trainer_run(const br_trainer_opts_t *oin, long *final_step)
 {
     br_model_t *m = NULL;
     br_mix_t *mix = NULL;
     br_trainer_t *t = NULL;
     FILE *log = NULL;
     size_t removed = 0;
-    char path[4096];
+    char path[4096], data_dir[4096];
+    br_trainer_opts_t oo = *oin, *o = &oo;
     bool root = br_comm_rank(o->comm) == 0; /* the one writer of the run folder */
-    br_status s = open_run(o, &m, &mix);
+    if (o->save_dtype < 0) o->save_dtype = folder_dtype(o->init ? o->init : o->resume ? o->out : NULL);
+    br_status s = o->text && o->out ? br_mkdir_p(o->out) : BR_OK;
+    if (!s) s = text_opts(o, o->out, data_dir, sizeof data_dir);
+    if (!s) s = open_run(o, &m, &mix);
     if (!s && root) s = br_mkdir_p(o->out);
     if (!s && root) s = remove_stale_temps(o->out, &removed);
+    if (!s && root && !o->resume) s = copy_tokenizer_files(o->init, o->out);
     if (!s && root) s = br_path_join(path, sizeof path, o->out, "train_log.jsonl");
     if (!s && root) s = o->resume ? trim_log(path, m->step) : br_write_file_atomic(path, "", 0);
     if (!s && root && !(log = fopen(path, "a"))) s = br_error(BR_EIO, "cannot open %s", path);
@@ -740,7 +814,10 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
     size_t B = oo.batch, T = oo.seq;
     /* validation (every rank alike): the windows of val_batches batches of all ranks' windows */
     val_batches *= br_comm_size(oo.comm);
-    br_status s = br_trainer_create(&t, m, a, &oo);
+    char data_dir[4096];
+    br_status s = oo.text && oo.out ? br_mkdir_p(oo.out) : BR_OK;
+    if (!s) s = text_opts(&oo, oo.out, data_dir, sizeof data_dir);
+    if (!s) s = br_trainer_create(&t, m, a, &oo);
     if (!s) s = br_mix_create(&train, oo.data, oo.mix, "train", oo.seed);
     if (!s && br_mix_vocab(train) > (uint32_t)m->cfg.vocab_size)
         s = br_error(BR_EINVAL, "the shards' vocabulary (%u) is larger than the model's (%d)", br_mix_vocab(train),
@@ -763,5 +840,6 @@ br_status br_trainer_lora(br_model_t *m, br_lora_adapter_t *a, const br_trainer_
     br_trainer_free(t);
     br_mix_free(train);
     br_mix_free(val);
+    if (oo.text && oo.data == data_dir) remove_text_shards(data_dir); /* the adapter folder stays PEFT's */
     return s;
 }

@@ -72,7 +72,14 @@ typedef struct {
 
     const char *data;            /* token folder DATA/<domain>/{train,val}.bin */
     const char *mix;             /* domain weights, e.g. "general=1,code=1" */
-    const char *out;             /* run folder (br_trainer_run; LoRA mode: unused) */
+    /* or plain text (instead of data and mix): a UTF-8 file or a folder of *.txt files,
+     * tokenised by `tokenizer` (a tokenizer.json or a folder holding one with its
+     * tokenizer_config.json; NULL: the --init folder, or the run folder on resume) into
+     * OUT/data/text/{train,val}.bin (br_trainer_text) and trained on as the mix "text=1" */
+    const char *text;
+    const char *tokenizer;
+    const char *out;             /* run folder (br_trainer_run; LoRA mode: only --text uses it, for
+                                  * its token shards, removed afterwards) */
     long steps;                  /* length of the schedule */
     long stop_at;                /* > 0: stop (with a checkpoint) after this step */
     long warmup;                 /* linear warmup steps */
@@ -85,7 +92,9 @@ typedef struct {
     int eval_interval;           /* validate every N steps (0: only at the end) */
     int eval_batches;            /* validation batches per domain */
     int ckpt_interval;           /* checkpoint every N steps (0: only at the end) */
-    int save_dtype;              /* br_dtype of model.safetensors: F32, BF16 or F16 */
+    int save_dtype;              /* br_dtype of model.safetensors: F32, BF16 or F16; -1: the dtype
+                                  * of the --init folder's matrices (a Hub folder stays BF16), on
+                                  * resume of the run's model.safetensors, else F32 */
 
     /* Data parallelism (docs/distributed.md).  NULL or a group of one: one process, exactly the
      * single-process numbers.  A group of N: each rank takes its B of every micro-batch of N*B
@@ -120,6 +129,23 @@ void br_trainer_defaults(br_trainer_opts_t *o);
  * run folder is at.  A resume reads out/config.json and out/optimizer.safetensors only;
  * BR_ENOTFOUND (saying to start again) when the run has no checkpoint yet. */
 br_status br_trainer_run(const br_trainer_opts_t *o, long *final_step);
+
+/* Plain text for training (opts.text): every document of `text` (a file or the *.txt files of a
+ * folder, in name order; documents inside a file separated by BR_DOC_SEPARATOR) encoded by the
+ * tokenizer (tokenizer.json, or a folder with it) as [BOS] tokens EOS, BOS when
+ * tokenizer_config.json has add_bos_token, EOS generation_config's first eos_token_id (else
+ * tokenizer_config's eos_token, else the tokenizer's end-of-text), then cut into the shards
+ * SHARD_DIR/text/train.bin and val.bin (the last tenth, at least min_tokens: one window).
+ * BR_EINVAL when the text is too short for a window in both. */
+#define BR_TEXT_DOMAIN "text"
+typedef struct {
+    size_t files, train_tokens, val_tokens;
+    uint64_t bytes;
+    uint32_t vocab;            /* the tokenizer's (ids + added tokens) */
+    int32_t bos, eos;          /* -1: none */
+} br_text_data_t;
+br_status br_trainer_text(const char *text, const char *tokenizer, const char *shard_dir, size_t min_tokens,
+                          br_text_data_t *info);
 
 /* LoRA-only training of `a` (gradients allocated) on the frozen model m: opts.steps steps of
  * opts.batch x opts.seq windows of opts.mix (accum 1; no run folder: the caller saves the
