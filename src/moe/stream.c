@@ -166,20 +166,27 @@ br_status br_moe_out_rows(br_moe_out_t *o, const char *name, const br_st_tensor_
 
 /* ---- chunks ---- */
 
-/* Gives the pages of [p, p+n) of a read-only file mapping back: they are read again from the
- * page cache if touched later, but no longer count in this process's memory. */
-static void drop_pages(const void *p, size_t n)
+/* Gives the pages of t's bytes [off, off+n) of a read-only file mapping back: they are read
+ * again from the page cache if touched later, but no longer count in this process's memory.
+ * A fault maps the cached pages around it too ("fault-around", 64 KB by default, more with
+ * large folios), so the range dropped reaches back over the previous chunk, never before the
+ * tensor's first byte (what lies before may be another mapping). */
+static void drop_pages(const br_st_tensor_t *t, size_t off, size_t n)
 {
     static uintptr_t page;
     if (!page) page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p, start = a & ~(page - 1);
-    if (n) (void)madvise((void *)start, a + n - start, MADV_DONTNEED);
+    const size_t back = (size_t)4 << 20;
+    size_t from = off > back ? off - back : 0;
+    uintptr_t a = (uintptr_t)t->data + from, start = (a + page - 1) & ~(page - 1), end = (uintptr_t)t->data + off + n;
+    if (from == 0) start = a & ~(page - 1); /* the tensor's first page: shared with the previous tensor's end */
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
 /* out[0..n) = t's elements [off, off+n) as float32 (the mapping may be unaligned). */
 static void read_chunk(const br_st_tensor_t *t, size_t off, size_t n, float *out)
 {
-    const unsigned char *p = (const unsigned char *)t->data + off * br_dtype_size(t->dtype);
+    size_t esz = br_dtype_size(t->dtype);
+    const unsigned char *p = (const unsigned char *)t->data + off * esz;
     switch (t->dtype) {
     case BR_DT_F32: memcpy(out, p, n * sizeof(float)); break;
     case BR_DT_F64:
@@ -198,7 +205,7 @@ static void read_chunk(const br_st_tensor_t *t, size_t off, size_t n, float *out
         }
     }
     }
-    drop_pages(p, n * br_dtype_size(t->dtype));
+    drop_pages(t, off * esz, n * esz);
 }
 
 static br_status write_chunk(FILE *f, br_dtype dt, const float *x, size_t n, void *scratch, const char *path)
@@ -257,8 +264,9 @@ static br_status write_entry(br_moe_out_t *o, const entry_t *e, FILE *f, scratch
         for (size_t off = 0; off < e->numel; off += BR_MOE_CHUNK) {
             size_t n = e->numel - off < BR_MOE_CHUNK ? e->numel - off : BR_MOE_CHUNK;
             const unsigned char *p = (const unsigned char *)t0->data + off * esz;
-            if (fwrite(p, esz, n, f) != n) return br_error(BR_EIO, "%s: write failed: %s", path, strerror(errno));
-            drop_pages(p, n * esz);
+            memcpy(s->acc, p, n * esz); /* (write() straight from the mapping keeps its pages) */
+            drop_pages(t0, off * esz, n * esz);
+            if (fwrite(s->acc, esz, n, f) != n) return br_error(BR_EIO, "%s: write failed: %s", path, strerror(errno));
         }
         return BR_OK;
     }
