@@ -124,7 +124,12 @@ static const char *describe_moe(const br_model_config_t *c, const char *dir, cha
     ADD("; experts: %s%s; embeddings, norms%s and head shared", c->num_local_experts > 1 ? "FFN" : "",
         c->num_attention_experts > 1 ? (c->num_local_experts > 1 ? " and attention" : "attention") : "",
         c->num_attention_experts > 1 ? "" : ", attention");
+    const char *kind = c->num_attention_experts > 1 ? (c->attention_shared_kv ? "BAM, shared KV" : "BAM")
+                       : c->router_nexus             ? "Nexus"
+                       : mixtral                     ? "BTX, sparse upcycling or Mixtral"
+                                                     : "FFN mixture";
     if (method) ADD("; built by braid upcycle --method %s%s", method, from ? ", then extended" : "");
+    else ADD("; kind: %s", kind);
 #undef ADD
     json_decref(up);
     return buf;

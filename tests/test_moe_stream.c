@@ -184,6 +184,17 @@ static void refusals(void)
                   (int)s, br_errmsg());
     }
     CHECK(!br_dir_exists(out) && !leftovers());
+    { /* a Mistral base: the Mixtral output keeps its sliding window */
+        char mis[4200], moe[4200];
+        path_of(mis, sizeof mis, "arch");
+        path_of(moe, sizeof moe, "mistral-sparse");
+        br_upcycle_opts_t o = {.method = BR_UPCYCLE_SPARSE, .base = mis, .num_experts = 2, .renorm = -1, .out = moe};
+        CHECK_OK(br_upcycle(&o, NULL));
+        char *cfg = slurp(moe, "config.json");
+        CHECK_MSG(cfg && strstr(cfg, "\"model_type\": \"mixtral\"") && strstr(cfg, "\"sliding_window\": 32"),
+                  "mistral base: %s", cfg ? cfg : "no config.json");
+        free(cfg);
+    }
     /* an expert of another base (same shapes, independent weights): written, but far from the mean */
     br_model_t *m = NULL;
     br_model_config_t c;
