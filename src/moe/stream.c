@@ -299,9 +299,12 @@ static char *shard_header(const br_moe_out_t *o, size_t k, size_t *padded)
         if (e->shard != k) continue;
         json_t *shape = json_array();
         for (int d = 0; d < e->ndim; d++) json_array_append_new(shape, json_integer(e->shape[d]));
-        json_object_set_new(root, e->name,
-                            json_pack("{s:s, s:o, s:[I, I]}", "dtype", br_dtype_name(o->dtype), "shape", shape,
-                                      "data_offsets", (json_int_t)off, (json_int_t)(off + e->numel * esz)));
+        json_t *d = json_pack("{s:s, s:o, s:[I, I]}", "dtype", br_dtype_name(o->dtype), "shape", shape, "data_offsets",
+                              (json_int_t)off, (json_int_t)(off + e->numel * esz));
+        if (!d || json_object_set_new(root, e->name, d)) { /* a name that is not UTF-8: no header */
+            json_decref(root);
+            return NULL;
+        }
         off += e->numel * esz;
     }
     char *h = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -329,7 +332,8 @@ static br_status write_shard(br_moe_out_t *o, const char *dir, size_t k, size_t 
 {
     size_t padded = 0;
     char *hdr = shard_header(o, k, &padded);
-    if (!hdr) return br_error(BR_ENOMEM, "out of memory");
+    if (!hdr) return br_error(BR_EINVAL, "shard %zu: cannot build the safetensors header (out of memory, or a "
+                              "tensor name that is not UTF-8)", k + 1);
     br_buf_t path = BR_BUF_INIT;
     br_status st = shard_name(&path, dir, k, n_shards);
     FILE *f = st ? NULL : fopen(br_buf_str(&path), "wb");
