@@ -181,7 +181,9 @@ int cmd_extend(int argc, char **argv)
         "Adds a new expert to an existing mixture: its FFN becomes one more expert, non-FFN "
         "weights merge as (1-l)*current + l*new with l = 1/(n+1), and the router grows by one "
         "row (linear: random; Nexus: the new domain's embedding through the existing projector, "
-        "nothing learned from scratch).  With --finetune-steps the short finetune on limited "
+        "nothing learned from scratch).  Streamed like braid upcycle: any model size, the MoE's dtype "
+        "(or --dtype), shards with an index, the tokenizers checked and copied, OUT replaced in one "
+        "rename.  With --finetune-steps the short finetune on limited "
         "new-domain data follows in the same command (otherwise run 'braid train --init OUT').",
         opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;

@@ -18,7 +18,8 @@
  *   nexus    FFN experts = each expert's FFN, the seed's FFN as the always-on shared expert,
  *            non-FFN weights averaged; Nexus router (expert embeddings from fixed domain
  *            embeddings through a learned projector), top-1.
- * Routers (linear rows, MoA router, Nexus projector) start random N(0, initializer_range^2).
+ * Routers (linear rows, MoA router, Nexus projector) start random N(0, initializer_range^2),
+ * all made by one function per layer (init_routers in moe/upcycle.c).
  * With base_as_expert the seed is expert 0 (and takes part in every average). */
 #ifndef BR_MOE_UPCYCLE_H
 #define BR_MOE_UPCYCLE_H
