@@ -102,6 +102,39 @@ static void describe_dtypes(const br_model_info_t *in, char *buf, size_t cap)
     }
 }
 
+/* A mixture of experts in one line: its layout (Mixtral's, or braid's documented one), experts,
+ * top-k, router, which parts are experts, and how it was built (upcycle.json); NULL when dense. */
+static const char *describe_moe(const br_model_config_t *c, const char *dir, char *buf, size_t cap)
+{
+    if (c->num_local_experts < 2 && c->num_attention_experts < 2) return NULL;
+    bool mixtral = c->arch == BR_ARCH_MIXTRAL;
+    json_t *up = load_json(dir, "upcycle.json");
+    const char *method = jstr(up, "method");
+    json_t *from = json_is_object(up) ? json_object_get(up, "extended_from") : NULL;
+    size_t n = (size_t)snprintf(buf, cap, "%s: ", mixtral ? "Mixtral layout (block_sparse_moe.gate, experts.N.w1/w2/w3)"
+                                                          : "braid MoE layout (docs/moe.md)");
+#define ADD(...) (n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__))
+    if (c->num_local_experts > 1)
+        ADD("%d FFN experts, top-%d%s, %s router%s", c->num_local_experts, c->num_experts_per_tok ? c->num_experts_per_tok : 1,
+            c->norm_topk_prob ? " renormalised" : "", c->router_nexus ? "Nexus" : "linear",
+            c->shared_expert_intermediate_size ? ", a shared FFN expert" : "");
+    if (c->num_attention_experts > 1)
+        ADD("%s%d attention experts (%s) under a soft router", c->num_local_experts > 1 ? "; " : "", c->num_attention_experts,
+            c->attention_shared_kv ? "own Q and O, shared K and V" : "own Q, K, V and O");
+    ADD("; experts: %s%s; embeddings, norms%s and head shared", c->num_local_experts > 1 ? "FFN" : "",
+        c->num_attention_experts > 1 ? (c->num_local_experts > 1 ? " and attention" : "attention") : "",
+        c->num_attention_experts > 1 ? "" : ", attention");
+    const char *kind = c->num_attention_experts > 1 ? (c->attention_shared_kv ? "BAM, shared KV" : "BAM")
+                       : c->router_nexus             ? "Nexus"
+                       : mixtral                     ? "BTX, sparse upcycling or Mixtral"
+                                                     : "FFN mixture";
+    if (method) ADD("; built by braid upcycle --method %s%s", method, from ? ", then extended" : "");
+    else ADD("; kind: %s", kind);
+#undef ADD
+    json_decref(up);
+    return buf;
+}
+
 static int inspect_folder(const char *dir, bool as_json)
 {
     br_model_info_t in;
@@ -117,8 +150,9 @@ static int inspect_folder(const char *dir, bool as_json)
     describe_dtypes(&in, dtypes, sizeof dtypes);
     human_bytes(hb, sizeof hb, (double)in.bytes);
     describe_tokenizer(dir, tok_kind, sizeof tok_kind, tok_braid, sizeof tok_braid);
-    char tmpl_buf[600];
+    char tmpl_buf[600], moe_buf[600];
     const char *tmpl = describe_chat_template(dir, tmpl_buf, sizeof tmpl_buf);
+    const char *moe = cfg_ok ? describe_moe(c, dir, moe_buf, sizeof moe_buf) : NULL;
     if (cfg_ok)
         snprintf(extras, sizeof extras, "%s%s%s%s%s", c->qkv_bias ? "q/k/v biases; " : "", c->qk_norm ? "q/k RMSNorm; " : "",
                  c->rope_type == BR_ROPE_LLAMA3 ? "rope_scaling llama3; " : c->rope_type == BR_ROPE_LINEAR ? "rope_scaling linear; " : "",
@@ -136,6 +170,7 @@ static int inspect_folder(const char *dir, bool as_json)
                               "tokenizer", tok_kind, "tokenizer_loads", strstr(tok_braid, "braid loads") != NULL,
                               "tokenizer_note", tok_braid, "chat_template", tmpl, "supported", ok, "support", support);
         if (cfg_ok) json_object_set_new(o, "context", json_integer(c->max_position_embeddings));
+        if (moe) json_object_set_new(o, "mixture", json_string(moe));
         json_dumpf(o, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         putchar('\n');
         json_decref(o);
@@ -153,6 +188,7 @@ static int inspect_folder(const char *dir, bool as_json)
                    c->num_hidden_layers, c->hidden_size, c->num_attention_heads, c->num_key_value_heads, c->head_dim,
                    c->intermediate_size, c->vocab_size);
             printf("extras         %s\n", extras);
+            if (moe) printf("mixture        %s\n", moe);
         }
         printf("tokenizer      %s; %s\n", tok_kind, tok_braid);
         printf("chat template  %s\n", tmpl ? tmpl : "none");

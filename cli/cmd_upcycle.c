@@ -58,6 +58,26 @@ static int router_init_flag(const char *name, bool nexus, br_router_init_kind *k
     return 0;
 }
 
+/* How the output was stored, and how far apart the merged inputs were (names[i] is merge input
+ * i): a warning on stderr for any input past BR_UPCYCLE_FAR, which finetunes of one base do
+ * not reach. */
+static void print_report(const br_moe_out_report_t *r, const char *const *names)
+{
+    char size[32];
+    double b = (double)r->bytes;
+    snprintf(size, sizeof size, b >= 1e9 ? "%.2f GB" : "%.1f MB", b >= 1e9 ? b / 1e9 : b / 1e6);
+    printf("stored as %s, %zu tensors, %s in %zu shard%s\n", br_dtype_name(r->dtype), r->n_tensors, size, r->n_shards,
+           r->n_shards == 1 ? "" : "s");
+    if (!r->n_measured) return;
+    printf("relative distance of each input's shared (non-expert) weights to their mean:\n");
+    for (size_t i = 0; i < r->n_measured; i++) printf("  %-40s %.4f\n", names[i], r->distance[i]);
+    for (size_t i = 0; i < r->n_measured; i++)
+        if (r->distance[i] > BR_UPCYCLE_FAR)
+            fprintf(stderr, "braid: warning: %s is %.2f away from the inputs' mean (finetunes of one base stay below "
+                            "%.2f): the experts do not seem to share a base, and averaging their attention and "
+                            "embeddings may give a poor model\n", names[i], r->distance[i], BR_UPCYCLE_FAR);
+}
+
 static void print_cfg(const br_model_config_t *c, const char *out, double secs)
 {
     printf("wrote %s: %d FFN experts (top-%d%s%s)", out, c->num_local_experts,
@@ -73,6 +93,7 @@ int cmd_upcycle(int argc, char **argv)
 {
     const char *method = NULL, *base = NULL, *experts = "", *out = NULL, *renorm = "auto";
     const char *domain_data = "", *router_init = "auto", *domain_text = "", *tokenizer = NULL;
+    const char *dtype = NULL, *shard_size = "5GB";
     int top_k = 0, num_experts = 0, nexus_hidden = 0;
     long seed = 1, domain_tokens = 16384;
     float alpha = 0.01f, beta = 0.001f;
@@ -95,6 +116,8 @@ int cmd_upcycle(int argc, char **argv)
         {"router-init", OPT_STR, &router_init, "KIND", "random (default), hidden: router rows from each expert's domain text through the seed (no training needed), nexus (the default for --method nexus)", false},
         {"domain-text", OPT_STR, &domain_text, "NAME=FILE,..", "--router-init hidden: one sample per expert in expert order: a text file, a token shard (.bin) or a token folder (data/tok/<domain>)", false},
         {"tokenizer", OPT_STR, &tokenizer, "FILE", "--router-init hidden: tokenizer for text samples (default: BASE/tokenizer.json)", false},
+        {"dtype", OPT_STR, &dtype, "f32|bf16|f16", "output dtype (default: the base's)", false},
+        {"shard-size", OPT_STR, &shard_size, "SIZE", "largest output shard, e.g. 2GB (default 5GB, as the Hub)", false},
     };
     cmd_spec_t spec = {
         "braid upcycle --method M --base DIR --experts DIR,DIR,.. --out DIR [options]",
@@ -103,9 +126,13 @@ int cmd_upcycle(int argc, char **argv)
         "else averaged, linear router), BAM (attention experts too, soft attention router; "
         "expert-KV or shared-KV; parallel blocks), Nexus (experts' FFNs + the seed's FFN as a "
         "shared expert, router from domain embeddings).  Routers start random, or with --router-init "
-        "hidden from each expert's domain text (mean router input through the seed).  Every input is "
-        "checked (shapes, vocabulary, block type) before anything is computed or written.  "
-        "Finetune the result with 'braid train --init DIR'.",
+        "hidden from each expert's domain text (mean router input through the seed).  Inputs are model "
+        "folders as the Hub holds them (sharded, F32/BF16/F16) or braid checkpoints; they are "
+        "streamed tensor by tensor, so memory stays small whatever the model's size.  Every "
+        "input is checked (architecture, shapes, tokenizer, block type) before anything is "
+        "written; how far the experts are from their mean is printed.  The output keeps the "
+        "base's dtype, is sharded with an index like the Hub's, replaces OUT in one rename and "
+        "carries the base's tokenizer files.  Finetune the result with 'braid train --init DIR'.",
         opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
@@ -115,10 +142,13 @@ int cmd_upcycle(int argc, char **argv)
                         "the default), --domain-tokens >= 1 and --seed >= 0\n");
         return 2;
     }
+    br_moe_out_report_t report;
     br_upcycle_opts_t o = {.base = base, .out = out, .top_k = top_k, .num_experts = num_experts,
                            .base_as_expert = base_as_expert, .alpha = alpha, .beta = beta,
-                           .seed = (uint64_t)seed, .nexus_hidden = nexus_hidden};
+                           .seed = (uint64_t)seed, .nexus_hidden = nexus_hidden, .dtype = dtype,
+                           .report = &report};
     br_status s = br_upcycle_method_parse(method, &o.method);
+    if (!s) s = br_moe_size_parse(shard_size, &o.shard_size);
     if (s) return fail_status(s, "upcycle");
     if (!strcmp(renorm, "auto")) o.renorm = -1;
     else if (!strcmp(renorm, "yes")) o.renorm = 1;
@@ -147,10 +177,17 @@ int cmd_upcycle(int argc, char **argv)
     double t0 = br_now();
     br_model_config_t cfg;
     s = br_upcycle_assemble(&o, dd, (size_t)nd, (size_t)domain_tokens, &cfg);
+    if (!s) {
+        printf("upcycle --method %s: ", br_upcycle_method_name(o.method));
+        print_cfg(&cfg, out, br_now() - t0);
+        const char *names[257];
+        size_t n = 0;
+        if (o.base_as_expert) names[n++] = base;
+        for (int i = 0; i < ne; i++) names[n++] = ex[i];
+        print_report(&report, names);
+    }
     free(ex_buf), free(dd_buf), free(dt_buf);
     if (s) return fail_status(s, "upcycle");
-    printf("upcycle --method %s: ", br_upcycle_method_name(o.method));
-    print_cfg(&cfg, out, br_now() - t0);
     return 0;
 }
 
@@ -158,6 +195,7 @@ int cmd_extend(int argc, char **argv)
 {
     const char *moe = NULL, *expert = NULL, *out = NULL, *domain_data = NULL, *base = NULL;
     const char *ft_data = NULL, *ft_mix = NULL, *router_init = "auto", *domain_text = "", *tokenizer = NULL;
+    const char *dtype = NULL, *shard_size = "5GB";
     long seed = 1, domain_tokens = 16384;
     int ft_steps = 0, ft_batch = 16, ft_seq = 128;
     float ft_lr = 1e-3f;
@@ -169,6 +207,8 @@ int cmd_extend(int argc, char **argv)
         {"domain-tokens", OPT_LONG, &domain_tokens, "N", "tokens for the domain embedding (default 16384)", false},
         {"seed", OPT_LONG, &seed, "N", "seed of the new router row (linear router)", false},
         {"out", OPT_STR, &out, "DIR", "output checkpoint directory", true},
+        {"dtype", OPT_STR, &dtype, "f32|bf16|f16", "output dtype (default: the MoE's)", false},
+        {"shard-size", OPT_STR, &shard_size, "SIZE", "largest output shard, e.g. 2GB (default 5GB)", false},
         {"finetune-steps", OPT_INT, &ft_steps, "N", "then finetune the result for N steps (braid train --init OUT --out OUT; default 0: no)", false},
         {"data", OPT_STR, &ft_data, "DIR", "finetune: token shards (braid data prepare)", false},
         {"mix", OPT_STR, &ft_mix, "SPEC", "finetune: domain mix, e.g. bible=0.5,code=0.5", false},
@@ -184,7 +224,9 @@ int cmd_extend(int argc, char **argv)
         "Adds a new expert to an existing mixture: its FFN becomes one more expert, non-FFN "
         "weights merge as (1-l)*current + l*new with l = 1/(n+1), and the router grows by one "
         "row (linear: random; Nexus: the new domain's embedding through the existing projector, "
-        "nothing learned from scratch).  With --finetune-steps the short finetune on limited "
+        "nothing learned from scratch).  Streamed like braid upcycle: any model size, the MoE's dtype "
+        "(or --dtype), shards with an index, the tokenizers checked and copied, OUT replaced in one "
+        "rename.  With --finetune-steps the short finetune on limited "
         "new-domain data follows in the same command (otherwise run 'braid train --init OUT').",
         opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;
@@ -200,11 +242,13 @@ int cmd_extend(int argc, char **argv)
     if (s) return fail_status(s, "extend");
     if (br_comm_rank(world) == 0) {
         double t0 = br_now();
-        br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out, .tokenizer = tokenizer};
+        br_moe_out_report_t report;
+        br_extend_opts_t o = {.moe = moe, .expert = expert, .seed = (uint64_t)seed, .out = out, .tokenizer = tokenizer,
+                              .dtype = dtype, .report = &report};
         br_model_config_t mc;
         char path[4096];
-        bool nexus = !br_path_join(path, sizeof path, moe, "config.json") && !br_config_load(&mc, path) && mc.router_nexus;
-        if ((rc = router_init_flag(router_init, nexus, &o.router_init_kind))) return rc;
+        bool is_nexus = !br_path_join(path, sizeof path, moe, "config.json") && !br_config_load(&mc, path) && mc.router_nexus;
+        if ((rc = router_init_flag(router_init, is_nexus, &o.router_init_kind))) return rc;
         char *dt_buf = strdup(domain_text);
         const char *dt[257];
         int nt = split_samples(dt_buf, dt, 257);
@@ -216,7 +260,8 @@ int cmd_extend(int argc, char **argv)
         o.domain_text = dt;
         o.n_domain_text = (size_t)nt;
         br_model_config_t cfg;
-        s = br_extend_assemble(&o, base, domain_data, (size_t)domain_tokens, &cfg);
+        s = br_moe_size_parse(shard_size, &o.shard_size);
+        if (!s) s = br_extend_assemble(&o, base, domain_data, (size_t)domain_tokens, &cfg);
         free(dt_buf);
         if (s) {
             int code = fail_status(s, "extend");
@@ -225,6 +270,8 @@ int cmd_extend(int argc, char **argv)
         }
         printf("extend: ");
         print_cfg(&cfg, out, br_now() - t0);
+        const char *names[2] = {moe, expert};
+        print_report(&report, names);
     }
     if ((s = br_comm_barrier(world))) return fail_status(s, "extend");
     if (ft_steps == 0) return 0;

@@ -109,7 +109,7 @@ void br_config_moe_save(const br_model_config_t *c, json_t *o)
         json_object_set_new(o, "router", json_string(c->router_nexus ? "nexus" : "linear"));
         if (mixtral) {
             json_object_set_new(o, "output_router_logits", json_false());
-            json_object_set_new(o, "sliding_window", json_null());
+            if (!c->sliding_window) json_object_set_new(o, "sliding_window", json_null()); /* Mistral's stays */
         }
         json_array_append_new(pat, json_string(BR_NAME_MOE_EXPERT));
         if (c->router_nexus) {

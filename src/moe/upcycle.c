@@ -5,13 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "base/safetensors.h"
 #include "lm/config_moe.h"
 #include "lm/model.h"
+#include "lm/model_internal.h"
+#include "moe/stream.h"
+#include "moe/tokcheck.h"
 
 static const char *const method_names[] = {"sparse", "btx", "bam", "bam-shared-kv", "nexus"};
 
@@ -31,12 +33,13 @@ const char *br_upcycle_method_name(br_upcycle_method m)
     return (unsigned)m < 5 ? method_names[m] : "?";
 }
 
-/* ---- checkpoints ---- */
+/* ---- checkpoints: model folders, mapped, every tensor checked against the config ---- */
 
 typedef struct {
     const char *dir; /* the caller's string (upcycle options), for messages */
     br_model_config_t cfg;
-    br_safetensors_t *st;
+    br_lm_folder_t f;
+    bool open;
 } ckpt_t;
 
 static br_status ckpt_open(ckpt_t *c, const char *dir, const char *what)
@@ -45,38 +48,82 @@ static br_status ckpt_open(ckpt_t *c, const char *dir, const char *what)
     if (!dir || !*dir) return br_error(BR_EINVAL, "%s: no checkpoint directory given", what);
     if (!br_dir_exists(dir)) return br_error(BR_ENOTFOUND, "%s: '%s' is not a directory", what, dir);
     c->dir = dir;
-    br_buf_t path = BR_BUF_INIT;
-    br_status s = br_buf_path(&path, dir, "config.json");
-    if (!s) s = br_config_load(&c->cfg, br_buf_str(&path));
-    if (!s) s = br_buf_path(&path, dir, "model.safetensors");
-    if (!s) s = br_st_open(&c->st, br_buf_str(&path));
-    br_buf_free(&path);
+    br_status s = br_lm_folder_open(&c->f, dir);
     if (s) return br_error_wrap(s, "%s", what);
-    /* every tensor the config needs, with its shape (the lm loader checks them all): a missing
-     * or mis-shaped tensor is named here instead of being copied into the output */
-    br_model_t *m = NULL;
-    s = br_model_load(&m, dir, false);
-    br_model_free(m);
+    c->open = true;
+    c->cfg = c->f.cfg;
+    /* every tensor the config needs, with its shape, from the headers alone: a missing or
+     * mis-shaped tensor is named here instead of being copied into the output */
+    const br_st_tensor_t **found = NULL;
+    s = br_lm_check_tensors(&c->cfg, c->f.tensors, c->f.n_tensors, c->f.label, &found);
+    free(found);
     if (s) return br_error_wrap(s, "%s", what);
     return BR_OK;
 }
 
 static void ckpt_close(ckpt_t *c)
 {
-    br_st_close(c->st);
-    c->st = NULL;
+    if (c->open) br_lm_folder_close(&c->f);
+    c->open = false;
+}
+
+static const br_st_tensor_t *ckpt_find(const ckpt_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->f.n_shards; i++) {
+        const br_st_tensor_t *t = br_st_find(c->f.shards[i], name);
+        if (t) return t;
+    }
+    return NULL;
+}
+
+static void shape_str(char *buf, size_t cap, const br_st_tensor_t *t)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < t->ndim && n < cap; d++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* Tensor `name` of c, which must have like's shape (like NULL: any); else the error names the
+ * tensor, both shapes and the folder. */
+static const br_st_tensor_t *need(const ckpt_t *c, const char *name, const br_st_tensor_t *like, br_status *s)
+{
+    const br_st_tensor_t *t = ckpt_find(c, name);
+    if (!t) {
+        *s = br_error(BR_EFORMAT, "%s: tensor '%s' is missing (the base has it)", c->dir, name);
+        return NULL;
+    }
+    if (like && (t->ndim != like->ndim || memcmp(t->shape, like->shape, (size_t)t->ndim * sizeof(int64_t)))) {
+        char a[64], b[64];
+        shape_str(a, sizeof a, t);
+        shape_str(b, sizeof b, like);
+        *s = br_error(BR_EFORMAT, "%s: tensor '%s' has shape %s, the base's %s: experts must share the base's shapes",
+                      c->dir, name, a, b);
+        return NULL;
+    }
+    return t;
 }
 
 br_status br_upcycle_check_compatible(const br_model_config_t *b, const br_model_config_t *x,
                                       const char *what)
 {
+    if (b->arch != x->arch)
+        return br_error(BR_EINVAL, "%s: model_type is %s but the base's is %s: experts must share the base's "
+                        "architecture", what, br_arch_name(x->arch), br_arch_name(b->arch));
 #define SAME(field)                                                                               \
     if (b->field != x->field)                                                                      \
         return br_error(BR_EINVAL, "%s: " #field " is %d but the base has %d: experts must be "    \
                         "branches of the same seed", what, (int)x->field, (int)b->field);
     SAME(vocab_size) SAME(hidden_size) SAME(intermediate_size) SAME(num_hidden_layers)
     SAME(num_attention_heads) SAME(num_key_value_heads) SAME(head_dim) SAME(tie_word_embeddings)
+    SAME(qkv_bias) SAME(qk_norm) SAME(rope_type) SAME(sliding_window)
 #undef SAME
+#define SAMEF(field)                                                                              \
+    if (b->field != x->field)                                                                      \
+        return br_error(BR_EINVAL, "%s: " #field " is %g but the base has %g: experts must share the " \
+                        "base's architecture", what, (double)x->field, (double)b->field);
+    SAMEF(rope_theta) SAMEF(rms_norm_eps) SAMEF(rope_factor)
+#undef SAMEF
     if (b->block != x->block)
         return br_error(BR_EINVAL, "%s: block type is %s but the base's is %s", what,
                         x->block == BR_BLOCK_PARALLEL ? "parallel" : "sequential",
@@ -89,100 +136,13 @@ static bool is_dense(const br_model_config_t *c)
     return !br_config_has_moe_ffn(c) && !br_config_has_moa(c);
 }
 
-/* ---- tensor helpers (output buffers live in an arena until the writer saved) ---- */
-
-typedef struct {
-    br_st_writer_t *w;
-    br_arena_t arena;
-    br_rng_t rng;
-} out_t;
-
-static br_status read_f32(br_arena_t *a, const br_st_tensor_t *t, float **out)
+/* The output dtype: opts' or the stored embedding's (16-bit stays 16-bit, else F32). */
+static br_status out_dtype(const char *opt, const ckpt_t *c, br_dtype *dt)
 {
-    *out = br_arena_alloc(a, (t->numel ? t->numel : 1) * sizeof(float));
-    if (!*out) return br_error(BR_ENOMEM, "out of memory reading '%s'", t->name);
-    return br_st_read_f32(t, *out, t->numel);
-}
-
-static const br_st_tensor_t *need(const ckpt_t *c, const char *name, const br_st_tensor_t *like,
-                                  br_status *s)
-{
-    const br_st_tensor_t *t = br_st_find(c->st, name);
-    if (!t) {
-        *s = br_error(BR_EFORMAT, "%s: tensor '%s' is missing", c->dir, name);
-        return NULL;
-    }
-    if (like && (t->ndim != like->ndim || t->numel != like->numel ||
-                 memcmp(t->shape, like->shape, (size_t)t->ndim * sizeof(int64_t)))) {
-        *s = br_error(BR_EFORMAT, "%s: tensor '%s' has a different shape than the base's", c->dir, name);
-        return NULL;
-    }
-    return t;
-}
-
-static br_status put(out_t *o, const char *name, int ndim, const int64_t *shape, const float *d)
-{
-    return br_st_writer_add_f32(o->w, name, BR_DT_F32, ndim, shape, d);
-}
-
-/* Element-wise weighted sum over checkpoints of tensor `name`: out = sum_i wts[i] * src_i. */
-static br_status put_mix(out_t *o, const char *out_name, const char *name, ckpt_t *const *src,
-                         const double *wts, size_t n)
-{
-    br_status s = BR_OK;
-    const br_st_tensor_t *t0 = need(src[0], name, NULL, &s);
-    if (!t0) return s;
-    float *acc = br_arena_alloc(&o->arena, (t0->numel ? t0->numel : 1) * sizeof(float));
-    float *tmp = malloc((t0->numel ? t0->numel : 1) * sizeof(float));
-    if (!acc || !tmp) {
-        free(tmp);
-        return br_error(BR_ENOMEM, "out of memory merging '%s'", name);
-    }
-    for (size_t i = 0; i < n && s == BR_OK; i++) {
-        const br_st_tensor_t *t = need(src[i], name, t0, &s);
-        if (!t) break;
-        s = br_st_read_f32(t, tmp, t->numel);
-        for (size_t j = 0; s == BR_OK && j < t->numel; j++) acc[j] += (float)wts[i] * tmp[j];
-    }
-    free(tmp);
-    if (s) return s;
-    return put(o, out_name, t0->ndim, t0->shape, acc);
-}
-
-static br_status put_copy(out_t *o, const char *out_name, ckpt_t *src, const char *name)
-{
-    double one = 1;
-    return put_mix(o, out_name, name, &src, &one, 1);
-}
-
-static br_status put_random(out_t *o, const char *name, int64_t d0, int64_t d1, float std)
-{
-    float *p = br_arena_alloc(&o->arena, (size_t)(d0 * d1) * sizeof(float));
-    if (!p) return br_error(BR_ENOMEM, "out of memory");
-    br_rng_fill_normal(&o->rng, p, (size_t)(d0 * d1), std);
-    int64_t shape[2] = {d0, d1};
-    return put(o, name, 2, shape, p);
-}
-
-static br_status put_rows(out_t *o, const char *name, const float *rows, int64_t d0, int64_t d1)
-{
-    float *p = br_arena_alloc(&o->arena, (size_t)(d0 * d1) * sizeof(float));
-    if (!p) return br_error(BR_ENOMEM, "out of memory");
-    memcpy(p, rows, (size_t)(d0 * d1) * sizeof(float));
-    int64_t shape[2] = {d0, d1};
-    return put(o, name, 2, shape, p);
-}
-
-/* A (E, C) router: hidden-state rows of layer l when ri is given (moe/router_init.h), else random. */
-static br_status put_router(out_t *o, const char *name, const br_router_init_t *ri, int l, int64_t E, int64_t C,
-                            float std)
-{
-    if (!ri) return put_random(o, name, E, C, std);
-    float *p = br_arena_alloc(&o->arena, (size_t)(E * C) * sizeof(float));
-    if (!p) return br_error(BR_ENOMEM, "out of memory");
-    BR_TRY(br_router_init_rows(ri, l, (size_t)E, (size_t)C, p));
-    int64_t shape[2] = {E, C};
-    return put(o, name, 2, shape, p);
+    if (opt) return br_moe_dtype_parse(opt, dt);
+    const br_st_tensor_t *t = ckpt_find(c, "model.embed_tokens.weight");
+    *dt = t && (t->dtype == BR_DT_BF16 || t->dtype == BR_DT_F16) ? t->dtype : BR_DT_F32;
+    return BR_OK;
 }
 
 /* Tensor kinds of a dense Llama checkpoint. */
@@ -203,16 +163,71 @@ static const char *mixtral_w(const char *proj)
     return !strcmp(proj, "gate") ? "w1" : !strcmp(proj, "down") ? "w2" : "w3";
 }
 
-static br_status write_all(out_t *o, const char *dir, const br_model_config_t *cfg)
+/* ---- routers: the one place a router starts (wip-router's --router-init plugs in here) ---- */
+
+typedef struct {
+    br_upcycle_method method;
+    const br_model_config_t *cfg; /* the mixture's */
+    br_rng_t rng;
+    float std;
+    const float *domain_emb;      /* nexus */
+    const br_router_init_t *rows; /* hidden-state rows of every linear router (moe/router_init.h);
+                                     NULL: random */
+} router_init_t;
+
+/* A (rows, cols) matrix N(0, std^2) named name. */
+static br_status put_random(br_moe_out_t *w, router_init_t *ri, const char *name, int64_t rows, int64_t cols)
 {
-    BR_TRY(br_mkdir_p(dir));
-    br_buf_t path = BR_BUF_INIT;
-    br_status s = br_buf_path(&path, dir, "model.safetensors");
-    if (!s) s = br_st_writer_save(o->w, br_buf_str(&path));
-    if (!s) s = br_buf_path(&path, dir, "config.json");
-    if (!s) s = br_config_save(cfg, br_buf_str(&path));
-    br_buf_free(&path);
+    size_t n = (size_t)rows * (size_t)cols;
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) return br_error(BR_ENOMEM, "out of memory");
+    br_rng_fill_normal(&ri->rng, p, n, ri->std);
+    br_status s = br_moe_out_rows(w, name, NULL, p, rows, cols);
+    free(p);
     return s;
+}
+
+/* An (E, C) linear router of layer l: hidden-state rows when the options carry them, else random. */
+static br_status put_router(br_moe_out_t *w, router_init_t *ri, const char *name, int l, int64_t E, int64_t C)
+{
+    if (!ri->rows) return put_random(w, ri, name, E, C);
+    float *p = malloc((size_t)(E * C) * sizeof(float));
+    if (!p) return br_error(BR_ENOMEM, "out of memory");
+    br_status s = br_router_init_rows(ri->rows, l, (size_t)E, (size_t)C, p);
+    if (!s) s = br_moe_out_rows(w, name, NULL, p, E, C);
+    free(p);
+    return s;
+}
+
+/* Every router of layer l of a new mixture: the FFN router (linear rows, or the Nexus
+ * projector) and, for BAM, the attention router. */
+static br_status init_routers(br_moe_out_t *w, router_init_t *ri, int l)
+{
+    const br_model_config_t *c = ri->cfg;
+    int64_t C = c->hidden_size, E = c->num_local_experts;
+    char name[256];
+    if (ri->method == BR_UPCYCLE_NEXUS) {
+        int64_t H = c->nexus_hidden_size, D = c->nexus_domain_dim;
+        snprintf(name, sizeof name, BR_NAME_NEXUS_IN, l);
+        BR_TRY(put_random(w, ri, name, 2 * H, D));
+        snprintf(name, sizeof name, BR_NAME_NEXUS_OUT, l);
+        BR_TRY(put_random(w, ri, name, C, H));
+    } else {
+        snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, l);
+        BR_TRY(put_router(w, ri, name, l, E, C));
+    }
+    if (br_config_has_moa(c)) {
+        snprintf(name, sizeof name, BR_NAME_MOA_ROUTER, l);
+        BR_TRY(put_router(w, ri, name, l, c->num_attention_experts, C));
+    }
+    return BR_OK;
+}
+
+/* The router row of a new expert E of layer l (extend): linear router only. */
+static void init_router_row(router_init_t *ri, int l, float *row /* (C) */)
+{
+    (void)l;
+    br_rng_fill_normal(&ri->rng, row, (size_t)ri->cfg->hidden_size, ri->std);
 }
 
 /* ---- upcycle ---- */
@@ -230,6 +245,10 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
     if ((unsigned)m >= 5) return br_error(BR_EINVAL, "unknown upcycling method %d", (int)m);
     if (!o->out || !*o->out) return br_error(BR_EINVAL, "upcycle: no output directory given");
     if (!is_dense(&base->cfg)) return br_error(BR_EINVAL, "upcycle: the base %s is already a mixture of experts", base->dir);
+    if (base->cfg.arch != BR_ARCH_LLAMA && base->cfg.arch != BR_ARCH_MISTRAL)
+        return br_error(BR_EUNSUPPORTED, "upcycle: the base %s is a %s model (%s); braid upcycles llama and mistral "
+                        "models, whose layers Mixtral's layout holds", base->dir, br_arch_name(base->cfg.arch),
+                        base->cfg.qkv_bias ? "q/k/v biases" : "q/k RMSNorm");
     if (m != BR_UPCYCLE_SPARSE && o->n_experts == 0)
         return br_error(BR_EINVAL, "upcycle --method %s: no experts given (--experts DIR,DIR,...)", br_upcycle_method_name(m));
     for (size_t i = 0; i < o->n_experts; i++) {
@@ -238,6 +257,7 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
         if (!s) s = br_upcycle_check_compatible(&base->cfg, &ex[i].cfg, br_buf_str(&what));
         if (!s && !is_dense(&ex[i].cfg))
             s = br_error(BR_EINVAL, "%s is a mixture of experts, not a dense expert", br_buf_str(&what));
+        if (!s) s = br_moe_tokenizer_check(base->dir, ex[i].dir, br_buf_str(&what));
         br_buf_free(&what);
         BR_TRY(s);
     }
@@ -255,6 +275,8 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
             return br_error(BR_EINVAL, "upcycle --method nexus: domain embeddings are required (one per expert)");
     }
     if (!(o->alpha >= 0) || !(o->beta >= 0)) return br_error(BR_EINVAL, "upcycle: loss coefficients must be >= 0");
+    br_dtype dt;
+    BR_TRY(out_dtype(o->dtype, base, &dt));
     if (o->router_init && (m == BR_UPCYCLE_NEXUS || o->router_init->E != E))
         return br_error(BR_EINVAL, m == BR_UPCYCLE_NEXUS ? "upcycle: a Nexus router comes from its projector; hidden-state rows are for linear routers"
                                                          : "upcycle: hidden-state router rows for %zu experts, the mixture has %zu",
@@ -294,17 +316,77 @@ static br_status mixture_config(const br_upcycle_opts_t *o, const br_model_confi
     return BR_OK;
 }
 
+/* Everything the output holds, described tensor by tensor (the writer computes it later). */
+typedef struct {
+    const br_upcycle_opts_t *o;
+    br_moe_out_t *w;
+    router_init_t ri;
+    size_t E, nsrc;
+    ckpt_t *base, *slot[256], *srcs[257];
+    double wts[257];
+} plan_t;
+
+/* Output tensors of one expert-kind input tensor tn (kind FFN or, for BAM, attention). */
+static br_status plan_experts(plan_t *p, const br_st_tensor_t *bt, int l, const char *proj, tkind kind)
+{
+    br_status s = BR_OK;
+    char name[256], pp[32];
+    double one = 1;
+    snprintf(pp, sizeof pp, "%s_proj", proj);
+    for (size_t j = 0; j < p->E && !s; j++) {
+        const br_st_tensor_t *t = need(p->slot[j], bt->name, bt, &s);
+        if (!t) break;
+        if (kind == T_FFN) snprintf(name, sizeof name, BR_NAME_MOE_EXPERT, l, (int)j, mixtral_w(proj));
+        else snprintf(name, sizeof name, BR_NAME_MOA_EXPERT, l, (int)j, pp);
+        s = br_moe_out_mix(p->w, name, &t, &one, 1, false);
+    }
+    if (!s && kind == T_FFN && p->o->method == BR_UPCYCLE_NEXUS) { /* the seed's FFN: the shared expert */
+        snprintf(name, sizeof name, BR_NAME_MOE_SHARED, l, pp);
+        s = br_moe_out_mix(p->w, name, &bt, &one, 1, false);
+    }
+    if (!s && kind == T_FFN && !strcmp(proj, "down")) s = init_routers(p->w, &p->ri, l);
+    return s;
+}
+
+/* name = the merge inputs' average (their distances to it measured). */
+static br_status plan_mix(plan_t *p, const br_st_tensor_t *bt)
+{
+    const br_st_tensor_t *src[257];
+    br_status s = BR_OK;
+    for (size_t i = 0; i < p->nsrc; i++)
+        if (!(src[i] = need(p->srcs[i], bt->name, bt, &s))) return s;
+    return br_moe_out_mix(p->w, bt->name, src, p->wts, p->nsrc, p->nsrc > 1);
+}
+
+static br_status plan_upcycle(plan_t *p)
+{
+    br_upcycle_method m = p->o->method;
+    bool bam = m == BR_UPCYCLE_BAM || m == BR_UPCYCLE_BAM_SHARED_KV;
+    const br_lm_folder_t *f = &p->base->f;
+    br_status s = BR_OK;
+    for (size_t i = 0; i < f->n_tensors && !s; i++) {
+        const br_st_tensor_t *bt = f->tensors[i];
+        int l;
+        char proj[16];
+        tkind kind = classify(bt->name, &l, proj);
+        bool shared_kv = m == BR_UPCYCLE_BAM_SHARED_KV && (!strcmp(proj, "k") || !strcmp(proj, "v"));
+        if (kind == T_FFN || (kind == T_ATTN && bam && !shared_kv)) s = plan_experts(p, bt, l, proj, kind);
+        else s = plan_mix(p, bt); /* attention (BAM shared KV: one K, V), embeddings, norms, head */
+    }
+    if (!s && m == BR_UPCYCLE_NEXUS && p->o->domain_emb)
+        s = br_moe_out_rows(p->w, BR_NAME_NEXUS_DOMAINS, NULL, p->o->domain_emb, (int64_t)p->E,
+                            p->ri.cfg->nexus_domain_dim);
+    return s;
+}
+
 br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
 {
     ckpt_t base;
     ckpt_t *ex = calloc(o->n_experts ? o->n_experts : 1, sizeof *ex);
-    ckpt_t **srcs = calloc(o->n_experts + 1, sizeof *srcs);
-    double *wts = calloc(o->n_experts + 1, sizeof *wts);
-    out_t out = {0};
-    br_arena_init(&out.arena, 1 << 20);
+    plan_t p = {.o = o, .base = &base};
     br_status s = BR_OK;
     memset(&base, 0, sizeof base);
-    if (!ex || !srcs || !wts) {
+    if (!ex) {
         s = br_error(BR_ENOMEM, "out of memory");
         goto done;
     }
@@ -314,195 +396,129 @@ br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
         snprintf(what, sizeof what, "expert %zu", i + 1);
         if ((s = ckpt_open(&ex[i], o->experts[i], what))) goto done;
     }
-    size_t E = 0;
-    if ((s = check_opts(o, &base, ex, &E)) || o->check_only) goto done;
-
-    br_upcycle_method m = o->method;
-    bool bam = m == BR_UPCYCLE_BAM || m == BR_UPCYCLE_BAM_SHARED_KV;
+    if ((s = check_opts(o, &base, ex, &p.E))) goto done;
+    br_upcycle_opts_t mo = *o; /* check_only for Nexus: a stand-in width, no embeddings yet */
+    if (o->method == BR_UPCYCLE_NEXUS && !o->domain_emb) mo.domain_dim = 1;
     br_model_config_t cfg;
-    if ((s = mixture_config(o, &base.cfg, E, &cfg))) goto done;
+    if ((s = mixture_config(&mo, &base.cfg, p.E, &cfg))) goto done;
     /* expert slot -> checkpoint (sparse: the base every time) and the merge set */
-    size_t nsrc = 0;
-    ckpt_t *slot[256];
-    for (size_t j = 0; j < E; j++)
-        slot[j] = m == BR_UPCYCLE_SPARSE ? &base
-                  : o->base_as_expert ? (j == 0 ? &base : &ex[j - 1]) : &ex[j];
-    if (m == BR_UPCYCLE_SPARSE) {
-        srcs[nsrc++] = &base;
-    } else {
-        for (size_t j = 0; j < E; j++) srcs[nsrc++] = slot[j];
-    }
-    for (size_t i = 0; i < nsrc; i++) wts[i] = 1.0 / (double)nsrc;
-
-    if ((s = br_st_writer_create(&out.w))) goto done;
-    br_rng_seed(&out.rng, o->seed);
-    float std = base.cfg.initializer_range > 0 ? base.cfg.initializer_range : 0.02f;
-    int64_t C = cfg.hidden_size;
-    char name[256];
-    for (size_t i = 0; i < br_st_count(base.st) && s == BR_OK; i++) {
-        const char *tn = br_st_tensor(base.st, i)->name;
-        int l;
-        char proj[16];
-        tkind kind = classify(tn, &l, proj);
-        if (kind == T_FFN) {
-            for (size_t j = 0; j < E && s == BR_OK; j++) {
-                snprintf(name, sizeof name, BR_NAME_MOE_EXPERT, l, (int)j, mixtral_w(proj));
-                s = put_copy(&out, name, slot[j], tn);
-            }
-            if (s == BR_OK && m == BR_UPCYCLE_NEXUS) {
-                char sp[32];
-                snprintf(sp, sizeof sp, "%s_proj", proj);
-                snprintf(name, sizeof name, BR_NAME_MOE_SHARED, l, sp);
-                s = put_copy(&out, name, &base, tn);
-            }
-            /* one router per layer, written with the layer's down projection */
-            if (s == BR_OK && !strcmp(proj, "down")) {
-                if (m == BR_UPCYCLE_NEXUS) {
-                    int64_t H = cfg.nexus_hidden_size, D = cfg.nexus_domain_dim;
-                    snprintf(name, sizeof name, BR_NAME_NEXUS_IN, l);
-                    s = put_random(&out, name, 2 * H, D, std);
-                    snprintf(name, sizeof name, BR_NAME_NEXUS_OUT, l);
-                    if (s == BR_OK) s = put_random(&out, name, C, H, std);
-                } else {
-                    snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, l);
-                    s = put_router(&out, name, o->router_init, l, (int64_t)E, C, std);
-                }
-            }
-        } else if (kind == T_ATTN && bam) {
-            bool shared = m == BR_UPCYCLE_BAM_SHARED_KV && (!strcmp(proj, "k") || !strcmp(proj, "v"));
-            if (shared) {
-                s = put_mix(&out, tn, tn, srcs, wts, nsrc); /* one K, V: the experts' average */
-            } else {
-                char pp[32];
-                snprintf(pp, sizeof pp, "%s_proj", proj);
-                for (size_t j = 0; j < E && s == BR_OK; j++) {
-                    snprintf(name, sizeof name, BR_NAME_MOA_EXPERT, l, (int)j, pp);
-                    s = put_copy(&out, name, slot[j], tn);
-                }
-            }
-            if (s == BR_OK && !strcmp(proj, "o")) {
-                snprintf(name, sizeof name, BR_NAME_MOA_ROUTER, l);
-                s = put_router(&out, name, o->router_init, l, (int64_t)E, C, std);
-            }
-        } else {
-            s = put_mix(&out, tn, tn, srcs, wts, nsrc);
-        }
-    }
-    if (s == BR_OK && m == BR_UPCYCLE_NEXUS)
-        s = put_rows(&out, BR_NAME_NEXUS_DOMAINS, o->domain_emb, (int64_t)E, cfg.nexus_domain_dim);
-    if (s == BR_OK) s = write_all(&out, o->out, &cfg);
+    for (size_t j = 0; j < p.E; j++)
+        p.slot[j] = o->method == BR_UPCYCLE_SPARSE ? &base
+                    : o->base_as_expert ? (j == 0 ? &base : &ex[j - 1]) : &ex[j];
+    if (o->method == BR_UPCYCLE_SPARSE) p.srcs[p.nsrc++] = &base;
+    else
+        for (size_t j = 0; j < p.E; j++) p.srcs[p.nsrc++] = p.slot[j];
+    for (size_t i = 0; i < p.nsrc; i++) p.wts[i] = 1.0 / (double)p.nsrc;
+    br_dtype dt;
+    if ((s = out_dtype(o->dtype, &base, &dt))) goto done;
+    if ((s = br_moe_out_create(&p.w, dt, o->shard_size, p.nsrc > 1 ? p.nsrc : 0))) goto done;
+    p.ri = (router_init_t){.method = o->method, .cfg = &cfg, .domain_emb = o->domain_emb, .rows = o->router_init,
+                           .std = base.cfg.initializer_range > 0 ? base.cfg.initializer_range : 0.02f};
+    br_rng_seed(&p.ri.rng, o->seed);
+    if ((s = plan_upcycle(&p)) || o->check_only) goto done;
+    s = br_moe_out_commit(p.w, o->out, &cfg, o->base, o->report);
     if (s == BR_OK && out_cfg) *out_cfg = cfg;
 done:
-    br_st_writer_free(out.w);
-    br_arena_free(&out.arena);
+    br_moe_out_free(p.w);
     ckpt_close(&base);
     for (size_t i = 0; ex && i < o->n_experts; i++) ckpt_close(&ex[i]);
-    free(ex), free(srcs), free(wts);
+    free(ex);
     return s;
 }
 
 /* ---- extend ---- */
+
+static br_status check_extend(const br_extend_opts_t *o, const ckpt_t *moe, const ckpt_t *nw)
+{
+    if (!br_config_has_moe_ffn(&moe->cfg))
+        return br_error(BR_EINVAL, "extend: %s is not a mixture of experts (no num_local_experts)", o->moe);
+    if (br_config_has_moa(&moe->cfg))
+        return br_error(BR_EUNSUPPORTED, "extend: adding an expert to a mixture of attention (BAM) is not supported; "
+                        "use a btx, sparse or nexus MoE");
+    if (!is_dense(&nw->cfg)) return br_error(BR_EINVAL, "extend: the new expert %s is not a dense model", o->expert);
+    /* the mixture's dense view: its config with the FFN experts taken away */
+    br_model_config_t dense = moe->cfg;
+    dense.arch = nw->cfg.arch == BR_ARCH_MISTRAL ? BR_ARCH_MISTRAL : BR_ARCH_LLAMA;
+    BR_TRY(br_upcycle_check_compatible(&dense, &nw->cfg, "new expert"));
+    BR_TRY(br_moe_tokenizer_check(o->moe, o->expert, "new expert"));
+    if (moe->cfg.router_nexus && !o->domain_emb)
+        return br_error(BR_EINVAL, "extend: a Nexus MoE needs the new domain's embedding (--domain-data)");
+    if (moe->cfg.num_local_experts >= 256) return br_error(BR_EINVAL, "extend: the mixture already has 256 experts");
+    if (o->router_init && (moe->cfg.router_nexus || o->router_init->E != (size_t)moe->cfg.num_local_experts + 1))
+        return br_error(BR_EINVAL, moe->cfg.router_nexus
+                                       ? "extend: a Nexus router comes from its projector; hidden-state rows are for linear routers"
+                                       : "extend: hidden-state router rows need one domain sample per expert of the result "
+                                         "(%d: the current experts' in order, then the new one's), %zu given",
+                        moe->cfg.num_local_experts + 1, o->router_init->E);
+    br_dtype dt;
+    return out_dtype(o->dtype, moe, &dt);
+}
+
+/* One tensor of the mixture, in the extended one. */
+static br_status plan_extend_tensor(br_moe_out_t *w, router_init_t *ri, const ckpt_t *nw, const br_st_tensor_t *t,
+                                    const float *domain_emb)
+{
+    const br_model_config_t *c = ri->cfg; /* the extended config */
+    int E = c->num_local_experts - 1, l, n = 0;
+    double one = 1, lambda = 1.0 / (E + 1), w2[2] = {1 - lambda, lambda};
+    char name[256];
+    if (sscanf(t->name, "model.layers.%d.block_sparse_moe.%n", &l, &n) == 1 && n > 0) {
+        snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, l);
+        if (strcmp(t->name, name)) return br_moe_out_mix(w, t->name, &t, &one, 1, false); /* experts, projector */
+        if (ri->rows) return put_router(w, ri, t->name, l, E + 1, c->hidden_size); /* all E + 1 rows re-derived */
+        float *row = malloc((size_t)c->hidden_size * sizeof(float));
+        if (!row) return br_error(BR_ENOMEM, "out of memory");
+        init_router_row(ri, l, row);
+        br_status s = br_moe_out_rows(w, t->name, t, row, 1, c->hidden_size);
+        free(row);
+        return s;
+    }
+    if (!strcmp(t->name, BR_NAME_NEXUS_DOMAINS)) return br_moe_out_rows(w, t->name, t, domain_emb, 1, c->nexus_domain_dim);
+    /* non-FFN weights: (1 - lambda) * current + lambda * new */
+    br_status s = BR_OK;
+    const br_st_tensor_t *pair[2] = {t, need(nw, t->name, t, &s)};
+    if (!pair[1]) return s;
+    return br_moe_out_mix(w, t->name, pair, w2, 2, true);
+}
 
 br_status br_extend(const br_extend_opts_t *o, br_model_config_t *out_cfg)
 {
     ckpt_t moe, nw;
     memset(&moe, 0, sizeof moe);
     memset(&nw, 0, sizeof nw);
-    out_t out = {0};
-    br_arena_init(&out.arena, 1 << 20);
+    br_moe_out_t *w = NULL;
     br_status s;
     if (!o->out || !*o->out) return br_error(BR_EINVAL, "extend: no output directory given");
     if ((s = ckpt_open(&moe, o->moe, "moe"))) goto done;
     if ((s = ckpt_open(&nw, o->expert, "new expert"))) goto done;
-    if (!br_config_has_moe_ffn(&moe.cfg)) {
-        s = br_error(BR_EINVAL, "extend: %s is not a mixture of experts (no num_local_experts)", o->moe);
-        goto done;
-    }
-    if (br_config_has_moa(&moe.cfg)) {
-        s = br_error(BR_EUNSUPPORTED, "extend: adding an expert to a mixture of attention (BAM) is not supported; "
-                                      "use a btx, sparse or nexus MoE");
-        goto done;
-    }
-    if (!is_dense(&nw.cfg)) {
-        s = br_error(BR_EINVAL, "extend: the new expert %s is not a dense model", o->expert);
-        goto done;
-    }
-    if ((s = br_upcycle_check_compatible(&moe.cfg, &nw.cfg, "new expert"))) goto done;
-    bool nexus = moe.cfg.router_nexus != 0;
-    if (o->router_init && (nexus || o->router_init->E != (size_t)moe.cfg.num_local_experts + 1)) {
-        s = br_error(BR_EINVAL, nexus ? "extend: a Nexus router comes from its projector; hidden-state rows are for linear routers"
-                                      : "extend: hidden-state router rows need one domain sample per expert of the result "
-                                        "(%d: the current experts' in order, then the new one's), %zu given",
-                     moe.cfg.num_local_experts + 1, o->router_init->E);
-        goto done;
-    }
-    if (nexus && !o->domain_emb) {
-        s = br_error(BR_EINVAL, "extend: a Nexus MoE needs the new domain's embedding (--domain-data)");
-        goto done;
-    }
+    if ((s = check_extend(o, &moe, &nw))) goto done;
     int E = moe.cfg.num_local_experts;
-    double lambda = 1.0 / (E + 1);
     br_model_config_t cfg = moe.cfg;
     cfg.num_local_experts = E + 1;
-    if ((s = br_st_writer_create(&out.w))) goto done;
-    br_rng_seed(&out.rng, o->seed);
-    float std = cfg.initializer_range > 0 ? cfg.initializer_range : 0.02f;
-    ckpt_t *pair[2] = {&moe, &nw};
-    double w2[2] = {1 - lambda, lambda};
-    char name[256];
-    for (size_t i = 0; i < br_st_count(moe.st) && s == BR_OK; i++) {
-        const br_st_tensor_t *t = br_st_tensor(moe.st, i);
-        const char *tn = t->name;
-        int l, n = 0;
-        if (sscanf(tn, "model.layers.%d.block_sparse_moe.%n", &l, &n) == 1 && n > 0) {
-            snprintf(name, sizeof name, BR_NAME_MOE_ROUTER, l);
-            if (!strcmp(tn, name) && o->router_init) { /* hidden-state rows for all E + 1 experts */
-                s = put_router(&out, tn, o->router_init, l, E + 1, cfg.hidden_size, std);
-            } else if (!strcmp(tn, name)) { /* linear router: one new random row */
-                float *r = NULL;
-                if ((s = read_f32(&out.arena, t, &r))) break;
-                float *r2 = br_arena_alloc(&out.arena, (size_t)(E + 1) * (size_t)cfg.hidden_size * sizeof(float));
-                if (!r2) {
-                    s = br_error(BR_ENOMEM, "out of memory");
-                    break;
-                }
-                memcpy(r2, r, (size_t)E * (size_t)cfg.hidden_size * sizeof(float));
-                br_rng_fill_normal(&out.rng, r2 + (size_t)E * (size_t)cfg.hidden_size, (size_t)cfg.hidden_size, std);
-                s = put_rows(&out, tn, r2, E + 1, cfg.hidden_size);
-            } else { /* experts, shared expert, Nexus projector: unchanged */
-                s = put_copy(&out, tn, &moe, tn);
-            }
-        } else if (!strcmp(tn, BR_NAME_NEXUS_DOMAINS)) {
-            float *d = NULL;
-            size_t D = (size_t)cfg.nexus_domain_dim;
-            if ((s = read_f32(&out.arena, t, &d))) break;
-            float *d2 = br_arena_alloc(&out.arena, (size_t)(E + 1) * D * sizeof(float));
-            if (!d2) {
-                s = br_error(BR_ENOMEM, "out of memory");
-                break;
-            }
-            memcpy(d2, d, (size_t)E * D * sizeof(float));
-            memcpy(d2 + (size_t)E * D, o->domain_emb, D * sizeof(float));
-            s = put_rows(&out, tn, d2, E + 1, (int64_t)D);
-        } else {
-            /* non-FFN weights: (1 - lambda) * current + lambda * new */
-            s = put_mix(&out, tn, tn, pair, w2, 2);
-        }
-    }
+    br_dtype dt;
+    if ((s = out_dtype(o->dtype, &moe, &dt)) || (s = br_moe_out_create(&w, dt, o->shard_size, 2))) goto done;
+    router_init_t ri = {.cfg = &cfg, .std = cfg.initializer_range > 0 ? cfg.initializer_range : 0.02f,
+                        .rows = o->router_init};
+    br_rng_seed(&ri.rng, o->seed);
+    for (size_t i = 0; i < moe.f.n_tensors && s == BR_OK; i++)
+        s = plan_extend_tensor(w, &ri, &nw, moe.f.tensors[i], o->domain_emb);
     /* the new expert's FFN becomes expert E of every layer */
     static const char *const projs[3][2] = {{"gate", "w1"}, {"down", "w2"}, {"up", "w3"}};
+    double one = 1;
+    char name[256];
     for (int l = 0; l < cfg.num_hidden_layers && s == BR_OK; l++)
         for (int p = 0; p < 3 && s == BR_OK; p++) {
             char src[128];
             snprintf(src, sizeof src, "model.layers.%d.mlp.%s_proj.weight", l, projs[p][0]);
+            snprintf(name, sizeof name, BR_NAME_MOE_EXPERT, l, 0, projs[p][1]);
+            const br_st_tensor_t *like = need(&moe, name, NULL, &s), *t = like ? need(&nw, src, like, &s) : NULL;
             snprintf(name, sizeof name, BR_NAME_MOE_EXPERT, l, E, projs[p][1]);
-            s = put_copy(&out, name, &nw, src);
+            if (t) s = br_moe_out_mix(w, name, &t, &one, 1, false);
         }
-    if (s == BR_OK) s = write_all(&out, o->out, &cfg);
+    if (s == BR_OK) s = br_moe_out_commit(w, o->out, &cfg, o->moe, o->report);
     if (s == BR_OK && out_cfg) *out_cfg = cfg;
 done:
-    br_st_writer_free(out.w);
-    br_arena_free(&out.arena);
+    br_moe_out_free(w);
     ckpt_close(&moe);
     ckpt_close(&nw);
     return s;

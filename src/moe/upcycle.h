@@ -1,7 +1,13 @@
 /* Assembling a mixture of experts from dense checkpoints ("upcycling") and adding an expert
- * to one later.  Works on checkpoints directly (DIR/config.json + DIR/model.safetensors, HF
- * Llama names in, Mixtral / braid MoE names out: lm/config_moe.h), tensor by tensor, so it
- * needs no model in memory.  Exactly what each paper builds (../shared/papers/upcycling.md):
+ * to one later.  Works on model folders directly (config.json + model.safetensors or the
+ * Hub's shards + index; F32, BF16 or F16; HF Llama/Mistral names in, Mixtral / braid MoE names
+ * out: lm/config_moe.h), streamed tensor by tensor and chunk by chunk (moe/stream.h), so it
+ * needs no model in memory: peak memory is a few MB whatever the model's size.  The output
+ * keeps the inputs' dtype (or opts.dtype), is sharded like the Hub's and replaces OUT in one
+ * rename; the base's tokenizer files are copied.  Every input is checked before anything is
+ * written: the same architecture and shapes (the tensor named), the same tokenizer
+ * (moe/tokcheck.h).  How far the experts are apart (relative distance of each one's averaged
+ * weights to their mean) is measured on the way and reported.  Exactly what each paper builds (../shared/papers/upcycling.md):
  *
  *   sparse   FFN experts = E copies of the seed's FFN; everything else = the seed's.
  *   btx      FFN experts = each expert's FFN; attention, embeddings, norms, head = element-wise
@@ -12,7 +18,8 @@
  *   nexus    FFN experts = each expert's FFN, the seed's FFN as the always-on shared expert,
  *            non-FFN weights averaged; Nexus router (expert embeddings from fixed domain
  *            embeddings through a learned projector), top-1.
- * Routers (linear rows, MoA router, Nexus projector) start random N(0, initializer_range^2).
+ * Routers (linear rows, MoA router, Nexus projector) start random N(0, initializer_range^2),
+ * all made by one function per layer (init_routers in moe/upcycle.c).
  * With base_as_expert the seed is expert 0 (and takes part in every average). */
 #ifndef BR_MOE_UPCYCLE_H
 #define BR_MOE_UPCYCLE_H
@@ -23,6 +30,7 @@
 #include "base/status.h"
 #include "lm/model.h"
 #include "moe/router_init.h"
+#include "moe/stream.h"
 
 typedef enum {
     BR_UPCYCLE_SPARSE,
@@ -62,11 +70,19 @@ typedef struct {
     const char *const *domain_text;
     size_t n_domain_text;
     const char *tokenizer;
+    const char *dtype;           /* "f32" | "bf16" | "f16"; NULL: the base's (its embedding's) */
+    size_t shard_size;           /* bytes per shard; 0: 5 GB as the Hub */
+    br_moe_out_report_t *report; /* may be NULL: shards, bytes, and distance[i] of merge input i
+                                  * (the seed first with base_as_expert, then the experts) */
 } br_upcycle_opts_t;
 
-/* Checks everything first (dirs, configs: same shapes, vocab and block type as the base;
- * dense inputs; method requirements) and only then builds; writes model.safetensors then
- * config.json atomically.  *out_cfg (may be NULL) receives the MoE config. */
+/* Relative distance of an expert's averaged weights to the experts' mean above which the
+ * experts are reported as not sharing a base (finetunes of one base stay far below it). */
+#define BR_UPCYCLE_FAR 0.5
+
+/* Checks everything first (dirs, configs: same architecture, shapes, vocab, tokenizer and
+ * block type as the base; dense inputs; method requirements; every tensor's shape) and only
+ * then builds, streaming (moe/stream.h).  *out_cfg (may be NULL) receives the MoE config. */
 br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg);
 
 /* Adds one expert (a dense branch of the same seed) to an MoE built by br_upcycle:
@@ -88,6 +104,9 @@ typedef struct {
     const char *const *domain_text;
     size_t n_domain_text;
     const char *tokenizer;
+    const char *dtype;           /* as br_upcycle_opts_t; NULL: the MoE's */
+    size_t shard_size;
+    br_moe_out_report_t *report; /* distance[0] the MoE's, [1] the new expert's */
 } br_extend_opts_t;
 br_status br_extend(const br_extend_opts_t *o, br_model_config_t *out_cfg);
 
@@ -108,7 +127,7 @@ br_status br_extend_assemble(const br_extend_opts_t *o, const char *seed_dir, co
 size_t br_upcycle_num_experts(const br_upcycle_opts_t *o);
 
 /* The same config checks on two configs: BR_EINVAL naming `what` and the first field that
- * differs (vocab, widths, layers, heads, block type...). */
+ * differs (architecture, vocab, widths, layers, heads, RoPE, norms, block type...). */
 br_status br_upcycle_check_compatible(const br_model_config_t *base, const br_model_config_t *x,
                                       const char *what);
 #endif
