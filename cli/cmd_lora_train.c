@@ -44,6 +44,24 @@ static void on_step(void *ctx, long done, const br_trainer_step_t *st)
                         (double)st->lr);
 }
 
+/* On an MoE base the routers stay frozen and a token routed to expert e trains adapter
+ * module e only (br_moe_ffn_backward_lora).  BAM's attention runs in nn/moa.c, which has no
+ * LoRA backward: such adapters are served, not trained here. */
+static br_status moe_check(const br_model_t *m, const br_lora_adapter_t *a)
+{
+    const unsigned attn = (1u << BR_PROJ_Q) | (1u << BR_PROJ_K) | (1u << BR_PROJ_V) | (1u << BR_PROJ_O);
+    if (m->cfg.num_attention_experts > 1 && ((a->targets | a->xtargets) & attn))
+        return br_error(BR_EUNSUPPORTED,
+                        "training LoRA on BAM attention (%d attention experts) is not implemented: "
+                        "train the FFN experts (--targets w1,w3,w2) or serve an adapter trained elsewhere",
+                        m->cfg.num_attention_experts);
+    if (a->xtargets)
+        fprintf(stderr, "lora-train: MoE base: %d experts per layer adapted on %s%s%s (routers frozen)\n",
+                a->shapes.n_experts, (a->xtargets & (1u << BR_PROJ_GATE)) ? "w1 " : "",
+                (a->xtargets & (1u << BR_PROJ_UP)) ? "w3 " : "", (a->xtargets & (1u << BR_PROJ_DOWN)) ? "w2" : "");
+    return BR_OK;
+}
+
 int cmd_lora_train(int argc, char **argv)
 {
     const char *base = NULL, *data = NULL, *mix_spec = NULL, *out = NULL, *targets_s = "q_proj,v_proj";
@@ -58,7 +76,7 @@ int cmd_lora_train(int argc, char **argv)
         {"out", OPT_STR, &out, "DIR", "adapter folder to write (PEFT: adapter_config.json + adapter_model.safetensors)", true},
         {"rank", OPT_INT, &rank, "R", "LoRA rank (default 8)", false},
         {"alpha", OPT_FLOAT, &alpha, "A", "LoRA alpha; scale = alpha / rank (default 16)", false},
-        {"targets", OPT_STR, &targets_s, "LIST", "projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all (default q_proj,v_proj)", false},
+        {"targets", OPT_STR, &targets_s, "LIST", "projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj; on an MoE base w1,w3,w2 (every routed expert's gate, up, down); or all (default q_proj,v_proj)", false},
         {"rslora", OPT_BOOL, &rslora, NULL, "rank-stabilised scale alpha / sqrt(rank)", false},
         {"steps", OPT_INT, &steps, "N", "optimizer steps (default 200)", false},
         {"batch", OPT_INT, &batch, "B", "sequences per step (default 8)", false},
@@ -99,6 +117,7 @@ int cmd_lora_train(int argc, char **argv)
     size_t T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 128 ? (size_t)m->cfg.max_position_embeddings : 128);
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     st = br_lora_create(&a, &shapes, rank, alpha, targets, rslora, (uint64_t)seed);
+    if (st == BR_OK) st = moe_check(m, a);
     if (st == BR_OK) st = br_lora_alloc_grads(a);
     if (st != BR_OK) goto done;
     snprintf(a->base_model, sizeof a->base_model, "%s", base);

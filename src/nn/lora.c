@@ -39,11 +39,48 @@ int br_lora_proj_parse(const char *name)
     return -1;
 }
 
+const char *br_lora_expert_name(br_proj p)
+{
+    switch (p) {
+    case BR_PROJ_GATE: return "w1";
+    case BR_PROJ_UP: return "w3";
+    case BR_PROJ_DOWN: return "w2";
+    default: return NULL;
+    }
+}
+
+void br_lora_expert_path(char *buf, size_t cap, int layer, int expert, br_proj p)
+{
+    const char *x = br_lora_expert_name(p);
+    if (x) snprintf(buf, cap, "model.layers.%d.block_sparse_moe.experts.%d.%s", layer, expert, x);
+    else snprintf(buf, cap, "model.layers.%d.self_attn.experts.%d.%s", layer, expert, br_lora_proj_name(p));
+}
+
+int br_lora_site_experts(const br_lora_shapes_t *s, br_proj p)
+{
+    if (br_lora_expert_name(p)) return s->n_experts;
+    /* shared-KV BAM: one plain K and V, attention experts for Q and O only */
+    return (s->absent & (1u << p)) ? s->n_attn_experts : 0;
+}
+
+size_t br_lora_expert_stride(const br_lora_shapes_t *s)
+{
+    int X = s->n_experts > s->n_attn_experts ? s->n_experts : s->n_attn_experts;
+    return X > 0 ? (size_t)X : 1;
+}
+
+/* Number of expert-module slots (0 when the base has no experts). */
+static size_t n_xslots(const br_lora_shapes_t *s)
+{
+    if (s->n_experts <= 0 && s->n_attn_experts <= 0) return 0;
+    return (size_t)s->n_layers * br_lora_expert_stride(s) * BR_PROJ_COUNT;
+}
+
 br_status br_lora_parse_targets(const char *list, unsigned *mask)
 {
     *mask = 0;
     if (!strcmp(list, "all") || !strcmp(list, "all-linear")) {
-        *mask = (1u << BR_PROJ_COUNT) - 1;
+        *mask = BR_LORA_ALL;
         return BR_OK;
     }
     const char *p = list;
@@ -56,35 +93,97 @@ br_status br_lora_parse_targets(const char *list, unsigned *mask)
         memcpy(name, p, n);
         name[n] = 0;
         int proj = br_lora_proj_parse(name);
-        if (proj < 0)
+        if (proj >= 0) *mask |= 1u << proj;
+        else if (!strcmp(name, "w1")) *mask |= BR_LORA_W1;
+        else if (!strcmp(name, "w3")) *mask |= BR_LORA_W3;
+        else if (!strcmp(name, "w2")) *mask |= BR_LORA_W2;
+        else
             return br_error(BR_EINVAL,
                             "LoRA target '%s' is not one of q_proj, k_proj, v_proj, o_proj, "
-                            "gate_proj, up_proj, down_proj",
+                            "gate_proj, up_proj, down_proj, or w1, w3, w2 (MoE experts)",
                             name);
-        *mask |= 1u << proj;
         p += n + (comma ? 1 : 0);
     }
     if (!*mask) return br_error(BR_EINVAL, "LoRA targets: none given");
     return BR_OK;
 }
 
+br_status br_lora_resolve_targets(const br_lora_shapes_t *s, unsigned targets,
+                                  bool dense[BR_PROJ_COUNT], bool experts[BR_PROJ_COUNT])
+{
+    static const unsigned xbit[BR_PROJ_COUNT] = {0, 0, 0, 0, BR_LORA_W1, BR_LORA_W3, BR_LORA_W2};
+    char bad[512] = "";
+    size_t nb = 0;
+    for (int p = 0; p < BR_PROJ_COUNT; p++) {
+        bool present = !(s->absent & (1u << p));
+        int nx = br_lora_site_experts(s, (br_proj)p);
+        dense[p] = experts[p] = false;
+        if (targets & BR_LORA_ALL) {
+            dense[p] = present;
+            experts[p] = nx > 0;
+            continue;
+        }
+        if (targets & (1u << p)) {
+            /* PEFT's suffix match: q_proj also names self_attn.experts.J.q_proj, while a routed
+             * FFN expert's projections are w1/w3/w2, never gate/up/down_proj */
+            if (present) dense[p] = true;
+            else if (!xbit[p] && nx > 0) experts[p] = true;
+            else if (nb < sizeof bad)
+                nb += (size_t)snprintf(bad + nb, sizeof bad - nb, "%s%s (the FFN is a mixture of %d experts: target %s)",
+                                       nb ? ", " : "", proj_names[p], s->n_experts, br_lora_expert_name((br_proj)p));
+        }
+        if (xbit[p] && (targets & xbit[p])) {
+            if (nx > 0) experts[p] = true;
+            else if (nb < sizeof bad)
+                nb += (size_t)snprintf(bad + nb, sizeof bad - nb, "%s%s (the base has no block_sparse_moe experts)",
+                                       nb ? ", " : "", br_lora_expert_name((br_proj)p));
+        }
+    }
+    if (nb) return br_error(BR_EINVAL, "LoRA targets not in the base model: %s", bad);
+    for (int p = 0; p < BR_PROJ_COUNT; p++)
+        if (dense[p] || experts[p]) return BR_OK;
+    return br_error(BR_EINVAL, "LoRA: no valid target projection");
+}
+
 /* ---- allocation ---- */
+
+/* Carves module m (rank ranks[i]) for projection pr out of *p. */
+static void carve(br_lora_module_t *m, int rank, float **p, size_t in, size_t out)
+{
+    m->rank = rank;
+    if (!rank) return;
+    m->A = *p;
+    *p += (size_t)rank * in;
+    m->B = *p;
+    *p += (size_t)rank * out;
+}
 
 br_status br_lora_alloc(br_lora_adapter_t **out, const br_lora_shapes_t *s, const int *ranks)
 {
+    return br_lora_alloc_experts(out, s, ranks, NULL);
+}
+
+br_status br_lora_alloc_experts(br_lora_adapter_t **out, const br_lora_shapes_t *s, const int *ranks,
+                                const int *xranks)
+{
     *out = NULL;
     if (s->n_layers <= 0) return br_error(BR_EINVAL, "LoRA: base model has no layers");
-    size_t nmod = (size_t)s->n_layers * BR_PROJ_COUNT, n = 0;
+    size_t nmod = (size_t)s->n_layers * BR_PROJ_COUNT, nx = xranks ? n_xslots(s) : 0, n = 0;
     for (size_t i = 0; i < nmod; i++) {
         size_t p = i % BR_PROJ_COUNT;
         n += (size_t)ranks[i] * (s->in[p] + s->out[p]);
+    }
+    for (size_t i = 0; i < nx; i++) {
+        size_t p = i % BR_PROJ_COUNT;
+        n += (size_t)xranks[i] * (s->in[p] + s->out[p]);
     }
     br_lora_adapter_t *a = calloc(1, sizeof *a);
     if (!a) return br_error(BR_ENOMEM, "LoRA: out of memory");
     a->shapes = *s;
     a->mods = calloc(nmod, sizeof *a->mods);
+    a->xmods = nx ? calloc(nx, sizeof *a->xmods) : NULL;
     a->params = n ? br_alloc(n * sizeof(float)) : NULL;
-    if (!a->mods || (n && !a->params)) {
+    if (!a->mods || (nx && !a->xmods) || (n && !a->params)) {
         br_lora_free(a);
         return br_error(BR_ENOMEM, "LoRA: out of memory for %zu parameters", n);
     }
@@ -92,18 +191,35 @@ br_status br_lora_alloc(br_lora_adapter_t **out, const br_lora_shapes_t *s, cons
     float *p = a->params;
     for (size_t i = 0; i < nmod; i++) {
         size_t pr = i % BR_PROJ_COUNT;
-        br_lora_module_t *m = &a->mods[i];
-        m->rank = ranks[i];
-        if (!m->rank) continue;
-        m->A = p;
-        p += (size_t)m->rank * s->in[pr];
-        m->B = p;
-        p += (size_t)m->rank * s->out[pr];
-        a->targets |= 1u << pr;
+        carve(&a->mods[i], ranks[i], &p, s->in[pr], s->out[pr]);
+        if (ranks[i]) a->targets |= 1u << pr;
+    }
+    for (size_t i = 0; i < nx; i++) {
+        size_t pr = i % BR_PROJ_COUNT;
+        carve(&a->xmods[i], xranks[i], &p, s->in[pr], s->out[pr]);
+        if (xranks[i]) a->xtargets |= 1u << pr;
+    }
+    if (!a->xtargets) { /* no expert module: the dense layout exactly */
+        free(a->xmods);
+        a->xmods = NULL;
     }
     *out = a;
     return BR_OK;
 }
+
+/* Runs the statement after the sizes on every adapted module m (dense, then experts), with
+ * its in/out sizes C, OC. */
+#define FOR_EACH_MODULE(a, m, C, OC, ...)                                                     \
+    do {                                                                                       \
+        size_t nm_ = (size_t)(a)->shapes.n_layers * BR_PROJ_COUNT;                            \
+        size_t nx_ = (a)->xmods ? n_xslots(&(a)->shapes) : 0;                                  \
+        for (size_t i_ = 0; i_ < nm_ + nx_; i_++) {                                            \
+            br_lora_module_t *m = i_ < nm_ ? &(a)->mods[i_] : &(a)->xmods[i_ - nm_];           \
+            size_t C = (a)->shapes.in[i_ % BR_PROJ_COUNT], OC = (a)->shapes.out[i_ % BR_PROJ_COUNT]; \
+            (void)C, (void)OC;                                                                 \
+            if (m->rank) __VA_ARGS__                                                           \
+        }                                                                                      \
+    } while (0)
 
 void br_lora_free(br_lora_adapter_t *a)
 {
@@ -111,13 +227,15 @@ void br_lora_free(br_lora_adapter_t *a)
     br_free(a->params);
     br_free(a->grads);
     free(a->mods);
+    free(a->xmods);
     free(a);
 }
 
 size_t br_lora_bytes(const br_lora_adapter_t *a)
 {
     size_t nmod = (size_t)a->shapes.n_layers * BR_PROJ_COUNT;
-    return sizeof *a + nmod * sizeof *a->mods + a->n_params * sizeof(float) * (a->grads ? 2 : 1);
+    size_t nx = a->xmods ? n_xslots(&a->shapes) : 0;
+    return sizeof *a + (nmod + nx) * sizeof *a->mods + a->n_params * sizeof(float) * (a->grads ? 2 : 1);
 }
 
 float br_lora_scale(float alpha, int r, bool rslora)
@@ -132,23 +250,30 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
     if (rank <= 0 || rank > 4096) return br_error(BR_EINVAL, "LoRA rank %d must be in 1..4096", rank);
     if (!(alpha > 0 && alpha <= BR_LORA_ALPHA_MAX))
         return br_error(BR_EINVAL, "LoRA alpha %g must be in (0, %g]", (double)alpha, BR_LORA_ALPHA_MAX);
-    if (!targets || targets >= (1u << BR_PROJ_COUNT))
+    if (!targets || targets >= (BR_LORA_ALL << 1))
         return br_error(BR_EINVAL, "LoRA: no valid target projection");
-    size_t nmod = (size_t)shapes->n_layers * BR_PROJ_COUNT;
-    int *ranks = calloc(nmod ? nmod : 1, sizeof *ranks);
-    if (!ranks) return br_error(BR_ENOMEM, "LoRA: out of memory");
-    for (size_t i = 0; i < nmod; i++) {
-        size_t p = i % BR_PROJ_COUNT;
-        if (!(targets & (1u << p))) continue;
-        if ((size_t)rank > shapes->in[p] || (size_t)rank > shapes->out[p]) {
-            free(ranks);
+    bool dense[BR_PROJ_COUNT], experts[BR_PROJ_COUNT];
+    BR_TRY(br_lora_resolve_targets(shapes, targets, dense, experts));
+    for (int p = 0; p < BR_PROJ_COUNT; p++)
+        if ((dense[p] || experts[p]) && ((size_t)rank > shapes->in[p] || (size_t)rank > shapes->out[p]))
             return br_error(BR_EINVAL, "LoRA rank %d exceeds %s's size (%zu x %zu)", rank,
                             proj_names[p], shapes->out[p], shapes->in[p]);
-        }
-        ranks[i] = rank;
+    size_t nmod = (size_t)shapes->n_layers * BR_PROJ_COUNT, nx = n_xslots(shapes);
+    size_t X = br_lora_expert_stride(shapes);
+    int *ranks = calloc(nmod ? nmod : 1, sizeof *ranks), *xranks = calloc(nx ? nx : 1, sizeof *xranks);
+    if (!ranks || !xranks) {
+        free(ranks);
+        free(xranks);
+        return br_error(BR_ENOMEM, "LoRA: out of memory");
     }
-    br_status s = br_lora_alloc(out, shapes, ranks);
+    for (size_t i = 0; i < nmod; i++) ranks[i] = dense[i % BR_PROJ_COUNT] ? rank : 0;
+    for (size_t i = 0; i < nx; i++) {
+        size_t p = i % BR_PROJ_COUNT, e = (i / BR_PROJ_COUNT) % X;
+        xranks[i] = experts[p] && e < (size_t)br_lora_site_experts(shapes, (br_proj)p) ? rank : 0;
+    }
+    br_status s = br_lora_alloc_experts(out, shapes, ranks, nx ? xranks : NULL);
     free(ranks);
+    free(xranks);
     if (s != BR_OK) return s;
     br_lora_adapter_t *a = *out;
     a->rank = rank;
@@ -156,15 +281,12 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
     a->rslora = rslora;
     br_rng_t rng;
     br_rng_seed(&rng, seed);
-    for (size_t i = 0; i < nmod; i++) {
-        br_lora_module_t *m = &a->mods[i];
-        if (!m->rank) continue;
-        size_t C = shapes->in[i % BR_PROJ_COUNT];
+    FOR_EACH_MODULE(a, m, C, OC, {
         /* PEFT: kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(C), 1/sqrt(C)); B = 0 */
         float bound = 1.0f / sqrtf((float)C);
         br_rng_fill_uniform(&rng, m->A, (size_t)m->rank * C, -bound, bound);
         m->scale = br_lora_scale(alpha, rank, rslora);
-    }
+    });
     return BR_OK;
 }
 
@@ -177,13 +299,10 @@ br_status br_lora_alloc_grads(br_lora_adapter_t *a)
     if (!a->n_params) return BR_OK;
     a->grads = br_alloc(a->n_params * sizeof(float));
     if (!a->grads) return br_error(BR_ENOMEM, "LoRA: out of memory for gradients");
-    size_t nmod = (size_t)a->shapes.n_layers * BR_PROJ_COUNT;
-    for (size_t i = 0; i < nmod; i++) {
-        br_lora_module_t *m = &a->mods[i];
-        if (!m->rank) continue;
+    FOR_EACH_MODULE(a, m, C, OC, {
         m->dA = a->grads + (m->A - a->params);
         m->dB = a->grads + (m->B - a->params);
-    }
+    });
     return BR_OK;
 }
 
@@ -197,6 +316,15 @@ void br_lora_merge(float *W, const br_lora_adapter_t *a, int layer, br_proj p, f
     const br_lora_module_t *m = br_lora_module(a, layer, p);
     if (!m->rank) return;
     /* W (OC,C) += sign*scale * B (OC,r) @ A (r,C) */
+    br_sgemm(false, false, a->shapes.out[p], a->shapes.in[p], (size_t)m->rank, sign * m->scale,
+             m->B, (size_t)m->rank, m->A, a->shapes.in[p], 1.0f, W, a->shapes.in[p]);
+}
+
+void br_lora_merge_expert(float *W, const br_lora_adapter_t *a, int layer, int expert, br_proj p,
+                          float sign)
+{
+    const br_lora_module_t *m = br_lora_xmodule(a, layer, expert, p);
+    if (!m->rank) return;
     br_sgemm(false, false, a->shapes.out[p], a->shapes.in[p], (size_t)m->rank, sign * m->scale,
              m->B, (size_t)m->rank, m->A, a->shapes.in[p], 1.0f, W, a->shapes.in[p]);
 }
@@ -285,13 +413,13 @@ br_status br_lora_batch_set(br_lora_batch_t *b, const br_lora_adapter_t *const *
             }
             b->uniq[b->nuniq++] = a;
             for (int p = 0; p < BR_PROJ_COUNT; p++) {
-                if (!(a->targets & (1u << p))) continue;
+                if (!((a->targets | a->xtargets) & (1u << p))) continue;
                 if (a->shapes.in[p] > maxC) maxC = a->shapes.in[p];
                 if (a->shapes.out[p] > maxOC) maxOC = a->shapes.out[p];
             }
-            size_t nmod = (size_t)a->shapes.n_layers * BR_PROJ_COUNT;
-            for (size_t m = 0; m < nmod; m++)
-                if ((size_t)a->mods[m].rank > maxR) maxR = (size_t)a->mods[m].rank;
+            FOR_EACH_MODULE(a, m, C, OC, {
+                if ((size_t)m->rank > maxR) maxR = (size_t)m->rank;
+            });
         }
         b->row_group[i] = (int32_t)g;
     }
@@ -436,10 +564,91 @@ static void lora_backward(const br_lora_hook_t *h, float *dinp, const float *dou
     }
 }
 
+/* ---- expert rows ---- */
+
+/* The adapter of the expert's local row i (NULL: none). */
+static const br_lora_adapter_t *row_adapter(const br_lora_batch_t *b, const int32_t *asg, size_t k, size_t i)
+{
+    size_t row = asg ? (size_t)asg[i] / k : i;
+    BR_ASSERT(row < b->N);
+    int32_t g = b->row_group[row];
+    return g >= 0 ? b->uniq[g] : NULL;
+}
+
+/* Calls run(lo, L, m) for every maximal run [lo, lo+L) of consecutive local rows whose adapter
+ * adapts (layer, expert, proj) with the same module m.  Rows routed to one expert keep token
+ * order and a sequence's tokens share an adapter, so runs are long in prefill. */
+#define FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, ...)                                  \
+    for (size_t lo = 0, hi; lo < (n); lo = hi) {                                               \
+        const br_lora_adapter_t *ad = row_adapter(b, asg, k, lo);                              \
+        for (hi = lo + 1; hi < (n) && row_adapter(b, asg, k, hi) == ad; hi++) {}               \
+        if (!ad || (layer) >= ad->shapes.n_layers ||                                           \
+            (expert) >= br_lora_site_experts(&ad->shapes, proj))                               \
+            continue;                                                                          \
+        const br_lora_module_t *m = br_lora_xmodule(ad, layer, expert, proj);                  \
+        if (!m->rank) continue;                                                                \
+        size_t L = hi - lo, r = (size_t)m->rank;                                               \
+        (void)L, (void)r;                                                                      \
+        __VA_ARGS__                                                                            \
+    }
+
+static void lora_apply_expert(const br_lora_hook_t *h, float *out, const float *inp, const int32_t *asg,
+                              size_t k, size_t n, size_t C, size_t OC, int layer, int expert, br_proj proj)
+{
+    br_lora_batch_t *b = h->ctx;
+    FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, {
+        if (L == 1) {
+            bgmv_row(out + lo * OC, inp + lo * C, m, C, OC);
+            continue;
+        }
+        br_sgemm(false, true, L, r, C, 1.0f, inp + lo * C, C, m->A, C, 0.0f, b->vs, r);
+        br_sgemm(false, true, L, OC, r, m->scale, b->vs, r, m->B, r, 1.0f, out + lo * OC, OC);
+    })
+}
+
+/* Backward over each run, straight on the expert's contiguous rows (see lora_backward). */
+static void lora_backward_expert(const br_lora_hook_t *h, float *dinp, const float *dout, const float *inp,
+                                 const int32_t *asg, size_t k, size_t n, size_t C, size_t OC, int layer,
+                                 int expert, br_proj proj)
+{
+    br_lora_batch_t *b = h->ctx;
+    FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, {
+        const float *x = inp + lo * C, *dy = dout + lo * OC;
+        float *v = b->vs;
+        br_sgemm(false, true, L, r, C, 1.0f, x, C, m->A, C, 0.0f, v, r);
+        if (m->dB) br_sgemm(true, false, OC, r, L, m->scale, dy, OC, v, r, 1.0f, m->dB, r);
+        br_sgemm(false, false, L, r, OC, m->scale, dy, OC, m->B, r, 0.0f, v, r);
+        if (m->dA) br_sgemm(true, false, r, C, L, 1.0f, v, r, x, C, 1.0f, m->dA, C);
+        if (dinp) br_sgemm(false, false, L, C, r, 1.0f, v, r, m->A, C, 1.0f, dinp + lo * C, C);
+    })
+}
+
 br_lora_hook_t br_lora_batch_hook(br_lora_batch_t *b)
 {
-    br_lora_hook_t h = {lora_apply, lora_backward, b};
+    br_lora_hook_t h = {lora_apply, lora_backward, b, lora_apply_expert, lora_backward_expert};
     return h;
+}
+
+void br_lora_apply_expert_ref(float *out, const float *inp, const br_lora_adapter_t *const *rows, size_t n,
+                              size_t C, size_t OC, int layer, int expert, br_proj p)
+{
+    for (size_t i = 0; i < n; i++) {
+        const br_lora_adapter_t *a = rows[i];
+        if (!a || layer >= a->shapes.n_layers || expert >= br_lora_site_experts(&a->shapes, p)) continue;
+        const br_lora_module_t *m = br_lora_xmodule(a, layer, expert, p);
+        if (!m->rank) continue;
+        double v[m->rank];
+        for (int q = 0; q < m->rank; q++) {
+            double s = 0;
+            for (size_t c = 0; c < C; c++) s += (double)m->A[(size_t)q * C + c] * inp[i * C + c];
+            v[q] = s;
+        }
+        for (size_t o = 0; o < OC; o++) {
+            double s = 0;
+            for (int q = 0; q < m->rank; q++) s += (double)m->B[o * (size_t)m->rank + (size_t)q] * v[q];
+            out[i * OC + o] += (float)(m->scale * s);
+        }
+    }
 }
 
 void br_lora_apply_ref(float *out, const float *inp, const br_lora_adapter_t *const *rows, size_t N,

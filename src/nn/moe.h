@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"
+#include "nn/nn.h"
 
 /* =====================================  MoE FFN  ===================================== *
  * out = sum_{i in topk(p)} w_i * FFN_i(x)  [+ FFN_shared(x)],   p = softmax(x R^T)
@@ -107,6 +108,16 @@ void br_moe_ffn_forward(float *out, br_moe_ws_t *ws, const float *inp, const br_
 void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, const float *inp,
                          const br_moe_params_t *p, br_moe_ws_t *ws, const br_moe_cfg_t *c,
                          size_t N, float aux_scale);
+/* The same with per-row LoRA updates on the routed experts' projections (lora->apply_expert /
+ * backward_expert for layer `layer`; lora NULL: the plain layer).  A row routed to expert e
+ * gets its adapter's module of expert e on w1 (gate), w3 (up) and w2 (down); the router and
+ * the shared expert are not adapted.  Backward adds the adapters' gradients inside the hook;
+ * with adapters the experts run one after another (the hook's scratch is per batch). */
+void br_moe_ffn_forward_lora(float *out, br_moe_ws_t *ws, const float *inp, const br_moe_params_t *p,
+                             const br_moe_cfg_t *c, size_t N, const br_lora_hook_t *lora, int layer);
+void br_moe_ffn_backward_lora(float *dinp, br_moe_params_t *g, const float *dout, const float *inp,
+                              const br_moe_params_t *p, br_moe_ws_t *ws, const br_moe_cfg_t *c,
+                              size_t N, float aux_scale, const br_lora_hook_t *lora, int layer);
 
 /* ==================================  Nexus router  ================================== *
  * Router rows from fixed domain embeddings d_i (D each, e.g. the seed's mean final hidden
