@@ -23,6 +23,8 @@
 #include "lm/peft.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
+#include "shard_fixture.h"
+#include "shell_fixture.h"
 
 enum { V = 29, MAXSEQ = 24 };
 
@@ -396,9 +398,61 @@ out:
     remove(root);
 }
 
+/* End to end: `braid lora-train --targets w1,w3,w2,q_proj` on a Mixtral folder writes a PEFT
+ * adapter with expert modules that loads on that base; gate_proj is refused by name. */
+static void test_cli_lora_train(void)
+{
+    const char *braid = getenv("BRAID");
+    if (!braid) {
+        SKIP("BRAID not set (run through make test)");
+        return;
+    }
+    char root[64];
+    if (!make_tmp(root, sizeof root)) {
+        CHECK_MSG(0, "mkdtemp failed");
+        return;
+    }
+    if (!write_license_domain(root, "gpl", "GPL-3")) {
+        SKIP("no /usr/share/common-licenses/GPL-3");
+        sh("rm -rf '%s'", root);
+        return;
+    }
+    br_model_config_t c = moe_config(K_MIXTRAL, 2, 4, 2);
+    c.vocab_size = 256;
+    br_model_t *m = NULL;
+    CHECK_OK(br_model_create(&m, &c, false));
+    char base[128], out[128];
+    snprintf(base, sizeof base, "%s/base", root);
+    snprintf(out, sizeof out, "%s/adapter", root);
+    if (m) {
+        br_model_init_random(m, 2);
+        CHECK_OK(br_model_save(m, base, BR_DT_F32));
+        br_model_free(m);
+    }
+    int rc = sh("BRAID_QUIET=1 %s lora-train --base %s --data %s/tok --mix gpl=1 --targets w1,w3,w2,q_proj --rank 2 "
+                "--steps 3 --batch 2 --seq 16 --val-batches 1 --out %s >/dev/null 2>&1",
+                braid, base, root, out);
+    CHECK_MSG(rc == 0, "lora-train on a Mixtral base exited %d", rc);
+    br_lora_shapes_t s = br_lora_shapes_from_config(&c);
+    br_lora_adapter_t *a = NULL;
+    CHECK_OK(br_lora_load(&a, out, &s));
+    if (a) {
+        CHECK(a->xtargets == ((1u << BR_PROJ_GATE) | (1u << BR_PROJ_UP) | (1u << BR_PROJ_DOWN)));
+        CHECK(a->targets == (1u << BR_PROJ_Q));
+        CHECK(br_lora_xmodule(a, 1, 3, BR_PROJ_UP)->rank == 2);
+        br_lora_free(a);
+    }
+    rc = sh("%s lora-train --base %s --data %s/tok --mix gpl=1 --targets gate_proj --steps 1 --out %s/bad 2>%s/err.txt "
+            ">/dev/null && exit 9; grep -q \"gate_proj\" %s/err.txt",
+            braid, base, root, root, root, root);
+    CHECK_MSG(rc == 0, "lora-train --targets gate_proj on a Mixtral: not refused by name (%d)", rc);
+    sh("rm -rf '%s'", root);
+}
+
 int main(void)
 {
     test_peft_folder();
+    test_cli_lora_train();
     test_served();
     test_train_gradient();
     return th_exit();
