@@ -44,22 +44,19 @@ static void on_step(void *ctx, long done, const br_trainer_step_t *st)
                         (double)st->lr);
 }
 
-/* On an MoE base the routers stay frozen and a token routed to expert e trains adapter
- * module e only (br_moe_ffn_backward_lora).  BAM's attention runs in nn/moa.c, which has no
- * LoRA backward: such adapters are served, not trained here. */
-static br_status moe_check(const br_model_t *m, const br_lora_adapter_t *a)
+/* On an MoE base the routers stay frozen (no base gradient at all) and a token routed to
+ * expert e trains adapter module e only (br_moe_ffn_backward_lora); BAM's attention experts
+ * train through br_moa_backward_lora.  Says which expert modules the adapter has. */
+static void moe_report(const br_lora_adapter_t *a)
 {
-    const unsigned attn = (1u << BR_PROJ_Q) | (1u << BR_PROJ_K) | (1u << BR_PROJ_V) | (1u << BR_PROJ_O);
-    if (m->cfg.num_attention_experts > 1 && ((a->targets | a->xtargets) & attn))
-        return br_error(BR_EUNSUPPORTED,
-                        "training LoRA on BAM attention (%d attention experts) is not implemented: "
-                        "train the FFN experts (--targets w1,w3,w2) or serve an adapter trained elsewhere",
-                        m->cfg.num_attention_experts);
-    if (a->xtargets)
-        fprintf(stderr, "lora-train: MoE base: %d experts per layer adapted on %s%s%s (routers frozen)\n",
-                a->shapes.n_experts, (a->xtargets & (1u << BR_PROJ_GATE)) ? "w1 " : "",
-                (a->xtargets & (1u << BR_PROJ_UP)) ? "w3 " : "", (a->xtargets & (1u << BR_PROJ_DOWN)) ? "w2" : "");
-    return BR_OK;
+    if (!a->xtargets) return;
+    fprintf(stderr, "lora-train: MoE base, routers frozen; expert modules on");
+    for (int p = 0; p < BR_PROJ_COUNT; p++) {
+        if (!(a->xtargets & (1u << p))) continue;
+        const char *x = br_lora_expert_name((br_proj)p);
+        fprintf(stderr, " %s (%d experts)", x ? x : br_lora_proj_name((br_proj)p), br_lora_site_experts(&a->shapes, (br_proj)p));
+    }
+    fputc('\n', stderr);
 }
 
 int cmd_lora_train(int argc, char **argv)
@@ -117,7 +114,7 @@ int cmd_lora_train(int argc, char **argv)
     size_t T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 128 ? (size_t)m->cfg.max_position_embeddings : 128);
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     st = br_lora_create(&a, &shapes, rank, alpha, targets, rslora, (uint64_t)seed);
-    if (st == BR_OK) st = moe_check(m, a);
+    if (st == BR_OK && writer) moe_report(a);
     if (st == BR_OK) st = br_lora_alloc_grads(a);
     if (st != BR_OK) goto done;
     snprintf(a->base_model, sizeof a->base_model, "%s", base);

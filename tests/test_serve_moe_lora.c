@@ -200,6 +200,80 @@ static void test_served(void)
     served_equals_merged(K_BAM_SKV, bam);
 }
 
+/* Worst relative error of the adapter gradients (already in a->grads) against central
+ * differences of the loss, every `stride`-th parameter. */
+static double fd_worst(br_model_t *m, br_lora_adapter_t *a, const br_lora_hook_t *h, const int32_t *in,
+                       const int32_t *tg, size_t B, size_t T, size_t stride, size_t *checked)
+{
+    double worst = 0;
+    float losses[64];
+    const double eps = 1e-2;
+    for (size_t i = 0; i < a->n_params; i += stride) {
+        float keep = a->params[i], lp = 0, lm = 0;
+        a->params[i] = keep + (float)eps;
+        CHECK_OK(br_model_forward_loss(m, in, tg, B, T, h, losses, &lp));
+        a->params[i] = keep - (float)eps;
+        CHECK_OK(br_model_forward_loss(m, in, tg, B, T, h, losses, &lm));
+        a->params[i] = keep;
+        double fd = ((double)lp - lm) / (2 * eps);
+        worst = fmax(worst, fabs(fd - a->grads[i]) / fmax(0.05, fabs(fd)));
+        (*checked)++;
+    }
+    return worst;
+}
+
+/* BAM (attention experts + FFN experts, every expert chosen so that routing cannot flip):
+ * the gradient of an adapter on every linear vs finite differences. */
+static void test_bam_train_gradient(kind_t kind)
+{
+    br_model_config_t cfg = moe_config(kind, 2, 2, 2);
+    cfg.router_aux_loss_coef = 0;
+    cfg.router_z_loss_coef = 0;
+    br_model_t *m = NULL;
+    CHECK_OK(br_model_create(&m, &cfg, false));
+    if (!m) return;
+    br_model_init_random(m, 6);
+    br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
+    br_lora_adapter_t *a = random_adapter(&shapes, 2, 3, BR_LORA_ALL, false, 12);
+    br_lora_batch_t *lb = NULL;
+    if (!a) goto out;
+    CHECK_OK(br_lora_alloc_grads(a));
+    enum { B = 2, T = 5 };
+    int32_t in[B * T], tg[B * T];
+    br_rng_t rng;
+    br_rng_seed(&rng, 10);
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)br_rng_below(&rng, V);
+        tg[i] = (int32_t)br_rng_below(&rng, V);
+    }
+    CHECK_OK(br_lora_batch_create(&lb));
+    if (!lb) goto out;
+    const br_lora_adapter_t *rows[B * T];
+    for (int i = 0; i < B * T; i++) rows[i] = a;
+    CHECK_OK(br_lora_batch_set(lb, rows, B * T));
+    br_lora_hook_t h = br_lora_batch_hook(lb);
+    br_train_opts_t to = {.lora = &h, .train_base = false, .loss_scale = 1};
+    float loss = 0;
+    CHECK_OK(br_model_train_step(m, in, tg, B, T, &to, &loss));
+    size_t checked = 0;
+    double worst = fd_worst(m, a, &h, in, tg, B, T, 7, &checked);
+    CHECK_MSG(worst < 3e-2, "%s: attention-expert LoRA gradient vs finite differences (%zu params): worst rel err %g",
+              kind_names[kind], checked, worst);
+    /* every module got a gradient (the attention experts' O, Q, K, V included) */
+    double gq = 0, go = 0;
+    for (int e = 0; e < 3; e++) {
+        const br_lora_module_t *q = br_lora_xmodule(a, 0, e, BR_PROJ_Q), *o = br_lora_xmodule(a, 0, e, BR_PROJ_O);
+        for (size_t i = 0; q->rank && i < (size_t)q->rank * shapes.in[BR_PROJ_Q]; i++) gq = fmax(gq, fabs(q->dA[i]));
+        for (size_t i = 0; o->rank && i < (size_t)o->rank * shapes.in[BR_PROJ_O]; i++) go = fmax(go, fabs(o->dA[i]));
+    }
+    CHECK_MSG(gq > 1e-6 && go > 1e-6, "%s: attention experts' q/o modules got no gradient (%g, %g)", kind_names[kind],
+              gq, go);
+out:
+    br_lora_batch_free(lb);
+    br_lora_free(a);
+    br_model_free(m);
+}
+
 /* Expert LoRA gradient (frozen base and routers) vs finite differences; one layer, so that an
  * adapter never changes a router's input and top-k routing cannot flip under the differences.
  * The router sends every token to expert 0 or 1 (rows v, -v, 0, 0, top-1): experts 2 and 3
@@ -263,21 +337,8 @@ static void test_train_gradient(void)
         if (e < 2) CHECK_MSG(g > 1e-5, "expert %d got tokens but its adapter module no gradient", e);
         else CHECK_MSG(g == 0, "expert %d got no token but its adapter module a gradient (%g)", e, g);
     }
-    double worst = 0;
-    float losses[B * T];
-    const double eps = 1e-2;
     size_t checked = 0;
-    for (size_t i = 0; i < a->n_params; i += 5) {
-        float keep = a->params[i], lp = 0, lm = 0;
-        a->params[i] = keep + (float)eps;
-        CHECK_OK(br_model_forward_loss(m, in, tg, B, T, &h, losses, &lp));
-        a->params[i] = keep - (float)eps;
-        CHECK_OK(br_model_forward_loss(m, in, tg, B, T, &h, losses, &lm));
-        a->params[i] = keep;
-        double fd = ((double)lp - lm) / (2 * eps);
-        worst = fmax(worst, fabs(fd - a->grads[i]) / fmax(0.05, fabs(fd)));
-        checked++;
-    }
+    double worst = fd_worst(m, a, &h, in, tg, B, T, 5, &checked);
     CHECK_MSG(worst < 3e-2, "expert LoRA gradient vs finite differences (%zu params): worst rel err %g", checked, worst);
 out:
     br_lora_batch_free(lb);
@@ -455,5 +516,7 @@ int main(void)
     test_cli_lora_train();
     test_served();
     test_train_gradient();
+    test_bam_train_gradient(K_BAM);
+    test_bam_train_gradient(K_BAM_SKV);
     return th_exit();
 }

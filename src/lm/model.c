@@ -684,7 +684,7 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
         size_t slot = l % a->nslots;
         br_rmsnorm_forward(la->xn1, la->rstd1, x, lw->attn_norm, eps, N, d.C);
         if (br_moe_has_moa(m)) {
-            br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T);
+            br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T, lora);
         } else {
             br_attn_part_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora);
             br_attention_forward(la->ao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
@@ -812,7 +812,7 @@ static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *do
     br_dims_t d = br_model_dims(m);
     size_t B = a->B, T = a->T, N = B * T;
     if (br_moe_has_moa(m)) {
-        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, a->aux_scale);
+        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, a->aux_scale, lora);
         return;
     }
     const br_attn_weights_t *w = &m->w.layers[l].attn;

@@ -28,7 +28,6 @@ struct br_model_moe {
     br_moe_ws_t iws;
     float *g, *lg;    /* (capN, n) attention router weights, logits */
     float *qe, *ag;   /* (capN, n*NH*hd) */
-    float *lt;        /* (capN, max(NH*hd, NKV*hd)) one attention expert's LoRA rows */
 };
 
 br_status br_moe_rt_create(br_model_t *m)
@@ -69,8 +68,8 @@ static void free_slots(br_model_moe_t *rt)
 static void free_infer(br_model_moe_t *rt)
 {
     br_moe_ws_free(&rt->iws);
-    br_free(rt->g), br_free(rt->lg), br_free(rt->qe), br_free(rt->ag), br_free(rt->lt);
-    rt->g = rt->lg = rt->qe = rt->ag = rt->lt = NULL;
+    br_free(rt->g), br_free(rt->lg), br_free(rt->qe), br_free(rt->ag);
+    rt->g = rt->lg = rt->qe = rt->ag = NULL;
     rt->capN = 0;
 }
 
@@ -144,8 +143,6 @@ br_status br_moe_rt_ensure_rows(br_model_t *m, size_t N)
         rt->lg = falloc(N * n, &bad);
         rt->qe = falloc(N * Qw, &bad);
         rt->ag = falloc(N * Qw, &bad);
-        size_t Dq = rt->acfg.NH * rt->acfg.hd, Dkv = rt->acfg.NKV * rt->acfg.hd;
-        rt->lt = falloc(N * (Dq > Dkv ? Dq : Dkv), &bad);
     }
     if (!bad && !rt->R && alloc_nexus(rt)) bad = true;
     if (bad) {
@@ -234,42 +231,29 @@ void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
 }
 
 void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t B,
-                      size_t T)
+                      size_t T, const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     br_moa_params_t p = moa_view(&m->w.layers[l]);
-    br_moa_forward(out, &rt->aws[slot], xn, &p, &rt->acfg, m->rope_cos, m->rope_sin, B, T);
+    br_moa_forward_lora(out, &rt->aws[slot], xn, &p, &rt->acfg, m->rope_cos, m->rope_sin, B, T, lora, l);
 }
 
 void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                               const float *xn, size_t B, size_t T, bool base, float aux_scale)
+                               const float *xn, size_t B, size_t T, bool base, float aux_scale,
+                               const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     br_moa_params_t p = moa_view(&m->w.layers[l]);
     br_moa_params_t g = {0};
     if (base) g = moa_view(&m->g.layers[l]);
-    br_moa_backward(dxn, &g, dout, xn, &p, &rt->aws[l], &rt->acfg, m->rope_cos, m->rope_sin, B,
-                    T, aux_scale);
+    br_moa_backward_lora(dxn, &g, dout, xn, &p, &rt->aws[l], &rt->acfg, m->rope_cos, m->rope_sin, B,
+                         T, aux_scale, lora, l);
 }
 
 bool br_moe_has_ffn(const br_model_t *m) { return m->moe && m->moe->has_ffn; }
 bool br_moe_has_moa(const br_model_t *m) { return m->moe && m->moe->has_moa; }
 
 /* ---- batched inference (rows at arbitrary positions; attention runs in infer.c) ---- */
-
-/* LoRA on the attention experts' stacked projection y (N, n*D) = x (N,C) W^T, expert-major:
- * columns [jD, (j+1)D) get the rows' adapter modules of attention expert j (every row uses
- * every attention expert: BAM's router is soft). */
-static void moa_lora_cols(br_model_moe_t *rt, const br_lora_hook_t *lora, float *y, const float *x, size_t N,
-                          size_t C, size_t D, int l, br_proj p)
-{
-    size_t n = rt->acfg.n;
-    for (size_t j = 0; j < n; j++) {
-        memset(rt->lt, 0, N * D * sizeof(float));
-        lora->apply_expert(lora, rt->lt, x, NULL, 1, N, C, D, l, (int)j, p);
-        for (size_t i = 0; i < N; i++) br_add_inplace(y + (i * n + j) * D, rt->lt + i * D, D);
-    }
-}
 
 void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
                       const int32_t *pos, size_t N, const br_lora_hook_t *lora)
@@ -278,20 +262,12 @@ void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
     const br_moa_cfg_t *c = &rt->acfg;
     const br_layer_weights_t *w = &m->w.layers[l];
     size_t C = c->C, HQ = br_moa_q_heads(c), HKV = br_moa_kv_heads(c), hd = c->hd;
-    bool xl = lora && lora->apply_expert;
     br_moa_router_forward(rt->g, rt->lg, xn, w->attn_router, c, N);
     br_linear_forward(rt->qe, xn, w->attn.wq, N, C, HQ * hd);
-    if (xl) moa_lora_cols(rt, lora, rt->qe, xn, N, C, c->NH * hd, l, BR_PROJ_Q);
-    br_moa_q_to_heads(q, rt->qe, c, N);
     br_linear_forward(k, xn, w->attn.wk, N, C, HKV * hd);
     br_linear_forward(v, xn, w->attn.wv, N, C, HKV * hd);
-    if (c->shared_kv && lora && lora->apply) { /* one plain K and V: self_attn.{k,v}_proj */
-        lora->apply(lora, k, xn, N, C, HKV * hd, l, BR_PROJ_K);
-        lora->apply(lora, v, xn, N, C, HKV * hd, l, BR_PROJ_V);
-    } else if (xl) {
-        moa_lora_cols(rt, lora, k, xn, N, C, c->NKV * hd, l, BR_PROJ_K);
-        moa_lora_cols(rt, lora, v, xn, N, C, c->NKV * hd, l, BR_PROJ_V);
-    }
+    br_moa_lora_qkv(lora, rt->qe, k, v, xn, c, N, l);
+    br_moa_q_to_heads(q, rt->qe, c, N);
     br_rope_forward(q, pos, m->rope_cos, m->rope_sin, N, HQ, hd);
     br_rope_forward(k, pos, m->rope_cos, m->rope_sin, N, HKV, hd);
 }
@@ -303,13 +279,7 @@ void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *
     const br_moa_cfg_t *c = &rt->acfg;
     br_moa_gate_forward(rt->ag, ao, rt->g, c, N);
     br_moa_out_forward(out, rt->ag, m->w.layers[l].attn.wo, c, N);
-    if (!lora || !lora->apply_expert) return;
-    /* out += LoRA_j(ag_j): expert j's O sees its gated heads, as in the merged O_j */
-    size_t n = c->n, Dq = c->NH * c->hd;
-    for (size_t j = 0; j < n; j++) {
-        for (size_t i = 0; i < N; i++) memcpy(rt->lt + i * Dq, rt->ag + (i * n + j) * Dq, Dq * sizeof(float));
-        lora->apply_expert(lora, out, rt->lt, NULL, 1, N, Dq, c->C, l, (int)j, BR_PROJ_O);
-    }
+    br_moa_lora_out(lora, out, rt->ag, c, N, l);
 }
 
 void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N, const br_lora_hook_t *lora)

@@ -592,34 +592,35 @@ static const br_lora_adapter_t *row_adapter(const br_lora_batch_t *b, const int3
         __VA_ARGS__                                                                            \
     }
 
-static void lora_apply_expert(const br_lora_hook_t *h, float *out, const float *inp, const int32_t *asg,
-                              size_t k, size_t n, size_t C, size_t OC, int layer, int expert, br_proj proj)
+static void lora_apply_expert(const br_lora_hook_t *h, float *out, size_t ldo, const float *inp, size_t ldi,
+                              const int32_t *asg, size_t k, size_t n, size_t C, size_t OC, int layer, int expert,
+                              br_proj proj)
 {
     br_lora_batch_t *b = h->ctx;
     FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, {
         if (L == 1) {
-            bgmv_row(out + lo * OC, inp + lo * C, m, C, OC);
+            bgmv_row(out + lo * ldo, inp + lo * ldi, m, C, OC);
             continue;
         }
-        br_sgemm(false, true, L, r, C, 1.0f, inp + lo * C, C, m->A, C, 0.0f, b->vs, r);
-        br_sgemm(false, true, L, OC, r, m->scale, b->vs, r, m->B, r, 1.0f, out + lo * OC, OC);
+        br_sgemm(false, true, L, r, C, 1.0f, inp + lo * ldi, ldi, m->A, C, 0.0f, b->vs, r);
+        br_sgemm(false, true, L, OC, r, m->scale, b->vs, r, m->B, r, 1.0f, out + lo * ldo, ldo);
     })
 }
 
 /* Backward over each run, straight on the expert's contiguous rows (see lora_backward). */
-static void lora_backward_expert(const br_lora_hook_t *h, float *dinp, const float *dout, const float *inp,
-                                 const int32_t *asg, size_t k, size_t n, size_t C, size_t OC, int layer,
-                                 int expert, br_proj proj)
+static void lora_backward_expert(const br_lora_hook_t *h, float *dinp, const float *dout, size_t ldo,
+                                 const float *inp, size_t ldi, const int32_t *asg, size_t k, size_t n, size_t C,
+                                 size_t OC, int layer, int expert, br_proj proj)
 {
     br_lora_batch_t *b = h->ctx;
     FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, {
-        const float *x = inp + lo * C, *dy = dout + lo * OC;
+        const float *x = inp + lo * ldi, *dy = dout + lo * ldo;
         float *v = b->vs;
-        br_sgemm(false, true, L, r, C, 1.0f, x, C, m->A, C, 0.0f, v, r);
-        if (m->dB) br_sgemm(true, false, OC, r, L, m->scale, dy, OC, v, r, 1.0f, m->dB, r);
-        br_sgemm(false, false, L, r, OC, m->scale, dy, OC, m->B, r, 0.0f, v, r);
-        if (m->dA) br_sgemm(true, false, r, C, L, 1.0f, v, r, x, C, 1.0f, m->dA, C);
-        if (dinp) br_sgemm(false, false, L, C, r, 1.0f, v, r, m->A, C, 1.0f, dinp + lo * C, C);
+        br_sgemm(false, true, L, r, C, 1.0f, x, ldi, m->A, C, 0.0f, v, r);
+        if (m->dB) br_sgemm(true, false, OC, r, L, m->scale, dy, ldo, v, r, 1.0f, m->dB, r);
+        br_sgemm(false, false, L, r, OC, m->scale, dy, ldo, m->B, r, 0.0f, v, r);
+        if (m->dA) br_sgemm(true, false, r, C, L, 1.0f, v, r, x, ldi, 1.0f, m->dA, C);
+        if (dinp) br_sgemm(false, false, L, C, r, 1.0f, v, r, m->A, C, 1.0f, dinp + lo * ldi, ldi);
     })
 }
 

@@ -192,14 +192,15 @@ static const xlora_t no_lora = {NULL, NULL, 1, 0, 0};
 static void xlora_apply(const xlora_t *x, float *out, const float *inp, size_t n, size_t C, size_t OC,
                         br_proj p)
 {
-    if (x->h && x->h->apply_expert) x->h->apply_expert(x->h, out, inp, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
+    if (x->h && x->h->apply_expert)
+        x->h->apply_expert(x->h, out, OC, inp, C, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
 }
 
 static void xlora_backward(const xlora_t *x, float *dinp, const float *dout, const float *inp, size_t n, size_t C,
                            size_t OC, br_proj p)
 {
     if (x->h && x->h->backward_expert)
-        x->h->backward_expert(x->h, dinp, dout, inp, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
+        x->h->backward_expert(x->h, dinp, dout, OC, inp, C, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
 }
 
 /* y (n,C) = beta*y + SwiGLU FFN(x (n,C)) (+ the expert's LoRA updates); saves hg, hu, act (n,F). */
