@@ -24,11 +24,6 @@ static bool pattern_matches(const char *module, const char *key)
 /* Module slots of an adapter on shapes s: the dense ones (layer * P + proj), then the
  * experts' (nmod + (layer * X + expert) * P + proj), as lm/lora.h lays out mods and xmods. */
 static size_t n_dense_slots(const br_lora_shapes_t *s) { return (size_t)s->n_layers * BR_PROJ_COUNT; }
-static size_t n_expert_slots(const br_lora_shapes_t *s)
-{
-    if (s->n_experts <= 0 && s->n_attn_experts <= 0) return 0;
-    return (size_t)s->n_layers * br_lora_expert_stride(s) * BR_PROJ_COUNT;
-}
 
 /* Layer, expert (-1: dense) and projection of slot i; buf receives its module path. */
 static br_proj slot_module(const br_lora_shapes_t *s, size_t i, int *layer, int *expert, char *buf, size_t cap)
@@ -337,7 +332,7 @@ static br_status load_tensors(br_lora_adapter_t **out, const char *dir, const ch
                               br_safetensors_t *st, json_t *cfgj, const br_lora_adapter_t *cfg,
                               const br_lora_shapes_t *s)
 {
-    size_t nmod = n_dense_slots(s), nslots = nmod + n_expert_slots(s);
+    size_t nmod = n_dense_slots(s), nslots = nmod + br_lora_expert_slots(s);
     int *ranks = calloc(nslots, sizeof *ranks);
     const br_st_tensor_t **ta = calloc(nslots, sizeof *ta), **tb = calloc(nslots, sizeof *tb);
     br_status rc = BR_OK;
@@ -429,7 +424,7 @@ br_status br_lora_save(const br_lora_adapter_t *a, const char *dir)
             json_array_append_new(targets, json_string(xn ? xn : br_lora_proj_name((br_proj)p)));
     }
     const br_lora_shapes_t *s = &a->shapes;
-    size_t nmod = n_dense_slots(s), nslots = nmod + (a->xmods ? n_expert_slots(s) : 0);
+    size_t nmod = n_dense_slots(s), nslots = nmod + (a->xmods ? br_lora_expert_slots(s) : 0);
     for (size_t i = 0; i < nslots && rc == BR_OK; i++) {
         const br_lora_module_t *m = i < nmod ? &a->mods[i] : &a->xmods[i - nmod];
         if (!m->rank) continue;

@@ -69,8 +69,7 @@ size_t br_lora_expert_stride(const br_lora_shapes_t *s)
     return X > 0 ? (size_t)X : 1;
 }
 
-/* Number of expert-module slots (0 when the base has no experts). */
-static size_t n_xslots(const br_lora_shapes_t *s)
+size_t br_lora_expert_slots(const br_lora_shapes_t *s)
 {
     if (s->n_experts <= 0 && s->n_attn_experts <= 0) return 0;
     return (size_t)s->n_layers * br_lora_expert_stride(s) * BR_PROJ_COUNT;
@@ -147,7 +146,7 @@ br_status br_lora_resolve_targets(const br_lora_shapes_t *s, unsigned targets,
 
 /* ---- allocation ---- */
 
-/* Carves module m (rank ranks[i]) for projection pr out of *p. */
+/* Points module m (rank `rank`, in x out) at its A and B in *p and advances *p. */
 static void carve(br_lora_module_t *m, int rank, float **p, size_t in, size_t out)
 {
     m->rank = rank;
@@ -168,7 +167,7 @@ br_status br_lora_alloc_experts(br_lora_adapter_t **out, const br_lora_shapes_t 
 {
     *out = NULL;
     if (s->n_layers <= 0) return br_error(BR_EINVAL, "LoRA: base model has no layers");
-    size_t nmod = (size_t)s->n_layers * BR_PROJ_COUNT, nx = xranks ? n_xslots(s) : 0, n = 0;
+    size_t nmod = (size_t)s->n_layers * BR_PROJ_COUNT, nx = xranks ? br_lora_expert_slots(s) : 0, n = 0;
     for (size_t i = 0; i < nmod; i++) {
         size_t p = i % BR_PROJ_COUNT;
         n += (size_t)ranks[i] * (s->in[p] + s->out[p]);
@@ -207,19 +206,20 @@ br_status br_lora_alloc_experts(br_lora_adapter_t **out, const br_lora_shapes_t 
     return BR_OK;
 }
 
-/* Runs the statement after the sizes on every adapted module m (dense, then experts), with
- * its in/out sizes C, OC. */
-#define FOR_EACH_MODULE(a, m, C, OC, ...)                                                     \
-    do {                                                                                       \
-        size_t nm_ = (size_t)(a)->shapes.n_layers * BR_PROJ_COUNT;                            \
-        size_t nx_ = (a)->xmods ? n_xslots(&(a)->shapes) : 0;                                  \
-        for (size_t i_ = 0; i_ < nm_ + nx_; i_++) {                                            \
-            br_lora_module_t *m = i_ < nm_ ? &(a)->mods[i_] : &(a)->xmods[i_ - nm_];           \
-            size_t C = (a)->shapes.in[i_ % BR_PROJ_COUNT], OC = (a)->shapes.out[i_ % BR_PROJ_COUNT]; \
-            (void)C, (void)OC;                                                                 \
-            if (m->rank) __VA_ARGS__                                                           \
-        }                                                                                      \
-    } while (0)
+/* Modules of a: the dense ones, then the experts' (module_at's index range). */
+static size_t n_modules(const br_lora_adapter_t *a)
+{
+    return (size_t)a->shapes.n_layers * BR_PROJ_COUNT + (a->xmods ? br_lora_expert_slots(&a->shapes) : 0);
+}
+
+/* Module i of a (rank 0: not adapted), and its in/out sizes. */
+static br_lora_module_t *module_at(const br_lora_adapter_t *a, size_t i, size_t *C, size_t *OC)
+{
+    size_t nm = (size_t)a->shapes.n_layers * BR_PROJ_COUNT;
+    *C = a->shapes.in[i % BR_PROJ_COUNT];
+    *OC = a->shapes.out[i % BR_PROJ_COUNT];
+    return i < nm ? &a->mods[i] : &a->xmods[i - nm];
+}
 
 void br_lora_free(br_lora_adapter_t *a)
 {
@@ -234,7 +234,7 @@ void br_lora_free(br_lora_adapter_t *a)
 size_t br_lora_bytes(const br_lora_adapter_t *a)
 {
     size_t nmod = (size_t)a->shapes.n_layers * BR_PROJ_COUNT;
-    size_t nx = a->xmods ? n_xslots(&a->shapes) : 0;
+    size_t nx = a->xmods ? br_lora_expert_slots(&a->shapes) : 0;
     return sizeof *a + (nmod + nx) * sizeof *a->mods + a->n_params * sizeof(float) * (a->grads ? 2 : 1);
 }
 
@@ -258,7 +258,7 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
         if ((dense[p] || experts[p]) && ((size_t)rank > shapes->in[p] || (size_t)rank > shapes->out[p]))
             return br_error(BR_EINVAL, "LoRA rank %d exceeds %s's size (%zu x %zu)", rank,
                             proj_names[p], shapes->out[p], shapes->in[p]);
-    size_t nmod = (size_t)shapes->n_layers * BR_PROJ_COUNT, nx = n_xslots(shapes);
+    size_t nmod = (size_t)shapes->n_layers * BR_PROJ_COUNT, nx = br_lora_expert_slots(shapes);
     size_t X = br_lora_expert_stride(shapes);
     int *ranks = calloc(nmod ? nmod : 1, sizeof *ranks), *xranks = calloc(nx ? nx : 1, sizeof *xranks);
     if (!ranks || !xranks) {
@@ -281,12 +281,14 @@ br_status br_lora_create(br_lora_adapter_t **out, const br_lora_shapes_t *shapes
     a->rslora = rslora;
     br_rng_t rng;
     br_rng_seed(&rng, seed);
-    FOR_EACH_MODULE(a, m, C, OC, {
+    for (size_t i = 0, C, OC; i < n_modules(a); i++) {
+        br_lora_module_t *m = module_at(a, i, &C, &OC);
+        if (!m->rank) continue;
         /* PEFT: kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(C), 1/sqrt(C)); B = 0 */
         float bound = 1.0f / sqrtf((float)C);
         br_rng_fill_uniform(&rng, m->A, (size_t)m->rank * C, -bound, bound);
         m->scale = br_lora_scale(alpha, rank, rslora);
-    });
+    }
     return BR_OK;
 }
 
@@ -299,10 +301,12 @@ br_status br_lora_alloc_grads(br_lora_adapter_t *a)
     if (!a->n_params) return BR_OK;
     a->grads = br_alloc(a->n_params * sizeof(float));
     if (!a->grads) return br_error(BR_ENOMEM, "LoRA: out of memory for gradients");
-    FOR_EACH_MODULE(a, m, C, OC, {
+    for (size_t i = 0, C, OC; i < n_modules(a); i++) {
+        br_lora_module_t *m = module_at(a, i, &C, &OC);
+        if (!m->rank) continue;
         m->dA = a->grads + (m->A - a->params);
         m->dB = a->grads + (m->B - a->params);
-    });
+    }
     return BR_OK;
 }
 
@@ -417,9 +421,10 @@ br_status br_lora_batch_set(br_lora_batch_t *b, const br_lora_adapter_t *const *
                 if (a->shapes.in[p] > maxC) maxC = a->shapes.in[p];
                 if (a->shapes.out[p] > maxOC) maxOC = a->shapes.out[p];
             }
-            FOR_EACH_MODULE(a, m, C, OC, {
-                if ((size_t)m->rank > maxR) maxR = (size_t)m->rank;
-            });
+            for (size_t m = 0, C, OC; m < n_modules(a); m++) {
+                size_t r = (size_t)module_at(a, m, &C, &OC)->rank;
+                if (r > maxR) maxR = r;
+            }
         }
         b->row_group[i] = (int32_t)g;
     }
@@ -575,36 +580,38 @@ static const br_lora_adapter_t *row_adapter(const br_lora_batch_t *b, const int3
     return g >= 0 ? b->uniq[g] : NULL;
 }
 
-/* Calls run(lo, L, m) for every maximal run [lo, lo+L) of consecutive local rows whose adapter
- * adapts (layer, expert, proj) with the same module m.  Rows routed to one expert keep token
- * order and a sequence's tokens share an adapter, so runs are long in prefill. */
-#define FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, ...)                                  \
-    for (size_t lo = 0, hi; lo < (n); lo = hi) {                                               \
-        const br_lora_adapter_t *ad = row_adapter(b, asg, k, lo);                              \
-        for (hi = lo + 1; hi < (n) && row_adapter(b, asg, k, hi) == ad; hi++) {}               \
-        if (!ad || (layer) >= ad->shapes.n_layers ||                                           \
-            (expert) >= br_lora_site_experts(&ad->shapes, proj))                               \
-            continue;                                                                          \
-        const br_lora_module_t *m = br_lora_xmodule(ad, layer, expert, proj);                  \
-        if (!m->rank) continue;                                                                \
-        size_t L = hi - lo, r = (size_t)m->rank;                                               \
-        (void)L, (void)r;                                                                      \
-        __VA_ARGS__                                                                            \
-    }
+/* The run of local rows from lo that share row lo's adapter ([lo, *hi)), and that adapter's
+ * module of (layer, expert, proj); NULL when it has none (or the rows have no adapter).  Rows
+ * routed to one expert keep token order and a sequence's tokens share an adapter, so runs are
+ * long in prefill. */
+static const br_lora_module_t *next_run(const br_lora_batch_t *b, const int32_t *asg, size_t k, size_t n, size_t lo,
+                                        size_t *hi, int layer, int expert, br_proj proj)
+{
+    const br_lora_adapter_t *ad = row_adapter(b, asg, k, lo);
+    size_t h = lo + 1;
+    while (h < n && row_adapter(b, asg, k, h) == ad) h++;
+    *hi = h;
+    if (!ad || layer >= ad->shapes.n_layers || expert >= br_lora_site_experts(&ad->shapes, proj)) return NULL;
+    const br_lora_module_t *m = br_lora_xmodule(ad, layer, expert, proj);
+    return m->rank ? m : NULL;
+}
 
 static void lora_apply_expert(const br_lora_hook_t *h, float *out, size_t ldo, const float *inp, size_t ldi,
                               const int32_t *asg, size_t k, size_t n, size_t C, size_t OC, int layer, int expert,
                               br_proj proj)
 {
     br_lora_batch_t *b = h->ctx;
-    FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, {
+    for (size_t lo = 0, hi; lo < n; lo = hi) {
+        const br_lora_module_t *m = next_run(b, asg, k, n, lo, &hi, layer, expert, proj);
+        if (!m) continue;
+        size_t L = hi - lo, r = (size_t)m->rank;
         if (L == 1) {
             bgmv_row(out + lo * ldo, inp + lo * ldi, m, C, OC);
             continue;
         }
         br_sgemm(false, true, L, r, C, 1.0f, inp + lo * ldi, ldi, m->A, C, 0.0f, b->vs, r);
         br_sgemm(false, true, L, OC, r, m->scale, b->vs, r, m->B, r, 1.0f, out + lo * ldo, ldo);
-    })
+    }
 }
 
 /* Backward over each run, straight on the expert's contiguous rows (see lora_backward). */
@@ -613,7 +620,10 @@ static void lora_backward_expert(const br_lora_hook_t *h, float *dinp, const flo
                                  size_t OC, int layer, int expert, br_proj proj)
 {
     br_lora_batch_t *b = h->ctx;
-    FOR_EACH_RUN(b, asg, k, n, layer, expert, proj, {
+    for (size_t lo = 0, hi; lo < n; lo = hi) {
+        const br_lora_module_t *m = next_run(b, asg, k, n, lo, &hi, layer, expert, proj);
+        if (!m) continue;
+        size_t L = hi - lo, r = (size_t)m->rank;
         const float *x = inp + lo * ldi, *dy = dout + lo * ldo;
         float *v = b->vs;
         br_sgemm(false, true, L, r, C, 1.0f, x, ldi, m->A, C, 0.0f, v, r);
@@ -621,7 +631,7 @@ static void lora_backward_expert(const br_lora_hook_t *h, float *dinp, const flo
         br_sgemm(false, false, L, r, OC, m->scale, dy, ldo, m->B, r, 0.0f, v, r);
         if (m->dA) br_sgemm(true, false, r, C, L, 1.0f, v, r, x, ldi, 1.0f, m->dA, C);
         if (dinp) br_sgemm(false, false, L, C, r, 1.0f, v, r, m->A, C, 1.0f, dinp + lo * ldi, ldi);
-    })
+    }
 }
 
 br_lora_hook_t br_lora_batch_hook(br_lora_batch_t *b)

@@ -52,6 +52,8 @@ typedef struct {
  * stride (max of both, >= 1). */
 int br_lora_site_experts(const br_lora_shapes_t *s, br_proj p);
 size_t br_lora_expert_stride(const br_lora_shapes_t *s);
+/* Expert-module slots of an adapter on s: n_layers * stride * BR_PROJ_COUNT (0: no experts). */
+size_t br_lora_expert_slots(const br_lora_shapes_t *s);
 
 /* One adapted (layer, projection). rank 0: not adapted. */
 typedef struct {
