@@ -44,6 +44,21 @@ static void on_step(void *ctx, long done, const br_trainer_step_t *st)
                         (double)st->lr);
 }
 
+/* On an MoE base the routers stay frozen (no base gradient at all) and a token routed to
+ * expert e trains adapter module e only (br_moe_ffn_backward_lora); BAM's attention experts
+ * train through br_moa_backward_lora.  Says which expert modules the adapter has. */
+static void moe_report(const br_lora_adapter_t *a)
+{
+    if (!a->xtargets) return;
+    fprintf(stderr, "lora-train: MoE base, routers frozen; expert modules on");
+    for (int p = 0; p < BR_PROJ_COUNT; p++) {
+        if (!(a->xtargets & (1u << p))) continue;
+        const char *x = br_lora_expert_name((br_proj)p);
+        fprintf(stderr, " %s (%d experts)", x ? x : br_lora_proj_name((br_proj)p), br_lora_site_experts(&a->shapes, (br_proj)p));
+    }
+    fputc('\n', stderr);
+}
+
 int cmd_lora_train(int argc, char **argv)
 {
     const char *base = NULL, *data = NULL, *mix_spec = NULL, *out = NULL, *targets_s = "q_proj,v_proj";
@@ -61,7 +76,7 @@ int cmd_lora_train(int argc, char **argv)
         {"out", OPT_STR, &out, "DIR", "adapter folder to write (PEFT: adapter_config.json + adapter_model.safetensors)", true},
         {"rank", OPT_INT, &rank, "R", "LoRA rank (default 8)", false},
         {"alpha", OPT_FLOAT, &alpha, "A", "LoRA alpha; scale = alpha / rank (default 16)", false},
-        {"targets", OPT_STR, &targets_s, "LIST", "projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all (default q_proj,v_proj)", false},
+        {"targets", OPT_STR, &targets_s, "LIST", "projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj; on an MoE base w1,w3,w2 (every routed expert's gate, up, down); or all (default q_proj,v_proj)", false},
         {"rslora", OPT_BOOL, &rslora, NULL, "rank-stabilised scale alpha / sqrt(rank)", false},
         {"steps", OPT_INT, &steps, "N", "optimizer steps (default 200)", false},
         {"batch", OPT_INT, &batch, "B", "sequences per step (default 8)", false},
@@ -107,6 +122,7 @@ int cmd_lora_train(int argc, char **argv)
     size_t T = seq ? (size_t)seq : (m->cfg.max_position_embeddings < 128 ? (size_t)m->cfg.max_position_embeddings : 128);
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     st = br_lora_create(&a, &shapes, rank, alpha, targets, rslora, (uint64_t)seed);
+    if (st == BR_OK && writer) moe_report(a);
     if (st == BR_OK) st = br_lora_alloc_grads(a);
     if (st != BR_OK) goto done;
     snprintf(a->base_model, sizeof a->base_model, "%s", base);

@@ -351,7 +351,7 @@ static void lora_seam(void)
     CHECK_OK(br_model_create(&m, &c, false));
     br_model_init_random(m, 4);
     hook_ctx hc = {0, 0, 0.05f};
-    br_lora_hook_t hook = {hook_apply, hook_backward, &hc};
+    br_lora_hook_t hook = {.apply = hook_apply, .backward = hook_backward, .ctx = &hc};
     enum { B = 1, T = 6 };
     int32_t in[B * T], tg[B * T];
     fill_tokens(in, B * T, c.vocab_size, 21);

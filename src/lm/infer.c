@@ -300,11 +300,11 @@ static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *
         if (seq_block) {
             br_add_inplace(s->x, s->tmp, N * d.C);
             br_rmsnorm_forward(s->xn, NULL, s->x, lw->ffn_norm, eps, N, d.C);
-            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp, s->xn, N);
+            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp, s->xn, N, lora);
             else br_ffn_part_forward(m, (int)l, s->tmp, s->xn, s->gate, s->up, s->act, N, lora);
             br_add_inplace(s->x, s->tmp, N * d.C);
         } else {
-            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp2, s->xn, N);
+            if (br_moe_has_ffn(m)) br_moe_infer_ffn(m, (int)l, s->tmp2, s->xn, N, lora);
             else br_ffn_part_forward(m, (int)l, s->tmp2, s->xn, s->gate, s->up, s->act, N, lora);
             br_add_inplace(s->x, s->tmp, N * d.C);
             br_add_inplace(s->x, s->tmp2, N * d.C);

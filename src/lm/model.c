@@ -497,7 +497,7 @@ void br_attn_part_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
                       const int32_t *pos, size_t N, const br_lora_hook_t *lora)
 {
     if (br_moe_has_moa(m)) {
-        br_moe_infer_qkv(m, l, q, k, v, xn, pos, N);
+        br_moe_infer_qkv(m, l, q, k, v, xn, pos, N, lora);
         return;
     }
     attn_qkv(m, l, q, k, v, xn, pos, N, lora, NULL);
@@ -507,7 +507,7 @@ void br_attn_part_out(const br_model_t *m, int l, float *out, const float *ao, s
                       const br_lora_hook_t *lora)
 {
     if (br_moe_has_moa(m)) {
-        br_moe_infer_attn_out(m, l, out, ao, N);
+        br_moe_infer_attn_out(m, l, out, ao, N, lora);
         return;
     }
     br_dims_t d = br_model_dims(m);
@@ -711,7 +711,7 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
         size_t slot = l % a->nslots;
         br_rmsnorm_forward(la->xn1, la->rstd1, x, lw->attn_norm, eps, N, d.C);
         if (br_moe_has_moa(m)) {
-            br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T);
+            br_moe_attn_part(m, (int)l, slot, a->tmp, la->xn1, B, T, lora);
         } else {
             attn_qkv(m, (int)l, la->q, la->k, la->v, la->xn1, a->pos, N, lora, &la->qk);
             br_attention_forward(la->ao, la->att, la->q, la->k, la->v, B, T, d.NH, d.NKV, d.hd);
@@ -720,11 +720,11 @@ static void forward_blocks(br_model_t *m, const int32_t *inputs, const br_lora_h
         if (seq) {
             br_add(la->h, x, a->tmp, N * d.C);
             br_rmsnorm_forward(la->xn2, la->rstd2, la->h, lw->ffn_norm, eps, N, d.C);
-            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp, la->xn2, N);
+            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp, la->xn2, N, lora);
             else br_ffn_part_forward(m, (int)l, a->tmp, la->xn2, la->gate, la->up, la->act, N, lora);
             br_add(y, la->h, a->tmp, N * d.C);
         } else {
-            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp2, la->xn1, N);
+            if (br_moe_has_ffn(m)) br_moe_ffn_part(m, (int)l, slot, a->tmp2, la->xn1, N, lora);
             else br_ffn_part_forward(m, (int)l, a->tmp2, la->xn1, la->gate, la->up, la->act, N, lora);
             br_add(y, x, a->tmp, N * d.C);
             br_add_inplace(y, a->tmp2, N * d.C);
@@ -847,7 +847,7 @@ static void ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
     br_model_acts_t *a = m->acts;
     br_dims_t d = br_model_dims(m);
     if (br_moe_has_ffn(m)) {
-        br_moe_ffn_part_backward(m, l, dxn, dout, xn, N, base, routers, a->aux_scale);
+        br_moe_ffn_part_backward(m, l, dxn, dout, xn, N, base, routers, a->aux_scale, lora);
         return;
     }
     const br_ffn_weights_t *f = &m->w.layers[l].ffn;
@@ -876,7 +876,7 @@ static void attn_part_backward(br_model_t *m, int l, float *dxn, const float *do
     br_dims_t d = br_model_dims(m);
     size_t B = a->B, T = a->T, N = B * T;
     if (br_moe_has_moa(m)) {
-        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, routers, a->aux_scale);
+        br_moe_attn_part_backward(m, l, dxn, dout, xn, B, T, base, routers, a->aux_scale, lora);
         return;
     }
     const br_attn_weights_t *w = &m->w.layers[l].attn;

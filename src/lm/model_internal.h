@@ -73,18 +73,24 @@ br_status br_moe_rt_ensure(br_model_t *m, size_t B, size_t T, bool train);
 br_status br_moe_rt_ensure_rows(br_model_t *m, size_t N); /* inference buffers */
 bool br_moe_has_ffn(const br_model_t *m);
 bool br_moe_has_moa(const br_model_t *m);
-void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N);
+/* lora (may be NULL): its apply_expert / backward_expert adapt the routed experts and BAM's
+ * attention experts, its apply / backward shared-KV BAM's one K and V. */
+void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N,
+                     const br_lora_hook_t *lora);
 void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                              const float *xn, size_t N, bool base, bool routers, float aux_scale);
+                              const float *xn, size_t N, bool base, bool routers, float aux_scale,
+                              const br_lora_hook_t *lora);
 void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t B,
-                      size_t T);
+                      size_t T, const br_lora_hook_t *lora);
 void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
                                const float *xn, size_t B, size_t T, bool base, bool routers,
-                               float aux_scale);
+                               float aux_scale, const br_lora_hook_t *lora);
 void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
-                      const int32_t *pos, size_t N);
-void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N);
-void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N);
+                      const int32_t *pos, size_t N, const br_lora_hook_t *lora);
+void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N,
+                           const br_lora_hook_t *lora);
+void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N,
+                      const br_lora_hook_t *lora);
 
 /* A model folder as the Hub holds it (lm/hf_load.c): config.json, and model.safetensors or
  * the shards listed by model.safetensors.index.json, every file memory-mapped. */

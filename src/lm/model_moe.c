@@ -197,16 +197,18 @@ static float *nexus_rows(br_model_t *m, int l)
 
 /* ---- training / evaluation ---- */
 
-void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N)
+void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t N,
+                     const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     br_moe_params_t p = ffn_view(&m->w.layers[l], rt->nexus ? nexus_rows(m, l) : NULL);
-    br_moe_ffn_forward(out, &rt->fws[slot], xn, &p, &rt->fcfg, N);
+    br_moe_ffn_forward_lora(out, &rt->fws[slot], xn, &p, &rt->fcfg, N, lora, l);
     count_routes(m, l, &rt->fws[slot], N);
 }
 
 void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
-                              const float *xn, size_t N, bool base, bool routers, float aux_scale)
+                              const float *xn, size_t N, bool base, bool routers, float aux_scale,
+                              const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     const br_layer_weights_t *w = &m->w.layers[l];
@@ -222,7 +224,7 @@ void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
             g.router = rt->dR;
         }
     }
-    br_moe_ffn_backward(dxn, &g, dout, xn, &p, &rt->fws[l], &rt->fcfg, N, aux_scale);
+    br_moe_ffn_backward_lora(dxn, &g, dout, xn, &p, &rt->fws[l], &rt->fcfg, N, aux_scale, lora, l);
     if (routers && rt->nexus)
         br_nexus_backward(gl->nexus_in, gl->nexus_out, rt->dR, m->w.nexus_domains, w->nexus_in,
                           w->nexus_out, rt->z + (size_t)l * E * 2 * H, rt->h + (size_t)l * E * H,
@@ -230,24 +232,24 @@ void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
 }
 
 void br_moe_attn_part(br_model_t *m, int l, size_t slot, float *out, const float *xn, size_t B,
-                      size_t T)
+                      size_t T, const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     br_moa_params_t p = moa_view(&m->w.layers[l]);
-    br_moa_forward(out, &rt->aws[slot], xn, &p, &rt->acfg, m->rope_cos, m->rope_sin, B, T);
+    br_moa_forward_lora(out, &rt->aws[slot], xn, &p, &rt->acfg, m->rope_cos, m->rope_sin, B, T, lora, l);
 }
 
 void br_moe_attn_part_backward(br_model_t *m, int l, float *dxn, const float *dout,
                                const float *xn, size_t B, size_t T, bool base, bool routers,
-                               float aux_scale)
+                               float aux_scale, const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     br_moa_params_t p = moa_view(&m->w.layers[l]);
     br_moa_params_t g = {0};
     if (base) g = moa_view(&m->g.layers[l]);
     if (routers) g.router = m->g.layers[l].attn_router;
-    br_moa_backward(dxn, &g, dout, xn, &p, &rt->aws[l], &rt->acfg, m->rope_cos, m->rope_sin, B,
-                    T, aux_scale);
+    br_moa_backward_lora(dxn, &g, dout, xn, &p, &rt->aws[l], &rt->acfg, m->rope_cos, m->rope_sin, B,
+                         T, aux_scale, lora, l);
 }
 
 bool br_moe_has_ffn(const br_model_t *m) { return m->moe && m->moe->has_ffn; }
@@ -256,7 +258,7 @@ bool br_moe_has_moa(const br_model_t *m) { return m->moe && m->moe->has_moa; }
 /* ---- batched inference (rows at arbitrary positions; attention runs in infer.c) ---- */
 
 void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, const float *xn,
-                      const int32_t *pos, size_t N)
+                      const int32_t *pos, size_t N, const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     const br_moa_cfg_t *c = &rt->acfg;
@@ -264,25 +266,29 @@ void br_moe_infer_qkv(const br_model_t *m, int l, float *q, float *k, float *v, 
     size_t C = c->C, HQ = br_moa_q_heads(c), HKV = br_moa_kv_heads(c), hd = c->hd;
     br_moa_router_forward(rt->g, rt->lg, xn, w->attn_router, c, N);
     br_linear_forward(rt->qe, xn, w->attn.wq, N, C, HQ * hd);
-    br_moa_q_to_heads(q, rt->qe, c, N);
     br_linear_forward(k, xn, w->attn.wk, N, C, HKV * hd);
     br_linear_forward(v, xn, w->attn.wv, N, C, HKV * hd);
+    br_moa_lora_qkv(lora, rt->qe, k, v, xn, c, N, l);
+    br_moa_q_to_heads(q, rt->qe, c, N);
     br_rope_forward(q, pos, m->rope_cos, m->rope_sin, N, HQ, hd);
     br_rope_forward(k, pos, m->rope_cos, m->rope_sin, N, HKV, hd);
 }
 
-void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N)
+void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *ao, size_t N,
+                           const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
-    br_moa_gate_forward(rt->ag, ao, rt->g, &rt->acfg, N);
-    br_moa_out_forward(out, rt->ag, m->w.layers[l].attn.wo, &rt->acfg, N);
+    const br_moa_cfg_t *c = &rt->acfg;
+    br_moa_gate_forward(rt->ag, ao, rt->g, c, N);
+    br_moa_out_forward(out, rt->ag, m->w.layers[l].attn.wo, c, N);
+    br_moa_lora_out(lora, out, rt->ag, c, N, l);
 }
 
-void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N)
+void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N, const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
     br_moe_params_t p = ffn_view(&m->w.layers[l], rt->nexus ? nexus_rows(m, l) : NULL);
-    br_moe_ffn_forward(out, &rt->iws, xn, &p, &rt->fcfg, N);
+    br_moe_ffn_forward_lora(out, &rt->iws, xn, &p, &rt->fcfg, N, lora, l);
     count_routes(m, l, &rt->iws, N);
 }
 

@@ -21,9 +21,54 @@ static bool pattern_matches(const char *module, const char *key)
     return lk == lm || module[lm - lk - 1] == '.';
 }
 
-/* Parses "base_model.model.model.layers.N.<parent>.<proj>.lora_{A,B}[.default].weight".
- * Returns 0 and fills layer/proj/is_b, or -1 when the name has another form. */
-static int parse_tensor_name(const char *name, int *layer, int *proj, int *is_b, char *module,
+/* Module slots of an adapter on shapes s: the dense ones (layer * P + proj), then the
+ * experts' (nmod + (layer * X + expert) * P + proj), as lm/lora.h lays out mods and xmods. */
+static size_t n_dense_slots(const br_lora_shapes_t *s) { return (size_t)s->n_layers * BR_PROJ_COUNT; }
+
+/* Layer, expert (-1: dense) and projection of slot i; buf receives its module path. */
+static br_proj slot_module(const br_lora_shapes_t *s, size_t i, int *layer, int *expert, char *buf, size_t cap)
+{
+    size_t nmod = n_dense_slots(s), X = br_lora_expert_stride(s);
+    br_proj p = (br_proj)(i % BR_PROJ_COUNT);
+    if (i < nmod) {
+        *layer = (int)(i / BR_PROJ_COUNT);
+        *expert = -1;
+        br_lora_module_path(buf, cap, *layer, p);
+    } else {
+        i -= nmod;
+        *layer = (int)(i / (X * BR_PROJ_COUNT));
+        *expert = (int)((i / BR_PROJ_COUNT) % X);
+        br_lora_expert_path(buf, cap, *layer, *expert, p);
+    }
+    return p;
+}
+
+/* Parses "J.<w1|w2|w3|q_proj...>." after "...experts." for an expert of an FFN (ffn) or of the
+ * attention; returns the rest of the name, NULL when it has another form. */
+static const char *parse_expert(const char *p, bool ffn, int *expert, int *proj)
+{
+    if (*p < '0' || *p > '9') return NULL;
+    char *end;
+    long e = strtol(p, &end, 10);
+    if (*end != '.' || e < 0 || e > 1000000) return NULL;
+    p = end + 1;
+    for (int k = 0; k < BR_PROJ_COUNT; k++) {
+        const char *n = ffn ? br_lora_expert_name((br_proj)k) : br_lora_proj_name((br_proj)k);
+        if (!n || (!ffn && br_lora_expert_name((br_proj)k))) continue;
+        size_t ln = strlen(n);
+        if (!strncmp(p, n, ln) && p[ln] == '.') {
+            *expert = (int)e;
+            *proj = k;
+            return p + ln + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Parses "base_model.model.model.layers.N.<parent>.<proj>.lora_{A,B}[.default].weight", or
+ * an expert's "...layers.N.block_sparse_moe.experts.J.w1..." / "...self_attn.experts.J.q_proj...".
+ * Returns 0 and fills layer/expert (-1: dense)/proj/is_b, or -1 when the name has another form. */
+static int parse_tensor_name(const char *name, int *layer, int *expert, int *proj, int *is_b, char *module,
                              size_t cap)
 {
     static const char *prefixes[] = {"base_model.model.model.layers.", "base_model.model.layers.",
@@ -37,7 +82,14 @@ static int parse_tensor_name(const char *name, int *layer, int *proj, int *is_b,
     if (*end != '.' || l < 0 || l > 1000000) return -1;
     p = end + 1;
     int found = -1;
-    for (int k = 0; k < BR_PROJ_COUNT; k++) {
+    *expert = -1;
+    static const char ffx[] = "block_sparse_moe.experts.", atx[] = "self_attn.experts.";
+    if (!strncmp(p, ffx, sizeof ffx - 1)) {
+        if (!(p = parse_expert(p + sizeof ffx - 1, true, expert, &found))) return -1;
+    } else if (!strncmp(p, atx, sizeof atx - 1)) {
+        if (!(p = parse_expert(p + sizeof atx - 1, false, expert, &found))) return -1;
+    }
+    for (int k = 0; k < BR_PROJ_COUNT && *expert < 0; k++) {
         const char *parent = br_lora_proj_parent((br_proj)k), *pname = br_lora_proj_name((br_proj)k);
         size_t lp = strlen(parent), ln = strlen(pname);
         if (!strncmp(p, parent, lp) && p[lp] == '.' && !strncmp(p + lp + 1, pname, ln) &&
@@ -53,8 +105,32 @@ static int parse_tensor_name(const char *name, int *layer, int *proj, int *is_b,
     else return -1;
     *layer = (int)l;
     *proj = found;
-    br_lora_module_path(module, cap, (int)l, (br_proj)found);
+    if (*expert >= 0) br_lora_expert_path(module, cap, (int)l, *expert, (br_proj)found);
+    else br_lora_module_path(module, cap, (int)l, (br_proj)found);
     return 0;
+}
+
+/* Appends to bad (snprintf at *nb) why target module `name` is not in the base, if it is not. */
+static void check_target(const br_lora_shapes_t *s, const char *name, char *bad, size_t cap, size_t *nb)
+{
+    static const char *const xn[] = {"w1", "w3", "w2"};
+    static const br_proj xp[] = {BR_PROJ_GATE, BR_PROJ_UP, BR_PROJ_DOWN};
+    const char *why = NULL;
+    int p = br_lora_proj_parse(name);
+    if (p >= 0) {
+        bool present = !(s->absent & (1u << p)) || (!br_lora_expert_name((br_proj)p) && s->n_attn_experts > 0);
+        if (!present) why = "the FFN is a mixture of experts: their projections are w1, w3, w2";
+    } else {
+        for (size_t i = 0; i < 3 && !why; i++)
+            if (!strcmp(name, xn[i]) && br_lora_site_experts(s, xp[i]) <= 0) why = "the base has no block_sparse_moe experts";
+    }
+    if (why && *nb < cap) *nb += (size_t)snprintf(bad + *nb, cap - *nb, "%s'%s' (%s)", *nb ? ", " : "", name, why);
+}
+
+/* Is `name` a target module braid knows: a Llama projection or a Mixtral expert's w1/w2/w3? */
+static bool known_target(const char *name)
+{
+    return br_lora_proj_parse(name) >= 0 || !strcmp(name, "w1") || !strcmp(name, "w2") || !strcmp(name, "w3");
 }
 
 /* An alpha becomes the scale of a module's update: it must be a number in
@@ -73,7 +149,8 @@ static br_status check_alpha(const json_t *v, const char *path, const char *fiel
 
 /* Reads and checks adapter_config.json at `path`; fills alpha, r, rslora, base model; keeps
  * the alpha_pattern object (borrowed reference inside *root). */
-static br_status read_config(const char *path, int flags, json_t **root, br_lora_adapter_t *cfg)
+static br_status read_config(const char *path, int flags, json_t **root, br_lora_adapter_t *cfg,
+                             const br_lora_shapes_t *shapes)
 {
     if (!br_file_exists(path)) return br_error(BR_ENOTFOUND, "%s: no such file (not a PEFT adapter folder?)", path);
     char *text;
@@ -113,12 +190,17 @@ static br_status read_config(const char *path, int flags, json_t **root, br_lora
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
+        char bad[512] = "";
+        size_t nb = 0;
         json_array_foreach(v, i, e) {
             if (!json_is_string(e)) return br_error(BR_EFORMAT, "%s: target_modules[%zu] is not a string", path, i);
-            if (br_lora_proj_parse(json_string_value(e)) < 0)
-                return br_error(BR_EUNSUPPORTED, "%s: target module '%s' is not a Llama projection", path,
-                                json_string_value(e));
+            if (!known_target(json_string_value(e)))
+                return br_error(BR_EUNSUPPORTED,
+                                "%s: target module '%s' is not a Llama projection or a Mixtral expert's w1/w2/w3",
+                                path, json_string_value(e));
+            check_target(shapes, json_string_value(e), bad, sizeof bad, &nb);
         }
+        if (nb) return br_error(BR_EINVAL, "%s: target_modules not in the base model: %s", path, bad);
     } else if (v && !json_is_string(v) && !json_is_null(v)) {
         return br_error(BR_EFORMAT, "%s: target_modules must be a list or a string", path);
     }
@@ -146,115 +228,138 @@ static float alpha_for(json_t *cfg, const char *module, float dflt)
     return dflt;
 }
 
+/* Why slot (layer, expert, proj) is not in the base (NULL: it is). */
+static const char *slot_missing(const br_lora_shapes_t *s, int layer, int expert, br_proj p)
+{
+    if (layer >= s->n_layers) return "layer";
+    if (expert < 0) return (s->absent & (1u << p)) ? "module" : NULL;
+    return expert >= br_lora_site_experts(s, p) ? "expert" : NULL;
+}
+
+/* Files every tensor of st into ta/tb by slot; checks names, layers, experts, dtypes. */
+static br_status index_tensors(const char *path, br_safetensors_t *st, const br_lora_shapes_t *s,
+                               const br_st_tensor_t **ta, const br_st_tensor_t **tb)
+{
+    size_t nt = br_st_count(st), nmod = n_dense_slots(s), X = br_lora_expert_stride(s);
+    char module[160];
+    for (size_t i = 0; i < nt; i++) {
+        const br_st_tensor_t *t = br_st_tensor(st, i);
+        int layer, expert, proj, is_b;
+        if (parse_tensor_name(t->name, &layer, &expert, &proj, &is_b, module, sizeof module))
+            return br_error(BR_EUNSUPPORTED,
+                            "%s: tensor '%s' is not a LoRA A/B matrix of a Llama projection or of an MoE expert", path,
+                            t->name);
+        const char *miss = slot_missing(s, layer, expert, (br_proj)proj);
+        if (miss && !strcmp(miss, "layer"))
+            return br_error(BR_EFORMAT, "%s: tensor '%s' is for layer %d but the base model has %d layers", path,
+                            t->name, layer, s->n_layers);
+        if (miss && !strcmp(miss, "expert"))
+            return br_error(BR_EFORMAT, "%s: tensor '%s' adapts %s, but the base model has %d %s experts per layer", path,
+                            t->name, module, br_lora_site_experts(s, (br_proj)proj),
+                            br_lora_expert_name((br_proj)proj) ? "FFN" : "attention");
+        if (miss)
+            return br_error(BR_EFORMAT, "%s: tensor '%s' adapts %s, which the base model does not have (%s)", path,
+                            t->name, module,
+                            br_lora_expert_name((br_proj)proj) ? "its FFN is a mixture: block_sparse_moe.experts.J.w1/w3/w2"
+                                                               : "its attention is a mixture: self_attn.experts.J");
+        if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0)
+            return br_error(BR_EFORMAT, "%s: tensor '%s' must be a non-empty matrix", path, t->name);
+        if (t->dtype != BR_DT_F32 && t->dtype != BR_DT_F16 && t->dtype != BR_DT_BF16 && t->dtype != BR_DT_F64)
+            return br_error(BR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (want F32, F16 or BF16)", path, t->name,
+                            br_dtype_name(t->dtype));
+        size_t idx = expert < 0 ? (size_t)layer * BR_PROJ_COUNT + (size_t)proj
+                                : nmod + ((size_t)layer * X + (size_t)expert) * BR_PROJ_COUNT + (size_t)proj;
+        const br_st_tensor_t **slot = is_b ? &tb[idx] : &ta[idx];
+        if (*slot) return br_error(BR_EFORMAT, "%s: two tensors for %s.lora_%c", path, module, is_b ? 'B' : 'A');
+        *slot = t;
+    }
+    return BR_OK;
+}
+
+/* ranks[i] of every slot from its A/B pair (0: absent); checks pairs and shapes. */
+static br_status slot_ranks(const char *path, const br_lora_shapes_t *s, const br_st_tensor_t **ta,
+                            const br_st_tensor_t **tb, int *ranks, size_t nslots)
+{
+    char module[160];
+    for (size_t i = 0; i < nslots; i++) {
+        if (!ta[i] && !tb[i]) continue;
+        int layer, expert;
+        br_proj proj = slot_module(s, i, &layer, &expert, module, sizeof module);
+        if (!ta[i] || !tb[i])
+            return br_error(BR_EFORMAT, "%s: %s has lora_%c but no lora_%c", path, module, ta[i] ? 'A' : 'B',
+                            ta[i] ? 'B' : 'A');
+        int64_t r = ta[i]->shape[0];
+        if (ta[i]->shape[1] != (int64_t)s->in[proj] || tb[i]->shape[0] != (int64_t)s->out[proj] ||
+            tb[i]->shape[1] != r)
+            return br_error(BR_EFORMAT,
+                            "%s: %s: lora_A is [%lld, %lld] and lora_B [%lld, %lld], but the base %s is "
+                            "[%zu, %zu] (want A [r, %zu], B [%zu, r])",
+                            path, module, (long long)ta[i]->shape[0], (long long)ta[i]->shape[1],
+                            (long long)tb[i]->shape[0], (long long)tb[i]->shape[1], module, s->out[proj],
+                            s->in[proj], s->in[proj], s->out[proj]);
+        if (r > 4096) return br_error(BR_EFORMAT, "%s: %s: rank %lld is too large", path, module, (long long)r);
+        ranks[i] = (int)r;
+    }
+    return BR_OK;
+}
+
+/* Scales (alpha_pattern) and weights of every module of a; checks they are finite. */
+static br_status fill_modules(br_lora_adapter_t *a, const char *path, json_t *cfgj, const br_lora_adapter_t *cfg,
+                              const br_st_tensor_t **ta, const br_st_tensor_t **tb, size_t nslots)
+{
+    const br_lora_shapes_t *s = &a->shapes;
+    size_t nmod = n_dense_slots(s);
+    char module[160];
+    for (size_t i = 0; i < nslots; i++) {
+        br_lora_module_t *m = i < nmod ? &a->mods[i] : a->xmods ? &a->xmods[i - nmod] : NULL;
+        if (!m || !m->rank) continue;
+        int layer, expert;
+        br_proj proj = slot_module(s, i, &layer, &expert, module, sizeof module);
+        m->scale = br_lora_scale(alpha_for(cfgj, module, cfg->alpha), m->rank, cfg->rslora);
+        /* every alpha was checked; this holds the invariant the server relies on */
+        if (!(isfinite(m->scale) && m->scale > 0 && m->scale <= BR_LORA_ALPHA_MAX))
+            return br_error(BR_EFORMAT, "%s: %s: scale %g (alpha / %s) is out of range", path, module,
+                            (double)m->scale, cfg->rslora ? "sqrt(r)" : "r");
+        BR_TRY(br_st_read_f32(ta[i], m->A, (size_t)m->rank * s->in[proj]));
+        BR_TRY(br_st_read_f32(tb[i], m->B, (size_t)m->rank * s->out[proj]));
+    }
+    for (size_t i = 0; i < a->n_params; i++)
+        if (!isfinite(a->params[i])) return br_error(BR_EFORMAT, "%s: LoRA weights contain NaN or Inf", path);
+    return BR_OK;
+}
+
 static br_status load_tensors(br_lora_adapter_t **out, const char *dir, const char *path,
                               br_safetensors_t *st, json_t *cfgj, const br_lora_adapter_t *cfg,
                               const br_lora_shapes_t *s)
 {
-    size_t nmod = (size_t)s->n_layers * BR_PROJ_COUNT, nt = br_st_count(st);
-    int *ranks = calloc(nmod, sizeof *ranks);
-    const br_st_tensor_t **ta = calloc(nmod, sizeof *ta), **tb = calloc(nmod, sizeof *tb);
+    size_t nmod = n_dense_slots(s), nslots = nmod + br_lora_expert_slots(s);
+    int *ranks = calloc(nslots, sizeof *ranks);
+    const br_st_tensor_t **ta = calloc(nslots, sizeof *ta), **tb = calloc(nslots, sizeof *tb);
     br_status rc = BR_OK;
-    if (!ranks || !ta || !tb) {
-        rc = br_error(BR_ENOMEM, "LoRA: out of memory");
-        goto done;
+    if (!ranks || !ta || !tb) rc = br_error(BR_ENOMEM, "LoRA: out of memory");
+    if (rc == BR_OK) rc = index_tensors(path, st, s, ta, tb);
+    if (rc == BR_OK) rc = slot_ranks(path, s, ta, tb, ranks, nslots);
+    if (rc == BR_OK) rc = br_lora_alloc_experts(out, s, ranks, nslots > nmod ? ranks + nmod : NULL);
+    br_lora_adapter_t *a = rc == BR_OK ? *out : NULL;
+    if (a && !a->targets && !a->xtargets) rc = br_error(BR_EFORMAT, "%s: no LoRA tensors", path);
+    if (rc == BR_OK) {
+        a->rank = cfg->rank;
+        a->alpha = cfg->alpha;
+        a->rslora = cfg->rslora;
+        memcpy(a->base_model, cfg->base_model, sizeof a->base_model);
+        rc = fill_modules(a, path, cfgj, cfg, ta, tb, nslots);
     }
-    char module[160];
-    for (size_t i = 0; i < nt; i++) {
-        const br_st_tensor_t *t = br_st_tensor(st, i);
-        int layer, proj, is_b;
-        if (parse_tensor_name(t->name, &layer, &proj, &is_b, module, sizeof module)) {
-            rc = br_error(BR_EUNSUPPORTED, "%s: tensor '%s' is not a LoRA A/B matrix of a Llama projection", path,
-                          t->name);
-            goto done;
-        }
-        if (layer >= s->n_layers) {
-            rc = br_error(BR_EFORMAT, "%s: tensor '%s' is for layer %d but the base model has %d layers", path,
-                          t->name, layer, s->n_layers);
-            goto done;
-        }
-        if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0) {
-            rc = br_error(BR_EFORMAT, "%s: tensor '%s' must be a non-empty matrix", path, t->name);
-            goto done;
-        }
-        if (t->dtype != BR_DT_F32 && t->dtype != BR_DT_F16 && t->dtype != BR_DT_BF16 && t->dtype != BR_DT_F64) {
-            rc = br_error(BR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (want F32, F16 or BF16)", path, t->name,
-                          br_dtype_name(t->dtype));
-            goto done;
-        }
-        size_t idx = (size_t)layer * BR_PROJ_COUNT + (size_t)proj;
-        const br_st_tensor_t **slot = is_b ? &tb[idx] : &ta[idx];
-        if (*slot) {
-            rc = br_error(BR_EFORMAT, "%s: two tensors for %s.lora_%c", path, module, is_b ? 'B' : 'A');
-            goto done;
-        }
-        *slot = t;
-    }
-    for (size_t i = 0; i < nmod; i++) {
-        if (!ta[i] && !tb[i]) continue;
-        int layer = (int)(i / BR_PROJ_COUNT), proj = (int)(i % BR_PROJ_COUNT);
-        br_lora_module_path(module, sizeof module, layer, (br_proj)proj);
-        if (!ta[i] || !tb[i]) {
-            rc = br_error(BR_EFORMAT, "%s: %s has lora_%c but no lora_%c", path, module, ta[i] ? 'A' : 'B',
-                          ta[i] ? 'B' : 'A');
-            goto done;
-        }
-        int64_t r = ta[i]->shape[0];
-        if (ta[i]->shape[1] != (int64_t)s->in[proj] || tb[i]->shape[0] != (int64_t)s->out[proj] ||
-            tb[i]->shape[1] != r) {
-            rc = br_error(BR_EFORMAT,
-                          "%s: %s: lora_A is [%lld, %lld] and lora_B [%lld, %lld], but the base %s is "
-                          "[%zu, %zu] (want A [r, %zu], B [%zu, r])",
-                          path, module, (long long)ta[i]->shape[0], (long long)ta[i]->shape[1],
-                          (long long)tb[i]->shape[0], (long long)tb[i]->shape[1], br_lora_proj_name((br_proj)proj), s->out[proj],
-                          s->in[proj], s->in[proj], s->out[proj]);
-            goto done;
-        }
-        if (r > 4096) {
-            rc = br_error(BR_EFORMAT, "%s: %s: rank %lld is too large", path, module, (long long)r);
-            goto done;
-        }
-        ranks[i] = (int)r;
-    }
-    rc = br_lora_alloc(out, s, ranks);
-    if (rc != BR_OK) goto done;
-    br_lora_adapter_t *a = *out;
-    if (!a->targets) {
-        rc = br_error(BR_EFORMAT, "%s: no LoRA tensors", path);
-        goto done;
-    }
-    a->rank = cfg->rank;
-    a->alpha = cfg->alpha;
-    a->rslora = cfg->rslora;
-    memcpy(a->base_model, cfg->base_model, sizeof a->base_model);
-    for (size_t i = 0; i < nmod && rc == BR_OK; i++) {
-        br_lora_module_t *m = &a->mods[i];
-        if (!m->rank) continue;
-        int layer = (int)(i / BR_PROJ_COUNT), proj = (int)(i % BR_PROJ_COUNT);
-        br_lora_module_path(module, sizeof module, layer, (br_proj)proj);
-        m->scale = br_lora_scale(alpha_for(cfgj, module, cfg->alpha), m->rank, cfg->rslora);
-        /* every alpha was checked; this holds the invariant the server relies on */
-        if (!(isfinite(m->scale) && m->scale > 0 && m->scale <= BR_LORA_ALPHA_MAX)) {
-            rc = br_error(BR_EFORMAT, "%s: %s: scale %g (alpha / %s) is out of range", path, module,
-                          (double)m->scale, cfg->rslora ? "sqrt(r)" : "r");
-            break;
-        }
-        rc = br_st_read_f32(ta[i], m->A, (size_t)m->rank * s->in[proj]);
-        if (rc == BR_OK) rc = br_st_read_f32(tb[i], m->B, (size_t)m->rank * s->out[proj]);
-    }
-    for (size_t i = 0; i < a->n_params && rc == BR_OK; i++)
-        if (!isfinite(a->params[i])) rc = br_error(BR_EFORMAT, "%s: LoRA weights contain NaN or Inf", path);
     if (rc != BR_OK) {
         br_lora_free(a);
         *out = NULL;
-        goto done;
+    } else {
+        /* registry name: the folder's last component */
+        const char *base = dir + strlen(dir);
+        while (base > dir && base[-1] == '/') base--;
+        const char *stop = base;
+        while (base > dir && base[-1] != '/') base--;
+        snprintf(a->name, sizeof a->name, "%.*s", (int)(stop - base), base);
     }
-    /* registry name: the folder's last component */
-    const char *base = dir + strlen(dir);
-    while (base > dir && base[-1] == '/') base--;
-    const char *stop = base;
-    while (base > dir && base[-1] != '/') base--;
-    snprintf(a->name, sizeof a->name, "%.*s", (int)(stop - base), base);
-done:
     free(ranks);
     free(ta);
     free(tb);
@@ -276,7 +381,7 @@ br_status br_lora_load_flags(br_lora_adapter_t **out, const char *dir, const br_
     br_safetensors_t *st = NULL;
     br_buf_t path = BR_BUF_INIT;
     br_status rc = br_buf_path(&path, dir, "adapter_config.json");
-    if (rc == BR_OK) rc = read_config(br_buf_str(&path), flags, &cfgj, &cfg);
+    if (rc == BR_OK) rc = read_config(br_buf_str(&path), flags, &cfgj, &cfg, shapes);
     if (rc == BR_OK) rc = br_buf_path(&path, dir, "adapter_model.safetensors");
     if (rc == BR_OK && !br_file_exists(br_buf_str(&path))) {
         br_buf_t bin = BR_BUF_INIT;
@@ -313,25 +418,31 @@ br_status br_lora_save(const br_lora_adapter_t *a, const char *dir)
     json_t *targets = json_array(), *rank_pattern = json_object(), *alpha_pattern = json_object();
     for (int p = 0; p < BR_PROJ_COUNT; p++)
         if (a->targets & (1u << p)) json_array_append_new(targets, json_string(br_lora_proj_name((br_proj)p)));
-    for (int l = 0; l < a->shapes.n_layers && rc == BR_OK; l++) {
-        for (int p = 0; p < BR_PROJ_COUNT && rc == BR_OK; p++) {
-            const br_lora_module_t *m = br_lora_module(a, l, (br_proj)p);
-            if (!m->rank) continue;
-            if (!rank0) rank0 = m->rank;
-            char module[160];
-            br_lora_module_path(module, sizeof module, l, (br_proj)p);
-            if (m->rank != a->rank) json_object_set_new(rank_pattern, module, json_integer(m->rank));
-            float want = br_lora_scale(a->alpha, m->rank, a->rslora);
-            if (fabsf(want - m->scale) > 1e-6f * fabsf(want)) {
-                float alpha = a->rslora ? m->scale * sqrtf((float)m->rank) : m->scale * (float)m->rank;
-                json_object_set_new(alpha_pattern, module, json_real(alpha));
-            }
-            int64_t sa[2] = {m->rank, (int64_t)a->shapes.in[p]}, sb[2] = {(int64_t)a->shapes.out[p], m->rank};
-            snprintf(name, sizeof name, "base_model.model.%s.lora_A.weight", module);
-            rc = br_st_writer_add_f32(w, name, BR_DT_F32, 2, sa, m->A);
-            snprintf(name, sizeof name, "base_model.model.%s.lora_B.weight", module);
-            if (rc == BR_OK) rc = br_st_writer_add_f32(w, name, BR_DT_F32, 2, sb, m->B);
+    for (int p = 0; p < BR_PROJ_COUNT; p++) { /* experts: Mixtral's w1/w3/w2; attention: q_proj... (suffix match) */
+        const char *xn = br_lora_expert_name((br_proj)p);
+        if ((a->xtargets & (1u << p)) && (xn || !(a->targets & (1u << p))))
+            json_array_append_new(targets, json_string(xn ? xn : br_lora_proj_name((br_proj)p)));
+    }
+    const br_lora_shapes_t *s = &a->shapes;
+    size_t nmod = n_dense_slots(s), nslots = nmod + (a->xmods ? br_lora_expert_slots(s) : 0);
+    for (size_t i = 0; i < nslots && rc == BR_OK; i++) {
+        const br_lora_module_t *m = i < nmod ? &a->mods[i] : &a->xmods[i - nmod];
+        if (!m->rank) continue;
+        if (!rank0) rank0 = m->rank;
+        char module[160];
+        int layer, expert;
+        br_proj p = slot_module(s, i, &layer, &expert, module, sizeof module);
+        if (m->rank != a->rank) json_object_set_new(rank_pattern, module, json_integer(m->rank));
+        float want = br_lora_scale(a->alpha, m->rank, a->rslora);
+        if (fabsf(want - m->scale) > 1e-6f * fabsf(want)) {
+            float alpha = a->rslora ? m->scale * sqrtf((float)m->rank) : m->scale * (float)m->rank;
+            json_object_set_new(alpha_pattern, module, json_real(alpha));
         }
+        int64_t sa[2] = {m->rank, (int64_t)s->in[p]}, sb[2] = {(int64_t)s->out[p], m->rank};
+        snprintf(name, sizeof name, "base_model.model.%s.lora_A.weight", module);
+        rc = br_st_writer_add_f32(w, name, BR_DT_F32, 2, sa, m->A);
+        snprintf(name, sizeof name, "base_model.model.%s.lora_B.weight", module);
+        if (rc == BR_OK) rc = br_st_writer_add_f32(w, name, BR_DT_F32, 2, sb, m->B);
     }
     if (rc == BR_OK) rc = br_buf_path(&path, dir, "adapter_model.safetensors");
     if (rc == BR_OK) rc = br_st_writer_save(w, br_buf_str(&path));

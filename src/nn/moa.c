@@ -173,9 +173,68 @@ void br_moa_out_forward(float *out, const float *ag, const float *wo, const br_m
         br_sgemm(false, true, N, C, D, 1, ag + j * D, Qw, wo + j * C * D, D, j ? 1 : 0, out, C);
 }
 
+/* ---- LoRA on the attention experts (each expert's block of the stacked projections) ---- */
+
+void br_moa_lora_qkv(const br_lora_hook_t *h, float *qe, float *k, float *v, const float *inp,
+                     const br_moa_cfg_t *c, size_t N, int layer)
+{
+    if (!h) return;
+    size_t n = c->n, C = c->C, D = c->NH * c->hd, Dkv = c->NKV * c->hd;
+    if (h->apply_expert)
+        for (size_t j = 0; j < n; j++) h->apply_expert(h, qe + j * D, n * D, inp, C, NULL, 1, N, C, D, layer, (int)j, BR_PROJ_Q);
+    if (c->shared_kv) { /* one plain K and V (self_attn.{k,v}_proj) */
+        if (h->apply) {
+            h->apply(h, k, inp, N, C, Dkv, layer, BR_PROJ_K);
+            h->apply(h, v, inp, N, C, Dkv, layer, BR_PROJ_V);
+        }
+    } else if (h->apply_expert) {
+        for (size_t j = 0; j < n; j++) {
+            h->apply_expert(h, k + j * Dkv, n * Dkv, inp, C, NULL, 1, N, C, Dkv, layer, (int)j, BR_PROJ_K);
+            h->apply_expert(h, v + j * Dkv, n * Dkv, inp, C, NULL, 1, N, C, Dkv, layer, (int)j, BR_PROJ_V);
+        }
+    }
+}
+
+void br_moa_lora_out(const br_lora_hook_t *h, float *out, const float *ag, const br_moa_cfg_t *c, size_t N,
+                     int layer)
+{
+    if (!h || !h->apply_expert) return;
+    size_t n = c->n, D = c->NH * c->hd;
+    for (size_t j = 0; j < n; j++) h->apply_expert(h, out, c->C, ag + j * D, n * D, NULL, 1, N, D, c->C, layer, (int)j, BR_PROJ_O);
+}
+
+/* Backward of br_moa_lora_qkv: dinp (N,C) +=; dqe, dk, dv the projections' gradients. */
+static void lora_qkv_backward(const br_lora_hook_t *h, float *dinp, const float *dqe, const float *dk,
+                              const float *dv, const float *inp, const br_moa_cfg_t *c, size_t N, int layer)
+{
+    if (!h) return;
+    size_t n = c->n, C = c->C, D = c->NH * c->hd, Dkv = c->NKV * c->hd;
+    if (h->backward_expert)
+        for (size_t j = 0; j < n; j++)
+            h->backward_expert(h, dinp, dqe + j * D, n * D, inp, C, NULL, 1, N, C, D, layer, (int)j, BR_PROJ_Q);
+    if (c->shared_kv) {
+        if (h->backward) {
+            h->backward(h, dinp, dk, inp, N, C, Dkv, layer, BR_PROJ_K);
+            h->backward(h, dinp, dv, inp, N, C, Dkv, layer, BR_PROJ_V);
+        }
+    } else if (h->backward_expert) {
+        for (size_t j = 0; j < n; j++) {
+            h->backward_expert(h, dinp, dk + j * Dkv, n * Dkv, inp, C, NULL, 1, N, C, Dkv, layer, (int)j, BR_PROJ_K);
+            h->backward_expert(h, dinp, dv + j * Dkv, n * Dkv, inp, C, NULL, 1, N, C, Dkv, layer, (int)j, BR_PROJ_V);
+        }
+    }
+}
+
 void br_moa_forward(float *out, br_moa_ws_t *ws, const float *inp, const br_moa_params_t *p,
                     const br_moa_cfg_t *c, const float *rope_cos, const float *rope_sin,
                     size_t B, size_t T)
+{
+    br_moa_forward_lora(out, ws, inp, p, c, rope_cos, rope_sin, B, T, NULL, 0);
+}
+
+void br_moa_forward_lora(float *out, br_moa_ws_t *ws, const float *inp, const br_moa_params_t *p,
+                         const br_moa_cfg_t *c, const float *rope_cos, const float *rope_sin,
+                         size_t B, size_t T, const br_lora_hook_t *lora, int layer)
 {
     BR_ASSERT(B <= ws->cap_B && T <= ws->cap_T);
     size_t N = B * T, C = c->C, n = c->n, hd = c->hd;
@@ -196,25 +255,32 @@ void br_moa_forward(float *out, br_moa_ws_t *ws, const float *inp, const br_moa_
     } else {
         ws->z = 0;
     }
-    if (ws->qe) {
-        br_sgemm(false, true, N, Qw, C, 1, inp, C, p->wq, C, 0, ws->qe, Qw);
-        br_moa_q_to_heads(ws->q, ws->qe, c, N);
-    } else {
-        br_sgemm(false, true, N, Qw, C, 1, inp, C, p->wq, C, 0, ws->q, Qw);
-    }
+    float *qe = ws->qe ? ws->qe : ws->q; /* expert-major; the attention order unless shared-KV */
+    br_sgemm(false, true, N, Qw, C, 1, inp, C, p->wq, C, 0, qe, Qw);
     br_sgemm(false, true, N, KVw, C, 1, inp, C, p->wk, C, 0, ws->k, KVw);
     br_sgemm(false, true, N, KVw, C, 1, inp, C, p->wv, C, 0, ws->v, KVw);
+    br_moa_lora_qkv(lora, qe, ws->k, ws->v, inp, c, N, layer);
+    if (ws->qe) br_moa_q_to_heads(ws->q, ws->qe, c, N);
     br_rope_forward(ws->q, ws->pos, rope_cos, rope_sin, N, HQ, hd);
     br_rope_forward(ws->k, ws->pos, rope_cos, rope_sin, N, HKV, hd);
     br_attention_forward(ws->a, ws->att, ws->q, ws->k, ws->v, B, T, HQ, HKV, hd);
     if (n > 1) br_moa_gate_forward(ws->ag, ws->a, ws->g, c, N);
     br_moa_out_forward(out, ws->ag, p->wo, c, N);
+    br_moa_lora_out(lora, out, ws->ag, c, N, layer);
 }
 
 void br_moa_backward(float *dinp, br_moa_params_t *g, const float *dout, const float *inp,
                      const br_moa_params_t *p, br_moa_ws_t *ws, const br_moa_cfg_t *c,
                      const float *rope_cos, const float *rope_sin, size_t B, size_t T,
                      float aux_scale)
+{
+    br_moa_backward_lora(dinp, g, dout, inp, p, ws, c, rope_cos, rope_sin, B, T, aux_scale, NULL, 0);
+}
+
+void br_moa_backward_lora(float *dinp, br_moa_params_t *g, const float *dout, const float *inp,
+                          const br_moa_params_t *p, br_moa_ws_t *ws, const br_moa_cfg_t *c,
+                          const float *rope_cos, const float *rope_sin, size_t B, size_t T,
+                          float aux_scale, const br_lora_hook_t *lora, int layer)
 {
     BR_ASSERT(ws->training && B == ws->B && T == ws->T);
     size_t N = B * T, C = c->C, n = c->n, hd = c->hd;
@@ -223,6 +289,9 @@ void br_moa_backward(float *dinp, br_moa_params_t *g, const float *dout, const f
     for (size_t j = 0; j < n; j++) {
         br_sgemm(false, false, N, D, C, 1, dout, C, p->wo + j * C * D, D, 0, ws->dag + j * D, Qw);
         if (g->wo) br_sgemm(true, false, C, D, N, 1, dout, C, ws->ag + j * D, Qw, 1, g->wo + j * C * D, D);
+        if (lora && lora->backward_expert)
+            lora->backward_expert(lora, ws->dag + j * D, dout, C, ws->ag + j * D, Qw, NULL, 1, N, D, C, layer, (int)j,
+                                  BR_PROJ_O);
     }
     float *da = ws->dag;
     if (n > 1) {
@@ -260,6 +329,7 @@ void br_moa_backward(float *dinp, br_moa_params_t *g, const float *dout, const f
                     memcpy(dqe + (t * HQ + j * c->NH + h) * hd, ws->dq + (t * HQ + br_moa_head(c, j, h)) * hd,
                            hd * sizeof(float));
     }
+    lora_qkv_backward(lora, dinp, dqe, ws->dk, ws->dv, inp, c, N, layer);
     br_sgemm(false, false, N, C, Qw, 1, dqe, Qw, p->wq, C, 1, dinp, C);
     br_sgemm(false, false, N, C, KVw, 1, ws->dk, KVw, p->wk, C, 1, dinp, C);
     br_sgemm(false, false, N, C, KVw, 1, ws->dv, KVw, p->wv, C, 1, dinp, C);

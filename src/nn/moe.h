@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"
+#include "nn/nn.h"
 
 /* =====================================  MoE FFN  ===================================== *
  * out = sum_{i in topk(p)} w_i * FFN_i(x)  [+ FFN_shared(x)],   p = softmax(x R^T)
@@ -107,6 +108,16 @@ void br_moe_ffn_forward(float *out, br_moe_ws_t *ws, const float *inp, const br_
 void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, const float *inp,
                          const br_moe_params_t *p, br_moe_ws_t *ws, const br_moe_cfg_t *c,
                          size_t N, float aux_scale);
+/* The same with per-row LoRA updates on the routed experts' projections (lora->apply_expert /
+ * backward_expert for layer `layer`; lora NULL: the plain layer).  A row routed to expert e
+ * gets its adapter's module of expert e on w1 (gate), w3 (up) and w2 (down); the router and
+ * the shared expert are not adapted.  Backward adds the adapters' gradients inside the hook;
+ * with adapters the experts run one after another (the hook's scratch is per batch). */
+void br_moe_ffn_forward_lora(float *out, br_moe_ws_t *ws, const float *inp, const br_moe_params_t *p,
+                             const br_moe_cfg_t *c, size_t N, const br_lora_hook_t *lora, int layer);
+void br_moe_ffn_backward_lora(float *dinp, br_moe_params_t *g, const float *dout, const float *inp,
+                              const br_moe_params_t *p, br_moe_ws_t *ws, const br_moe_cfg_t *c,
+                              size_t N, float aux_scale, const br_lora_hook_t *lora, int layer);
 
 /* ==================================  Nexus router  ================================== *
  * Router rows from fixed domain embeddings d_i (D each, e.g. the seed's mean final hidden
@@ -203,6 +214,23 @@ void br_moa_backward(float *dinp, br_moa_params_t *g, const float *dout, const f
                      const br_moa_params_t *p, br_moa_ws_t *ws, const br_moa_cfg_t *c,
                      const float *rope_cos, const float *rope_sin, size_t B, size_t T,
                      float aux_scale);
+/* The same with per-row LoRA on the attention experts (lora NULL: the plain layer): expert j's
+ * Q, K, V blocks and its O (on its gated heads) get the rows' adapter modules of attention
+ * expert j (lora->apply_expert / backward_expert; every row uses every expert, the router
+ * being soft); shared-KV's one K and V get the plain lora->apply / backward. */
+void br_moa_forward_lora(float *out, br_moa_ws_t *ws, const float *inp, const br_moa_params_t *p,
+                         const br_moa_cfg_t *c, const float *rope_cos, const float *rope_sin,
+                         size_t B, size_t T, const br_lora_hook_t *lora, int layer);
+void br_moa_backward_lora(float *dinp, br_moa_params_t *g, const float *dout, const float *inp,
+                          const br_moa_params_t *p, br_moa_ws_t *ws, const br_moa_cfg_t *c,
+                          const float *rope_cos, const float *rope_sin, size_t B, size_t T,
+                          float aux_scale, const br_lora_hook_t *lora, int layer);
+/* The LoRA parts alone, for an inference path with its own KV cache: qe (N, n*NH*hd)
+ * expert-major, k, v (N, HKV*hd) before RoPE; out (N,C) += expert j's O update of ag's block j. */
+void br_moa_lora_qkv(const br_lora_hook_t *h, float *qe, float *k, float *v, const float *inp,
+                     const br_moa_cfg_t *c, size_t N, int layer);
+void br_moa_lora_out(const br_lora_hook_t *h, float *out, const float *ag, const br_moa_cfg_t *c, size_t N,
+                     int layer);
 
 /* Pieces for an inference path that keeps its own KV cache (the model's generate/serve loop):
  *   g = router(u); qe = u Wq^T; q = br_moa_q_to_heads(qe); k = u Wk^T; v = u Wv^T; RoPE;

@@ -179,16 +179,43 @@ static bool expert_parallel(size_t E, size_t rows)
     return nt > 1 && E >= nt && (E % nt == 0 || rows / E < 1024);
 }
 
-/* y (n,C) = beta*y + SwiGLU FFN(x (n,C)); saves hg, hu, act (n,F). */
+/* An expert's LoRA site: the hook (NULL: none), the rows' assignment ids, layer, expert. */
+typedef struct {
+    const br_lora_hook_t *h;
+    const int32_t *asg;
+    size_t k;
+    int layer, expert;
+} xlora_t;
+
+static const xlora_t no_lora = {NULL, NULL, 1, 0, 0};
+
+static void xlora_apply(const xlora_t *x, float *out, const float *inp, size_t n, size_t C, size_t OC,
+                        br_proj p)
+{
+    if (x->h && x->h->apply_expert)
+        x->h->apply_expert(x->h, out, OC, inp, C, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
+}
+
+static void xlora_backward(const xlora_t *x, float *dinp, const float *dout, const float *inp, size_t n, size_t C,
+                           size_t OC, br_proj p)
+{
+    if (x->h && x->h->backward_expert)
+        x->h->backward_expert(x->h, dinp, dout, OC, inp, C, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
+}
+
+/* y (n,C) = beta*y + SwiGLU FFN(x (n,C)) (+ the expert's LoRA updates); saves hg, hu, act (n,F). */
 static void ffn_forward(float *y, float beta, float *hg, float *hu, float *act, const float *x,
                         const float *wg, const float *wu, const float *wd, size_t n, size_t C,
-                        size_t F)
+                        size_t F, const xlora_t *lo)
 {
     if (n == 0) return;
     br_sgemm(false, true, n, F, C, 1, x, C, wg, C, 0, hg, F);
+    xlora_apply(lo, hg, x, n, C, F, BR_PROJ_GATE);
     br_sgemm(false, true, n, F, C, 1, x, C, wu, C, 0, hu, F);
+    xlora_apply(lo, hu, x, n, C, F, BR_PROJ_UP);
     br_swiglu_forward(act, hg, hu, n * F);
     br_sgemm(false, true, n, C, F, 1, act, F, wd, F, beta, y, C);
+    xlora_apply(lo, y, act, n, F, C, BR_PROJ_DOWN);
 }
 
 /* Backward of ffn_forward: dx (n,C) = dx_beta*dx + ..., dwg/dwu (F,C) +=, dwd (C,F) +=
@@ -196,10 +223,12 @@ static void ffn_forward(float *y, float beta, float *hg, float *hu, float *act, 
 static void ffn_backward(float *dx, float dx_beta, float *dwg, float *dwu, float *dwd,
                          const float *dy, const float *x, const float *hg, const float *hu,
                          const float *act, const float *wg, const float *wu, const float *wd,
-                         float *dact, float *dhg, float *dhu, size_t n, size_t C, size_t F)
+                         float *dact, float *dhg, float *dhu, size_t n, size_t C, size_t F,
+                         const xlora_t *lo)
 {
     if (n == 0) return;
     br_sgemm(false, false, n, F, C, 1, dy, C, wd, F, 0, dact, F);
+    xlora_backward(lo, dact, dy, act, n, F, C, BR_PROJ_DOWN);
     if (dwd) br_sgemm(true, false, C, F, n, 1, dy, C, act, F, 1, dwd, F);
     memset(dhg, 0, n * F * sizeof(float));
     memset(dhu, 0, n * F * sizeof(float));
@@ -208,6 +237,9 @@ static void ffn_backward(float *dx, float dx_beta, float *dwg, float *dwu, float
         br_sgemm(false, false, n, C, F, 1, dhg, F, wg, C, dx_beta, dx, C);
         br_sgemm(false, false, n, C, F, 1, dhu, F, wu, C, 1, dx, C);
     }
+    /* the LoRA parts read x (never aliased with dx) and add into dx (NULL: dA/dB only) */
+    xlora_backward(lo, dx, dhg, x, n, C, F, BR_PROJ_GATE);
+    xlora_backward(lo, dx, dhu, x, n, C, F, BR_PROJ_UP);
     if (dwg) br_sgemm(true, false, F, C, n, 1, dhg, F, x, C, 1, dwg, C);
     if (dwu) br_sgemm(true, false, F, C, n, 1, dhu, F, x, C, 1, dwu, C);
 }
@@ -259,30 +291,39 @@ static void route(br_moe_ws_t *ws, const float *inp, const float *router, const 
 void br_moe_ffn_forward(float *out, br_moe_ws_t *ws, const float *inp, const br_moe_params_t *p,
                         const br_moe_cfg_t *c, size_t N)
 {
+    br_moe_ffn_forward_lora(out, ws, inp, p, c, N, NULL, 0);
+}
+
+void br_moe_ffn_forward_lora(float *out, br_moe_ws_t *ws, const float *inp, const br_moe_params_t *p,
+                             const br_moe_cfg_t *c, size_t N, const br_lora_hook_t *lora, int layer)
+{
     BR_ASSERT(N <= ws->cap);
     size_t C = c->C, F = c->F, Fs = c->Fs, E = c->E, k = c->k;
     ws->N = N;
     if (N == 0) return;
-    if (Fs) ffn_forward(out, 0, ws->sg, ws->su, ws->sact, inp, p->s_gate, p->s_up, p->s_down, N, C, Fs);
+    if (Fs) ffn_forward(out, 0, ws->sg, ws->su, ws->sact, inp, p->s_gate, p->s_up, p->s_down, N, C, Fs, &no_lora);
     if (E == 1) {
         ws->count[0] = N;
         ws->offset[0] = 0;
         ws->offset[1] = N;
         ws->lb = 1;
         ws->z = 0;
-        ffn_forward(out, Fs ? 1 : 0, ws->hg, ws->hu, ws->act, inp, p->w_gate, p->w_up, p->w_down, N, C, F);
+        ffn_forward(out, Fs ? 1 : 0, ws->hg, ws->hu, ws->act, inp, p->w_gate, p->w_up, p->w_down, N, C, F, &no_lora);
         return;
     }
     route(ws, inp, p->router, c, N);
     size_t A = N * k;
     for (size_t r = 0; r < A; r++)
         memcpy(ws->xs + r * C, inp + (size_t)(ws->perm[r] / (int32_t)k) * C, C * sizeof(float));
-#pragma omp parallel for schedule(dynamic, 1) if (expert_parallel(E, A))
+    /* the LoRA hook's scratch is one per batch: with expert adapters, one expert at a time */
+    bool xl = lora && lora->apply_expert;
+#pragma omp parallel for schedule(dynamic, 1) if (!xl && expert_parallel(E, A))
     for (size_t e = 0; e < E; e++) {
         size_t o = ws->offset[e], n = ws->count[e];
+        xlora_t lo = {xl ? lora : NULL, ws->perm + o, k, layer, (int)e};
         ffn_forward(ws->ys + o * C, 0, ws->hg + o * F, ws->hu + o * F, ws->act + o * F,
                     ws->xs + o * C, p->w_gate + e * F * C, p->w_up + e * F * C,
-                    p->w_down + e * C * F, n, C, F);
+                    p->w_down + e * C * F, n, C, F, &lo);
     }
     /* weighted scatter-add in token order (each token's rows summed by one thread) */
     for (size_t t = 0; t < N; t++) {
@@ -302,15 +343,22 @@ void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, con
                          const br_moe_params_t *p, br_moe_ws_t *ws, const br_moe_cfg_t *c,
                          size_t N, float aux_scale)
 {
+    br_moe_ffn_backward_lora(dinp, g, dout, inp, p, ws, c, N, aux_scale, NULL, 0);
+}
+
+void br_moe_ffn_backward_lora(float *dinp, br_moe_params_t *g, const float *dout, const float *inp,
+                              const br_moe_params_t *p, br_moe_ws_t *ws, const br_moe_cfg_t *c,
+                              size_t N, float aux_scale, const br_lora_hook_t *lora, int layer)
+{
     BR_ASSERT(ws->training && N == ws->N);
     size_t C = c->C, F = c->F, Fs = c->Fs, E = c->E, k = c->k;
     if (N == 0) return;
     if (Fs)
         ffn_backward(dinp, 1, g->s_gate, g->s_up, g->s_down, dout, inp, ws->sg, ws->su, ws->sact,
-                     p->s_gate, p->s_up, p->s_down, ws->dsact, ws->dsg, ws->dsu, N, C, Fs);
+                     p->s_gate, p->s_up, p->s_down, ws->dsact, ws->dsg, ws->dsu, N, C, Fs, &no_lora);
     if (E == 1) {
         ffn_backward(dinp, 1, g->w_gate, g->w_up, g->w_down, dout, inp, ws->hg, ws->hu, ws->act,
-                     p->w_gate, p->w_up, p->w_down, ws->dact, ws->dhg, ws->dhu, N, C, F);
+                     p->w_gate, p->w_up, p->w_down, ws->dact, ws->dhg, ws->dhu, N, C, F, &no_lora);
         return;
     }
     size_t A = N * k;
@@ -328,15 +376,17 @@ void br_moe_ffn_backward(float *dinp, br_moe_params_t *g, const float *dout, con
         ws->dtopw[a] = (float)dot;
     }
     /* experts: dys is consumed by the down-projection backward, then reused for dxs */
-#pragma omp parallel for schedule(dynamic, 1) if (expert_parallel(E, A))
+    bool xl = lora && lora->backward_expert;
+#pragma omp parallel for schedule(dynamic, 1) if (!xl && expert_parallel(E, A))
     for (size_t e = 0; e < E; e++) {
         size_t o = ws->offset[e], n = ws->count[e];
         float *dys = ws->dys + o * C;
+        xlora_t lo = {xl ? lora : NULL, ws->perm + o, k, layer, (int)e};
         ffn_backward(dys, 0, g->w_gate ? g->w_gate + e * F * C : NULL,
                      g->w_up ? g->w_up + e * F * C : NULL, g->w_down ? g->w_down + e * C * F : NULL,
                      dys, ws->xs + o * C, ws->hg + o * F, ws->hu + o * F, ws->act + o * F,
                      p->w_gate + e * F * C, p->w_up + e * F * C, p->w_down + e * C * F,
-                     ws->dact + o * F, ws->dhg + o * F, ws->dhu + o * F, n, C, F);
+                     ws->dact + o * F, ws->dhg + o * F, ws->dhu + o * F, n, C, F, &lo);
     }
     /* ffn_backward reads dy fully before writing dx (dact first), so the aliasing above is safe */
     for (size_t t = 0; t < N; t++) {

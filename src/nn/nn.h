@@ -40,6 +40,18 @@ typedef struct br_lora_hook {
                      const float *dout /* (N,OC) */, const float *inp /* (N,C) */, size_t N,
                      size_t C, size_t OC, int layer, br_proj proj);
     void *ctx;
+    /* Optional: the same on one expert's projection inside a mixture (nn/moe.h), over the n
+     * rows that use it.  Local row i is the batch row asg[i] / k (asg: the MoE's assignment
+     * ids token*k + slot; NULL: row i).  proj is gate/up/down for a routed FFN expert
+     * (Mixtral's w1/w3/w2), q/k/v/o for a BAM attention expert.  Rows are ldo (out, dout) and
+     * ldi (inp, dinp) floats apart: an attention expert's block of a stacked projection. */
+    void (*apply_expert)(const struct br_lora_hook *h, float *out /* (n,OC) +=, ldo */, size_t ldo,
+                         const float *inp /* (n,C), ldi */, size_t ldi, const int32_t *asg /* (n) */,
+                         size_t k, size_t n, size_t C, size_t OC, int layer, int expert, br_proj proj);
+    void (*backward_expert)(const struct br_lora_hook *h, float *dinp /* (n,C) +=, ldi; may be NULL */,
+                            const float *dout /* (n,OC), ldo */, size_t ldo, const float *inp /* (n,C), ldi */,
+                            size_t ldi, const int32_t *asg /* (n) */, size_t k, size_t n, size_t C,
+                            size_t OC, int layer, int expert, br_proj proj);
 } br_lora_hook_t;
 
 /* ---- embedding ---- */

@@ -63,6 +63,17 @@ br_lora_shapes_t br_lora_shapes_from_config(const br_model_config_t *c)
     size_t out[BR_PROJ_COUNT] = {Dq, Dkv, Dkv, C, F, F, C};
     memcpy(s.in, in, sizeof in);
     memcpy(s.out, out, sizeof out);
+    /* mixtures: the routed experts replace the plain FFN (the shared expert is not adapted);
+     * BAM's attention experts replace q/o, and k/v too unless they are shared */
+    if (c->num_local_experts > 1) { /* br_config_has_moe_ffn */
+        s.n_experts = c->num_local_experts;
+        s.absent |= (1u << BR_PROJ_GATE) | (1u << BR_PROJ_UP) | (1u << BR_PROJ_DOWN);
+    }
+    if (c->num_attention_experts > 1) { /* br_config_has_moa */
+        s.n_attn_experts = c->num_attention_experts;
+        s.absent |= (1u << BR_PROJ_Q) | (1u << BR_PROJ_O);
+        if (!c->attention_shared_kv) s.absent |= (1u << BR_PROJ_K) | (1u << BR_PROJ_V);
+    }
     return s;
 }
 
@@ -84,8 +95,14 @@ static float *proj_weight(br_model_t *m, int l, br_proj p)
 void br_lora_merge_into_model(br_model_t *m, const br_lora_adapter_t *a, float sign)
 {
     for (int l = 0; l < m->cfg.num_hidden_layers && l < a->shapes.n_layers; l++)
-        for (int p = 0; p < BR_PROJ_COUNT; p++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) {
             if (br_lora_module(a, l, (br_proj)p)->rank) br_lora_merge(proj_weight(m, l, (br_proj)p), a, l, (br_proj)p, sign);
+            /* experts are stacked expert-major: expert e's matrix is e * in * out floats on */
+            size_t sz = a->shapes.in[p] * a->shapes.out[p];
+            for (int e = 0; e < br_lora_site_experts(&a->shapes, (br_proj)p); e++)
+                if (br_lora_xmodule(a, l, e, (br_proj)p)->rank)
+                    br_lora_merge_expert(proj_weight(m, l, (br_proj)p) + (size_t)e * sz, a, l, e, (br_proj)p, sign);
+        }
 }
 
 static size_t hash_name(const char *s)
