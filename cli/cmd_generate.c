@@ -39,8 +39,12 @@ static bool on_token(void *vctx, int32_t tok)
         fflush(stdout);
         return true;
     }
-    char *text;
     size_t len;
+    if (!br_tokenizer_token_bytes(c->tok, tok, &len)) { /* no text (a padded vocabulary row), as serve */
+        c->n--;
+        return true;
+    }
+    char *text;
     if (br_tokenizer_decode(c->tok, c->ids, c->n, &text, &len)) return false;
     size_t upto = len;
     if (c->stop && *c->stop) {
@@ -150,6 +154,7 @@ int cmd_generate(int argc, char **argv)
     br_status s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
     if (!s && tok_path) s = lm_open_prompt(&p, model_dir, tok_path, tmpl, &m->cfg);
     if (!s) s = prompt_ids ? lm_parse_ids(prompt_ids, &ids, &n) : lm_prompt_ids(p, &pf, &ids, &n);
+    if (!s && !stop && (pf.chat || pf.system || pf.messages)) stop = br_prompt_chat_stop(p); /* as serve's chat */
     gen_ctx c = {p ? br_prompt_tokenizer(p) : NULL, stop, NULL, 0, 0, 0, print_ids, false};
     if (!s) {
         const int32_t *stops = &m->cfg.eos_token_id;
