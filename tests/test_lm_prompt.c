@@ -227,6 +227,9 @@ static void test_npm(void)
     /* Llama-2 with the Llama-2 chat template of tests/ref/chat_templates */
     br_prompt_t *p = open_dir(npm_folder("llama2"), "tests/ref/chat_templates/llama2.jinja", NULL);
     if (p) {
+        int32_t first, last;
+        br_tokenizer_post_ids(br_prompt_tokenizer(p), &first, &last);
+        CHECK(first == 1 && last == -1); /* TemplateProcessing: <s> $A */
         CHECK_INT(br_prompt_bos(p), 1);
         CHECK_OK(br_prompt_text(p, "Hello", 5, &ids, &n));
         CHECK(n == 2 && ids[0] == 1 && ids[1] == 22557); /* "▁Hello" */

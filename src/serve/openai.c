@@ -125,7 +125,11 @@ static br_status chat_messages(json_t *msgs, json_t **out, br_openai_error_t *er
             break;
         }
         json_t *c = json_deep_copy(m);
-        if (!c || json_object_set_new(c, "content", json_string(text)) || json_array_append_new(norm, c)) {
+        if (c && json_object_set_new(c, "content", json_string(text))) {
+            json_decref(c);
+            c = NULL;
+        }
+        if (!c || json_array_append_new(norm, c)) {
             st = br_openai_fail(err, 503, NULL, NULL, "out of memory");
             break;
         }
