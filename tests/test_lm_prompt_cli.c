@@ -198,37 +198,58 @@ static size_t greedy_ids(const char *dir, const char *prompt_ids, int n_new, int
     return n;
 }
 
+/* The index of the first id of g[0..n) that is in list[0..3) (n when none). */
+static size_t first_stop(const int32_t *g, size_t n, const int32_t *list)
+{
+    for (size_t i = 0; i < n; i++)
+        if (g[i] == list[0] || g[i] == list[1] || g[i] == list[2]) return i;
+    return n;
+}
+
+/* One request to the server; checks it stopped (finish "stop") after `want` tokens. */
+static void check_stops(const char *path, const char *body, size_t want, const char *what)
+{
+    char finish[16] = "";
+    long nt = -1;
+    free(ask(path, body, finish, &nt));
+    CHECK_MSG(nt == (long)want && !strcmp(finish, "stop"), "%s: serve stopped after %ld tokens (%s), want %zu", what, nt,
+              finish, want);
+}
+
 /* generation_config.json's eos_token_id list: each entry (first, middle, last) stops generate
- * and serve at the first token equal to it; the token is not emitted. */
+ * and serve, for a completion and for a chat through the Llama-3 template, at the first token
+ * equal to it; the token is not emitted. */
 static void each_eos_stops(void)
 {
-    const char *prompt = "128000 791 4062 14198 39935";
-    int32_t g[64], h[64];
+    const char *prompt = "128000 791 4062 14198 39935", *chat_args = "--chat --prompt 'Hi there' -n 10 --temperature 0 --ids";
+    int32_t g[64], c[64], h[64];
     size_t ng = greedy_ids(l3dir, prompt, 10, g);
-    CHECK_INT(ng, 10);
-    for (int j = 0; j < 3 && ng == 10; j++) {
-        size_t k = 2 + 3 * (size_t)j;
-        bool seen = true;
-        for (; k < ng && seen; k += seen) {
-            seen = false;
-            for (size_t i = 0; i < k; i++) seen |= g[i] == g[k];
-        }
-        if (k >= ng) continue;
+    char *co = generate(l3dir, chat_args);
+    size_t nc = co ? parse_ids(co, c, 64) : 0;
+    free(co);
+    CHECK(ng == 10 && nc == 10);
+    for (size_t j = 0; j < 3 && ng == 10 && nc == 10; j++) {
         int32_t list[3] = {128001, 128008, 128009};
-        list[j] = g[k];
-        char gc[256];
+        list[j] = g[2 + 3 * j];           /* the completion's token in slot j */
+        list[(j + 1) % 3] = c[1 + 3 * j]; /* the chat's in the next slot */
+        char gc[256], what[64];
         snprintf(gc, sizeof gc, "{\"eos_token_id\": [%d, %d, %d]}", list[0], list[1], list[2]);
         put_file(l3dir, "generation_config.json", gc);
+        size_t want_g = first_stop(g, ng, list), want_c = first_stop(c, nc, list);
+        CHECK(want_g <= 2 + 3 * j && want_c <= 1 + 3 * j);
         size_t nh = greedy_ids(l3dir, prompt, 10, h);
-        CHECK_MSG(nh == k && !memcmp(h, g, k * sizeof *g), "eos list entry %d (id %d at step %zu): generate gave %zu ids",
-                  j, g[k], k, nh);
+        CHECK_MSG(nh == want_g && !memcmp(h, g, nh * sizeof *g), "%s: generate gave %zu ids, want %zu", gc, nh, want_g);
+        co = generate(l3dir, chat_args);
+        nh = co ? parse_ids(co, h, 64) : 0;
+        free(co);
+        CHECK_MSG(nh == want_c && !memcmp(h, c, nh * sizeof *c), "%s: generate --chat gave %zu ids, want %zu", gc, nh, want_c);
         br_server_t *s = serve(l3dir);
-        char finish[16] = "";
-        long nt = -1;
-        free(ask("/v1/completions", "{\"model\": \"m\", \"prompt\": [128000, 791, 4062, 14198, 39935], \"max_tokens\": 10, "
-                                    "\"temperature\": 0}", finish, &nt));
-        CHECK_MSG(nt == (long)k && !strcmp(finish, "stop"), "eos list entry %d: serve stopped after %ld tokens (%s), want %zu",
-                  j, nt, finish, k);
+        snprintf(what, sizeof what, "eos list %zu: completion", j);
+        check_stops("/v1/completions", "{\"model\": \"m\", \"prompt\": [128000, 791, 4062, 14198, 39935], \"max_tokens\": 10, "
+                                       "\"temperature\": 0}", want_g, what);
+        snprintf(what, sizeof what, "eos list %zu: chat", j);
+        check_stops("/v1/chat/completions", "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi there\"}], "
+                                            "\"max_tokens\": 10, \"temperature\": 0}", want_c, what);
         br_server_free(s);
     }
     put_file(l3dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
