@@ -353,7 +353,7 @@ typedef struct {
     {"api-key", OPT_STR, &(g).api_key, "K", "bearer key for the upstream (default $OPENAI_API_KEY if set)", false}, \
     {"model-name", OPT_STR, &(g).model_name, "M", "the upstream's model name (vLLM needs it)", false},          \
     {"model", OPT_STR, &(g).model_dir, "DIR", "braid model directory (config.json + model.safetensors)", false}, \
-    {"tokenizer", OPT_STR, &(g).tokenizer, "T", "tokenizer.json for --model", false},                          \
+    {"tokenizer", OPT_STR, &(g).tokenizer, "T", "tokenizer for --model (default: DIR/tokenizer.json)", false},                          \
     {"timeout", OPT_DOUBLE, &(g).timeout, "S", "upstream request timeout in seconds (default 120)", false},    \
     {"retries", OPT_INT, &(g).retries, "N", "upstream retries with exponential backoff (default 3)", false}
 
@@ -379,7 +379,6 @@ static br_status generator_open(generator_t *g, const gen_flags_t *f)
         g->user = &g->up;
         return BR_OK;
     }
-    if (!f->tokenizer) return br_error(BR_EINVAL, "--model needs --tokenizer T (tokenizer.json)");
     BR_TRY(br_parden_model_open(&g->model, f->model_dir, f->tokenizer));
     g->fn = br_parden_model_generate;
     g->user = g->model;
@@ -454,7 +453,7 @@ static int parden_repeat(int argc, char **argv)
         GEN_OPTS(gf),
     };
     cmd_spec_t spec = {
-        "braid parden repeat --in F.csv --out G.csv (--upstream URL | --model DIR --tokenizer T) [options]",
+        "braid parden repeat --in F.csv --out G.csv (--upstream URL | --model DIR [--tokenizer T]) [options]",
         "Asks the defending model to repeat each row's output (PARDEN's prompt, greedy, at most "
         "--max-new-tokens) and writes the repeat column. Resumable: rows already in --out are kept and "
         "skipped; --out is rewritten atomically, so a crash or an upstream failure loses nothing written.",
@@ -552,7 +551,7 @@ static int parden_check(int argc, char **argv)
         {"json", OPT_BOOL, &json, NULL, "print JSON", false},
         GEN_OPTS(gf),
     };
-    cmd_spec_t spec = {"braid parden check (--text S | --text-file F) (--upstream URL | --model DIR --tokenizer T | "
+    cmd_spec_t spec = {"braid parden check (--text S | --text-file F) (--upstream URL | --model DIR [--tokenizer T] | "
                        "--repeat S) [options]",
                        "PARDEN verdict for one output: asks the model to repeat it and flags it harmful when "
                        "the repeat's BLEU is below the threshold. Exit status 0 either way.",

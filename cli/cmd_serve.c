@@ -24,6 +24,7 @@ int cmd_serve(int argc, char **argv)
     const opt_t opts[] = {
         {"model", OPT_STR, &model, "DIR", "model folder (config.json + model.safetensors)", true},
         {"tokenizer", OPT_STR, &o.tokenizer, "PATH", "tokenizer.json or folder (default DIR/tokenizer.json)", false},
+        {"chat-template", OPT_STR, &o.chat_template, "FILE", "Jinja chat template overriding the model's (default: its tokenizer_config.json's, else braid's plain one)", false},
         {"adapters", OPT_STR, &o.adapters_dir, "DIR", "folder of PEFT LoRA adapters, one subfolder each, loaded on demand", false},
         {"host", OPT_STR, &o.host, "ADDR", "IPv4 address to listen on (default 127.0.0.1)", false},
         {"port", OPT_INT, &port, "N", "TCP port (default 8080; 0: any free port)", false},

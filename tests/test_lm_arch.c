@@ -3,7 +3,8 @@
  * scaling, qwen3 + q/k norms; BF16 weights in two shards + model.safetensors.index.json):
  * logits through the training forward and the paged inference forward, greedy decoding with
  * the KV cache, both with the weights in place (br_model_open: BF16 in the mapping) and
- * converted to F32 (br_model_load), and saved as F16 then run in place.  Then what is refused, by name: other model types,
+ * converted to F32 (br_model_load), and saved as F16 then run in place; the same at Qwen3-0.6B's
+ * true layer shape, generated at test time (test_true_width).  Then what is refused, by name: other model types,
  * activations, RoPE types and fields that change the math; broken shard indexes. */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -344,6 +345,30 @@ static void test_cli(const char *braid, const char *tmp)
     free(r.greedy);
 }
 
+/* The true layer shape of Qwen3-0.6B (width 1024, 16 query heads x 128, 8 KV heads,
+ * intermediate 3072; 2 layers, vocabulary 360, BF16 in two shards: ~60 MB, so generated here,
+ * not committed) against its float64 PyTorch reference: logits and greedy ids with the KV cache.
+ * Needs Debian's python3 with torch; a visible skip without. */
+static void test_true_width(const char *tmp)
+{
+    char cmd[1024], dir[300];
+    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1")) {
+        SKIP("python3 + torch absent: the real-width (Qwen3-0.6B layer shape) reference was not generated");
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "nice /usr/bin/python3 tests/ref/gen_hf_arch_ref.py --real-width '%s/real' qwen3 >/dev/null", tmp);
+    CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
+    snprintf(dir, sizeof dir, "%s/real/hf_qwen3", tmp);
+    test_arch(dir, "qwen3 at Qwen3-0.6B width", tmp);
+    br_model_config_t c;
+    snprintf(cmd, sizeof cmd, "%s/config.json", dir);
+    CHECK_OK(br_config_load(&c, cmd));
+    CHECK(c.hidden_size == 1024 && c.num_attention_heads == 16 && c.head_dim == 128 && c.num_key_value_heads == 8 &&
+          c.intermediate_size == 3072);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/real'", tmp);
+    CHECK(system(cmd) == 0);
+}
+
 int main(int argc, char **argv)
 {
     char tmp[] = "/tmp/braid-arch-XXXXXX";
@@ -363,6 +388,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof dir, "tests/ref/hf_%s", ARCHS[i]);
         test_arch(dir, ARCHS[i], tmp);
     }
+    test_true_width(tmp);
     test_refusals();
     test_bad_index(tmp);
     const char *braid = getenv("BRAID");

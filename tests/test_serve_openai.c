@@ -101,7 +101,7 @@ static void test_error_table(void)
         CHECK_MSG(st != BR_OK && e.http == c->http && same(e.code, c->code) && same(e.param, c->param) && e.message[0],
                   "case %zu (%s): status %d http %u code %s param %s: %s", i, c->body, st, e.http, e.code ? e.code : "-",
                   e.param ? e.param : "-", e.message);
-        CHECK_MSG(!q.model && !q.prompt_text && !q.prompt_ids && q.gp.nstop == 0, "case %zu left something allocated", i);
+        CHECK_MSG(!q.model && !q.prompt_text && !q.messages && !q.prompt_ids && q.gp.nstop == 0, "case %zu left something allocated", i);
         /* the error body is an OpenAI error object with the same fields */
         char *js = br_openai_error_json(&e);
         json_t *j = js ? json_loads(js, 0, NULL) : NULL;
@@ -132,6 +132,7 @@ static void test_accepted(void)
     CHECK(q.prompt_text && !strcmp(q.prompt_text, "one") && q.gp.max_tokens == 5 && q.gp.temperature == 0 &&
           q.gp.top_p == 0.5f && q.gp.top_k == 0 && q.gp.has_seed && q.gp.seed == 9 && q.stream && q.include_usage &&
           q.gp.ignore_eos && q.gp.nstop == 1 && !strcmp(q.gp.stop[0], "zz"));
+    CHECK(q.gp.given == (BR_GIVEN_TEMPERATURE | BR_GIVEN_TOP_P | BR_GIVEN_TOP_K));
     br_gen_params_t gp = br_openai_take_params(&q);
     CHECK(q.gp.nstop == 0 && gp.nstop == 1);
     br_openai_request_clear(&q); /* must not free the stop strings handed over */
@@ -142,13 +143,18 @@ static void test_accepted(void)
     CHECK(!q.prompt_text && q.n_prompt_ids == 3 && q.prompt_ids[0] == 5 && q.prompt_ids[2] == 351);
     br_openai_request_clear(&q);
 
-    /* chat: the template, "\nUser:" as a stop string, max_tokens left to the context */
+    /* chat: the messages normalised for the chat template (text parts joined; rendering and the
+     * plain template's "\nUser:" stop are the prompt pipeline's: test_lm_prompt.c), max_tokens
+     * left to the context */
     b = "{\"model\": \"m\", \"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
         "\"content\": [{\"type\": \"text\", \"text\": \"Hi\"}, {\"type\": \"text\", \"text\": \"!\"}]}, "
         "{\"role\": \"assistant\", \"content\": \"Hello.\"}, {\"role\": \"user\", \"content\": \"Bye\"}]}";
     CHECK_OK(br_openai_parse_request(&q, &e, b, strlen(b), true, V));
-    CHECK_STR(q.prompt_text ? q.prompt_text : "", "Be brief.\n\nUser: Hi!\nAssistant: Hello.\nUser: Bye\nAssistant:");
-    CHECK(q.gp.max_tokens == 0 && q.gp.nstop == 1 && !strcmp(q.gp.stop[0], "\nUser:"));
+    char *msgs = q.messages ? json_dumps(q.messages, JSON_COMPACT) : NULL;
+    CHECK_STR(msgs ? msgs : "", "[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi!\"},"
+                                "{\"role\":\"assistant\",\"content\":\"Hello.\"},{\"role\":\"user\",\"content\":\"Bye\"}]");
+    free(msgs);
+    CHECK(!q.prompt_text && q.gp.max_tokens == 0 && q.gp.nstop == 0 && q.gp.given == 0);
     br_openai_request_clear(&q);
 }
 

@@ -8,12 +8,11 @@
 
 #include "lm/generate.h"
 #include "lm/model.h"
-#include "text/tokenizer.h"
+#include "lm/prompt.h"
 
 struct br_parden_model {
     br_model_t *model;
-    br_tokenizer_t *tok;
-    int32_t stop_id;
+    br_prompt_t *prompt;
     pthread_mutex_t mu;
     bool mu_init;
 };
@@ -21,20 +20,16 @@ struct br_parden_model {
 br_status br_parden_model_open(br_parden_model_t **out, const char *model_dir, const char *tokenizer_path)
 {
     *out = NULL;
-    if (!model_dir || !tokenizer_path) return br_error(BR_EINVAL, "parden: a model directory and a tokenizer are needed");
+    if (!model_dir) return br_error(BR_EINVAL, "parden: a model directory is needed");
     br_parden_model_t *g = calloc(1, sizeof *g);
     if (!g) return br_error(BR_ENOMEM, "parden: out of memory");
-    br_status s = br_model_load(&g->model, model_dir, false);
-    if (s == BR_OK) s = br_tokenizer_load(&g->tok, tokenizer_path);
-    if (s == BR_OK && br_tokenizer_vocab_size(g->tok) > (size_t)g->model->cfg.vocab_size)
-        s = br_error(BR_EINVAL, "parden: tokenizer %s has %zu ids, more than the model's vocab_size %d", tokenizer_path,
-                     br_tokenizer_vocab_size(g->tok), g->model->cfg.vocab_size);
+    br_status s = br_model_open(&g->model, model_dir); /* 16-bit weights stay in place */
+    br_prompt_opts_t po = {.model_dir = model_dir, .tokenizer = tokenizer_path, .cfg = g->model ? &g->model->cfg : NULL};
+    if (s == BR_OK) s = br_prompt_open(&g->prompt, &po);
     if (s != BR_OK) {
         br_parden_model_close(g);
-        return s;
+        return br_error_wrap(s, "parden");
     }
-    g->stop_id = br_tokenizer_eos_id(g->tok);
-    if (g->stop_id < 0) g->stop_id = g->model->cfg.eos_token_id;
     pthread_mutex_init(&g->mu, NULL);
     g->mu_init = true;
     *out = g;
@@ -45,7 +40,7 @@ void br_parden_model_close(br_parden_model_t *g)
 {
     if (!g) return;
     br_model_free(g->model);
-    br_tokenizer_free(g->tok);
+    br_prompt_free(g->prompt);
     if (g->mu_init) pthread_mutex_destroy(&g->mu);
     free(g);
 }
@@ -58,15 +53,18 @@ br_status br_parden_model_generate(void *user, const char *prompt, int max_new_t
     if (max_new_tokens < 1) return br_error(BR_EINVAL, "parden: max_new_tokens must be >= 1");
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, nout = 0;
-    BR_TRY(br_tokenizer_encode(g->tok, prompt, strlen(prompt), 1, &ids, &n));
+    BR_TRY(br_prompt_text(g->prompt, prompt, strlen(prompt), &ids, &n));
     br_sampler_t greedy = {0.0f, 0, 1.0f};
+    const int32_t *stops;
+    size_t n_stops = br_prompt_stop_ids(g->prompt, &stops);
     pthread_mutex_lock(&g->mu);
-    br_status s = br_generate(g->model, ids, n, (size_t)max_new_tokens, &greedy, 0, g->stop_id, NULL, NULL, &out, &nout);
+    br_status s = br_generate_stops(g->model, ids, n, (size_t)max_new_tokens, &greedy, 0, stops, n_stops, NULL, NULL,
+                                    &out, &nout);
     pthread_mutex_unlock(&g->mu);
     free(ids);
     if (s != BR_OK) return br_error_wrap(s, "parden: generating the repeat");
     size_t len;
-    s = br_tokenizer_decode(g->tok, out, nout, text, &len);
+    s = br_tokenizer_decode(br_prompt_tokenizer(g->prompt), out, nout, text, &len);
     free(out);
     return s;
 }

@@ -68,6 +68,20 @@ br_status br_generate(br_model_t *m, const int32_t *prompt, size_t n_prompt, siz
                       const br_sampler_t *s, uint64_t seed, int32_t stop_id, br_token_cb cb,
                       void *cb_ctx, int32_t **out, size_t *n_out)
 {
+    return br_generate_stops(m, prompt, n_prompt, max_new, s, seed, &stop_id, stop_id >= 0, cb, cb_ctx, out, n_out);
+}
+
+static bool is_stop(int32_t tok, const int32_t *stops, size_t n_stops)
+{
+    for (size_t i = 0; i < n_stops; i++)
+        if (stops[i] == tok) return true;
+    return false;
+}
+
+br_status br_generate_stops(br_model_t *m, const int32_t *prompt, size_t n_prompt, size_t max_new,
+                            const br_sampler_t *s, uint64_t seed, const int32_t *stops, size_t n_stops,
+                            br_token_cb cb, void *cb_ctx, int32_t **out, size_t *n_out)
+{
     *out = NULL;
     *n_out = 0;
     size_t ctx = (size_t)m->cfg.max_position_embeddings, V = (size_t)m->cfg.vocab_size;
@@ -99,7 +113,7 @@ br_status br_generate(br_model_t *m, const int32_t *prompt, size_t n_prompt, siz
     size_t pos = n_prompt;
     while (!st && ng < max_new) {
         int32_t tok = br_sample(logits, V, s, &rng);
-        if (tok == stop_id) break;
+        if (is_stop(tok, stops, n_stops)) break;
         gen[ng++] = tok;
         if (cb && !cb(cb_ctx, tok)) break;
         if (ng == max_new || pos >= total) break; /* done, or the context is full */

@@ -29,4 +29,9 @@ typedef bool (*br_token_cb)(void *ctx, int32_t token);
 br_status br_generate(br_model_t *m, const int32_t *prompt, size_t n_prompt, size_t max_new,
                       const br_sampler_t *s, uint64_t seed, int32_t stop_id, br_token_cb cb,
                       void *cb_ctx, int32_t **out, size_t *n_out);
+/* The same, stopping at any of stops[0..n_stops) (a model's end-of-turn and end-of-text ids:
+ * lm/prompt.h's br_prompt_stop_ids). */
+br_status br_generate_stops(br_model_t *m, const int32_t *prompt, size_t n_prompt, size_t max_new,
+                            const br_sampler_t *s, uint64_t seed, const int32_t *stops, size_t n_stops,
+                            br_token_cb cb, void *cb_ctx, int32_t **out, size_t *n_out);
 #endif

@@ -95,16 +95,18 @@ static const char *content_text(json_t *content, br_buf_t *tmp)
     return br_buf_str(tmp);
 }
 
-/* braid's plain chat template (docs/serve.md):
- *   SYSTEM\n\nUser: USER\nAssistant: ASSISTANT\nUser: ...\nAssistant: */
-static br_status chat_prompt(json_t *msgs, char **out, br_openai_error_t *err)
+/* The messages of a chat request, checked and normalised for a chat template: each is
+ * {"role": ..., "content": string} (text parts joined), other fields kept.  The model's chat
+ * template renders them (lm/prompt.h; braid's plain template for models without one). */
+static br_status chat_messages(json_t *msgs, json_t **out, br_openai_error_t *err)
 {
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
         return br_openai_fail(err, 400, "invalid_type", "messages", "\"messages\" must be a non-empty list");
-    br_buf_t tmp = {0}, b = {0};
+    json_t *norm = json_array();
+    if (!norm) return br_openai_fail(err, 503, NULL, NULL, "out of memory");
+    br_buf_t tmp = {0};
     size_t i;
     json_t *m;
-    bool good = true;
     br_status st = BR_OK;
     json_array_foreach(msgs, i, m) {
         json_t *role = json_object_get(m, "role");
@@ -115,28 +117,29 @@ static br_status chat_prompt(json_t *msgs, char **out, br_openai_error_t *err)
             break;
         }
         const char *r = json_string_value(role);
-        if (!strcmp(r, "system") || !strcmp(r, "developer")) {
-            good &= !br_buf_append(&b, text, strlen(text)) && !br_buf_append(&b, "\n\n", 2);
-        } else if (!strcmp(r, "user")) {
-            good &= !br_buf_append(&b, "User: ", 6) && !br_buf_append(&b, text, strlen(text)) && !br_buf_append(&b, "\n", 1);
-        } else if (!strcmp(r, "assistant")) {
-            good &= !br_buf_append(&b, "Assistant: ", 11) && !br_buf_append(&b, text, strlen(text)) && !br_buf_append(&b, "\n", 1);
-        } else {
+        if (strcmp(r, "system") && strcmp(r, "developer") && strcmp(r, "user") && strcmp(r, "assistant")) {
             char shown[3 * 40 + 1];
             br_utf8_repair(shown, r, strnlen(r, 40));
             st = br_openai_fail(err, 400, "invalid_value", "messages",
                                 "messages[%zu]: role '%s' is not system, developer, user or assistant", i, shown);
             break;
         }
+        json_t *c = json_deep_copy(m);
+        if (c && json_object_set_new(c, "content", json_string(text))) {
+            json_decref(c);
+            c = NULL;
+        }
+        if (!c || json_array_append_new(norm, c)) {
+            st = br_openai_fail(err, 503, NULL, NULL, "out of memory");
+            break;
+        }
     }
     br_buf_free(&tmp);
-    if (st == BR_OK) good &= !br_buf_append(&b, "Assistant:", 10);
-    if (st == BR_OK && !good) st = br_openai_fail(err, 503, NULL, NULL, "out of memory");
     if (st != BR_OK) {
-        br_buf_free(&b);
+        json_decref(norm);
         return st;
     }
-    *out = b.data;
+    *out = norm;
     return BR_OK;
 }
 
@@ -184,16 +187,17 @@ static br_status sampling_params(json_t *body, bool chat, br_gen_params_t *gp, b
         gp->max_tokens = (int)json_integer_value(mt);
     }
     gp->temperature = 1.0f;
-    if (get_number(body, "temperature", 0, 2, &v, &bad)) gp->temperature = (float)v;
+    if (get_number(body, "temperature", 0, 2, &v, &bad)) gp->temperature = (float)v, gp->given |= BR_GIVEN_TEMPERATURE;
     if (bad) return br_openai_fail(err, 400, "invalid_value", "temperature", "\"temperature\" must be a number in [0, 2]");
     gp->top_p = 1.0f;
-    if (get_number(body, "top_p", 0, 1, &v, &bad)) gp->top_p = (float)v;
+    if (get_number(body, "top_p", 0, 1, &v, &bad)) gp->top_p = (float)v, gp->given |= BR_GIVEN_TOP_P;
     if (bad || gp->top_p <= 0) return br_openai_fail(err, 400, "invalid_value", "top_p", "\"top_p\" must be in (0, 1]");
     json_t *tk = json_object_get(body, "top_k"); /* vLLM's extension */
     if (tk && !json_is_null(tk)) {
         if (!json_is_integer(tk) || json_integer_value(tk) < -1 || json_integer_value(tk) > 1000000)
             return br_openai_fail(err, 400, "invalid_value", "top_k", "\"top_k\" must be an integer >= -1 (-1 or 0: all)");
         gp->top_k = json_integer_value(tk) > 0 ? (int)json_integer_value(tk) : 0;
+        gp->given |= BR_GIVEN_TOP_K;
     }
     json_t *ie = json_object_get(body, "ignore_eos"); /* vLLM's extension: fixed output lengths */
     if (ie && !json_is_null(ie) && !json_is_boolean(ie))
@@ -230,8 +234,9 @@ static br_status unsupported_params(json_t *body, br_openai_error_t *err)
     return BR_OK;
 }
 
-/* stop: a string or up to BR_MAX_STOP strings of 1..256 bytes; chat adds "\nUser:". */
-static br_status stop_strings(json_t *body, bool chat, br_gen_params_t *gp, br_openai_error_t *err)
+/* stop: a string or up to BR_MAX_STOP strings of 1..256 bytes (a chat template may add its own:
+ * lm/prompt.h's br_prompt_chat_stop). */
+static br_status stop_strings(json_t *body, br_gen_params_t *gp, br_openai_error_t *err)
 {
     json_t *stop = json_object_get(body, "stop");
     if (stop && !json_is_null(stop)) {
@@ -249,8 +254,6 @@ static br_status stop_strings(json_t *body, bool chat, br_gen_params_t *gp, br_o
                 return br_openai_fail(err, 503, NULL, NULL, "out of memory");
         }
     }
-    if (chat && gp->nstop < BR_MAX_STOP && !(gp->stop[gp->nstop++] = strdup("\nUser:")))
-        return br_openai_fail(err, 503, NULL, NULL, "out of memory");
     return BR_OK;
 }
 
@@ -288,11 +291,11 @@ br_status br_openai_parse_request(br_openai_request_t *out, br_openai_error_t *e
     br_status st = BR_OK;
     if (!json_is_object(j)) st = br_openai_fail(err, 400, "invalid_json", NULL, "the request body must be a JSON object");
     if (st == BR_OK) st = envelope(j, out, err);
-    if (st == BR_OK) st = chat ? chat_prompt(json_object_get(j, "messages"), &out->prompt_text, err)
+    if (st == BR_OK) st = chat ? chat_messages(json_object_get(j, "messages"), &out->messages, err)
                                : completion_prompt(json_object_get(j, "prompt"), vocab_size, out, err);
     if (st == BR_OK) st = sampling_params(j, chat, &out->gp, err);
     if (st == BR_OK) st = unsupported_params(j, err);
-    if (st == BR_OK) st = stop_strings(j, chat, &out->gp, err);
+    if (st == BR_OK) st = stop_strings(j, &out->gp, err);
     json_decref(j);
     if (st != BR_OK) br_openai_request_clear(out);
     return st;
@@ -303,6 +306,7 @@ void br_openai_request_clear(br_openai_request_t *r)
     for (int k = 0; k < r->gp.nstop; k++) free(r->gp.stop[k]);
     free(r->model);
     free(r->prompt_text);
+    json_decref(r->messages);
     free(r->prompt_ids);
     bool chat = r->chat;
     memset(r, 0, sizeof *r);

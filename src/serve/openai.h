@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/status.h"
 #include "serve/sched.h"
 
@@ -36,7 +38,8 @@ typedef struct {
     bool chat;              /* /v1/chat/completions */
     bool stream, include_usage;
     char *model;            /* the `model` field as sent (malloc'd) */
-    char *prompt_text;      /* text to tokenize: a string prompt or the rendered chat (malloc'd), or NULL */
+    char *prompt_text;      /* a completion's string prompt (malloc'd), or NULL */
+    json_t *messages;       /* a chat's messages, normalised: {"role", "content": string, ...} (owned), or NULL */
     int32_t *prompt_ids;    /* (n_prompt_ids) token ids when the prompt was sent as ids (malloc'd), or NULL */
     size_t n_prompt_ids;
     br_gen_params_t gp;     /* gp.max_tokens 0: not given (chat: the rest of the context); stop strings malloc'd */

@@ -98,7 +98,9 @@ struct br_sched {
     br_kv_pool_t *kv;
     br_lora_batch_t *lb;
     size_t V, ctx, P;
-    int32_t eos;
+    const int32_t *stops; /* (n_stops) ids that end a generation */
+    size_t n_stops;
+    int32_t eos;          /* the stop id without a prompt pipeline */
     pthread_t th;
     bool started;
     pthread_mutex_t mu;
@@ -272,7 +274,8 @@ static br_req_t *guard_child(br_sched_t *s, br_req_t *r)
         if (br_parden_prompt((br_parden_template)s->o.guard_template, out, &prompt) != BR_OK) break;
         free(ids);
         ids = NULL;
-        br_status st = br_tokenizer_encode(s->o.tok, prompt, strlen(prompt), 1, &ids, &n);
+        br_status st = s->o.prompt ? br_prompt_text(s->o.prompt, prompt, strlen(prompt), &ids, &n)
+                                   : br_tokenizer_encode(s->o.tok, prompt, strlen(prompt), 1, &ids, &n);
         free(prompt);
         if (st != BR_OK) break;
         if (n + (size_t)max_new <= s->ctx && n > 0) break;
@@ -346,6 +349,13 @@ static void finish(br_sched_t *s, br_req_t *r, br_finish fin)
     complete(s, r, fin, BR_OK, false, NULL);
 }
 
+static bool is_stop_id(const br_sched_t *s, int32_t tok)
+{
+    for (size_t i = 0; i < s->n_stops; i++)
+        if (s->stops[i] == tok) return true;
+    return false;
+}
+
 /* Adds one sampled token; returns the finish reason (NONE: keep going). */
 static br_finish add_token(br_sched_t *s, br_req_t *r, int32_t tok)
 {
@@ -361,7 +371,7 @@ static br_finish add_token(br_sched_t *s, br_req_t *r, int32_t tok)
     if (r->n_out == 0) r->t_first_token = now;
     pthread_mutex_unlock(&r->mu);
     if (r->n_out == 0 && !r->internal) br_metric_observe(s->m_ttft, now - r->t_arrival, tenant_label(r));
-    if (tok == s->eos && !r->gp.ignore_eos) return BR_FINISH_STOP;
+    if (!r->gp.ignore_eos && is_stop_id(s, tok)) return BR_FINISH_STOP;
     r->out[r->n_out++] = tok;
     if (!r->internal) {
         br_metric_add(s->m_gen_tok, 1, tenant_label(r), adapter_label(r));
@@ -793,8 +803,13 @@ br_status br_sched_create(br_sched_t **out, const br_sched_opts_t *o)
     s->V = (size_t)cfg->vocab_size;
     s->ctx = (size_t)cfg->max_position_embeddings;
     s->P = s->o.page_tokens;
-    s->eos = br_tokenizer_eos_id(o->tok);
-    if (s->eos < 0) s->eos = cfg->eos_token_id;
+    if (o->prompt) s->n_stops = br_prompt_stop_ids(o->prompt, &s->stops);
+    else {
+        s->eos = br_tokenizer_eos_id(o->tok);
+        if (s->eos < 0) s->eos = cfg->eos_token_id;
+        s->stops = &s->eos;
+        s->n_stops = s->eos >= 0;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     br_rng_seed(&s->rng, o->seed);

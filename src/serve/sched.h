@@ -26,6 +26,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "lm/model.h"
+#include "lm/prompt.h"
 #include "text/tokenizer.h"
 #include "nn/lora.h"
 #include "serve/adapters.h"
@@ -44,7 +45,10 @@ typedef struct {
     char *stop[BR_MAX_STOP]; /* malloc'd stop strings (NULL-terminated list) */
     int nstop;
     bool ignore_eos;
+    unsigned given;          /* BR_GIVEN_* bits: what the request set (the rest may come from generation_config.json) */
 } br_gen_params_t;
+
+enum { BR_GIVEN_TEMPERATURE = 1, BR_GIVEN_TOP_P = 2, BR_GIVEN_TOP_K = 4 };
 
 typedef enum { BR_FINISH_NONE = 0, BR_FINISH_STOP, BR_FINISH_LENGTH, BR_FINISH_ERROR, BR_FINISH_CANCEL } br_finish;
 
@@ -107,6 +111,7 @@ void br_req_cancel(br_req_t *r);
 typedef struct {
     br_model_t *model;          /* owned by the caller, used only by the scheduler thread */
     const br_tokenizer_t *tok;
+    const br_prompt_t *prompt;  /* the prompt pipeline (guard repeats, stop ids), or NULL: tok as is, its eos */
     br_adapters_t *adapters;
     br_tenants_t *tenants;
     br_metrics_t *metrics;      /* may be NULL */

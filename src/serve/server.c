@@ -20,6 +20,7 @@
 #include "base/timer.h"
 #include "guard/parden.h"
 #include "lm/model.h"
+#include "lm/prompt.h"
 #include "text/tokenizer.h"
 #include "serve/adapters.h"
 #include "serve/console.h"
@@ -33,7 +34,7 @@ struct br_server {
     br_server_opts_t o;
     char model_name[128];
     br_model_t *model;
-    br_tokenizer_t *tok;
+    br_prompt_t *prompt;         /* the prompt pipeline: tokenizer, BOS, chat template, stop ids */
     br_tenants_t *tenants;
     br_metrics_t *metrics;
     br_adapters_t *adapters;
@@ -42,7 +43,6 @@ struct br_server {
     struct MHD_Daemon *d;        /* the public listener */
     struct MHD_Daemon *md;       /* the operator listener (--metrics-addr), or NULL */
     int port, metrics_port;
-    int32_t start_token;         /* prepended to every prompt (BOS, else end-of-text), -1: none */
     bool guard;
     atomic_int inflight;         /* generation requests not yet answered */
     atomic_bool draining;
@@ -296,34 +296,34 @@ static br_status resolve_model(br_server_t *s, gen_t *g, br_openai_error_t *err)
     return BR_OK;
 }
 
-/* The prompt's tokens, the start token first. */
+/* The prompt's tokens: text and chat through the prompt pipeline (lm/prompt.h: the same ids
+ * `braid generate` gives the same prompt), token ids as sent.  A chat with braid's plain
+ * template also stops at its turn marker; sampling parameters the request left out come from
+ * the model's generation_config.json. */
 static br_status tokenize_prompt(br_server_t *s, gen_t *g, br_openai_error_t *err)
 {
-    int32_t *enc = NULL;
-    size_t ne = 0;
-    if (g->q.prompt_text) {
-        if (br_tokenizer_encode(s->tok, g->q.prompt_text, strlen(g->q.prompt_text), 0, &enc, &ne) != BR_OK)
-            return br_openai_fail(err, 400, NULL, g->q.chat ? "messages" : "prompt", "cannot tokenize the prompt: %s",
-                                  br_errmsg());
-    } else {
-        enc = g->q.prompt_ids;
-        ne = g->q.n_prompt_ids;
+    const char *param = g->q.chat ? "messages" : "prompt";
+    br_status st = BR_OK;
+    if (g->q.chat) st = br_prompt_chat(s->prompt, g->q.messages, &g->ids, &g->n);
+    else if (g->q.prompt_text) st = br_prompt_text(s->prompt, g->q.prompt_text, strlen(g->q.prompt_text), &g->ids, &g->n);
+    else {
+        g->ids = g->q.prompt_ids;
+        g->n = g->q.n_prompt_ids;
         g->q.prompt_ids = NULL;
     }
-    size_t extra = s->start_token >= 0 ? 1 : 0;
-    if (ne + extra == 0) {
-        free(enc);
-        return br_openai_fail(err, 400, "invalid_value", "prompt", "the prompt is empty");
-    }
-    g->ids = malloc((ne + extra) * sizeof *g->ids);
-    if (!g->ids) {
-        free(enc);
+    if (st == BR_ENOMEM) return br_openai_fail(err, 503, NULL, NULL, "out of memory");
+    if (st != BR_OK) return br_openai_fail(err, 400, NULL, param, "cannot build the prompt: %s", br_errmsg());
+    if (g->n == 0) return br_openai_fail(err, 400, "invalid_value", "prompt", "the prompt is empty");
+    br_gen_params_t *gp = &g->q.gp;
+    const char *turn = g->q.chat ? br_prompt_chat_stop(s->prompt) : NULL;
+    if (turn && gp->nstop < BR_MAX_STOP && !(gp->stop[gp->nstop++] = strdup(turn)))
         return br_openai_fail(err, 503, NULL, NULL, "out of memory");
-    }
-    if (extra) g->ids[0] = s->start_token;
-    if (ne) memcpy(g->ids + extra, enc, ne * sizeof *enc);
-    free(enc);
-    g->n = ne + extra;
+    float t = gp->temperature, tp = gp->top_p;
+    int tk = gp->top_k;
+    br_prompt_sampling(s->prompt, &t, &tp, &tk);
+    if (!(gp->given & BR_GIVEN_TEMPERATURE)) gp->temperature = t;
+    if (!(gp->given & BR_GIVEN_TOP_P)) gp->top_p = tp;
+    if (!(gp->given & BR_GIVEN_TOP_K)) gp->top_k = tk;
     return BR_OK;
 }
 
@@ -970,14 +970,9 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
     /* 16-bit folders and GGUF files stay in their type (adapters run in F32 on top) */
     if (st == BR_OK) st = br_model_open(&s->model, o->model_dir);
     if (st == BR_OK) s->model->kv_type = o->kv_type;
-    br_buf_t tokpath = BR_BUF_INIT;
-    if (st == BR_OK)
-        st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");
-    if (st == BR_OK) st = br_tokenizer_load(&s->tok, br_buf_str(&tokpath));
-    if (st == BR_OK && br_tokenizer_vocab_size(s->tok) > (size_t)s->model->cfg.vocab_size)
-        st = br_error(BR_EINVAL, "tokenizer %s has %zu ids but the model's vocabulary is %d", br_buf_str(&tokpath),
-                      br_tokenizer_vocab_size(s->tok), s->model->cfg.vocab_size);
-    br_buf_free(&tokpath);
+    br_prompt_opts_t po = {.model_dir = o->model_dir, .tokenizer = o->tokenizer, .chat_template = o->chat_template,
+                           .cfg = s->model ? &s->model->cfg : NULL};
+    if (st == BR_OK) st = br_prompt_open(&s->prompt, &po);
     if (st == BR_OK) {
         if (o->model_name) snprintf(s->model_name, sizeof s->model_name, "%s", o->model_name);
         else {
@@ -987,7 +982,6 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
             while (b > o->model_dir && b[-1] != '/') b--;
             snprintf(s->model_name, sizeof s->model_name, "%.*s", (int)(e - b), b);
         }
-        s->start_token = s->model->cfg.bos_token_id >= 0 ? s->model->cfg.bos_token_id : br_tokenizer_eos_id(s->tok);
         br_adapters_opts_t ao = {.dir = o->adapters_dir,
                                  .shapes = br_lora_shapes_from_config(&s->model->cfg),
                                  .mem_budget = (size_t)(o->adapter_mem_mb * 1e6),
@@ -998,7 +992,8 @@ br_status br_server_start(br_server_t **out, const br_server_opts_t *o_in)
     }
     if (st == BR_OK) {
         so.model = s->model;
-        so.tok = s->tok;
+        so.tok = br_prompt_tokenizer(s->prompt);
+        so.prompt = s->prompt;
         so.adapters = s->adapters;
         so.tenants = s->tenants;
         so.metrics = s->metrics;
@@ -1071,7 +1066,7 @@ void br_server_free(br_server_t *s)
     br_console_free(s->console);
     br_sched_free(s->sched);
     br_adapters_free(s->adapters);
-    br_tokenizer_free(s->tok);
+    br_prompt_free(s->prompt);
     br_model_free(s->model);
     br_tenants_free(s->tenants);
     br_metrics_free(s->metrics);

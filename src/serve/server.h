@@ -30,6 +30,7 @@
 typedef struct {
     const char *model_dir;      /* config.json + model.safetensors */
     const char *tokenizer;      /* NULL: MODEL_DIR/tokenizer.json */
+    const char *chat_template;  /* a Jinja file overriding the model's chat template, or NULL */
     const char *adapters_dir;   /* NULL: none on disk */
     const char *host;           /* default 127.0.0.1 */
     int port;                   /* 0: any free port (see br_server_port) */

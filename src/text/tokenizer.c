@@ -84,6 +84,7 @@ struct br_tokenizer {
     int32_t *special;    /* ids, longest first */
     size_t nspecial;
     int32_t eos;
+    int32_t post_first, post_last; /* tokenizer.json post_processor: ids put around one sequence, or NO_ID */
     pcre2_code *re;      /* NULL: no pre-tokenisation (whole text is one piece) */
     int jit;
     char *pattern;
@@ -183,6 +184,7 @@ static br_status b_init(builder_t *b)
     if (!b->t) return br_error(BR_ENOMEM, "tokenizer: out of memory");
     b->t->eos = NO_ID;
     b->t->unk = NO_ID;
+    b->t->post_first = b->t->post_last = NO_ID;
     return BR_OK;
 }
 
@@ -816,6 +818,12 @@ int32_t br_tokenizer_token_id(const br_tokenizer_t *t, const char *token)
 
 int32_t br_tokenizer_eos_id(const br_tokenizer_t *t) { return t->eos; }
 
+void br_tokenizer_post_ids(const br_tokenizer_t *t, int32_t *first, int32_t *last)
+{
+    *first = t->post_first >= 0 && (size_t)t->post_first < t->n_ids ? t->post_first : NO_ID;
+    *last = t->post_last >= 0 && (size_t)t->post_last < t->n_ids ? t->post_last : NO_ID;
+}
+
 const unsigned char *br_tokenizer_token_bytes(const br_tokenizer_t *t, int32_t id, size_t *len)
 {
     if (id < 0 || (size_t)id >= t->n_ids || !(t->flags[id] & TF_VALID)) {
@@ -1129,6 +1137,38 @@ static br_status add_added_tokens(builder_t *b, json_t *added, const char *path)
     return BR_OK;
 }
 
+/* The id of a TemplateProcessing item {"SpecialToken": {"id": "<s>"}} (its special_tokens
+ * entry has one id), or NO_ID for a sequence or anything else. */
+static int32_t template_special(json_t *item, json_t *specials)
+{
+    const char *name = json_string_value(json_object_get(json_object_get(item, "SpecialToken"), "id"));
+    json_t *ids = name ? json_object_get(json_object_get(specials, name), "ids") : NULL;
+    json_t *id = json_array_size(ids) == 1 ? json_array_get(ids, 0) : NULL;
+    return json_is_integer(id) && json_integer_value(id) >= 0 && json_integer_value(id) < (1 << 30)
+               ? (int32_t)json_integer_value(id)
+               : NO_ID;
+}
+
+/* post_processor: the special tokens a TemplateProcessing (alone or inside a Sequence, as in
+ * Llama-3's tokenizer.json) puts before and after a single sequence ("<s>" of Llama-2,
+ * "<|begin_of_text|>" of Llama-3).  Other processors add nothing braid needs to know. */
+static void post_processor(br_tokenizer_t *t, json_t *pp, int depth)
+{
+    const char *type = json_string_value(json_object_get(pp, "type"));
+    if (!type || depth > 4) return;
+    if (!strcmp(type, "Sequence")) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(pp, "processors"), i, p) post_processor(t, p, depth + 1);
+    } else if (!strcmp(type, "TemplateProcessing")) {
+        json_t *single = json_object_get(pp, "single"), *specials = json_object_get(pp, "special_tokens");
+        size_t n = json_array_size(single);
+        if (n < 2) return;
+        t->post_first = template_special(json_array_get(single, 0), specials);
+        t->post_last = template_special(json_array_get(single, n - 1), specials);
+    }
+}
+
 static br_status load_hf_json(builder_t *b, json_t *root, const char *path, const char **pattern)
 {
     json_t *model = json_object_get(root, "model");
@@ -1184,6 +1224,7 @@ static br_status load_hf_json(builder_t *b, json_t *root, const char *path, cons
     json_t *uv = unk ? json_object_get(vocab, unk) : NULL;
     if (unk && !json_is_integer(uv)) return br_error(BR_EFORMAT, "%s: unk_token \"%.40s\" is not in the vocab", path, unk);
     if (uv) t->unk = (int32_t)json_integer_value(uv);
+    post_processor(t, json_object_get(root, "post_processor"), 0);
     return BR_OK;
 }
 

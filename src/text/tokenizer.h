@@ -30,6 +30,10 @@ br_status br_tokenizer_decode(const br_tokenizer_t *t, const int32_t *ids, size_
 int32_t br_tokenizer_token_id(const br_tokenizer_t *t, const char *token);
 /* The end-of-text / end-of-sequence id, or -1 when the tokenizer has none. */
 int32_t br_tokenizer_eos_id(const br_tokenizer_t *t);
+/* The special ids tokenizer.json's post_processor (TemplateProcessing) puts before and after a
+ * single sequence, e.g. Llama-3's <|begin_of_text|>; -1 when none (br_tokenizer_encode never
+ * adds them: the prompt pipeline, lm/prompt.h, decides). */
+void br_tokenizer_post_ids(const br_tokenizer_t *t, int32_t *first, int32_t *last);
 /* Raw bytes of one token (not NUL-terminated; valid while t lives), or NULL (len 0) for an id
  * that is out of range or unassigned.  For streaming decode (SentencePiece-style tokens spell
  * U+2581 as a space here, so the first token of a text may start with the space that

@@ -1,0 +1,217 @@
+/* The prompt pipeline; see lm/prompt.h. */
+#include "lm/prompt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/fileio.h"
+#include "text/jinja.h"
+#include "text/tokcfg.h"
+
+/* braid's plain chat template (docs/serve.md), for models without one:
+ *   SYSTEM\n\nUser: USER\nAssistant: ASSISTANT\nUser: ...\nAssistant: */
+static const char PLAIN_TEMPLATE[] =
+    "{% for m in messages %}"
+    "{% if m.role == 'system' or m.role == 'developer' %}{{ m.content + '\\n\\n' }}"
+    "{% elif m.role == 'user' %}{{ 'User: ' + m.content + '\\n' }}"
+    "{% elif m.role == 'assistant' %}{{ 'Assistant: ' + m.content + '\\n' }}"
+    "{% else %}{{ raise_exception(\"role '\" + m.role + \"' is not system, developer, user or assistant\") }}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+
+struct br_prompt {
+    br_tokenizer_t *tok;
+    br_tokcfg_t tc;
+    br_jinja_t *tmpl;
+    bool plain;              /* braid's plain template */
+    int32_t bos;             /* put before prompts, or -1 */
+    int32_t eos_append;      /* appended to plain text (add_eos_token), or -1 */
+    int32_t stops[BR_PROMPT_MAX_STOP];
+    size_t n_stops;
+};
+
+static void add_stop(br_prompt_t *p, int32_t id)
+{
+    if (id < 0 || p->n_stops == BR_PROMPT_MAX_STOP) return;
+    for (size_t i = 0; i < p->n_stops; i++)
+        if (p->stops[i] == id) return;
+    p->stops[p->n_stops++] = id;
+}
+
+/* The id of a token string from tokenizer_config.json, or -1 when absent; an unknown string is
+ * an error (the config and the tokenizer disagree). */
+static br_status token_id(const br_prompt_t *p, const char *token, const char *key, int32_t *id)
+{
+    *id = -1;
+    if (!token) return BR_OK;
+    *id = br_tokenizer_token_id(p->tok, token);
+    if (*id < 0)
+        return br_error(BR_EFORMAT, "tokenizer_config.json: %s \"%.60s\" is not a token of tokenizer.json", key, token);
+    return BR_OK;
+}
+
+/* BOS, appended EOS and stop ids, by the rules of lm/prompt.h. */
+static br_status resolve_ids(br_prompt_t *p, const char *dir, const br_model_config_t *cfg)
+{
+    int32_t post_first, post_last, bos_tok, eos_tok;
+    br_tokenizer_post_ids(p->tok, &post_first, &post_last);
+    BR_TRY(token_id(p, p->tc.bos_token, "bos_token", &bos_tok));
+    BR_TRY(token_id(p, p->tc.eos_token, "eos_token", &eos_tok));
+    br_buf_t path = BR_BUF_INIT;
+    BR_TRY(br_buf_path(&path, dir, "tokenizer_config.json"));
+    bool has_tc = br_file_exists(br_buf_str(&path));
+    br_buf_free(&path);
+    int32_t cfg_bos = cfg ? cfg->bos_token_id : -1, cfg_eos = cfg ? cfg->eos_token_id : -1;
+    int32_t bos = bos_tok >= 0 ? bos_tok : post_first >= 0 ? post_first : p->tc.bos_id >= 0 ? p->tc.bos_id : cfg_bos;
+    if (p->tc.add_bos_token >= 0) p->bos = p->tc.add_bos_token ? bos : -1;
+    else if (has_tc) p->bos = post_first;
+    else p->bos = cfg_bos >= 0 ? cfg_bos : br_tokenizer_eos_id(p->tok);
+    int32_t eos = eos_tok >= 0 ? eos_tok : br_tokenizer_eos_id(p->tok);
+    if (p->tc.add_eos_token >= 0) p->eos_append = p->tc.add_eos_token ? eos : -1;
+    else p->eos_append = has_tc ? post_last : -1;
+    for (size_t i = 0; i < p->tc.n_eos; i++) add_stop(p, p->tc.eos_ids[i]);
+    if (!p->tc.n_eos) add_stop(p, cfg_eos);
+    add_stop(p, eos);
+    size_t V = cfg ? (size_t)cfg->vocab_size : br_tokenizer_vocab_size(p->tok);
+    for (size_t i = 0; i < p->n_stops; i++)
+        if ((size_t)p->stops[i] >= V)
+            return br_error(BR_EFORMAT, "%s: eos_token_id %d is outside the model's vocabulary (%zu ids)", dir,
+                            p->stops[i], V);
+    if ((p->bos >= 0 && (size_t)p->bos >= V) || (p->eos_append >= 0 && (size_t)p->eos_append >= V))
+        return br_error(BR_EFORMAT, "%s: the bos/eos token is outside the model's vocabulary (%zu ids)", dir, V);
+    return BR_OK;
+}
+
+static br_status load_template(br_prompt_t *p, const char *override)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (override) {
+        br_status st = br_read_file(override, &text, &len);
+        if (st) return br_error_wrap(st, "--chat-template %s", override);
+    }
+    const char *src = text ? text : p->tc.chat_template ? p->tc.chat_template : PLAIN_TEMPLATE;
+    p->plain = src == PLAIN_TEMPLATE;
+    br_status st = br_jinja_parse(&p->tmpl, src, text ? len : strlen(src));
+    free(text);
+    if (st) return br_error_wrap(st, "chat template of %s", override ? override : "the model");
+    return BR_OK;
+}
+
+br_status br_prompt_open(br_prompt_t **out, const br_prompt_opts_t *o)
+{
+    *out = NULL;
+    if (!o || !o->model_dir) return br_error(BR_EINVAL, "prompt: no model folder");
+    br_prompt_t *p = calloc(1, sizeof *p);
+    if (!p) return br_error(BR_ENOMEM, "prompt: out of memory");
+    br_buf_t tokpath = BR_BUF_INIT;
+    br_status st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");
+    if (!st && !o->tokenizer && !br_file_exists(br_buf_str(&tokpath)))
+        st = br_error(BR_EINVAL, "%s has no tokenizer.json: give the tokenizer with --tokenizer", o->model_dir);
+    if (!st) st = br_tokenizer_load(&p->tok, br_buf_str(&tokpath));
+    if (!st && o->cfg && br_tokenizer_vocab_size(p->tok) > (size_t)o->cfg->vocab_size)
+        st = br_error(BR_EINVAL, "tokenizer %s has %zu ids but the model's vocabulary is %d", br_buf_str(&tokpath),
+                      br_tokenizer_vocab_size(p->tok), o->cfg->vocab_size);
+    br_buf_free(&tokpath);
+    if (!st) st = br_tokcfg_load(&p->tc, o->model_dir);
+    if (!st) st = resolve_ids(p, o->model_dir, o->cfg);
+    if (!st) st = load_template(p, o->chat_template);
+    if (st) {
+        br_prompt_free(p);
+        return st;
+    }
+    *out = p;
+    return BR_OK;
+}
+
+void br_prompt_free(br_prompt_t *p)
+{
+    if (!p) return;
+    br_tokenizer_free(p->tok);
+    br_tokcfg_free(&p->tc);
+    br_jinja_free(p->tmpl);
+    free(p);
+}
+
+const br_tokenizer_t *br_prompt_tokenizer(const br_prompt_t *p) { return p->tok; }
+
+/* Encodes text with special tokens matched, then BOS before (unless already there) and eos
+ * (>= 0) after. */
+static br_status encode(const br_prompt_t *p, const char *text, size_t len, int32_t eos, int32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    int32_t *enc = NULL;
+    size_t ne = 0;
+    BR_TRY(br_tokenizer_encode(p->tok, text, len, 1, &enc, &ne));
+    size_t lead = p->bos >= 0 && !(ne > 0 && enc[0] == p->bos), tail = eos >= 0;
+    int32_t *all = malloc((lead + ne + tail + 1) * sizeof *all);
+    if (!all) {
+        free(enc);
+        return br_error(BR_ENOMEM, "prompt: out of memory");
+    }
+    if (lead) all[0] = p->bos;
+    if (ne) memcpy(all + lead, enc, ne * sizeof *enc);
+    if (tail) all[lead + ne] = eos;
+    free(enc);
+    *ids = all;
+    *n = lead + ne + tail;
+    return BR_OK;
+}
+
+br_status br_prompt_text(const br_prompt_t *p, const char *text, size_t len, int32_t **ids, size_t *n)
+{
+    return encode(p, text, len, p->eos_append, ids, n);
+}
+
+br_status br_prompt_render(const br_prompt_t *p, const json_t *messages, char **text)
+{
+    *text = NULL;
+    if (!json_is_array(messages)) return br_error(BR_EINVAL, "chat: messages must be a JSON array");
+    json_t *vars = json_object();
+    if (!vars) return br_error(BR_ENOMEM, "chat: out of memory");
+    json_object_set(vars, "messages", (json_t *)messages);
+    json_object_set_new(vars, "add_generation_prompt", json_true());
+    if (p->tc.bos_token) json_object_set_new(vars, "bos_token", json_string(p->tc.bos_token));
+    if (p->tc.eos_token) json_object_set_new(vars, "eos_token", json_string(p->tc.eos_token));
+    br_status st = br_jinja_render(p->tmpl, vars, text, NULL);
+    json_decref(vars);
+    return st;
+}
+
+br_status br_prompt_chat(const br_prompt_t *p, const json_t *messages, int32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    char *text;
+    BR_TRY(br_prompt_render(p, messages, &text));
+    br_status st = encode(p, text, strlen(text), -1, ids, n);
+    free(text);
+    return st;
+}
+
+size_t br_prompt_stop_ids(const br_prompt_t *p, const int32_t **ids)
+{
+    *ids = p->stops;
+    return p->n_stops;
+}
+
+bool br_prompt_is_stop(const br_prompt_t *p, int32_t id)
+{
+    for (size_t i = 0; i < p->n_stops; i++)
+        if (p->stops[i] == id) return true;
+    return false;
+}
+
+const char *br_prompt_chat_stop(const br_prompt_t *p) { return p->plain ? "\nUser:" : NULL; }
+
+int32_t br_prompt_bos(const br_prompt_t *p) { return p->bos; }
+
+void br_prompt_sampling(const br_prompt_t *p, float *temperature, float *top_p, int *top_k)
+{
+    if (p->tc.temperature >= 0) *temperature = (float)p->tc.temperature;
+    if (p->tc.top_p > 0 && p->tc.top_p <= 1) *top_p = (float)p->tc.top_p;
+    if (p->tc.top_k >= 0) *top_k = p->tc.top_k;
+    if (p->tc.do_sample == 0) *temperature = 0;
+}
