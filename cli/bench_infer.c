@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "args.h"
 #include "base/alloc.h"
@@ -138,7 +139,17 @@ static int32_t argmax(const float *v, size_t n)
 
 typedef struct {
     double load_s, prefill_tok_s, decode_tok_s;
+    double prefill_cpu_s, decode_cpu_s; /* the process's CPU time (all threads) in each phase */
 } infer_times_t;
+
+/* CPU seconds this process has run (every thread): on a shared machine a pinned process gets
+ * only a share of its CPU, which wall time counts and this does not. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* Prefill `np` tokens in one call, then `nd` greedy decode steps of one token each. */
 static br_status run_model(br_model_t *m, size_t np, size_t nd, infer_times_t *t)
@@ -156,10 +167,11 @@ static br_status run_model(br_model_t *m, size_t np, size_t nd, infer_times_t *t
     for (size_t i = 0; i < np; i++) toks[i] = (int32_t)((i * 7919 + 13) % V);
     br_seq_t sq = {.tokens = toks, .n_tokens = np, .start_pos = 0, .pages = pages,
                    .n_pages = npages, .want_logits = BR_LOGITS_LAST};
-    double t0 = br_now();
+    double t0 = br_now(), c0 = cpu_seconds();
     if (!s) s = br_model_forward_batch(m, kv, &sq, 1, NULL, logits);
     t->prefill_tok_s = (double)np / (br_now() - t0);
-    t0 = br_now();
+    t->prefill_cpu_s = cpu_seconds() - c0;
+    t0 = br_now(), c0 = cpu_seconds();
     for (size_t i = 0; i < nd && !s; i++) {
         toks[0] = argmax(logits, V);
         sq = (br_seq_t){.tokens = toks, .n_tokens = 1, .start_pos = np + i, .pages = pages,
@@ -167,6 +179,7 @@ static br_status run_model(br_model_t *m, size_t np, size_t nd, infer_times_t *t
         s = br_model_forward_batch(m, kv, &sq, 1, NULL, logits);
     }
     t->decode_tok_s = (double)nd / (br_now() - t0);
+    t->decode_cpu_s = cpu_seconds() - c0;
     free(pages);
     free(toks);
     free(logits);
@@ -202,9 +215,10 @@ static int run_gguf(const char *path, long np, long nd, bool json)
     if (json)
         printf("{\"engine\": \"braid\", \"file\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
                "\"load_s\": %.3f, \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, "
-               "\"decode_bytes_per_token\": %.0f, \"peak_rss_mib\": %.1f}\n",
+               "\"prefill_cpu_s\": %.3f, \"decode_cpu_s\": %.3f, \"decode_bytes_per_token\": %.0f, "
+               "\"peak_rss_mib\": %.1f}\n",
                path, wt, br_get_threads(), br_kernels()->name, t.load_s, t.prefill_tok_s,
-               t.decode_tok_s, bytes, peak_rss_mib());
+               t.decode_tok_s, t.prefill_cpu_s, t.decode_cpu_s, bytes, peak_rss_mib());
     else
         printf("%s (%s, %d threads, %s kernels): load %.2f s, prefill %.1f tok/s, decode %.2f tok/s "
                "(%.1f MB/token, %.2f GB/s), peak RSS %.0f MiB\n",
