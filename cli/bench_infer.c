@@ -214,10 +214,10 @@ static int run_gguf(const char *path, long np, long nd, bool json)
     if (s) return fail_status(s, path);
     if (json)
         printf("{\"engine\": \"braid\", \"file\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
-               "\"load_s\": %.3f, \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, "
+               "\"prefill\": %ld, \"decode\": %ld, \"load_s\": %.3f, \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, "
                "\"prefill_cpu_s\": %.3f, \"decode_cpu_s\": %.3f, \"decode_bytes_per_token\": %.0f, "
                "\"peak_rss_mib\": %.1f}\n",
-               path, wt, br_get_threads(), br_kernels()->name, t.load_s, t.prefill_tok_s,
+               path, wt, br_get_threads(), br_kernels()->name, np, nd, t.load_s, t.prefill_tok_s,
                t.decode_tok_s, t.prefill_cpu_s, t.decode_cpu_s, bytes, peak_rss_mib());
     else
         printf("%s (%s, %d threads, %s kernels): load %.2f s, prefill %.1f tok/s, decode %.2f tok/s "

@@ -59,6 +59,12 @@ out.append("- prefill: the prompt's tokens in one batch (logits of the last); de
            "- BW% = decode tokens/s x bytes read per token (every matrix, one embedding row) / the "
            "stream-like copy bandwidth at that thread count measured in the same run (read + write "
            "bytes, as STREAM's Copy counts them).\n"
+           "- CPU ratio = llama.cpp's CPU seconds / braid's (hw) for the phase, whole process, every thread "
+           "(> 1: braid needs less CPU). On a loaded machine a pinned process gets only a share of its "
+           "CPUs, which wall time counts and CPU time does not; with 2 threads llama.cpp's spinning "
+           "workers count too.\n"
+           "- llama.cpp's decode stops after 60 s (run.sh's max_decode_s); its tok/s is then over the "
+           "steps that ran (listed under the table).\n"
            "- RSS: peak resident set of the whole process (MiB); llama.cpp's includes node (~50 MiB).\n")
 out.append("## Machine and load\n")
 out.append("```\n" + open(machine).read().strip() + "\n```\n")
@@ -67,9 +73,10 @@ out.append("copy bandwidth (median of the measurements before and after): " +
 out.append("The machine is shared with other engineers' builds and tests: see the load averages above; "
            "treat differences under ~15% as noise.\n")
 out.append("## Table\n")
-out.append("| model | type | thr | prefill tok/s braid hw / own | llama.cpp | ratio | decode tok/s braid hw / own "
-           "| llama.cpp | ratio | braid BW% | llama BW% | 2t/1t prefill | RSS braid / llama |")
-out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+out.append("| model (prefill/decode) | type | thr | prefill tok/s braid hw / own | llama.cpp | ratio | CPU ratio "
+           "| decode tok/s braid hw / own | llama.cpp | ratio | CPU ratio | braid BW% | llama BW% | 2t/1t prefill "
+           "| RSS braid / llama |")
+out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for s in sizes:
     for ty in types:
         for t in (1, 2):
@@ -87,9 +94,19 @@ for s in sizes:
                 p1 = max([v for v in (med((s, ty, 1, "braid-haswell"), "prefill_tok_s"),
                                       med((s, ty, 1, "braid-own"), "prefill_tok_s")) if v is not None], default=None)
                 scal = ratio(pb, p1)
+            lens = next(((r.get("prefill"), r.get("decode")) for e in ("braid-haswell", "llama.cpp") for r in runs.get(k(e), [])), (None, None))
+            def cpu_ratio(field):
+                b = med(k("braid-haswell"), field)
+                l = med(k("llama.cpp"), field)
+                return "—" if not b or l is None else f"{l / b:.2f}x"
             rss = f"{fmt(med(k('braid-haswell'), 'peak_rss_mib'), 0)} / {fmt(med(k('llama.cpp'), 'peak_rss_mib'), 0)}"
-            out.append(f"| {s} | {ty.upper()} | {t} | {fmt(ph)} / {fmt(po)} | {fmt(pl)} | {ratio(pb, pl)} | "
-                       f"{fmt(dh, 2)} / {fmt(do, 2)} | {fmt(dl, 2)} | {ratio(db, dl)} | {pct(db)} | {pct(dl)} | {scal} | {rss} |")
+            out.append(f"| {s} ({lens[0]}/{lens[1]}) | {ty.upper()} | {t} | {fmt(ph)} / {fmt(po)} | {fmt(pl)} | {ratio(pb, pl)} "
+                       f"| {cpu_ratio('prefill_cpu_s')} | {fmt(dh, 2)} / {fmt(do, 2)} | {fmt(dl, 2)} | {ratio(db, dl)} "
+                       f"| {cpu_ratio('decode_cpu_s')} | {pct(db)} | {pct(dl)} | {scal} | {rss} |")
+short = sorted({f"{k[0]} {k[1]} {k[2]}t: {r['decode_steps']}/{r['decode']} steps"
+                for k, v in runs.items() if k[3] == "llama.cpp" for r in v if r.get("decode_steps", 0) < r.get("decode", 0)})
+if short:
+    out.append("\nllama.cpp decode cut at 60 s: " + "; ".join(short))
 if skips:
     out.append("\nskipped: " + "; ".join(skips))
 out.append("\nQ4_K: no row yet (braid quantize writes Q4_K once wip-q4k lands; then run with "

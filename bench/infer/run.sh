@@ -2,9 +2,12 @@
 # braid vs llama.cpp inference on random-weight Llama GGUF files (issue #14), writes
 # bench/infer/RESULTS.md.  Usage:
 #   bash bench/infer/run.sh [--quick] [--rounds N] [--sizes "24m 134m 1b"] [--types "f32 f16 ..."]
+#                           [--big-types "f16 q8_0 q4_0"]
+# A size may carry its own rounds, prefill and decode: --sizes "24m:3 134m:2 1b:1:128:32".
 # Every (model, type, threads) cell runs braid with OPENBLAS_CORETYPE=Haswell (what these
-# machines set), braid with OpenBLAS's own choice (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
-# and llama.cpp (node-llama-cpp 3.21.1, bench/infer/llama_bench.mjs) on the same file, each in
+# machines set), for F32 also braid with OpenBLAS's own choice (env -u OPENBLAS_CORETYPE -u
+# OPENBLAS_L2_SIZE; OpenBLAS only runs F32 matrices, so the other types would time the same
+# code twice), and llama.cpp (node-llama-cpp 3.21.1, bench/infer/llama_bench.mjs) on the same file, each in
 # its own process pinned with taskset (1 thread: CPU 0; 2 threads: CPUs 0,1), in rounds whose
 # order alternates; the table reports medians.  A stream-like copy bandwidth is measured before
 # and after (median) on the same CPUs.  The model files are written once into
@@ -14,6 +17,8 @@ set -u
 cd "$(dirname "$0")/../.."
 cmdline="bash bench/infer/run.sh $*"
 quick=0 rounds=3 sizes="24m 134m 1b" types="f32 f16 bf16 q8_0 q4_0" np=512 nd=128
+big_types="$types" # the 1b model's types
+max_decode_s=60    # llama.cpp's decode stops after this long (its spinning threads crawl on a busy machine)
 # Q4_K: add "q4_k" to --types once braid quantize writes it (wip-q4k); the rest needs no change.
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,6 +26,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift ;;
     --sizes) sizes="$2"; shift ;;
     --types) types="$2"; shift ;;
+    --big-types) big_types="$2"; shift ;;
     *) echo "usage: $0 [--quick] [--rounds N] [--sizes LIST] [--types LIST]" >&2; exit 2 ;;
   esac
   shift
@@ -45,10 +51,11 @@ bandwidth() {
   done
 }
 
-cell() { # size type threads
-  local f="$cache/$1-$2.gguf" t=$3 r order
-  for r in $(seq 1 "$rounds"); do
+cell() { # size type threads rounds prefill decode
+  local f="$cache/$1-$2.gguf" t=$3 r order np=$5 nd=$6
+  for r in $(seq 1 "$4"); do
     if [ $((r % 2)) = 1 ]; then order="hw own llama"; else order="llama own hw"; fi
+    [ "$2" = f32 ] || order="${order/own /}"
     for e in $order; do
       case $e in
         hw) OPENBLAS_CORETYPE=Haswell taskset -c "$(cpus $t)" ./braid bench infer --gguf "$f" \
@@ -56,7 +63,7 @@ cell() { # size type threads
         own) env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c "$(cpus $t)" ./braid bench infer \
               --gguf "$f" --threads $t --prefill $np --decode $nd --json | sed 's/"engine": "braid"/"engine": "braid-own"/' ;;
         llama) [ $have_llama = 1 ] && taskset -c "$(cpus $t)" timeout 1200 node bench/infer/llama_bench.mjs \
-                 "$mods" "$f" $t $np $nd ;;
+                 "$mods" "$f" $t $np $nd "$max_decode_s" ;;
       esac
     done
   done >> "$log"
@@ -66,12 +73,15 @@ cell() { # size type threads
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) CPUs; flags: $(grep -o -w -E 'avx2|fma|f16c|avx512f|avx512_vnni|avx512_bf16|avx_vnni' /proc/cpuinfo | sort -u | tr '\n' ' '))"
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "args: rounds=$rounds sizes=\"$sizes\" types=\"$types\" prefill=$np decode=$nd"
+  echo "args: rounds=$rounds sizes=\"$sizes\" types=\"$types\" 1b types=\"$big_types\" prefill=$np decode=$nd (a size's own :rounds:prefill:decode win)"
 } > "$raw/machine.txt"
 bandwidth
-for s in $sizes; do
-  tl=""
-  for ty in $types; do
+for spec in $sizes; do
+  IFS=: read -r s r_s np_s nd_s <<< "$spec"
+  r_s=${r_s:-$rounds} np_s=${np_s:-$np} nd_s=${nd_s:-$nd}
+  tl="" tys="$types"
+  [ "$s" = 1b ] && tys="$big_types"
+  for ty in $tys; do
     # F32 of the 1.1B model needs ~4.4 GB for the file and as much again per process
     if [ "$s" = 1b ] && [ "$ty" = f32 ] && [ "$(mem_avail_mb)" -lt 14000 ]; then
       echo "{\"skip\": \"$s-$ty\", \"why\": \"MemAvailable $(mem_avail_mb) MB < 14000\"}" >> "$log"; continue
@@ -82,7 +92,7 @@ for s in $sizes; do
   for ty in ${tl//,/ }; do
     for t in 1 2; do
       echo "$(date -u +%H:%M:%S) $s $ty $t threads" >&2
-      cell "$s" "$ty" "$t"
+      cell "$s" "$ty" "$t" "$r_s" "$np_s" "$nd_s"
     done
   done
 done
