@@ -34,7 +34,8 @@ done
 cache="${BRAID_BENCH_CACHE:-$HOME/.cache/braid/bench-infer}"
 mods="${BRAID_NODE_MODULES:-.npm-local/llama-cpp/node_modules}"
 mkdir -p "$cache"
-[ -x ./braid ] || make -j2 braid >/dev/null || exit 1
+braid="${BRAID:-./braid}" # run.sh of a copy while the tree is rebuilt: BRAID=/path/to/braid
+[ -x "$braid" ] || make -j2 braid >/dev/null || exit 1
 have_llama=1
 if ! node --version >/dev/null 2>&1 || [ ! -f "$mods/node-llama-cpp/dist/index.js" ]; then
   echo "node-llama-cpp not found under $mods: braid only" >&2; have_llama=0
@@ -47,7 +48,7 @@ mem_avail_mb() { awk '/MemAvailable/ {print int($2 / 1024)}' /proc/meminfo; }
 
 bandwidth() {
   for t in 1 2; do
-    taskset -c "$(cpus $t)" ./braid bench infer --bandwidth --threads $t --json >> "$log"
+    taskset -c "$(cpus $t)" "$braid" bench infer --bandwidth --threads $t --json >> "$log"
   done
 }
 
@@ -58,9 +59,9 @@ cell() { # size type threads rounds prefill decode
     [ "$2" = f32 ] || order="${order/own /}"
     for e in $order; do
       case $e in
-        hw) OPENBLAS_CORETYPE=Haswell taskset -c "$(cpus $t)" ./braid bench infer --gguf "$f" \
+        hw) OPENBLAS_CORETYPE=Haswell taskset -c "$(cpus $t)" "$braid" bench infer --gguf "$f" \
               --threads $t --prefill $np --decode $nd --json | sed 's/"engine": "braid"/"engine": "braid-haswell"/' ;;
-        own) env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c "$(cpus $t)" ./braid bench infer \
+        own) env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c "$(cpus $t)" "$braid" bench infer \
               --gguf "$f" --threads $t --prefill $np --decode $nd --json | sed 's/"engine": "braid"/"engine": "braid-own"/' ;;
         llama) [ $have_llama = 1 ] && taskset -c "$(cpus $t)" timeout 1200 node bench/infer/llama_bench.mjs \
                  "$mods" "$f" $t $np $nd "$max_decode_s" ;;
@@ -88,7 +89,7 @@ for spec in $sizes; do
     fi
     tl="$tl,$ty"
   done
-  nice -n 10 ./braid bench infer --make "$s" --dir "$cache" --types "${tl#,}" || exit 1
+  nice -n 10 "$braid" bench infer --make "$s" --dir "$cache" --types "${tl#,}" || exit 1
   for ty in ${tl//,/ }; do
     for t in 1 2; do
       echo "$(date -u +%H:%M:%S) $s $ty $t threads" >&2
