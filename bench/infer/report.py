@@ -63,7 +63,7 @@ out.append("- prefill: the prompt's tokens in one batch (logits of the last); de
            "(> 1: braid needs less CPU). On a loaded machine a pinned process gets only a share of its "
            "CPUs, which wall time counts and CPU time does not; with 2 threads llama.cpp's spinning "
            "workers count too.\n"
-           "- llama.cpp's decode stops after 60 s (run.sh's max_decode_s); its tok/s is then over the "
+           "- llama.cpp's decode may stop early (run.sh's --llama-max-s); its tok/s is then over the "
            "steps that ran (listed under the table).\n"
            "- RSS: peak resident set of the whole process (MiB); llama.cpp's includes node (~50 MiB).\n")
 out.append("## Machine and load\n")
@@ -106,7 +106,7 @@ for s in sizes:
 short = sorted({f"{k[0]} {k[1]} {k[2]}t: {r['decode_steps']}/{r['decode']} steps"
                 for k, v in runs.items() if k[3] == "llama.cpp" for r in v if r.get("decode_steps", 0) < r.get("decode", 0)})
 if short:
-    out.append("\nllama.cpp decode cut at 60 s: " + "; ".join(short))
+    out.append("\nllama.cpp decode cut short (--llama-max-s): " + "; ".join(short))
 if skips:
     out.append("\nskipped: " + "; ".join(skips))
 out.append("\nQ4_K: no row yet (braid quantize writes Q4_K once wip-q4k lands; then run with "

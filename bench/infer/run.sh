@@ -3,7 +3,9 @@
 # bench/infer/RESULTS.md.  Usage:
 #   bash bench/infer/run.sh [--quick] [--rounds N] [--sizes "24m 134m 1b"] [--types "f32 f16 ..."]
 #                           [--big-types "f16 q8_0 q4_0"]
-# A size may carry its own rounds, prefill and decode: --sizes "24m:3 134m:2 1b:1:128:32".
+# A size may carry its own rounds, prefill, decode and types: --sizes "24m:3 134m:2 1b:1:128:32:q8_0,q4_0".
+# --prior FILE adds the JSON lines of an earlier (interrupted) run to the report.
+# --llama-max-s S: llama.cpp's decode stops after S seconds (default 60).
 # Every (model, type, threads) cell runs braid with OPENBLAS_CORETYPE=Haswell (what these
 # machines set), for F32 also braid with OpenBLAS's own choice (env -u OPENBLAS_CORETYPE -u
 # OPENBLAS_L2_SIZE; OpenBLAS only runs F32 matrices, so the other types would time the same
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/../.."
 cmdline="bash bench/infer/run.sh $*"
 quick=0 rounds=3 sizes="24m 134m 1b" types="f32 f16 bf16 q8_0 q4_0" np=512 nd=128
 big_types="$types" # the 1b model's types
+prior=""
 max_decode_s=60    # llama.cpp's decode stops after this long (its spinning threads crawl on a busy machine)
 # Q4_K: add "q4_k" to --types once braid quantize writes it (wip-q4k); the rest needs no change.
 while [ $# -gt 0 ]; do
@@ -27,6 +30,8 @@ while [ $# -gt 0 ]; do
     --sizes) sizes="$2"; shift ;;
     --types) types="$2"; shift ;;
     --big-types) big_types="$2"; shift ;;
+    --prior) prior="$2"; shift ;;
+    --llama-max-s) max_decode_s="$2"; shift ;;
     *) echo "usage: $0 [--quick] [--rounds N] [--sizes LIST] [--types LIST]" >&2; exit 2 ;;
   esac
   shift
@@ -43,6 +48,7 @@ fi
 raw=$(mktemp -d "${TMPDIR:-/tmp}/braid-bench-infer.XXXXXX")
 trap 'rm -rf "$raw"' EXIT
 log="$raw/raw.jsonl"
+[ -n "$prior" ] && cat "$prior" > "$log"
 cpus() { [ "$1" = 1 ] && echo 0 || echo 0-$(($1 - 1)); }
 mem_avail_mb() { awk '/MemAvailable/ {print int($2 / 1024)}' /proc/meminfo; }
 
@@ -78,10 +84,11 @@ cell() { # size type threads rounds prefill decode
 } > "$raw/machine.txt"
 bandwidth
 for spec in $sizes; do
-  IFS=: read -r s r_s np_s nd_s <<< "$spec"
+  IFS=: read -r s r_s np_s nd_s ty_s <<< "$spec"
   r_s=${r_s:-$rounds} np_s=${np_s:-$np} nd_s=${nd_s:-$nd}
   tl="" tys="$types"
   [ "$s" = 1b ] && tys="$big_types"
+  [ -n "$ty_s" ] && tys="${ty_s//,/ }"
   for ty in $tys; do
     # F32 of the 1.1B model needs ~4.4 GB for the file and as much again per process
     if [ "$s" = 1b ] && [ "$ty" = f32 ] && [ "$(mem_avail_mb)" -lt 14000 ]; then
