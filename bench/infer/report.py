@@ -59,7 +59,7 @@ out.append("- prefill: the prompt's tokens in one batch (logits of the last); de
            "- BW% = decode tokens/s x bytes read per token (every matrix, one embedding row) / the "
            "stream-like copy bandwidth at that thread count measured in the same run (read + write "
            "bytes, as STREAM's Copy counts them).\n"
-           "- CPU ratio = llama.cpp's CPU seconds / braid's (hw) for the phase, whole process, every thread "
+           "- CPU ratio = llama.cpp's CPU seconds per token / braid's (hw) for the phase, whole process, every thread "
            "(> 1: braid needs less CPU). On a loaded machine a pinned process gets only a share of its "
            "CPUs, which wall time counts and CPU time does not; with 2 threads llama.cpp's spinning "
            "workers count too.\n"
@@ -95,9 +95,15 @@ for s in sizes:
                                       med((s, ty, 1, "braid-own"), "prefill_tok_s")) if v is not None], default=None)
                 scal = ratio(pb, p1)
             lens = next(((r.get("prefill"), r.get("decode")) for e in ("braid-haswell", "llama.cpp") for r in runs.get(k(e), [])), (None, None))
+            def cpu_per_token(e, field):
+                # CPU seconds per token of the phase (llama.cpp's decode may have run fewer steps)
+                n = "prefill" if field == "prefill_cpu_s" else "decode"
+                v = [r[field] / (r.get("decode_steps", r[n]) if n == "decode" else r[n])
+                     for r in runs.get(k(e), []) if field in r and r.get(n)]
+                return statistics.median(v) if v else None
             def cpu_ratio(field):
-                b = med(k("braid-haswell"), field)
-                l = med(k("llama.cpp"), field)
+                b = cpu_per_token("braid-haswell", field)
+                l = cpu_per_token("llama.cpp", field)
                 return "—" if not b or l is None else f"{l / b:.2f}x"
             rss = f"{fmt(med(k('braid-haswell'), 'peak_rss_mib'), 0)} / {fmt(med(k('llama.cpp'), 'peak_rss_mib'), 0)}"
             out.append(f"| {s} ({lens[0]}/{lens[1]}) | {ty.upper()} | {t} | {fmt(ph)} / {fmt(po)} | {fmt(pl)} | {ratio(pb, pl)} "
