@@ -12,6 +12,7 @@ int bench_moe(int argc, char **argv);
 int bench_parden(int argc, char **argv);
 int bench_serve(int argc, char **argv);
 int bench_rfos(int argc, char **argv);
+int bench_infer(int argc, char **argv);
 
 /* Shared helpers (bench_util.c): qsort comparator for doubles (ascending), and the median of
  * v[0..n) (sorts v in place; 0 when n is 0). */

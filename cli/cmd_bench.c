@@ -12,6 +12,7 @@ static const subcmd_t benches[] = {
     {"tokenizer", bench_tokenizer, "BPE encoding MB/s with GPT-2's vocabulary vs npm tiktoken; parallel scaling"},
     {"rfos", bench_rfos, "R-FOS meta-steps/s (h = 2) vs a plain loop with the same semantics (goal >= 50M/s)"},
     {"parden", bench_parden, "PARDEN scoring pairs/s on the stored history pairs vs NLTK (goal >= 100x)"},
+    {"infer", bench_infer, "inference on GGUF vs llama.cpp: prefill/decode tok/s, bytes/token vs copy bandwidth, RSS"},
     {"serve", bench_serve, "S-LoRA workload: batched LoRA vs one-adapter-per-batch vs merge, 1..1000 adapters"},
 };
 

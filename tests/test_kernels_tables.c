@@ -247,6 +247,45 @@ static void dinp_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
     free(fw), free(wdq), free(w), free(dy), free(dx), free(fdy), free(fdx), free(f2);
 }
 
+/* The activations' 8-bit rounding is round-half-away-from-zero (roundf, Q8_0's reference) in
+ * every kernel, SIMD ones included: with block scales of exactly 1 (activation and weight
+ * amax 127, Q4_0 weight extreme -8) every product and sum is an exact integer, so the outputs
+ * must equal sum qw * round(x) exactly, for ties (+-0.5, 2.5, -3.5, ...) and for the largest
+ * float below a tie.  Rows in groups of four and a remainder, 1 and 2 activation rows. */
+static void quant_rounding_case(const br_kernels_t *k, br_wtype wt)
+{
+    enum { N = 3, C = 64, OC = 7 };
+    static const float ties[] = {0.5f, -0.5f, 2.5f, -2.5f, 3.5f, -3.5f, 0.49999997f, -1.4999999f,
+                                 126.5f, -126.5f, 1.5f, 0, -0.49999997f, 5.5f, -6.5f, 7.25f};
+    float x[N * C], fw[OC * C], y[N * OC], v[OC];
+    for (size_t i = 0; i < N * C; i++)
+        x[i] = i % C % 32 == 0 ? (i / C % 2 ? -127.0f : 127.0f) : ties[(i * 7 + i / C) % 16];
+    for (size_t i = 0; i < OC * C; i++) {
+        int m = wt == BR_WT_Q8_0 ? 127 : 8;
+        fw[i] = i % 32 == 5 ? (float)-m : (float)((int)((i * 37) % (2 * m - 1)) - (m - 1));
+    }
+    size_t rb;
+    CHECK_OK(br_wtype_row_bytes(wt, C, &rb));
+    uint8_t *w = malloc(OC * rb);
+    float *wdq = malloc(OC * C * sizeof *wdq);
+    CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
+    CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
+    k->matmul[wt](y, x, w, N, C, OC);
+    bool exact = true, vexact = true;
+    for (size_t i = 0; i < N; i++) {
+        k->matvec[wt](v, x + i * C, w, C, OC);
+        for (size_t o = 0; o < OC; o++) {
+            double s = 0;
+            for (size_t c = 0; c < C; c++) s += (double)wdq[o * C + c] * round((double)x[i * C + c]);
+            exact &= y[i * OC + o] == (float)s;
+            vexact &= v[o] == (float)s;
+        }
+    }
+    CHECK_MSG(exact && vexact, "%s: %s: activation rounding is not roundf's (matmul %s, matvec %s)",
+              tname, br_wtype_name(wt), exact ? "exact" : "differs", vexact ? "exact" : "differs");
+    free(w), free(wdq);
+}
+
 static void test_matmul(const br_kernels_t *k)
 {
     static const size_t sizes[][3] = {{1, 1, 1}, {7, 13, 37}, {33, 17, 65}, {300, 129, 70}};
@@ -296,6 +335,8 @@ static void test_matmul(const br_kernels_t *k)
         dinp_case(k, BR_WT_Q4_0, ds[s][0], ds[s][1], ds[s][2]);
     }
     CHECK(k->matmul_dinp[BR_WT_Q4_K] == NULL && k->matmul_dinp[BR_WT_F32] == NULL);
+    quant_rounding_case(k, BR_WT_Q8_0);
+    quant_rounding_case(k, BR_WT_Q4_0);
 }
 
 /* ---- rows: embedding, rmsnorm, rope, swiglu, softmax, cross-entropy ---- */

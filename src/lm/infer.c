@@ -222,9 +222,24 @@ static void paged_attention(br_model_t *m, const br_kv_pool_t *kv, size_t l, con
 static br_status forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
                                size_t nseq, const br_lora_hook_t *lora, float *logits_out);
 
-/* Below this many rows a step is a chain of tiny GEMVs and elementwise ops: waking a second
- * thread for each costs more than it saves (and much more on a loaded machine). */
+/* Below this many rows a step is a chain of GEMVs and small elementwise ops: waking a second
+ * thread for each costs more than it saves (and much more on a loaded machine) -- unless the
+ * matrices are big enough that each GEMV streams megabytes from memory, which a second core
+ * speeds up.  `braid bench infer --crossover` times one matvec per weight type and shape at 1
+ * and 2 threads: on the 2-core reference machine 2 threads lost below ~1.5 MiB of weights per
+ * matrix (up to 5x slower at 288x288) and won from ~1.5-3 MiB (0.6-0.85x the time for Q8_0,
+ * Q4_0 and BF16 at 2048x2048 and 2048x5632; docs/threads.md).  So a decode step keeps the
+ * threads when the model's FFN matrix holds at least DECODE_PAR_BYTES (with margin for a
+ * loaded machine): TinyLlama-1.1B's shape at every type, a 134M model (d768) in F32 only. */
 #define SERIAL_ROWS 64
+#define DECODE_PAR_BYTES ((size_t)4 << 20)
+
+static bool decode_parallel(const br_model_t *m)
+{
+    br_dims_t d = br_model_dims(m);
+    size_t rb;
+    return !br_wtype_row_bytes(m->wt, d.C, &rb) && rb * d.F >= DECODE_PAR_BYTES;
+}
 
 br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
                                  size_t nseq, const br_lora_hook_t *lora, float *logits_out)
@@ -232,7 +247,8 @@ br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t
     size_t rows = 0;
     for (size_t i = 0; i < nseq; i++) rows += seqs[i].n_tokens;
     int nt = br_get_threads();
-    if (rows >= SERIAL_ROWS || nt == 1) return forward_batch(m, kv, seqs, nseq, lora, logits_out);
+    if (rows >= SERIAL_ROWS || nt == 1 || decode_parallel(m))
+        return forward_batch(m, kv, seqs, nseq, lora, logits_out);
     br_set_threads(1);
     br_status s = forward_batch(m, kv, seqs, nseq, lora, logits_out);
     br_set_threads(nt);

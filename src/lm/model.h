@@ -356,7 +356,8 @@ typedef struct {
  * logits_out (R, V) (R = rows wanted; may be NULL when R == 0).  BR_ERANGE for a token id
  * >= vocab or a position >= max_position_embeddings ("prompt longer than the context"),
  * BR_EINVAL for a page table too short or a bad page id.  Calls with fewer than 64 rows run
- * on one thread (br_set_threads(1) for the call, then restored): do not run other GEMM work
+ * on one thread (br_set_threads(1) for the call, then restored) unless the model's FFN matrix
+ * holds >= 4 MiB of weights (lm/infer.c, DECODE_PAR_BYTES): do not run other GEMM work
  * concurrently from another thread and expect it to be parallel meanwhile. */
 br_status br_model_forward_batch(br_model_t *m, br_kv_pool_t *kv, const br_seq_t *seqs,
                                  size_t nseq, const br_lora_hook_t *lora, float *logits_out);
