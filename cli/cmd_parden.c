@@ -179,6 +179,8 @@ static int parden_eval(int argc, char **argv)
     score_opts_t so = {60, false, "char"};
     double tpr = 0.9;
     bool json = false;
+    int bootstrap = 1000;
+    long long seed = 1;
     const opt_t opts[] = {
         {"benign", OPT_STR, &benign, "F.csv", "benign (negative) rows", true},
         {"harmful", OPT_STR, &harmful, "G.csv", "harmful (positive) rows", true},
@@ -191,7 +193,9 @@ static int parden_eval(int argc, char **argv)
         {"unit", OPT_STR, &so.unit, "U", "BLEU tokens: char (default, the paper's) or word", false},
         {"tpr", OPT_DOUBLE, &tpr, "X", "report the FPR at this TPR (default 0.9)", false},
         {"out-prefix", OPT_STR, &prefix, "P", "writes P.csv (ROC points) and P.svg (plot); default parden_roc", false},
-        {"json", OPT_BOOL, &json, NULL, "print JSON: auc, fpr_at_tpr90, tpr, threshold, counts", false},
+        {"bootstrap", OPT_INT, &bootstrap, "N", "95% intervals of AUC and FPR from N resamples (default 1000; 0: none)", false},
+        {"seed", OPT_LONG, &seed, "S", "seed of the bootstrap and of the fit/held-out split (default 1)", false},
+        {"json", OPT_BOOL, &json, NULL, "print JSON: auc, fpr_at_tpr90, tpr, threshold, counts, intervals, held-out split", false},
     };
     cmd_spec_t spec = {
         "braid parden eval --benign F.csv --harmful G.csv (--benign-cols OUT,REP --harmful-cols OUT,REP | "
@@ -199,7 +203,9 @@ static int parden_eval(int argc, char **argv)
         "ROC of the PARDEN guard exactly as the reference computes it: harmful = positive, flagged when "
         "BLEU < t for t in numpy.arange(-0.01, 1.01, 0.001), points sorted by (FPR, TPR), AUC by the "
         "trapezoid rule, FPR at the first point with TPR >= --tpr. Scores come from the (output, repeat) "
-        "columns (60-word character BLEU by default) or from a score column.",
+        "columns (60-word character BLEU by default) or from a score column. Also prints bootstrap 95% "
+        "intervals and an honest operating point: the threshold chosen on a random half of each class, "
+        "its TPR and FPR on the other half.",
         opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
@@ -212,12 +218,25 @@ static int parden_eval(int argc, char **argv)
         fprintf(stderr, "braid: error: --tpr must be in (0, 1]\n");
         return 2;
     }
+    if (bootstrap != 0 && (bootstrap < 2 || bootstrap > 1000000)) {
+        fprintf(stderr, "braid: error: --bootstrap must be 0 (none) or 2 to 1000000 (got %d)\n", bootstrap);
+        return 2;
+    }
+    if (seed < 0) {
+        fprintf(stderr, "braid: error: --seed must be >= 0\n");
+        return 2;
+    }
     double *b = NULL, *h = NULL;
     size_t nb = 0, nh = 0;
     br_status s = load_scores(benign, score_col, bcols, "--benign-cols", &so, &b, &nb);
     if (s == BR_OK) s = load_scores(harmful, score_col, hcols, "--harmful-cols", &so, &h, &nh);
     br_roc_t roc = {0};
+    br_roc_ci_t ci = {0};
+    br_roc_split_t sp = {0};
     if (s == BR_OK) s = br_roc_compute(b, nb, h, nh, tpr, &roc);
+    if (s == BR_OK && bootstrap) s = br_roc_bootstrap(b, nb, h, nh, tpr, bootstrap, (uint64_t)seed, &ci);
+    bool split = nb >= 2 && nh >= 2;
+    if (s == BR_OK && split) s = br_roc_split(b, nb, h, nh, tpr, (uint64_t)seed, &sp);
     free(b);
     free(h);
     if (s != BR_OK) return fail_status(s, "parden eval");
@@ -243,6 +262,15 @@ static int parden_eval(int argc, char **argv)
         json_object_set_new(j, "roc_csv", json_sprintf("%s.csv", prefix));
         json_object_set_new(j, "roc_svg", json_sprintf("%s.svg", prefix));
         if (!score_col && !so.trunc_chars) json_object_set_new(j, "window", json_integer(so.window));
+        if (bootstrap)
+            json_object_set_new(j, "bootstrap", json_pack("{s:i, s:[f,f], s:[f,f]}", "resamples", ci.n, "auc_ci95",
+                                                          ci.auc_lo, ci.auc_hi, "fpr_ci95", ci.fpr_lo, ci.fpr_hi));
+        if (split)
+            json_object_set_new(j, "held_out", json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I}", "threshold",
+                                                         sp.threshold, "tpr_fit", sp.tpr_fit, "fpr_fit", sp.fpr_fit,
+                                                         "tpr", sp.tpr_test, "fpr", sp.fpr_test, "auc", sp.auc_test,
+                                                         "benign", (json_int_t)sp.nb_test, "harmful",
+                                                         (json_int_t)sp.nh_test));
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
         putchar('\n');
         json_decref(j);
@@ -251,6 +279,14 @@ static int parden_eval(int argc, char **argv)
         printf("AUC          %.3f  (%.17g)\n", roc.auc, roc.auc);
         printf("FPR@TPR%.0f     %.1f%%  (%.17g; TPR %.4f at threshold %.3f)%s\n", 100 * tpr, 100 * p->fpr, p->fpr,
                p->tpr, p->threshold, roc.reached ? "" : "  [no threshold reaches the TPR: first point, as numpy.argmax]");
+        if (bootstrap)
+            printf("95%% bootstrap intervals (%d resamples): AUC %.3f-%.3f, FPR@TPR%.0f %.1f%%-%.1f%%\n", ci.n, ci.auc_lo,
+                   ci.auc_hi, 100 * tpr, 100 * ci.fpr_lo, 100 * ci.fpr_hi);
+        if (split)
+            printf("held out: threshold %.3f chosen on half the rows (TPR %.3f, FPR %.1f%% there); on the other half "
+                   "(%zu benign, %zu harmful) TPR %.3f, FPR %.1f%%, AUC %.3f\n",
+                   sp.threshold, sp.tpr_fit, 100 * sp.fpr_fit, sp.nb_test, sp.nh_test, sp.tpr_test, 100 * sp.fpr_test,
+                   sp.auc_test);
         printf("wrote %s.csv and %s.svg\n", prefix, prefix);
     }
     br_roc_free(&roc);

@@ -21,9 +21,11 @@ typedef struct {
 static void write_rec(void *p, const br_rfos_log_t *r)
 {
     logctx_t *l = p;
-    fprintf(l->f, "{\"meta_episode\":%lld,\"meta_steps\":%lld,\"known_pairs\":%lld,\"mean_reward\":%.6f,\"known_event\":%s}\n",
+    fprintf(l->f, "{\"meta_episode\":%lld,\"meta_steps\":%lld,\"known_pairs\":%lld,\"mean_reward\":%.6f,\"known_event\":%s",
             (long long)r->episode, (long long)r->steps, (long long)r->known, r->mean_reward,
             r->event ? "true" : "false");
+    if (r->eps_bad >= 0) fprintf(l->f, ",\"eps_bad_steps\":%lld", (long long)r->eps_bad);
+    fputs("}\n", l->f);
 }
 
 static void on_progress(void *p, int64_t steps, int64_t known, int64_t pairs)
@@ -66,7 +68,8 @@ static int check_flags(br_rfos_config_t *c, const char *state, long long seed, l
 }
 
 /* summary.json: the configuration that matters for reading the result, then the result. */
-static json_t *summary_json(const br_rfos_config_t *c, const char *state, long long seed, const br_rfos_result_t *r)
+static json_t *summary_json(const br_rfos_config_t *c, const char *state, long long seed,
+                            const br_rfos_result_t *r, const br_rfos_brute_t *bf)
 {
     json_t *j = json_object();
     json_object_set_new(j, "game", json_string(c->game->name));
@@ -87,6 +90,10 @@ static json_t *summary_json(const br_rfos_config_t *c, const char *state, long l
     json_object_set_new(j, "samples_to_near_optimal", count_or_null(r->samples_to_near_optimal));
     json_object_set_new(j, "samples_to_near_final", count_or_null(r->samples_to_near_final));
     json_object_set_new(j, "near_tol", json_real(c->near_tol));
+    json_object_set_new(j, "epsilon", json_real(c->epsilon));
+    json_object_set_new(j, "eps_bad_steps", count_or_null(r->eps_bad_steps));
+    json_object_set_new(j, "eps_bad_after_known", count_or_null(r->eps_bad_after_known));
+    json_object_set_new(j, "eps_censored", r->eps_bad_steps >= 0 ? json_boolean(r->eps_censored) : json_null());
     json_object_set_new(j, "final_mean_reward", num_or_null(r->final_mean_reward));
     json_object_set_new(j, "greedy_mean_reward", num_or_null(r->greedy_mean_reward));
     json_object_set_new(j, "optimal_mean_reward", num_or_null(r->optimal_mean_reward));
@@ -101,6 +108,12 @@ static json_t *summary_json(const br_rfos_config_t *c, const char *state, long l
     json_object_set_new(j, "meta_steps_per_s", json_real(r->meta_steps_per_s));
     json_object_set_new(j, "cpu_s", json_real(r->cpu_s));
     json_object_set_new(j, "meta_steps_per_cpu_s", json_real(r->meta_steps_per_cpu_s));
+    if (bf) {
+        json_object_set_new(j, "brute_force_policies", json_integer(bf->policies));
+        json_object_set_new(j, "brute_force_best_mean_reward", json_real(bf->best_mean_reward));
+        json_object_set_new(j, "brute_force_best_stderr", json_real(bf->best_stderr));
+        json_object_set_new(j, "brute_force_best_policy", json_integer((json_int_t)bf->best_policy));
+    }
     return j;
 }
 
@@ -110,7 +123,7 @@ int rl_rfos(int argc, char **argv)
     br_rfos_config_default(&c);
     const char *game = "matching-pennies", *state = "history", *out = NULL;
     long long m = -1, seed = 1, max_steps = c.max_steps, after_known = c.after_known,
-              eval_steps = c.eval_steps, block = c.block, log_every = c.log_every;
+              eval_steps = c.eval_steps, block = c.block, log_every = c.log_every, brute = 0;
     bool greedy = false;
     const opt_t opts[] = {
         {"game", OPT_STR, &game, "NAME", "inner one-shot game: matching-pennies (default), ipd, chicken, stag-hunt, battle-of-the-sexes", false},
@@ -137,6 +150,7 @@ int rl_rfos(int argc, char **argv)
         {"near-tol", OPT_DOUBLE, &c.near_tol, "X", "near-optimal: a block's mean reward >= optimal - X (default 0.05)", false},
         {"log-every", OPT_LONG, &log_every, "N", "log record every N meta-steps (default 0: geometric spacing)", false},
         {"vi-tol", OPT_DOUBLE, &c.vi_tol, "X", "value iteration stops when max |dV| < X (default 1e-6)", false},
+        {"brute-force", OPT_LONG, &brute, "N", "history h <= 2: also find the best deterministic policy by simulating all 2^(4^h) for N meta-steps (the 16 best; the rest N/64)", false},
         {"out", OPT_STR, &out, "DIR", "output directory: log.jsonl and summary.json", true},
     };
     cmd_spec_t spec = {"braid rl rfos --out DIR [options]",
@@ -162,6 +176,7 @@ int rl_rfos(int argc, char **argv)
     int64_t S, A;
     uint32_t mm;
     if ((st = br_rfos_check(&c, &S, &A, &mm))) return fail_status(st, "rl rfos");
+    if (brute && (st = br_rfos_brute_check(&c, brute))) return fail_status(st, "rl rfos --brute-force");
     if ((st = br_mkdir_p(out))) return fail_status(st, "rl rfos");
     br_buf_t path = BR_BUF_INIT;
     br_atomic_file_t af;
@@ -180,8 +195,10 @@ int rl_rfos(int argc, char **argv)
         return fail_status(st, "rl rfos");
     }
     if ((st = br_atomic_commit(&af))) return fail_status(st, "rl rfos");
+    br_rfos_brute_t bf;
+    if (brute > 0 && (st = br_rfos_brute_force(&c, brute, &bf))) return fail_status(st, "rl rfos --brute-force");
 
-    json_t *j = summary_json(&c, state, seed, &r);
+    json_t *j = summary_json(&c, state, seed, &r, brute > 0 ? &bf : NULL);
     char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
     json_decref(j);
     if (!txt) {

@@ -456,12 +456,54 @@ static void test_history(void)
     CHECK_NEAR(roc.pts[roc.at].fpr, 0.116, 0.0005);
     CHECK(roc.pts[roc.at].fpr == 64.0 / 552.0); /* 0.11594202898550725 */
     CHECK(roc.auc == 0.927166945373467);
+    /* Their uncertainty: the interval holds the estimate and is neither a point nor the whole
+     * range for ~550 rows a class; the held-out operating point is near the in-sample one. */
+    br_roc_ci_t ci;
+    br_roc_split_t sp;
+    CHECK_OK(br_roc_bootstrap(win[0], n[0], win[1], n[1], 0.9, 400, 1, &ci));
+    printf("60-word metric: AUC 95%% %.3f-%.3f, FPR %.3f-%.3f\n", ci.auc_lo, ci.auc_hi, ci.fpr_lo, ci.fpr_hi);
+    CHECK(ci.auc_lo < roc.auc && roc.auc < ci.auc_hi && ci.auc_hi - ci.auc_lo > 0.01 && ci.auc_hi - ci.auc_lo < 0.08);
+    CHECK(ci.fpr_lo < roc.pts[roc.at].fpr && roc.pts[roc.at].fpr < ci.fpr_hi);
+    CHECK_OK(br_roc_split(win[0], n[0], win[1], n[1], 0.9, 1, &sp));
+    CHECK(sp.nb_fit + sp.nb_test == n[0] && sp.nh_fit + sp.nh_test == n[1]);
+    CHECK(sp.tpr_fit >= 0.9 && fabs(sp.tpr_test - 0.9) < 0.06 && sp.fpr_test > 0.03 && sp.fpr_test < 0.25);
     br_roc_free(&roc);
     for (int f = 0; f < 2; f++) {
         free(stored[f]);
         free(win[f]);
     }
     br_buf_free(&dirb);
+}
+
+/* Bootstrap intervals and the held-out threshold on data whose answers are known. */
+static void test_roc_uncertainty(void)
+{
+    double b[60], h[40], ub[300], uh[300];
+    for (int i = 0; i < 60; i++) b[i] = 0.7 + 0.2 * i / 59.0;
+    for (int i = 0; i < 40; i++) h[i] = 0.1 + 0.2 * i / 39.0;
+    br_roc_ci_t ci, ci2;
+    CHECK_OK(br_roc_bootstrap(b, 60, h, 40, 0.9, 200, 7, &ci));
+    /* Perfectly separated: every resample is too. */
+    CHECK(ci.n == 200 && ci.auc_lo > 1 - 1e-12 && ci.auc_hi == 1.0 && ci.fpr_lo == 0 && ci.fpr_hi == 0);
+    br_roc_split_t sp;
+    CHECK_OK(br_roc_split(b, 60, h, 40, 0.9, 3, &sp));
+    CHECK(sp.nb_fit == 30 && sp.nb_test == 30 && sp.nh_fit == 20 && sp.nh_test == 20);
+    CHECK(sp.threshold > 0.1 && sp.threshold <= 0.7 && sp.fpr_fit == 0 && sp.fpr_test == 0 && sp.tpr_fit >= 0.9);
+    CHECK(sp.tpr_test >= 0.8 && sp.auc_test > 1 - 1e-12);
+    /* No signal: both classes uniform; the held-out AUC is near 1/2, the interval wide. */
+    br_rng_t rng;
+    br_rng_seed(&rng, 11);
+    for (int i = 0; i < 300; i++) ub[i] = br_rng_double(&rng), uh[i] = br_rng_double(&rng);
+    CHECK_OK(br_roc_bootstrap(ub, 300, uh, 300, 0.9, 200, 7, &ci));
+    CHECK_OK(br_roc_bootstrap(ub, 300, uh, 300, 0.9, 200, 7, &ci2));
+    CHECK(ci.auc_lo == ci2.auc_lo && ci.fpr_hi == ci2.fpr_hi); /* same seed, same interval */
+    CHECK(ci.auc_lo < 0.5 + 0.05 && ci.auc_hi > 0.5 - 0.05 && ci.auc_hi - ci.auc_lo > 0.04);
+    CHECK_OK(br_roc_bootstrap(ub, 300, uh, 300, 0.9, 200, 8, &ci2));
+    CHECK(ci.auc_lo != ci2.auc_lo || ci.auc_hi != ci2.auc_hi);
+    CHECK_OK(br_roc_split(ub, 300, uh, 300, 0.9, 5, &sp));
+    CHECK(fabs(sp.auc_test - 0.5) < 0.1 && sp.fpr_test > 0.7);
+    CHECK_STATUS(br_roc_bootstrap(b, 60, h, 40, 0.9, 1, 7, &ci), BR_EINVAL);
+    CHECK_STATUS(br_roc_split(b, 1, h, 40, 0.9, 7, &sp), BR_EINVAL);
 }
 
 int main(void)
@@ -477,6 +519,7 @@ int main(void)
         json_decref(fx);
     }
     test_properties();
+    test_roc_uncertainty();
     test_fast_vs_general();
     test_threads();
     test_history();

@@ -81,6 +81,53 @@ int main(void)
     CHECK(r1.samples_to_near_optimal > 0);
     /* R-max's own model value is within its epsilon of the truth. */
     CHECK_NEAR(r1.model_value, r1.optimal_value, 0.2);
+    /* The PAC count: never more than the steps run; once every pair is known the policy is
+     * epsilon-optimal everywhere it goes (no further bad steps), and the run is not censored. */
+    CHECK(r1.eps_bad_steps >= 0 && r1.eps_bad_steps <= r1.steps);
+    CHECK_INT(r1.eps_bad_after_known, 0);
+    CHECK_INT(r1.eps_censored, 0);
+    /* With a tiny epsilon every step before the first pair becomes known is counted (R-max's
+     * initial policy is uniform, far from the optimum's value 4.75 at the start); with an epsilon
+     * above the whole value range nothing is.  The log's running count never decreases. */
+    static logbuf_t lq;
+    c.m = 50;
+    c.epsilon = 1e-9;
+    c.log_every = 1000;
+    c.eval_steps = 0;
+    CHECK_OK(br_rfos_run(&c, keep, &lq, NULL, NULL, &r2));
+    CHECK(r2.eps_bad_steps >= 50);
+    int bad_mono = lq.n > 2;
+    for (int i = 1; i < lq.n; i++) bad_mono &= lq.rec[i].eps_bad >= lq.rec[i - 1].eps_bad && lq.rec[i].eps_bad >= 0;
+    CHECK(bad_mono);
+    CHECK_INT(lq.rec[lq.n - 1].eps_bad, r2.eps_bad_steps);
+    c.epsilon = 100;
+    CHECK_OK(br_rfos_run(&c, NULL, NULL, NULL, NULL, &r2));
+    CHECK_INT(r2.eps_bad_steps, 0);
+    /* A step cap before every pair is known marks the count censored. */
+    c.epsilon = 1e-9;
+    c.max_steps = 120;
+    CHECK_OK(br_rfos_run(&c, NULL, NULL, NULL, NULL, &r2));
+    CHECK_INT(r2.eps_censored, 1);
+    CHECK_INT(r2.eps_bad_after_known, -1);
+
+    /* Brute force (h = 1: 16 deterministic policies).  R-max's greedy policy is one of them, so
+     * the best cannot be worse than it beyond the noise of the two measurements. */
+    br_rfos_config_default(&c);
+    c.history = 1;
+    c.eval_steps = 400000;
+    c.after_known = 200000;
+    CHECK_OK(br_rfos_run(&c, NULL, NULL, NULL, NULL, &r1));
+    CHECK_INT(r1.eps_bad_steps, -1);
+    br_rfos_brute_t bf;
+    CHECK_OK(br_rfos_brute_force(&c, 400000, &bf));
+    CHECK_INT(bf.policies, 16);
+    CHECK(bf.best_stderr > 0 && bf.best_stderr < 0.01);
+    CHECK_MSG(bf.best_mean_reward >= r1.greedy_mean_reward - 0.01, "brute %.4f vs R-max greedy %.4f",
+              bf.best_mean_reward, r1.greedy_mean_reward);
+    CHECK(bf.best_mean_reward < 0.95);
+    c.history = 3;
+    CHECK_STATUS(br_rfos_brute_force(&c, 400000, &bf), BR_EINVAL);
+    CHECK(strstr(br_errmsg(), "h <= 2") != NULL);
 
     /* Bad input: clear errors before any work. */
     int64_t S, A;
@@ -117,8 +164,8 @@ int main(void)
     else {
         char cmd[4096];
         const char *bad[] = {"--game tic-tac-toe", "--history 0", "--history 20", "--m 0",
-                             "--state nope"};
-        for (int i = 0; i < 5; i++) {
+                             "--state nope", "--history 3 --brute-force 100000"};
+        for (int i = 0; i < 6; i++) {
             snprintf(cmd, sizeof cmd, "%s rl rfos %s --out /tmp/braid-test-rfos-bad >/dev/null 2>&1", braid, bad[i]);
             int rc = system(cmd);
             CHECK_MSG(WIFEXITED(rc) && (WEXITSTATUS(rc) == 1 || WEXITSTATUS(rc) == 2), "%s -> %d", bad[i], rc);

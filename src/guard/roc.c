@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
+
 /* Exactness needs a*b+c rounded twice, never fused: GCC in ISO C mode (-std=c11) does not
  * contract; clang needs the pragma. */
 #ifdef __clang__
@@ -163,4 +165,103 @@ void br_roc_free(br_roc_t *roc)
     free(roc->pts);
     roc->pts = NULL;
     roc->n = 0;
+}
+
+/* numpy.percentile's default (linear interpolation) of a sorted array. */
+static double percentile(const double *sorted, int n, double q)
+{
+    double pos = q * (n - 1);
+    int i = (int)floor(pos);
+    if (i >= n - 1) return sorted[n - 1];
+    return sorted[i] + (pos - i) * (sorted[i + 1] - sorted[i]);
+}
+
+br_status br_roc_bootstrap(const double *benign, size_t nb, const double *harmful, size_t nh, double target_tpr,
+                           int n, uint64_t seed, br_roc_ci_t *ci)
+{
+    memset(ci, 0, sizeof *ci);
+    if (n < 2 || n > 1000000) return br_error(BR_EINVAL, "roc bootstrap: %d resamples; use 2 to 1000000", n);
+    double *b = malloc(sizeof(double) * (nb ? nb : 1)), *h = malloc(sizeof(double) * (nh ? nh : 1));
+    double *auc = malloc(sizeof(double) * (size_t)n), *fpr = malloc(sizeof(double) * (size_t)n);
+    br_status st = BR_OK;
+    if (!b || !h || !auc || !fpr) st = br_error(BR_ENOMEM, "roc bootstrap: out of memory");
+    br_rng_t rng;
+    br_rng_seed(&rng, seed);
+    for (int r = 0; r < n && !st; r++) {
+        for (size_t i = 0; i < nb; i++) b[i] = benign[br_rng_below(&rng, nb)];
+        for (size_t i = 0; i < nh; i++) h[i] = harmful[br_rng_below(&rng, nh)];
+        br_roc_t roc;
+        st = br_roc_compute(b, nb, h, nh, target_tpr, &roc);
+        if (st) break;
+        auc[r] = roc.auc;
+        fpr[r] = roc.pts[roc.at].fpr;
+        br_roc_free(&roc);
+    }
+    if (!st) {
+        qsort(auc, (size_t)n, sizeof *auc, cmp_double);
+        qsort(fpr, (size_t)n, sizeof *fpr, cmp_double);
+        ci->n = n;
+        ci->auc_lo = percentile(auc, n, 0.025);
+        ci->auc_hi = percentile(auc, n, 0.975);
+        ci->fpr_lo = percentile(fpr, n, 0.025);
+        ci->fpr_hi = percentile(fpr, n, 0.975);
+    }
+    free(b), free(h), free(auc), free(fpr);
+    return st;
+}
+
+/* Fisher-Yates shuffle of a copy of x[0..n) into out. */
+static void shuffled(br_rng_t *rng, const double *x, size_t n, double *out)
+{
+    memcpy(out, x, n * sizeof *out);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)br_rng_below(rng, i);
+        double t = out[i - 1];
+        out[i - 1] = out[j];
+        out[j] = t;
+    }
+}
+
+static double flagged_share(const double *x, size_t n, double t)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += x[i] < t;
+    return (double)k / (double)n;
+}
+
+br_status br_roc_split(const double *benign, size_t nb, const double *harmful, size_t nh, double target_tpr,
+                       uint64_t seed, br_roc_split_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (nb < 2 || nh < 2)
+        return br_error(BR_EINVAL, "roc split: need at least 2 benign and 2 harmful rows (got %zu, %zu)", nb, nh);
+    double *b = malloc(sizeof(double) * nb), *h = malloc(sizeof(double) * nh);
+    if (!b || !h) {
+        free(b), free(h);
+        return br_error(BR_ENOMEM, "roc split: out of memory");
+    }
+    br_rng_t rng;
+    br_rng_seed(&rng, seed);
+    shuffled(&rng, benign, nb, b);
+    shuffled(&rng, harmful, nh, h);
+    out->nb_fit = nb / 2, out->nh_fit = nh / 2;
+    out->nb_test = nb - out->nb_fit, out->nh_test = nh - out->nh_fit;
+    br_roc_t fit, test;
+    br_status st = br_roc_compute(b, out->nb_fit, h, out->nh_fit, target_tpr, &fit);
+    if (!st) {
+        const br_roc_point_t *p = &fit.pts[fit.at];
+        out->threshold = p->threshold;
+        out->tpr_fit = p->tpr;
+        out->fpr_fit = p->fpr;
+        br_roc_free(&fit);
+        st = br_roc_compute(b + out->nb_fit, out->nb_test, h + out->nh_fit, out->nh_test, target_tpr, &test);
+    }
+    if (!st) {
+        out->auc_test = test.auc;
+        br_roc_free(&test);
+        out->tpr_test = flagged_share(h + out->nh_fit, out->nh_test, out->threshold);
+        out->fpr_test = flagged_share(b + out->nb_fit, out->nb_test, out->threshold);
+    }
+    free(b), free(h);
+    return st;
 }

@@ -9,6 +9,7 @@
 #define BR_GUARD_ROC_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "base/status.h"
 
 typedef struct {
@@ -37,4 +38,31 @@ double br_np_trapz(const double *y, const double *x, size_t n);
 br_status br_roc_compute(const double *benign, size_t nb, const double *harmful, size_t nh, double target_tpr,
                          br_roc_t *roc);
 void br_roc_free(br_roc_t *roc);
+
+/* How far the figures of a finite sample can be trusted: n bootstrap resamples (benign and
+ * harmful rows drawn with replacement separately, so both counts stay fixed), each through
+ * br_roc_compute; 95% percentile intervals of the AUC and of the FPR at the target TPR. */
+typedef struct {
+    int n;
+    double auc_lo, auc_hi;
+    double fpr_lo, fpr_hi;
+} br_roc_ci_t;
+
+br_status br_roc_bootstrap(const double *benign, size_t nb, const double *harmful, size_t nh, double target_tpr,
+                           int n, uint64_t seed, br_roc_ci_t *ci);
+
+/* The threshold chosen on one half and judged on the other: each class is shuffled (seed) and
+ * split in two; the threshold is the reference grid's threshold of the fit half's point at the
+ * target TPR; the held-out half reports TPR and FPR at that threshold (flagged = score < t) and
+ * its own AUC.  An honest operating point: choosing the threshold on the same rows it is
+ * scored on flatters it. */
+typedef struct {
+    size_t nb_fit, nh_fit, nb_test, nh_test;
+    double threshold;
+    double tpr_fit, fpr_fit;
+    double tpr_test, fpr_test, auc_test;
+} br_roc_split_t;
+
+br_status br_roc_split(const double *benign, size_t nb, const double *harmful, size_t nh, double target_tpr,
+                       uint64_t seed, br_roc_split_t *out);
 #endif

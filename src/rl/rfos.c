@@ -110,6 +110,8 @@ typedef struct {
     int32_t *nl;             /* (4, L) next level after joint action j */
     br_rmax_t *rm;
     int32_t *greedy;         /* (S) for evaluation */
+    const uint8_t *bad;      /* (S) qgrid: 1 where the current policy is not epsilon-optimal */
+    int64_t nbad;            /* learning meta-steps taken from such a state */
 } sim_t;
 
 /* Runs n meta-steps.  learn: R-max samples unknown pairs (calling `ev` after each pair that
@@ -130,6 +132,8 @@ sim_steps(sim_t *sim, const int kind, const int A2, int64_t n, int learn, int gr
     br_rmax_t *rm = sim->rm;
     const uint8_t *known = rm->known;
     const uint32_t *cdf = rm->cdf;
+    const uint8_t *bad = sim->bad;
+    int64_t nbad = 0;
     double acc = 0;
     int64_t base = *step_ctr;
     for (int64_t i = 0; i < n; i++) {
@@ -166,6 +170,7 @@ sim_steps(sim_t *sim, const int kind, const int A2, int64_t n, int learn, int gr
             s2 = l0 * L + l1;
         }
         acc += r1;
+        if (kind == BR_RFOS_QGRID && learn) nbad += bad[s];
         size_t pair = (size_t)s * A + a;
         if (learn && !known[pair]) {
             if (br_rmax_observe(rm, pair, r1, s2)) {
@@ -176,6 +181,7 @@ sim_steps(sim_t *sim, const int kind, const int A2, int64_t n, int learn, int gr
         s = s2;
     }
     *step_ctr = base + n;
+    sim->nbad += nbad;
     sim->x[0] = x0;
     sim->x[1] = x1;
     sim->x[2] = x2;
@@ -323,8 +329,35 @@ static double qmdp_mean_reward(const qmdp_t *q, const int32_t *pol, int64_t s0, 
     return tot / T;
 }
 
-/* Records the exact meta-step at which the latest pair became known. */
-static void on_known(void *p, int64_t step) { *(int64_t *)p = step; }
+/* Exact discounted value of the policy R-max executes (its action distribution, cdf, as the
+ * simulator samples it) in the true meta-MDP. */
+static void qmdp_eval_cdf(const qmdp_t *q, double gamma, const uint32_t *cdf, double *V)
+{
+    const double unit = 1.0 / (double)(1u << 24);
+    for (int64_t s = 0; s < q->S; s++) V[s] = 0;
+    for (int it = 0; it < 100000; it++) {
+        double delta = 0;
+        for (int64_t s = 0; s < q->S; s++) {
+            double v = 0;
+            uint32_t lo = 0;
+            for (int a = 0; a < q->A; a++) {
+                uint32_t hi = cdf[s * q->A + a];
+                double pa = (double)(hi - lo) * unit;
+                lo = hi;
+                if (pa == 0) continue;
+                double p[4], rw;
+                int32_t nx[4];
+                int k = qmdp_outcomes(q, s, a, p, nx, &rw);
+                double qa = rw;
+                for (int i = 0; i < k; i++) qa += gamma * p[i] * V[nx[i]];
+                v += pa * qa;
+            }
+            delta = fmax(delta, fabs(v - V[s]));
+            V[s] = v;
+        }
+        if (delta < 1e-12) break;
+    }
+}
 
 /* One run's state: the learner, the simulator, the exact meta-MDP where there is one, and the
  * per-block reward log.  Everything is released by run_free(). */
@@ -341,11 +374,34 @@ typedef struct {
     int32_t s_start;
     float *blocks;        /* mean reward of every full block, for samples_to_near_final */
     size_t nblocks, cap_blocks;
+    /* The PAC count (qgrid): states where V^pi < V* - epsilon for R-max's current policy pi. */
+    double *Vstar, *Vpi;  /* (S) */
+    uint8_t *bad;         /* (S) */
+    int64_t last_event;   /* meta-step at which the latest pair became known */
 } run_t;
+
+/* Marks the states where the policy R-max now executes is not epsilon-optimal in discounted
+ * value.  The policy changes only when a pair becomes known, so this runs at most S*A + 1 times. */
+static void run_mark_bad(run_t *r)
+{
+    qmdp_eval_cdf(&r->qm, r->c->gamma, r->rm.cdf, r->Vpi);
+    for (int64_t s = 0; s < r->S; s++) r->bad[s] = r->Vpi[s] < r->Vstar[s] - r->c->epsilon;
+}
+
+/* Called by the simulator after each pair becomes known (R-max has replanned). */
+static void on_known(void *p, int64_t step)
+{
+    run_t *r = p;
+    r->last_event = step;
+    if (r->bad) run_mark_bad(r);
+}
 
 static void run_free(run_t *r)
 {
     free(r->blocks);
+    free(r->Vstar);
+    free(r->Vpi);
+    free(r->bad);
     free(r->Vq);
     free(r->polq);
     free(r->sim.greedy);
@@ -400,9 +456,10 @@ static br_status run_setup(run_t *r)
     return BR_OK;
 }
 
-/* The optimum where it is known: exact value iteration on the qgrid meta-MDP; an upper bound
- * for matching pennies otherwise. */
-static void run_optimum(run_t *r, br_rfos_result_t *res)
+/* The optimum where it is known: exact value iteration on the qgrid meta-MDP (and the states
+ * where R-max's initial policy is not epsilon-optimal); an upper bound for matching pennies
+ * otherwise. */
+static br_status run_optimum(run_t *r, br_rfos_result_t *res)
 {
     const br_rfos_config_t *c = r->c;
     res->optimal_mean_reward = NAN;
@@ -411,23 +468,31 @@ static void run_optimum(run_t *r, br_rfos_result_t *res)
     res->optimal_how = "not computable for this game and meta-state";
     r->reachable = r->S;
     if (c->kind == BR_RFOS_QGRID) {
-        r->Vq = malloc((size_t)r->S * sizeof *r->Vq);
-        r->polq = malloc((size_t)r->S * sizeof *r->polq);
-        uint8_t *reach = malloc((size_t)r->S);
+        size_t S = (size_t)r->S;
+        r->Vq = malloc(S * sizeof *r->Vq);
+        r->polq = malloc(S * sizeof *r->polq);
+        r->Vstar = malloc(S * sizeof *r->Vstar);
+        r->Vpi = malloc(S * sizeof *r->Vpi);
+        r->bad = malloc(S);
+        uint8_t *reach = malloc(S);
         if (reach) r->reachable = qmdp_reachable(&r->qm, r->s_start, reach);
         free(reach);
-        if (r->Vq && r->polq && r->reachable > 0) {
-            qmdp_solve(&r->qm, c->gamma, NULL, r->Vq, r->polq);
-            res->optimal_value = r->Vq[r->s_start];
-            res->optimal_mean_reward = qmdp_mean_reward(&r->qm, r->polq, r->s_start, 20000);
-            res->optimal_how = "exact: value iteration on the true (grid) meta-MDP; long-run mean reward of its optimal policy";
-        }
+        if (!r->Vq || !r->polq || !r->Vstar || !r->Vpi || !r->bad || !reach || r->reachable < 0)
+            return br_error(BR_ENOMEM, "R-FOS: out of memory for the exact meta-MDP of %zu states", S);
+        qmdp_solve(&r->qm, c->gamma, NULL, r->Vq, r->polq);
+        memcpy(r->Vstar, r->Vq, S * sizeof *r->Vstar);
+        run_mark_bad(r);
+        r->sim.bad = r->bad;
+        res->optimal_value = r->Vq[r->s_start];
+        res->optimal_mean_reward = qmdp_mean_reward(&r->qm, r->polq, r->s_start, 20000);
+        res->optimal_how = "exact: value iteration on the true (grid) meta-MDP; long-run mean reward of its optimal policy";
     } else {
         int mp = 1;
         for (int j = 0; j < 4; j++) mp &= r->R[0][j] == ((j >> 1) == (j & 1));
         if (mp) res->upper_bound_mean_reward = 1 - c->opp_epsilon / 2;
         res->optimal_how = "not computable: the last h joint actions are not a Markov state (the opponent's real state is its Q-table)";
     }
+    return BR_OK;
 }
 
 static br_status log_block(run_t *r, float mean)
@@ -451,7 +516,7 @@ static br_status run_learn(run_t *r, br_rfos_log_fn log, void *log_ctx,
 {
     const br_rfos_config_t *c = r->c;
     double rec_sum = 0;
-    int64_t rec_from = 0, last_event = 0, rec_known = 0;
+    int64_t rec_from = 0, rec_known = 0, bad_at_known = -1;
     int64_t steps = 0, known_at = -1, near_at = -1, next_log = c->log_every ? c->log_every : c->block;
     double target = res->optimal_mean_reward - c->near_tol;
     double last_block = NAN, after_sum = 0, t_prog = br_now();
@@ -459,7 +524,7 @@ static br_status run_learn(run_t *r, br_rfos_log_fn log, void *log_ctx,
     int64_t limit = c->max_steps;
     while (steps < limit) {
         int64_t n = c->block < limit - steps ? c->block : limit - steps;
-        double rw = run_n(&r->sim, n, 1, 0, &steps, on_known, &last_event);
+        double rw = run_n(&r->sim, n, 1, 0, &steps, on_known, r);
         rec_sum += rw;
         last_block = rw / (double)n;
         if (known_at >= 0) {
@@ -469,14 +534,16 @@ static br_status run_learn(run_t *r, br_rfos_log_fn log, void *log_ctx,
         if (near_at < 0 && !isnan(target) && n == c->block && last_block >= target) near_at = steps;
         if (n == c->block) BR_TRY(log_block(r, (float)last_block));
         if (known_at < 0 && (int64_t)r->rm.nknown == r->reachable * r->A) {
-            known_at = last_event;
+            known_at = r->last_event;
+            bad_at_known = r->sim.nbad;
             int64_t end = steps + c->after_known;
             if (end < limit) limit = end;
         }
         int changed = (int64_t)r->rm.nknown != rec_known;
         if (log && (steps >= next_log || changed)) {
             br_rfos_log_t rec = {steps / c->episode_len, steps, (int64_t)r->rm.nknown,
-                                 rec_sum / (double)(steps - rec_from), changed};
+                                 rec_sum / (double)(steps - rec_from), changed,
+                                 r->bad ? r->sim.nbad : -1};
             log(log_ctx, &rec);
             rec_sum = 0;
             rec_from = steps;
@@ -492,13 +559,16 @@ static br_status run_learn(run_t *r, br_rfos_log_fn log, void *log_ctx,
     }
     if (log && steps > rec_from) {
         br_rfos_log_t rec = {steps / c->episode_len, steps, (int64_t)r->rm.nknown,
-                             rec_sum / (double)(steps - rec_from), 0};
+                             rec_sum / (double)(steps - rec_from), 0, r->bad ? r->sim.nbad : -1};
         log(log_ctx, &rec);
     }
     res->steps = steps;
     res->episodes = steps / c->episode_len;
     res->samples_to_all_known = known_at;
     res->samples_to_near_optimal = near_at;
+    res->eps_bad_steps = r->bad ? r->sim.nbad : -1;
+    res->eps_bad_after_known = r->bad && known_at >= 0 ? r->sim.nbad - bad_at_known : -1;
+    res->eps_censored = r->bad && known_at < 0;
     res->final_mean_reward = after_n > 0 ? after_sum / (double)after_n : last_block;
     res->samples_to_near_final = -1;
     for (size_t b = 0; b < r->nblocks; b++)
@@ -544,8 +614,8 @@ br_status br_rfos_run(const br_rfos_config_t *c, br_rfos_log_fn log, void *log_c
     BR_TRY(br_rmax_init(&r.rm, &rc));
     br_status s = run_setup(&r);
     if (!s) {
-        run_optimum(&r, res);
-        s = run_learn(&r, log, log_ctx, progress, progress_ctx, res);
+        s = run_optimum(&r, res);
+        if (!s) s = run_learn(&r, log, log_ctx, progress, progress_ctx, res);
     }
     if (s) {
         run_free(&r);
@@ -565,6 +635,100 @@ br_status br_rfos_run(const br_rfos_config_t *c, br_rfos_log_fn log, void *log_c
     res->cpu_s = (double)(cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (double)(cpu1.tv_nsec - cpu0.tv_nsec);
     res->meta_steps_per_s = (double)(res->steps + c->eval_steps) / res->wall_s;
     res->meta_steps_per_cpu_s = (double)(res->steps + c->eval_steps) / res->cpu_s;
+    run_free(&r);
+    return BR_OK;
+}
+
+/* Mean reward of a fixed policy (bits of `pol`) from the simulator's state `s0`. */
+static double brute_eval(run_t *r, const sim_t *s0, uint64_t pol, int64_t burn, int64_t n)
+{
+    r->sim = *s0;
+    for (int64_t s = 0; s < r->S; s++) r->sim.greedy[s] = (int32_t)((pol >> s) & 1);
+    int64_t ctr = 0;
+    run_n(&r->sim, burn, 0, 1, &ctr, NULL, NULL);
+    return run_n(&r->sim, n, 0, 1, &ctr, NULL, NULL) / (double)n;
+}
+
+br_status br_rfos_brute_check(const br_rfos_config_t *c, int64_t steps)
+{
+    if (c->kind != BR_RFOS_HISTORY || c->history > 2 || c->action_levels != 2)
+        return br_error(BR_EINVAL, "brute force needs the history meta-state with h <= 2 and pure actions "
+                        "(2^(4^h) policies; h = 3 would be 2^64)");
+    if (steps < 640) return br_error(BR_EINVAL, "brute force needs at least 640 meta-steps per policy (got %lld)", (long long)steps);
+    return BR_OK;
+}
+
+br_status br_rfos_brute_force(const br_rfos_config_t *c, int64_t steps, br_rfos_brute_t *out)
+{
+    memset(out, 0, sizeof *out);
+    BR_TRY(br_rfos_brute_check(c, steps));
+    run_t r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    uint32_t m;
+    BR_TRY(br_rfos_check(c, &r.S, &r.A, &m));
+    br_status st = run_setup(&r);
+    if (st) {
+        run_free(&r);
+        return st;
+    }
+    /* Successive quartering: every policy for n0 meta-steps, then the best quarter for 4x as
+     * many, ... down to 16; each round on a fresh common random stream (all policies of a round
+     * see the same draws, so their differences are measured with less noise). */
+    enum { BATCHES = 10 };
+    uint64_t npol = 1ull << r.S, nlive = npol;
+    uint64_t *live = malloc(npol * sizeof *live);
+    double *val = malloc(npol * sizeof *val);
+    if (!live || !val) {
+        free(live);
+        free(val);
+        run_free(&r);
+        return br_error(BR_ENOMEM, "brute force: out of memory for %llu policies", (unsigned long long)npol);
+    }
+    for (uint64_t p = 0; p < npol; p++) live[p] = p;
+    int rounds = 0;
+    for (uint64_t k = npol; k > 1; k = k / 4 ? k / 4 : 1) rounds++;
+    int64_t n = steps;
+    for (int k = 0; k < rounds; k++) n /= 4;
+    if (n < 2000) n = 2000;
+    sim_t s0 = r.sim;
+    br_rng_t rng;
+    for (int round = 0; nlive > 1; round++, n *= 4) {
+        br_rng_seed(&rng, c->seed + 0x5eedb7u * (uint64_t)(round + 1));
+        memcpy(s0.x, rng.s, sizeof s0.x);
+        for (uint64_t i = 0; i < nlive; i++) val[i] = brute_eval(&r, &s0, live[i], 1000, n);
+        uint64_t keep = nlive / 4 ? nlive / 4 : 1;
+        /* Partial selection sort: the best `keep` to the front. */
+        for (uint64_t i = 0; i < keep; i++) {
+            uint64_t b = i;
+            for (uint64_t k = i + 1; k < nlive; k++)
+                if (val[k] > val[b]) b = k;
+            double tv = val[i];
+            uint64_t tp = live[i];
+            val[i] = val[b], live[i] = live[b];
+            val[b] = tv, live[b] = tp;
+        }
+        nlive = keep;
+    }
+    /* The winner on an independent stream, in batches for a standard error. */
+    br_rng_seed(&rng, c->seed ^ 0xb0a7u);
+    memcpy(s0.x, rng.s, sizeof s0.x);
+    out->best_policy = live[0];
+    double b[BATCHES], mean = 0, var = 0;
+    r.sim = s0;
+    for (int64_t s = 0; s < r.S; s++) r.sim.greedy[s] = (int32_t)((live[0] >> s) & 1);
+    int64_t ctr = 0;
+    run_n(&r.sim, 1000, 0, 1, &ctr, NULL, NULL);
+    for (int k = 0; k < BATCHES; k++) {
+        b[k] = run_n(&r.sim, steps / BATCHES, 0, 1, &ctr, NULL, NULL) / (double)(steps / BATCHES);
+        mean += b[k] / BATCHES;
+    }
+    for (int k = 0; k < BATCHES; k++) var += (b[k] - mean) * (b[k] - mean) / (BATCHES - 1);
+    out->best_mean_reward = mean;
+    out->best_stderr = sqrt(var / BATCHES);
+    free(live);
+    free(val);
+    out->policies = (int64_t)npol;
     run_free(&r);
     return BR_OK;
 }

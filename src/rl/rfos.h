@@ -57,6 +57,7 @@ typedef struct {
     int64_t known;            /* known (state, action) pairs */
     double mean_reward;       /* mean meta-reward since the previous record */
     int event;                /* 1: pairs became known since the previous record */
+    int64_t eps_bad;          /* qgrid: eps_bad_steps so far (see br_rfos_result_t); -1 otherwise */
 } br_rfos_log_t;
 
 typedef void (*br_rfos_log_fn)(void *ctx, const br_rfos_log_t *rec);
@@ -70,6 +71,14 @@ typedef struct {
     int64_t samples_to_near_optimal;  /* first block with mean >= optimal - near_tol; -1: not
                                          reached or no exact optimum */
     int64_t samples_to_near_final;    /* first block with mean >= final_mean_reward - near_tol */
+    /* The quantity the PAC bound is about (qgrid only, where V* is exact): learning meta-steps
+     * taken from a state s where the policy R-max executes at that moment (Boltzmann or greedy
+     * over its optimistic Q) has V^pi(s) < V*(s) - epsilon in discounted value.  -1 otherwise. */
+    int64_t eps_bad_steps;
+    int64_t eps_bad_after_known;      /* of those, after every reachable pair was known (block
+                                         granularity); -1 when that never happened */
+    int eps_censored;                 /* 1: max_steps ended the run with pairs still unknown, so the
+                                         policy could still change: eps_bad_steps is a lower bound */
     double final_mean_reward;         /* training reward over the after_known phase (or the last block) */
     double greedy_mean_reward;        /* greedy policy, eval_steps meta-steps (NaN when none) */
     double optimal_mean_reward;       /* exact (qgrid); NaN when not computable */
@@ -94,4 +103,22 @@ br_status br_rfos_check(const br_rfos_config_t *c, int64_t *S, int64_t *A, uint3
 br_status br_rfos_run(const br_rfos_config_t *c, br_rfos_log_fn log, void *log_ctx,
                       void (*progress)(void *ctx, int64_t steps, int64_t known, int64_t pairs),
                       void *progress_ctx, br_rfos_result_t *res);
+
+/* The best deterministic policy of the history meta-state, by brute force: every one of the
+ * 2^(4^h) maps from the last h joint actions to a pure action (h <= 2, pure actions only) is
+ * simulated against a fresh opponent (burn-in 1000 meta-steps), by successive quartering: all
+ * for steps/4^rounds meta-steps (at least 2000), the best quarter for 4x as many, and so on, each
+ * round on one common random stream; the survivor is re-run for `steps` meta-steps on an
+ * independent stream in 10 batches (standard error from the batch means).  This checks R-max's "near-optimal" on the
+ * variant that value iteration cannot solve: the meta-state is not Markov, but a policy over it
+ * is still a fixed policy whose long-run mean reward can be measured. */
+typedef struct {
+    int64_t policies;
+    double best_mean_reward, best_stderr;
+    uint64_t best_policy;        /* bit s: the action in meta-state s */
+} br_rfos_brute_t;
+
+br_status br_rfos_brute_force(const br_rfos_config_t *c, int64_t steps, br_rfos_brute_t *out);
+/* The argument checks of br_rfos_brute_force alone (to fail before a long run). */
+br_status br_rfos_brute_check(const br_rfos_config_t *c, int64_t steps);
 #endif
