@@ -33,11 +33,36 @@ static br_model_config_t small(bool tied)
     return c;
 }
 
+/* A config whose matrices are whole k-quant super-blocks (rows of 256 and 512 values). */
+static br_model_config_t wide(void)
+{
+    br_model_config_t c = small(false);
+    c.hidden_size = 256, c.intermediate_size = 512;
+    return c;
+}
+
 static float *logits_of(br_model_t *m, const int32_t *in, size_t T)
 {
     float *lg = malloc(T * (size_t)m->cfg.vocab_size * sizeof *lg);
     CHECK_OK(br_model_forward_logits(m, in, 1, T, NULL, lg));
     return lg;
+}
+
+/* file (a GGUF of wt matrices) opens as a view of wt running the logits of
+ * br_model_quantize(m, wt) bit for bit. */
+static void runs_as_quantized(const char *file, br_model_t *m, br_wtype wt, const char *label)
+{
+    br_model_t *g = NULL, *q = NULL;
+    CHECK_OK(br_model_open(&g, file)); /* dispatches on .gguf */
+    CHECK_OK(br_model_quantize(&q, m, wt));
+    if (g && q) {
+        int32_t in[6] = {1, 5, 9, 2, 7, 3};
+        float *a = logits_of(g, in, 6), *b = logits_of(q, in, 6);
+        CHECK_MSG(g->wt == wt && !memcmp(a, b, 6 * (size_t)m->cfg.vocab_size * sizeof *a),
+                  "%s: the GGUF does not run as br_model_quantize's model", label);
+        free(a), free(b);
+    }
+    br_model_free(q), br_model_free(g);
 }
 
 static void roundtrip(const char *dir, bool tied)
@@ -170,12 +195,34 @@ static void refusals(const char *dir)
     c = small(false);
     CHECK_OK(br_model_create(&m, &c, false));
     if (m) {
-        CHECK_STATUS(br_model_save_gguf(m, path, BR_WT_Q4_K), BR_EUNSUPPORTED);
+        CHECK_STATUS(br_model_save_gguf(m, path, BR_WT_Q4_K), BR_EINVAL); /* rows of 64 */
+        CHECK_MSG(strstr(br_errmsg(), "256") != NULL, "names the super-block: %s", br_errmsg());
+        CHECK(!br_file_exists(path));
         br_model_free(m);
     }
     br_model_t *g = (br_model_t *)&c;
     CHECK_STATUS(br_model_open_gguf(&g, "/nonexistent.gguf"), BR_ENOTFOUND);
     CHECK(g == NULL);
+}
+
+/* braid quantize --type TYPE (wt) of a random model of config c into DIR/TYPE.gguf, which must
+ * run as br_model_quantize's model; *out: the GGUF's path, src: the model folder (returned). */
+static br_model_t *cli_quantized(const char *braid, const char *dir, br_model_config_t c, const char *type,
+                                 br_wtype wt, char *src, char *out, size_t cap)
+{
+    br_model_t *m = NULL;
+    CHECK_OK(br_model_create(&m, &c, false));
+    if (!m) return NULL;
+    br_model_init_random(m, 4);
+    char cmd[1200];
+    snprintf(src, cap, "%s/src-%s", dir, type);
+    snprintf(out, cap, "%s/%s.gguf", dir, type);
+    CHECK_OK(br_model_save(m, src, BR_DT_F32));
+    snprintf(cmd, sizeof cmd, "%s quantize --model %s --type %s --out %s >/dev/null", braid, src, type, out);
+    CHECK_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "braid quantize --type %s", type);
+    runs_as_quantized(out, m, wt, cmd);
+    return m;
 }
 
 /* braid quantize end to end ($BRAID; a visible skip without it), and br_model_open on .gguf. */
@@ -186,107 +233,211 @@ static void cli(const char *dir)
         SKIP("BRAID not set (run through make test): braid quantize not run");
         return;
     }
-    br_model_config_t c = small(false);
-    br_model_t *m = NULL, *g = NULL, *q = NULL;
-    CHECK_OK(br_model_create(&m, &c, false));
-    if (!m) return;
-    br_model_init_random(m, 4);
     char src[300], cmd[1200], out[300];
-    snprintf(src, sizeof src, "%s/src", dir);
-    snprintf(out, sizeof out, "%s/q8.gguf", dir);
-    CHECK_OK(br_model_save(m, src, BR_DT_F32));
-    snprintf(cmd, sizeof cmd, "%s quantize --model %s --type q8_0 --out %s >/dev/null", braid, src, out);
-    CHECK_INT(system(cmd), 0);
-    CHECK_OK(br_model_open(&g, out)); /* dispatches on .gguf */
-    CHECK_OK(br_model_quantize(&q, m, BR_WT_Q8_0));
-    if (g && q) {
-        int32_t in[6] = {1, 5, 9, 2, 7, 3};
-        float *a = logits_of(g, in, 6), *b = logits_of(q, in, 6);
-        CHECK_MSG(g->wt == BR_WT_Q8_0 && !memcmp(a, b, 6 * (size_t)c.vocab_size * sizeof *a),
-                  "braid quantize: the GGUF does not run as br_model_quantize's model");
-        free(a), free(b);
-    }
+    br_model_t *m = cli_quantized(braid, dir, small(false), "q8_0", BR_WT_Q8_0, src, out, sizeof src);
+    br_model_free(m);
     snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt-ids '1 2 3' --ids --max-tokens 4 >/dev/null", braid, out);
     CHECK_INT(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s quantize --model %s --type q4_0 --out %s/q4dir 2>/dev/null", braid, src, dir);
     CHECK_INT(WEXITSTATUS(system(cmd)), 2); /* block types only as GGUF */
     snprintf(cmd, sizeof cmd, "%s quantize --model %s --type q3 --out %s/x.gguf 2>/dev/null", braid, src, dir);
     CHECK_INT(WEXITSTATUS(system(cmd)), 2);
-    br_model_free(q), br_model_free(g), br_model_free(m);
+    snprintf(cmd, sizeof cmd, "%s quantize --model %s --type q4_k --out %s/x.gguf 2>/dev/null", braid, src, dir);
+    CHECK_INT(WEXITSTATUS(system(cmd)), 1); /* rows of 64: not whole super-blocks */
+    /* --type q4_k on rows of whole super-blocks */
+    br_model_free(cli_quantized(braid, dir, wide(), "q4_k", BR_WT_Q4_K, src, out, sizeof src));
 }
 
-/* llama.cpp itself (npm node-llama-cpp@3.21.1, its prebuilt binary; BRAID_NODE_MODULES or
- * .npm-local/llama-cpp/node_modules, as scripts/npm_deps.sh installs it) greedy-decodes
- * braid's GGUF to the same ids as braid runs from the same file, for every type braid writes:
- * F32, F16, BF16, Q8_0 and Q4_0 (both quantise activations to 8 bits, llama.cpp with an fp16
- * scale, braid with F32, and sum in other orders: equal ids rely on the fixture's large greedy
- * margins, embedding and head at 50x the init as in tests/test_lm_quant.c; measured equal).
- * A visible skip without node or the package. */
-static void oracle(const char *dir)
+/* Q4_K and Q6_K files: the same bytes as br_model_quantize (bit-equal logits), as a view. */
+static void roundtrip_k(const char *dir)
 {
-    const char *nm = getenv("BRAID_NODE_MODULES");
-    char mods[600], path[700];
-    snprintf(mods, sizeof mods, "%s", nm && *nm ? nm : ".npm-local/llama-cpp/node_modules");
-    snprintf(path, sizeof path, "%s/node-llama-cpp/dist/index.js", mods);
-    if (system("node --version >/dev/null 2>&1") != 0 || !br_file_exists(path)) {
-        SKIP("node-llama-cpp@3.21.1 not installed (%s): llama.cpp oracle not run", path);
-        return;
-    }
-    br_model_config_t c = small(false);
-    c.vocab_size = 256, c.initializer_range = 0.02f, c.max_position_embeddings = 64, c.bos_token_id = -1;
+    br_model_config_t c = wide();
     br_model_t *m = NULL;
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return;
+    br_model_init_random(m, 12);
+    static const br_wtype types[] = {BR_WT_Q4_K, BR_WT_Q6_K};
+    for (size_t k = 0; k < 2; k++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/k-%s.gguf", dir, br_wtype_name(types[k]));
+        CHECK_OK(br_model_save_gguf(m, path, types[k]));
+        runs_as_quantized(path, m, types[k], br_wtype_name(types[k]));
+    }
+    br_model_free(m);
+}
+
+/* ---- llama.cpp itself (npm node-llama-cpp@3.21.1, its prebuilt binary; BRAID_NODE_MODULES or
+ * .npm-local/llama-cpp/node_modules, as scripts/npm_deps.sh installs it) ---- */
+
+/* The node_modules folder into mods, or false after a visible skip (what names the test). */
+static bool oracle_mods(char *mods, size_t cap, const char *what)
+{
+    const char *nm = getenv("BRAID_NODE_MODULES");
+    char path[700];
+    snprintf(mods, cap, "%s", nm && *nm ? nm : ".npm-local/llama-cpp/node_modules");
+    snprintf(path, sizeof path, "%s/node-llama-cpp/dist/index.js", mods);
+    if (system("node --version >/dev/null 2>&1") != 0 || !br_file_exists(path)) {
+        SKIP("node-llama-cpp@3.21.1 not installed (%s): %s not run", path, what);
+        return false;
+    }
+    return true;
+}
+
+/* A random model with large greedy margins (embedding and head at 50x the init, as in
+ * tests/test_lm_quant.c) over GPT-2's 256 byte tokens. */
+static br_model_t *oracle_model(br_model_config_t c)
+{
+    c.vocab_size = 256, c.initializer_range = 0.02f, c.max_position_embeddings = 64, c.bos_token_id = -1;
+    br_model_t *m = NULL;
+    CHECK_OK(br_model_create(&m, &c, false));
+    if (!m) return NULL;
     br_model_init_random(m, 5);
     const char *big[] = {"model.embed_tokens.weight", "lm_head.weight"};
     for (int b = 0; b < 2; b++) {
         int ti = br_model_find_tensor(m, big[b]);
         for (size_t j = 0; j < m->tensors[ti].numel; j++) m->params[m->tensors[ti].offset + j] *= 50;
     }
-    /* GPT-2's byte-level alphabet: the 256 bytes as llama.cpp's "gpt2" vocabulary expects */
+    return m;
+}
+
+/* GPT-2's byte-level alphabet: the 256 bytes as llama.cpp's "gpt2" vocabulary expects. */
+static br_gguf_vocab_t byte_vocab(void)
+{
     static char store[256][4];
-    const char *toks[256];
+    static const char *toks[256];
     for (int b = 0, extra = 0; b < 256; b++) {
         int cp = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174 ? b : 256 + extra++;
         if (cp < 0x80) store[b][0] = (char)cp;
         else store[b][0] = (char)(0xc0 | cp >> 6), store[b][1] = (char)(0x80 | (cp & 0x3f));
         toks[b] = store[b];
     }
-    br_gguf_vocab_t v = {"gpt2", "default", toks, 256, NULL, 0};
-    static const br_wtype types[] = {BR_WT_F32, BR_WT_F16, BR_WT_BF16, BR_WT_Q8_0, BR_WT_Q4_0};
-    int32_t prompt[4] = {10, 20, 30, 40};
+    return (br_gguf_vocab_t){"gpt2", "default", toks, 256, NULL, 0};
+}
+
+/* braid's and llama.cpp's greedy ids (12 after the prompt 10 20 30 40) from one file must be
+ * equal; label names the case. */
+static void same_greedy(const char *mods, const char *file, const char *label)
+{
+    static const int32_t prompt[4] = {10, 20, 30, 40};
     br_sampler_t greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
-    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
-        char file[300], cmd[2000], line[1024] = "";
-        snprintf(file, sizeof file, "%s/oracle-%s.gguf", dir, br_wtype_name(types[k]));
-        CHECK_OK(br_model_save_gguf_vocab(m, file, types[k], &v));
-        br_model_t *g = NULL;
-        int32_t *ids = NULL;
-        size_t n = 0;
-        CHECK_OK(br_model_open_gguf(&g, file));
-        if (g) CHECK_OK(br_generate(g, prompt, 4, 12, &greedy, 1, -1, NULL, NULL, &ids, &n));
-        char want[1024] = "";
-        for (size_t i = 0, o = 0; i < n && o < sizeof want - 12; i++)
-            o += (size_t)snprintf(want + o, sizeof want - o, "%s%d", i ? " " : "", ids[i]);
-        snprintf(cmd, sizeof cmd, "timeout 120 node tests/ref/gguf_oracle.mjs '%s' '%s' '10 20 30 40' 12 2>&1",
-                 mods, file);
-        FILE *p = popen(cmd, "r");
-        if (p) {
-            if (!fgets(line, sizeof line, p)) line[0] = 0;
-            pclose(p);
-        }
-        line[strcspn(line, "\n")] = 0;
-        printf("%-4s braid: %s\n     llama.cpp: %s\n", br_wtype_name(types[k]), want, line);
-        CHECK_MSG(n == 12 && !strcmp(line, want), "%s: llama.cpp greedy ids differ from braid's (%s vs %s)",
-                  br_wtype_name(types[k]), line, want);
-        free(ids);
-        br_model_free(g);
+    br_model_t *g = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(br_model_open_gguf(&g, file));
+    if (g) CHECK_OK(br_generate(g, prompt, 4, 12, &greedy, 1, -1, NULL, NULL, &ids, &n));
+    char want[1024] = "", cmd[2000], line[1024] = "";
+    for (size_t i = 0, o = 0; i < n && o < sizeof want - 12; i++)
+        o += (size_t)snprintf(want + o, sizeof want - o, "%s%d", i ? " " : "", ids[i]);
+    snprintf(cmd, sizeof cmd, "timeout 120 node tests/ref/gguf_oracle.mjs '%s' '%s' '10 20 30 40' 12 2>&1",
+             mods, file);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(line, sizeof line, p)) line[0] = 0;
+        pclose(p);
     }
+    line[strcspn(line, "\n")] = 0;
+    printf("%-8s braid: %s\n         llama.cpp: %s\n", label, want, line);
+    CHECK_MSG(n == 12 && !strcmp(line, want), "%s: llama.cpp greedy ids differ from braid's (%s vs %s)",
+              label, line, want);
+    free(ids);
+    br_model_free(g);
+}
+
+/* llama.cpp greedy-decodes braid's GGUF to the same ids as braid runs from the same file, for
+ * every type braid writes: F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K (the quantised ones
+ * quantise activations to 8 bits, llama.cpp with an fp16 scale (Q8_0/Q4_0) or one per 256
+ * values (k-quants), braid with an F32 one per 32, and sum in other orders: equal ids rely on
+ * the fixture's large greedy margins; measured equal).  A visible skip without node or the
+ * package. */
+static void oracle(const char *dir)
+{
+    char mods[600];
+    if (!oracle_mods(mods, sizeof mods, "llama.cpp oracle")) return;
+    br_gguf_vocab_t v = byte_vocab();
+    static const br_wtype types[] = {BR_WT_F32, BR_WT_F16, BR_WT_BF16, BR_WT_Q8_0, BR_WT_Q4_0,
+                                     BR_WT_Q4_K, BR_WT_Q6_K};
+    br_model_t *m = oracle_model(small(false)), *mk = oracle_model(wide());
+    for (size_t k = 0; m && mk && k < sizeof types / sizeof *types; k++) {
+        bool kq = types[k] == BR_WT_Q4_K || types[k] == BR_WT_Q6_K;
+        char file[300];
+        snprintf(file, sizeof file, "%s/oracle-%s.gguf", dir, br_wtype_name(types[k]));
+        CHECK_OK(br_model_save_gguf_vocab(kq ? mk : m, file, types[k], &v));
+        same_greedy(mods, file, br_wtype_name(types[k]));
+    }
+    br_model_free(m), br_model_free(mk);
+}
+
+/* A GGUF written by llama.cpp's own quantizer (llama_model_quantize of the libllama that
+ * node-llama-cpp ships, through tests/ref/llama_quantize) from braid's F32 file loads in braid:
+ *   - every matrix llama.cpp stored as Q8_0, Q4_0, Q4_K or Q6_K has exactly the bytes braid's
+ *     quantiser gives the same F32 rows (so braid's files are what llama.cpp would write);
+ *   - Q4_K_M and Q4_0 files mix types (Q6_K for output.weight and some attn_v/ffn_down):
+ *     braid loads them (as F32 of their exact values) and greedy-decodes llama.cpp's ids.
+ * A visible skip without the library or the tool. */
+static void llama_quantizer(const char *dir, const char *self)
+{
+    const char *lib = ".npm-local/llama-cpp/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/"
+                      "libllama.v0.4.0.so";
+    char tool[600];
+    snprintf(tool, sizeof tool, "%.*s/ref/llama_quantize", (int)(strrchr(self, '/') ? strrchr(self, '/') - self : 1),
+             strrchr(self, '/') ? self : ".");
+    if (!br_file_exists(lib) || access(tool, X_OK)) {
+        SKIP("llama.cpp's libllama (%s) or %s missing: GGUF from llama.cpp's quantizer not checked", lib, tool);
+        return;
+    }
+    char mods[600];
+    bool node = oracle_mods(mods, sizeof mods, "greedy ids of llama.cpp-quantised files");
+    br_model_t *m = oracle_model(wide());
+    if (!m) return;
+    br_gguf_vocab_t v = byte_vocab();
+    char in[300];
+    snprintf(in, sizeof in, "%s/lq-f32.gguf", dir);
+    CHECK_OK(br_model_save_gguf_vocab(m, in, BR_WT_F32, &v));
+    br_gguf_t *src = NULL;
+    CHECK_OK(br_gguf_open(&src, in));
+    static const struct { const char *label; int ftype; bool pure; } cases[] = {
+        {"Q8_0", 7, false}, {"Q4_0", 2, false}, {"Q4_K_M", 15, false}, {"Q4_K", 14, true}};
+    for (size_t k = 0; src && k < sizeof cases / sizeof *cases; k++) {
+        char out[300], cmd[2000];
+        snprintf(out, sizeof out, "%s/lq-%s.gguf", dir, cases[k].label);
+        snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' %d %s >/dev/null 2>&1", tool, lib, in, out,
+                 cases[k].ftype, cases[k].pure ? "pure" : "");
+        CHECK_INT(system(cmd), 0);
+        br_gguf_t *q = NULL;
+        CHECK_OK(br_gguf_open(&q, out));
+        size_t n_t = q ? br_gguf_tensor_count(q) : 0, counts[BR_WT_COUNT] = {0}, same = 0, mats = 0;
+        for (size_t i = 0; i < n_t; i++) {
+            const br_gguf_tensor_t *t = br_gguf_tensor(q, i), *f = br_gguf_find_tensor(src, t->name);
+            counts[t->wt]++;
+            if (!f || t->n_dims != 2 || t->wt == BR_WT_F32) continue;
+            mats++;
+            uint8_t *mine = malloc(t->nbytes);
+            same += mine && !br_wtype_quantize(t->wt, mine, f->data, (size_t)t->ne[1], (size_t)t->ne[0]) &&
+                    !memcmp(mine, t->data, t->nbytes);
+            free(mine);
+        }
+        printf("llama.cpp %-6s: %zu tensors (F32 %zu, Q8_0 %zu, Q4_0 %zu, Q4_K %zu, Q6_K %zu); braid's "
+               "quantiser gives the same bytes for %zu of %zu matrices\n", cases[k].label, n_t,
+               counts[BR_WT_F32], counts[BR_WT_Q8_0], counts[BR_WT_Q4_0], counts[BR_WT_Q4_K],
+               counts[BR_WT_Q6_K], same, mats);
+        CHECK_MSG(mats > 0 && same == mats, "%s: braid's quantiser differs from llama.cpp's on %zu of %zu "
+                  "matrices", cases[k].label, mats - same, mats);
+        br_gguf_close(q);
+        if (node) {
+            same_greedy(mods, out, cases[k].label);
+        } else {
+            br_model_t *g = NULL;
+            CHECK_OK(br_model_open_gguf(&g, out));
+            br_model_free(g);
+        }
+    }
+    br_gguf_close(src);
     br_model_free(m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
     char dir[] = "/tmp/braid-gguf-XXXXXX";
     if (!mkdtemp(dir)) return 1;
     roundtrip(dir, false);
@@ -294,7 +445,9 @@ int main(void)
     layout(dir);
     refusals(dir);
     cli(dir);
+    roundtrip_k(dir);
     oracle(dir);
+    llama_quantizer(dir, argv[0]);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

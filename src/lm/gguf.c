@@ -16,7 +16,8 @@ enum { GGUF_VERSION = 3, GGUF_ALIGN = 32, GGUF_MAX_DIMS = 4 };
 
 /* ggml_type numbers of the types braid stores. */
 static const struct { br_wtype wt; uint32_t ggml; } ggml_types[] = {
-    {BR_WT_F32, 0}, {BR_WT_F16, 1}, {BR_WT_Q4_0, 2}, {BR_WT_Q8_0, 8}, {BR_WT_Q4_K, 12}, {BR_WT_BF16, 30},
+    {BR_WT_F32, 0}, {BR_WT_F16, 1}, {BR_WT_Q4_0, 2}, {BR_WT_Q8_0, 8}, {BR_WT_Q4_K, 12}, {BR_WT_Q6_K, 14},
+    {BR_WT_BF16, 30},
 };
 
 static bool wt_of_ggml(uint32_t t, br_wtype *wt)
@@ -161,7 +162,7 @@ static br_status rd_tensor_info(cur_t *c, br_gguf_tensor_t *t, uint64_t *offset)
     if (!rd(c, &ty, 4) || !rd(c, offset, 8)) return br_error(BR_EFORMAT, "GGUF: tensor '%s': truncated", t->name);
     if (!wt_of_ggml(ty, &t->wt))
         return br_error(BR_EUNSUPPORTED, "GGUF: tensor '%s' has ggml type %u; braid reads F32, F16, BF16, "
-                        "Q8_0, Q4_0 and Q4_K", t->name, ty);
+                        "Q8_0, Q4_0, Q4_K and Q6_K (requantise the file to one of those)", t->name, ty);
     size_t rb;
     br_status s = br_wtype_row_bytes(t->wt, (size_t)t->ne[0], &rb);
     if (s || rb > SIZE_MAX / (numel / t->ne[0]))
@@ -524,6 +525,8 @@ static uint32_t file_type(br_wtype wt)
     case BR_WT_F16: return 1;
     case BR_WT_Q4_0: return 2;
     case BR_WT_Q8_0: return 7;
+    case BR_WT_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K */
+    case BR_WT_Q6_K: return 18;
     case BR_WT_BF16: return 32;
     default: return 0;
     }
@@ -603,9 +606,9 @@ br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wty
     if (!m->params || m->wt != BR_WT_F32)
         return br_error(BR_EUNSUPPORTED, "GGUF export needs F32 parameters; this model holds %s weights in "
                         "place (load it with br_model_load)", br_wtype_name(m->wt));
-    if (wt != BR_WT_F32 && wt != BR_WT_F16 && wt != BR_WT_BF16 && wt != BR_WT_Q8_0 && wt != BR_WT_Q4_0)
-        return br_error(BR_EUNSUPPORTED, "GGUF export writes F32, F16, BF16, Q8_0 or Q4_0, not %s",
-                        br_wtype_name(wt));
+    if ((unsigned)wt >= BR_WT_COUNT || ggml_of_wt(wt) == UINT32_MAX)
+        return br_error(BR_EUNSUPPORTED, "GGUF export writes F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K, "
+                        "not %s", br_wtype_name(wt));
     BR_TRY(check_llama(&m->cfg));
     br_gguf_writer_t *w;
     BR_TRY(br_gguf_writer_create(&w));
@@ -717,6 +720,33 @@ static void copy_tensor(const br_model_t *shape, void *dst, const br_gguf_tensor
     permute_rows(dst, gt->data, perm == 1 ? d.NH : d.NKV, d.hd, gt->nbytes / gt->ne[1], false);
 }
 
+/* F32 tensor dst from file tensor gt of any type: the exact values its blocks hold. */
+static br_status load_f32(const br_model_t *shape, float *dst, const br_gguf_tensor_t *gt, int perm)
+{
+    if (gt->wt == BR_WT_F32) return copy_tensor(shape, dst, gt, perm), BR_OK;
+    uint8_t *tmp = br_alloc(gt->nbytes);
+    if (!tmp) return br_error(BR_ENOMEM, "out of memory for tensor '%s'", gt->name);
+    copy_tensor(shape, tmp, gt, perm);
+    size_t rows = (size_t)(gt->ne[1] * gt->ne[2] * gt->ne[3]); /* bounded by nbytes at parse */
+    br_status s = br_wtype_dequantize(gt->wt, dst, tmp, rows, (size_t)gt->ne[0]);
+    br_free(tmp);
+    return s;
+}
+
+/* The one weight type of every matrix in found (n, table order), or BR_WT_F32 when they mix
+ * types (llama.cpp's Q4_K_M keeps some in Q6_K, its Q4_0 the output in Q6_K or Q8_0): braid's
+ * inference view runs one type, so a mixed file loads as an F32 model of its exact values. */
+static br_wtype common_wtype(const br_model_t *shape, const br_gguf_tensor_t *const *found, size_t n)
+{
+    br_wtype wt = BR_WT_COUNT;
+    for (size_t i = 0; i < n; i++) {
+        if (shape->tensors[i].ndim == 1) continue;
+        if (wt == BR_WT_COUNT) wt = found[i]->wt;
+        if (found[i]->wt != wt) return BR_WT_F32;
+    }
+    return wt == BR_WT_COUNT ? BR_WT_F32 : wt;
+}
+
 static br_status open_model(const br_gguf_t *g, br_model_t **out)
 {
     br_model_config_t c;
@@ -727,22 +757,15 @@ static br_status open_model(const br_gguf_t *g, br_model_t **out)
     const br_gguf_tensor_t **found = calloc(n, sizeof *found);
     int *perm = calloc(n, sizeof *perm);
     br_status s = found && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
-    br_wtype wt = BR_WT_COUNT;
-    for (size_t i = 0; i < n && !s; i++) {
-        s = find_matching(g, &shape->tensors[i], &found[i], &perm[i]);
-        if (s || shape->tensors[i].ndim == 1) continue;
-        if (wt == BR_WT_COUNT) wt = found[i]->wt;
-        if (found[i]->wt != wt)
-            s = br_error(BR_EUNSUPPORTED, "GGUF: matrices of mixed types (%s and %s, tensor '%s'); braid runs "
-                         "one type for every matrix", br_wtype_name(wt), br_wtype_name(found[i]->wt),
-                         found[i]->name);
-    }
+    for (size_t i = 0; i < n && !s; i++) s = find_matching(g, &shape->tensors[i], &found[i], &perm[i]);
+    br_wtype wt = s ? BR_WT_F32 : common_wtype(shape, found, n);
+    if (br_config_has_moe_ffn(&c) || br_config_has_moa(&c)) wt = BR_WT_F32; /* views are dense */
     void **owned = NULL;
     if (!s && wt != BR_WT_F32 && !(owned = calloc(n, sizeof *owned))) s = br_error(BR_ENOMEM, "out of memory");
     for (size_t i = 0; i < n && !s; i++) {
         const br_tensor_info_t *t = &shape->tensors[i];
         if (wt == BR_WT_F32) {
-            copy_tensor(shape, shape->params + t->offset, found[i], perm[i]);
+            s = load_f32(shape, shape->params + t->offset, found[i], perm[i]);
         } else if (!(owned[i] = br_alloc(found[i]->nbytes))) {
             s = br_error(BR_ENOMEM, "out of memory for tensor '%s'", found[i]->name);
         } else {

@@ -36,7 +36,7 @@ typedef struct {
     const char *name;
     uint32_t n_dims;  /* 1..4 */
     uint64_t ne[4];   /* ne[0]: values per row */
-    br_wtype wt;      /* F32, F16, BF16, Q8_0, Q4_0 or Q4_K */
+    br_wtype wt;      /* F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K */
     const void *data; /* inside the file */
     size_t nbytes;
 } br_gguf_tensor_t;
@@ -78,7 +78,7 @@ br_status br_gguf_write(const br_gguf_writer_t *w, const char *path);
 /* ---- models ---- */
 /* path = the model as GGUF architecture "llama" (llama.cpp's tensor names, Q and K rows
  * permuted to its RoPE layout as convert_hf_to_gguf.py does), matrices stored as wt (F32, F16,
- * BF16, Q8_0 or Q4_0; norms F32).  m must hold F32 parameters.  BR_EUNSUPPORTED naming the field
+ * BF16, Q8_0, Q4_0, Q4_K or Q6_K; norms F32).  m must hold F32 parameters.  BR_EUNSUPPORTED naming the field
  * for what GGUF's llama cannot express (biases, q/k norms, mixtures, parallel blocks, RoPE
  * scaling). */
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt);
@@ -96,7 +96,9 @@ typedef struct {
 br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
                                    const br_gguf_vocab_t *vocab);
 /* A "llama" GGUF as a braid model: F32 matrices load as an F32 model (br_model_load's kind);
- * matrices of one type F16, BF16, Q8_0 or Q4_0 as an inference view of that type.  Errors name
+ * matrices of one type F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K as an inference view of that type;
+ * matrices of mixed types (llama.cpp's Q4_K_M keeps some in Q6_K) as an F32 model of their
+ * exact values (the view runs one type).  Errors name
  * the key or tensor that is missing, mis-shaped or of a type braid does not run. */
 br_status br_model_open_gguf(br_model_t **out, const char *path);
 #endif
