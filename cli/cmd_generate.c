@@ -2,10 +2,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "args.h"
 #include "commands.h"
 #include "lm/generate.h"
+#include "lm/gguf.h"
 #include "lm/model.h"
 #include "base/fileio.h"
 #include "text/tokenizer.h"
@@ -102,19 +104,27 @@ int cmd_generate(int argc, char **argv)
     char dir_tok[4096]; /* a Hub model folder carries its tokenizer */
     if (!tok_path && !br_path_join(dir_tok, sizeof dir_tok, model_dir, "tokenizer.json") && br_file_exists(dir_tok))
         tok_path = dir_tok;
+    br_tokenizer_t *gguf_tok = NULL; /* a .gguf file carries its tokenizer in its metadata */
+    size_t ml = strlen(model_dir);
+    if (!tok_path && ml > 5 && !strcasecmp(model_dir + ml - 5, ".gguf")) {
+        br_status ts = br_gguf_load_tokenizer(&gguf_tok, model_dir);
+        if (ts && ts != BR_ENOTFOUND) fprintf(stderr, "braid: warning: %s\n", br_errmsg());
+    }
     if (!prompt == !prompt_ids) {
         fprintf(stderr, "braid: error: give exactly one of --prompt or --prompt-ids\n");
+        br_tokenizer_free(gguf_tok);
         return 2;
     }
-    if ((prompt || !print_ids || stop) && !tok_path) {
+    if ((prompt || !print_ids || stop) && !tok_path && !gguf_tok) {
         fprintf(stderr, "braid: error: --tokenizer is needed for --prompt, --stop and text output (or use --prompt-ids with --ids)\n");
         return 2;
     }
     if (max_new < 0 || temperature < 0 || top_k < 0 || !(top_p > 0 && top_p <= 1)) {
         fprintf(stderr, "braid: error: need -n >= 0, --temperature >= 0, --top-k >= 0, 0 < --top-p <= 1\n");
+        br_tokenizer_free(gguf_tok);
         return 2;
     }
-    br_tokenizer_t *tok = NULL;
+    br_tokenizer_t *tok = gguf_tok;
     br_model_t *m = NULL;
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, nout = 0;

@@ -61,10 +61,20 @@ int cmd_quantize(int argc, char **argv)
     br_model_t *m = NULL;
     br_status s = br_model_load(&m, model_dir, false);
     if (s) return fail_status(s, model_dir);
-    if (gguf) s = br_model_save_gguf(m, out, wt);
+    br_gguf_vocab_t *vocab = NULL;
+    if (gguf) { /* the folder's tokenizer goes into the file, so llama.cpp loads it as it is */
+        br_status vs = br_gguf_vocab_load(&vocab, model_dir);
+        if (vs == BR_ENOTFOUND)
+            fprintf(stderr, "braid: warning: %s has no tokenizer.json: the GGUF carries no tokenizer (braid runs it "
+                    "with --prompt-ids; llama.cpp needs one)\n", model_dir);
+        else if (vs)
+            fprintf(stderr, "braid: warning: the GGUF carries no tokenizer: %s\n", br_errmsg());
+    }
+    if (gguf) s = br_model_save_gguf_vocab(m, out, wt, vocab);
     else s = br_model_save(m, out, wt == BR_WT_F16 ? BR_DT_F16 : wt == BR_WT_BF16 ? BR_DT_BF16 : BR_DT_F32);
     br_model_free(m);
+    br_gguf_vocab_free(vocab);
     if (s) return fail_status(s, out);
-    printf("wrote %s (%s matrices)\n", out, br_wtype_name(wt));
+    printf("wrote %s (%s matrices%s)\n", out, br_wtype_name(wt), vocab ? ", tokenizer" : "");
     return 0;
 }

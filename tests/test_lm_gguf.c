@@ -287,7 +287,7 @@ static bool oracle_mods(char *mods, size_t cap, const char *what)
  * tests/test_lm_quant.c) over GPT-2's 256 byte tokens. */
 static br_model_t *oracle_model(br_model_config_t c)
 {
-    c.vocab_size = 256, c.initializer_range = 0.02f, c.max_position_embeddings = 64, c.bos_token_id = -1;
+    c.vocab_size = c.vocab_size < 256 ? 256 : c.vocab_size, c.initializer_range = 0.02f, c.max_position_embeddings = 64, c.bos_token_id = -1;
     br_model_t *m = NULL;
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return NULL;
@@ -311,7 +311,27 @@ static br_gguf_vocab_t byte_vocab(void)
         else store[b][0] = (char)(0xc0 | cp >> 6), store[b][1] = (char)(0x80 | (cp & 0x3f));
         toks[b] = store[b];
     }
-    return (br_gguf_vocab_t){"gpt2", "default", toks, 256, NULL, 0};
+    return (br_gguf_vocab_t){.model = "gpt2", .pre = "gpt-2", .tokens = toks, .n_tokens = 256};
+}
+
+/* The first line cmd prints (without its newline; "" when none). */
+static void first_line(const char *cmd, char *line, size_t cap)
+{
+    line[0] = 0;
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(line, (int)cap, p)) line[0] = 0;
+        pclose(p);
+    }
+    line[strcspn(line, "\n")] = 0;
+}
+
+/* ids as "a b c" into out. */
+static void ids_str(const int32_t *ids, size_t n, char *out, size_t cap)
+{
+    out[0] = 0;
+    for (size_t i = 0, o = 0; i < n && o + 12 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? " " : "", ids[i]);
 }
 
 /* braid's and llama.cpp's greedy ids (12 after the prompt 10 20 30 40) from one file must be
@@ -325,17 +345,11 @@ static void same_greedy(const char *mods, const char *file, const char *label)
     size_t n = 0;
     CHECK_OK(br_model_open_gguf(&g, file));
     if (g) CHECK_OK(br_generate(g, prompt, 4, 12, &greedy, 1, -1, NULL, NULL, &ids, &n));
-    char want[1024] = "", cmd[2000], line[1024] = "";
-    for (size_t i = 0, o = 0; i < n && o < sizeof want - 12; i++)
-        o += (size_t)snprintf(want + o, sizeof want - o, "%s%d", i ? " " : "", ids[i]);
+    char want[1024], cmd[2000], line[1024];
+    ids_str(ids, n, want, sizeof want);
     snprintf(cmd, sizeof cmd, "timeout 120 node tests/ref/gguf_oracle.mjs '%s' '%s' '10 20 30 40' 12 2>&1",
              mods, file);
-    FILE *p = popen(cmd, "r");
-    if (p) {
-        if (!fgets(line, sizeof line, p)) line[0] = 0;
-        pclose(p);
-    }
-    line[strcspn(line, "\n")] = 0;
+    first_line(cmd, line, sizeof line);
     printf("%-8s braid: %s\n         llama.cpp: %s\n", label, want, line);
     CHECK_MSG(n == 12 && !strcmp(line, want), "%s: llama.cpp greedy ids differ from braid's (%s vs %s)",
               label, line, want);
@@ -365,6 +379,96 @@ static void oracle(const char *dir)
         same_greedy(mods, file, br_wtype_name(types[k]));
     }
     br_model_free(m), br_model_free(mk);
+}
+
+/* The tokenizer in GGUF metadata: a model folder's tokenizer.json (byte-level BPE, 352 ids, 95
+ * merges, one special token) and tokenizer_config.json go into braid quantize's GGUF; braid's
+ * tokenizer rebuilt from the file encodes and decodes as the original; braid generate runs the
+ * file with --prompt and no tokenizer.json; llama.cpp loads the file as it is, tokenises a text
+ * to braid's ids and greedy-decodes braid's ids. */
+static void tokenizer_meta(const char *dir)
+{
+    br_model_config_t c = small(false);
+    c.vocab_size = 360; /* 8 more than the tokenizer: written as [PAD<i>] tokens */
+    br_model_t *m = oracle_model(c);
+    if (!m) return;
+    char src[300], file[300], cmd[2000];
+    snprintf(src, sizeof src, "%s/tokm", dir);
+    snprintf(file, sizeof file, "%s/tok.gguf", dir);
+    CHECK_OK(br_model_save(m, src, BR_DT_F32));
+    snprintf(cmd, sizeof cmd, "cp tests/ref/serve_tokenizer.json %s/tokenizer.json && printf '%s' > "
+             "%s/tokenizer_config.json", src,
+             "{\"add_bos_token\": false, \"chat_template\": \"{{ messages[0].content }}\"}", src);
+    CHECK_INT(system(cmd), 0);
+    br_gguf_vocab_t *v = NULL;
+    CHECK_OK(br_gguf_vocab_load(&v, src));
+    if (v) CHECK_OK(br_model_save_gguf_vocab(m, file, BR_WT_F16, v));
+    br_gguf_vocab_free(v);
+    br_gguf_t *g = NULL;
+    CHECK_OK(br_gguf_open(&g, file));
+    if (g) {
+        const br_gguf_kv_t *kv = br_gguf_find_kv(g, "tokenizer.ggml.pre"), *tt;
+        CHECK(kv && !strcmp(kv->str, "gpt-2"));
+        kv = br_gguf_find_kv(g, "tokenizer.ggml.tokens");
+        tt = br_gguf_find_kv(g, "tokenizer.ggml.token_type");
+        size_t len = 0;
+        CHECK(kv && kv->arr_n == 360 && tt && tt->arr_n == 360);
+        const char *pad = kv ? br_gguf_arr_str(kv, 359, &len) : NULL;
+        CHECK(pad && len == 8 && !memcmp(pad, "[PAD359]", 8));
+        int32_t t351 = 0, t359 = 0;
+        if (tt) memcpy(&t351, tt->arr + 4 * 351, 4), memcpy(&t359, tt->arr + 4 * 359, 4);
+        CHECK_MSG(t351 == 3 && t359 == 5, "token types: <|endoftext|> %d (want 3), pad %d (want 5)", t351, t359);
+        kv = br_gguf_find_kv(g, "tokenizer.ggml.merges");
+        CHECK(kv && kv->arr_n == 95);
+        kv = br_gguf_find_kv(g, "tokenizer.chat_template");
+        CHECK(kv && !strcmp(kv->str, "{{ messages[0].content }}"));
+        kv = br_gguf_find_kv(g, "tokenizer.ggml.add_bos_token");
+        CHECK(kv && kv->type == BR_GGUF_BOOL && kv->u == 0);
+        br_gguf_close(g);
+    }
+    /* braid's tokenizer from the file == the tokenizer.json one */
+    static const char text[] = "Hello world, the model said: 'it is 42 tokens'.\n  Done<|endoftext|>";
+    br_tokenizer_t *a = NULL, *b = NULL;
+    CHECK_OK(br_tokenizer_load(&a, "tests/ref/serve_tokenizer.json"));
+    CHECK_OK(br_gguf_load_tokenizer(&b, file));
+    int32_t *ia = NULL, *ib = NULL;
+    size_t na = 0, nb = 0;
+    char want[4096] = "", got[4096] = "", line[4096] = "";
+    if (a && b) {
+        CHECK_OK(br_tokenizer_encode(a, text, strlen(text), 1, &ia, &na));
+        CHECK_OK(br_tokenizer_encode(b, text, strlen(text), 1, &ib, &nb));
+        ids_str(ia, na, want, sizeof want);
+        ids_str(ib, nb, got, sizeof got);
+        CHECK_MSG(na > 5 && !strcmp(want, got), "GGUF tokenizer: %s vs tokenizer.json: %s", got, want);
+        char *da = NULL, *db = NULL;
+        size_t la = 0, lb = 0;
+        CHECK_OK(br_tokenizer_decode(a, ia, na, &da, &la));
+        CHECK_OK(br_tokenizer_decode(b, ib, nb, &db, &lb));
+        CHECK(da && db && la == lb && !memcmp(da, db, la) && la == strlen(text));
+        free(da), free(db);
+        free(ia), free(ib);
+        /* without specials: what llama.cpp's tokenize(text, false) is compared with below */
+        CHECK_OK(br_tokenizer_encode(b, text, strlen(text), 0, &ib, &nb));
+        ids_str(ib, nb, got, sizeof got);
+        free(ib);
+    }
+    br_tokenizer_free(a), br_tokenizer_free(b);
+    br_model_free(m);
+    const char *braid = getenv("BRAID");
+    if (braid && !access(braid, X_OK)) {
+        snprintf(cmd, sizeof cmd, "%s quantize --model %s --type q8_0 --out %s/tokq8.gguf | grep -q tokenizer && "
+                 "%s generate --model %s/tokq8.gguf --prompt 'Hello world' -n 3 >/dev/null", braid, src, dir, braid, dir);
+        CHECK_MSG(system(cmd) == 0, "braid quantize did not write the tokenizer, or generate --prompt failed on its GGUF");
+    }
+    char mods[600];
+    if (!oracle_mods(mods, sizeof mods, "llama.cpp tokenizer check")) return;
+    setenv("BRAID_TEST_TEXT", text, 1); /* the text reaches node unquoted */
+    snprintf(cmd, sizeof cmd, "timeout 120 node tests/ref/gguf_oracle.mjs '%s' '%s' --tokenize \"$BRAID_TEST_TEXT\" 2>&1",
+             mods, file);
+    first_line(cmd, line, sizeof line);
+    printf("tokenize braid: %s\n     llama.cpp: %s\n", got, line);
+    CHECK_MSG(!strcmp(line, got), "llama.cpp tokenises the text to other ids (%s vs %s)", line, got);
+    same_greedy(mods, file, "tokenizer");
 }
 
 /* A GGUF written by llama.cpp's own quantizer (llama_model_quantize of the libllama that
@@ -448,6 +552,7 @@ int main(int argc, char **argv)
     roundtrip_k(dir);
     oracle(dir);
     llama_quantizer(dir, argv[0]);
+    tokenizer_meta(dir);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -358,6 +358,12 @@ br_status br_gguf_add_u32(br_gguf_writer_t *w, const char *key, uint32_t v)
     BR_TRY(put_key(w, key, BR_GGUF_U32));
     return br_buf_append(&w->kv, &v, 4);
 }
+br_status br_gguf_add_bool(br_gguf_writer_t *w, const char *key, bool v)
+{
+    uint8_t b = v;
+    BR_TRY(put_key(w, key, BR_GGUF_BOOL));
+    return br_buf_append(&w->kv, &b, 1);
+}
 br_status br_gguf_add_f32(br_gguf_writer_t *w, const char *key, float v)
 {
     BR_TRY(put_key(w, key, BR_GGUF_F32));
@@ -578,21 +584,42 @@ static br_status export_tensor(const br_model_t *m, size_t i, br_wtype wt, void 
     return s;
 }
 
+/* The vocabulary padded to the model's vocab_size with llama.cpp's "[PAD<i>]" UNUSED tokens
+ * (as convert_hf_to_gguf.py pads a tokenizer smaller than the embedding). */
+static br_status put_tokens(br_gguf_writer_t *w, const br_gguf_vocab_t *v, size_t V)
+{
+    const char **toks = malloc(V * sizeof *toks);
+    int32_t *types = malloc(V * sizeof *types);
+    char *pads = malloc((V - v->n_tokens) * 32 + 1);
+    br_status s = toks && types && pads ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < V && !s; i++) {
+        if (i < v->n_tokens) {
+            toks[i] = v->tokens[i], types[i] = v->token_type ? v->token_type[i] : 1; /* NORMAL */
+        } else {
+            char *p = pads + (i - v->n_tokens) * 32;
+            snprintf(p, 32, "[PAD%zu]", i);
+            toks[i] = p, types[i] = 5; /* UNUSED */
+        }
+    }
+    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.tokens", toks, V);
+    if (!s) s = br_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, V);
+    free(toks), free(types), free(pads);
+    return s;
+}
+
 static br_status put_vocab(br_gguf_writer_t *w, const br_model_t *m, const br_gguf_vocab_t *v)
 {
-    if (v->n_tokens != (size_t)m->cfg.vocab_size)
-        return br_error(BR_EINVAL, "GGUF: the tokenizer has %zu tokens; the model's vocab_size is %d",
-                        v->n_tokens, m->cfg.vocab_size);
-    int32_t *types = malloc((v->n_tokens ? v->n_tokens : 1) * sizeof *types);
-    if (!types) return br_error(BR_ENOMEM, "out of memory");
-    for (size_t i = 0; i < v->n_tokens; i++) types[i] = 1; /* LLAMA_TOKEN_TYPE_NORMAL */
-    br_status s = br_gguf_add_str(w, "tokenizer.ggml.model", v->model);
-    if (!s && v->pre) s = br_gguf_add_str(w, "tokenizer.ggml.pre", v->pre);
-    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.tokens", v->tokens, v->n_tokens);
-    if (!s) s = br_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, v->n_tokens);
-    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges);
-    free(types);
-    return s;
+    size_t V = (size_t)m->cfg.vocab_size;
+    if (v->n_tokens > V || v->n_tokens == 0)
+        return br_error(BR_EINVAL, "GGUF: the tokenizer has %zu tokens; the model's vocab_size is %zu", v->n_tokens, V);
+    BR_TRY(br_gguf_add_str(w, "tokenizer.ggml.model", v->model));
+    if (v->pre) BR_TRY(br_gguf_add_str(w, "tokenizer.ggml.pre", v->pre));
+    BR_TRY(put_tokens(w, v, V));
+    BR_TRY(br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges));
+    if (v->has_pad) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad_id));
+    if (v->add_bos) BR_TRY(br_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos == 2));
+    if (v->chat_template) BR_TRY(br_gguf_add_str(w, "tokenizer.chat_template", v->chat_template));
+    return BR_OK;
 }
 
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt)

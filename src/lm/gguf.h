@@ -6,12 +6,14 @@
  * (32 by default); the tensor data, each tensor at an aligned offset.  Little-endian. */
 #ifndef BR_LM_GGUF_H
 #define BR_LM_GGUF_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/status.h"
 #include "kernels/kernels.h"
 #include "lm/model.h"
+#include "text/tokenizer.h"
 
 typedef enum {
     BR_GGUF_U8, BR_GGUF_I8, BR_GGUF_U16, BR_GGUF_I16, BR_GGUF_U32, BR_GGUF_I32, BR_GGUF_F32,
@@ -65,6 +67,7 @@ br_status br_gguf_writer_create(br_gguf_writer_t **out);
 void br_gguf_writer_free(br_gguf_writer_t *w); /* NULL is a no-op */
 br_status br_gguf_add_u32(br_gguf_writer_t *w, const char *key, uint32_t v);
 br_status br_gguf_add_f32(br_gguf_writer_t *w, const char *key, float v);
+br_status br_gguf_add_bool(br_gguf_writer_t *w, const char *key, bool v);
 br_status br_gguf_add_str(br_gguf_writer_t *w, const char *key, const char *v);
 br_status br_gguf_add_str_array(br_gguf_writer_t *w, const char *key, const char *const *v, size_t n);
 br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int32_t *v, size_t n);
@@ -83,15 +86,33 @@ br_status br_gguf_write(const br_gguf_writer_t *w, const char *path);
  * scaling). */
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt);
 /* A BPE vocabulary for the file's tokenizer.ggml.* keys (model "gpt2": byte-level tokens as
- * GPT-2 spells them, merges "a b"); llama.cpp needs one to load a file. */
+ * GPT-2 spells them, merges "a b"); llama.cpp needs one to load a file.  The fields after
+ * n_merges are optional (zero: not written). */
 typedef struct {
     const char *model; /* "gpt2" */
-    const char *pre;   /* tokenizer.ggml.pre, e.g. "default" */
+    const char *pre;   /* tokenizer.ggml.pre: gpt-2, llama-bpe, qwen2 (llama.cpp's regex names) */
     const char *const *tokens;
-    size_t n_tokens; /* == vocab_size */
+    size_t n_tokens; /* <= vocab_size (the rest is written as [PAD<i>] tokens of type UNUSED) */
     const char *const *merges;
     size_t n_merges;
+    const int32_t *token_type;  /* n_tokens llama_token_type values (1 normal, 3 control, 4 user
+                                 * defined); NULL: all normal */
+    const char *chat_template;  /* tokenizer.chat_template (Jinja) */
+    int add_bos;                /* tokenizer.ggml.add_bos_token: 0 not written, 1 false, 2 true */
+    bool has_pad;
+    int32_t pad_id;             /* tokenizer.ggml.padding_token_id when has_pad */
 } br_gguf_vocab_t;
+/* The vocabulary of a model folder's tokenizer.json (and tokenizer_config.json's
+ * add_bos_token, chat_template and pad_token) for br_model_save_gguf_vocab; *out is freed with
+ * br_gguf_vocab_free.  Byte-level BPE only (lm/gguf_vocab.c): BR_EUNSUPPORTED naming what
+ * llama.cpp's "gpt2" vocabulary cannot express (SentencePiece-style or normalising tokenizers, a
+ * pre-tokenizer regex llama.cpp does not name), BR_ENOTFOUND without tokenizer.json. */
+br_status br_gguf_vocab_load(br_gguf_vocab_t **out, const char *dir);
+void br_gguf_vocab_free(br_gguf_vocab_t *v); /* NULL is a no-op */
+/* braid's tokenizer from a GGUF file's tokenizer.ggml.* keys (model "gpt2", pre gpt-2,
+ * llama-bpe/llama3 or qwen2), so a Hub GGUF runs without a tokenizer.json.  BR_ENOTFOUND when
+ * the file has no tokenizer, BR_EUNSUPPORTED for other tokenizer models (named). */
+br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path);
 /* br_model_save_gguf with the tokenizer in the metadata (vocab may be NULL: none). */
 br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
                                    const br_gguf_vocab_t *vocab);
