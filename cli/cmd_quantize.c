@@ -1,5 +1,6 @@
 /* braid quantize --model DIR --type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k --out FILE.gguf|DIR: a
- * dense Llama model (braid's or a Hub folder) as a llama.cpp GGUF file, or as a 16-bit safetensors folder
+ * dense Llama or Mixtral-style MoE model (braid's or a Hub folder) as a llama.cpp GGUF file
+ * (the folder's tokenizer in its metadata), or as a 16-bit safetensors folder
  * that braid runs in place (docs/lm.md, "GGUF and quantize"). */
 #include <stdio.h>
 #include <string.h>
@@ -37,7 +38,7 @@ int cmd_quantize(int argc, char **argv)
                                                 "or a folder (f16/bf16 safetensors)", true},
     };
     cmd_spec_t spec = {"braid quantize --model DIR --type f16|bf16|q8_0|q4_0|q4_k|q6_k --out FILE.gguf|DIR",
-                       "Stores a dense Llama-style model's matrices as TYPE (norms stay F32).  FILE.gguf: "
+                       "Stores a Llama-style model's matrices (Mixtral experts too) as TYPE (norms and routers stay F32).  FILE.gguf: "
                        "GGUF v3 with llama.cpp's tensor names and hyperparameters, which llama.cpp and "
                        "braid (--model FILE.gguf) run.  DIR: config.json + model.safetensors in F16/BF16, "
                        "run in place by braid; Q8_0/Q4_0/Q4_K/Q6_K need a .gguf file.  Quantising rounds "

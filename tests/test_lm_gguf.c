@@ -3,6 +3,7 @@
  * the file has llama.cpp's layout (magic, version, keys, aligned tensor data, Q/K rows in
  * llama.cpp's RoPE order); malformed files (every truncation, huge counts, bad magic, version,
  * offsets) are refused with an error, never a crash; what llama cannot express is refused. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -244,6 +245,10 @@ static void cli(const char *dir)
     CHECK_INT(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s quantize --model %s --type q4_k --out %s/x.gguf 2>/dev/null", braid, src, dir);
     CHECK_INT(WEXITSTATUS(system(cmd)), 1); /* rows of 64: not whole super-blocks */
+    /* a Mixtral HF folder (experts) as GGUF */
+    snprintf(cmd, sizeof cmd, "%s quantize --model tests/ref/mixtral_tiny --type f16 --out %s/mx.gguf >/dev/null "
+             "2>&1 && %s generate --model %s/mx.gguf --prompt-ids '1 2 3' --ids -n 3 >/dev/null", braid, dir, braid, dir);
+    CHECK_INT(system(cmd), 0);
     /* --type q4_k on rows of whole super-blocks */
     br_model_free(cli_quantized(braid, dir, wide(), "q4_k", BR_WT_Q4_K, src, out, sizeof src));
 }
@@ -264,6 +269,105 @@ static void roundtrip_k(const char *dir)
         runs_as_quantized(path, m, types[k], br_wtype_name(types[k]));
     }
     br_model_free(m);
+}
+
+/* A Mixtral-style config: 4 FFN experts, top-2, renormalised (llama.cpp's llama with experts). */
+static br_model_config_t mixtral(void)
+{
+    br_model_config_t c = small(false);
+    c.num_local_experts = 4, c.num_experts_per_tok = 2, c.norm_topk_prob = true;
+    return c;
+}
+
+/* Mixtral as GGUF: expert matrices stacked in 3-D ffn_{gate,up,down}_exps, the router in F32
+ * ffn_gate_inp, llama.expert_count/expert_used_count; read back as the same model (F32 bit for
+ * bit, Q8_0 as the F32 model of its exact values, within Q8_0's tolerance), also for the Mixtral
+ * HF folder tests/ref/mixtral_tiny; what GGUF cannot express (BAM attention experts, Nexus
+ * routers, shared experts, un-renormalised top-k) is refused naming it. */
+static void moe(const char *dir)
+{
+    br_model_config_t c = mixtral();
+    br_model_t *m = NULL, *g = NULL;
+    CHECK_OK(br_model_create(&m, &c, false));
+    if (!m) return;
+    br_model_init_random(m, 21);
+    int32_t in[10] = {1, 4, 9, 16, 25, 36, 49, 60, 11, 3};
+    /* mq: m with every matrix but the routers rounded through Q8_0 (what the Q8_0 file holds;
+     * rows are quantised one by one, so the Q/K row permutation does not change the values) */
+    br_model_t *mq = NULL;
+    CHECK_OK(br_model_create(&mq, &c, false));
+    if (!mq) return br_model_free(m);
+    memcpy(mq->params, m->params, m->n_params * sizeof *m->params);
+    uint8_t *qb = malloc(m->n_params * 2);
+    for (size_t i = 0; qb && i < mq->n_tensors; i++) {
+        const br_tensor_info_t *t = &mq->tensors[i];
+        if (t->ndim == 2 && !strstr(t->name, "moe.gate.")) {
+            float *w = mq->params + t->offset;
+            CHECK_OK(br_wtype_quantize(BR_WT_Q8_0, qb, w, (size_t)t->shape[0], (size_t)t->shape[1]));
+            CHECK_OK(br_wtype_dequantize(BR_WT_Q8_0, w, qb, (size_t)t->shape[0], (size_t)t->shape[1]));
+        }
+    }
+    free(qb);
+    size_t n = 10 * (size_t)c.vocab_size;
+    char path[300];
+    for (int q = 0; q < 2; q++) {
+        snprintf(path, sizeof path, "%s/moe-%d.gguf", dir, q);
+        CHECK_OK(br_model_save_gguf(m, path, q ? BR_WT_Q8_0 : BR_WT_F32));
+        CHECK_OK(br_model_open_gguf(&g, path));
+        if (!g) continue;
+        CHECK(g->cfg.num_local_experts == 4 && g->cfg.num_experts_per_tok == 2 && g->cfg.norm_topk_prob);
+        float *got = logits_of(g, in, 10), *want = logits_of(q ? mq : m, in, 10);
+        CHECK_MSG(!memcmp(got, want, n * sizeof *got), "MoE %s: GGUF logits differ from the model's",
+                  q ? "Q8_0" : "F32");
+        free(got), free(want);
+        br_model_free(g);
+        g = NULL;
+    }
+    br_model_free(mq);
+    br_gguf_t *f = NULL;
+    CHECK_OK(br_gguf_open(&f, path));
+    if (f) {
+        const br_gguf_tensor_t *up = br_gguf_find_tensor(f, "blk.1.ffn_up_exps.weight");
+        const br_gguf_tensor_t *down = br_gguf_find_tensor(f, "blk.1.ffn_down_exps.weight");
+        const br_gguf_tensor_t *inp = br_gguf_find_tensor(f, "blk.1.ffn_gate_inp.weight");
+        CHECK(up && up->n_dims == 3 && up->ne[0] == 64 && up->ne[1] == 96 && up->ne[2] == 4 && up->wt == BR_WT_Q8_0);
+        CHECK(down && down->ne[0] == 96 && down->ne[1] == 64 && down->ne[2] == 4);
+        CHECK(inp && inp->n_dims == 2 && inp->ne[1] == 4 && inp->wt == BR_WT_F32);
+        const br_gguf_kv_t *kv = br_gguf_find_kv(f, "llama.expert_used_count");
+        CHECK(kv && kv->u == 2);
+        br_gguf_close(f);
+    }
+    br_model_free(m);
+    /* the Mixtral HF folder */
+    m = NULL;
+    CHECK_OK(br_model_load(&m, "tests/ref/mixtral_tiny", false));
+    snprintf(path, sizeof path, "%s/mixtral_tiny.gguf", dir);
+    if (m) CHECK_OK(br_model_save_gguf(m, path, BR_WT_F32));
+    CHECK_OK(br_model_open_gguf(&g, path));
+    if (m && g) {
+        float *a = logits_of(m, in, 10), *b = logits_of(g, in, 10);
+        CHECK_MSG(!memcmp(a, b, 10 * (size_t)m->cfg.vocab_size * sizeof *a), "mixtral_tiny: GGUF logits differ");
+        free(a), free(b);
+    }
+    br_model_free(g), br_model_free(m);
+    /* refusals, each naming the part */
+    static const struct { const char *names; int kind; } bad[] = {
+        {"attention experts", 0}, {"Nexus", 1}, {"shared expert", 2}, {"norm_topk_prob", 3}};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        c = mixtral();
+        if (bad[k].kind == 0) c.num_attention_experts = 2;
+        if (bad[k].kind == 1) c.router_nexus = 1, c.nexus_domain_dim = 8, c.nexus_hidden_size = 16;
+        if (bad[k].kind == 2) c.shared_expert_intermediate_size = 32;
+        if (bad[k].kind == 3) c.norm_topk_prob = false;
+        m = NULL;
+        CHECK_OK(br_model_create(&m, &c, false));
+        if (!m) continue;
+        snprintf(path, sizeof path, "%s/bad-%zu.gguf", dir, k);
+        CHECK_STATUS(br_model_save_gguf(m, path, BR_WT_F32), BR_EUNSUPPORTED);
+        CHECK_MSG(strstr(br_errmsg(), bad[k].names) != NULL, "refusal names %s: %s", bad[k].names, br_errmsg());
+        CHECK(!br_file_exists(path));
+        br_model_free(m);
+    }
 }
 
 /* ---- llama.cpp itself (npm node-llama-cpp@3.21.1, its prebuilt binary; BRAID_NODE_MODULES or
@@ -287,7 +391,8 @@ static bool oracle_mods(char *mods, size_t cap, const char *what)
  * tests/test_lm_quant.c) over GPT-2's 256 byte tokens. */
 static br_model_t *oracle_model(br_model_config_t c)
 {
-    c.vocab_size = c.vocab_size < 256 ? 256 : c.vocab_size, c.initializer_range = 0.02f, c.max_position_embeddings = 64, c.bos_token_id = -1;
+    c.vocab_size = c.vocab_size < 256 ? 256 : c.vocab_size, c.initializer_range = 0.02f, c.max_position_embeddings = 64;
+    c.bos_token_id = -1, c.eos_token_id = 0; /* explicit: llama.cpp's default for gpt2 vocabularies is 11 */
     br_model_t *m = NULL;
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return NULL;
@@ -370,7 +475,7 @@ static void oracle(const char *dir)
     br_gguf_vocab_t v = byte_vocab();
     static const br_wtype types[] = {BR_WT_F32, BR_WT_F16, BR_WT_BF16, BR_WT_Q8_0, BR_WT_Q4_0,
                                      BR_WT_Q4_K, BR_WT_Q6_K};
-    br_model_t *m = oracle_model(small(false)), *mk = oracle_model(wide());
+    br_model_t *m = oracle_model(small(false)), *mk = oracle_model(wide()), *mx = oracle_model(mixtral());
     for (size_t k = 0; m && mk && k < sizeof types / sizeof *types; k++) {
         bool kq = types[k] == BR_WT_Q4_K || types[k] == BR_WT_Q6_K;
         char file[300];
@@ -378,7 +483,14 @@ static void oracle(const char *dir)
         CHECK_OK(br_model_save_gguf_vocab(kq ? mk : m, file, types[k], &v));
         same_greedy(mods, file, br_wtype_name(types[k]));
     }
-    br_model_free(m), br_model_free(mk);
+    /* Mixtral (experts), F32 and Q8_0 */
+    for (int q = 0; mx && q < 2; q++) {
+        char file[300];
+        snprintf(file, sizeof file, "%s/oracle-moe-%d.gguf", dir, q);
+        CHECK_OK(br_model_save_gguf_vocab(mx, file, q ? BR_WT_Q8_0 : BR_WT_F32, &v));
+        same_greedy(mods, file, q ? "MoE Q8_0" : "MoE F32");
+    }
+    br_model_free(m), br_model_free(mk), br_model_free(mx);
 }
 
 /* The tokenizer in GGUF metadata: a model folder's tokenizer.json (byte-level BPE, 352 ids, 95
@@ -550,6 +662,7 @@ int main(int argc, char **argv)
     refusals(dir);
     cli(dir);
     roundtrip_k(dir);
+    moe(dir);
     oracle(dir);
     llama_quantizer(dir, argv[0]);
     tokenizer_meta(dir);

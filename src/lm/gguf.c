@@ -312,8 +312,9 @@ const char *br_gguf_arr_str(const br_gguf_kv_t *kv, size_t i, size_t *len)
 typedef struct {
     char *name;
     br_wtype wt;
-    size_t ne0, rows, nbytes;
+    size_t ne0, rows, nbytes; /* rows: ne1 * ne2 */
     const void *data;
+    size_t ne2;               /* 0: 1-D or 2-D; else the third dimension (experts) */
 } wtensor_t;
 
 struct br_gguf_writer {
@@ -394,8 +395,8 @@ br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int3
     return br_buf_append(&w->kv, v, n * sizeof *v);
 }
 
-br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
-                             size_t rows, const void *data)
+br_status br_gguf_add_tensor3(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0, size_t ne1,
+                              size_t ne2, const void *data)
 {
     size_t rb;
     BR_TRY(br_wtype_row_bytes(wt, ne0, &rb));
@@ -406,12 +407,19 @@ br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt,
         if (!t) return br_error(BR_ENOMEM, "out of memory");
         w->t = t, w->cap_t = cap;
     }
-    size_t nbytes;
-    if (br_mul_size(&nbytes, rb, rows ? rows : 1)) return br_error(BR_ERANGE, "GGUF: tensor '%s' is too large", name);
+    size_t nbytes, rows;
+    if (br_mul_size(&rows, ne1 ? ne1 : 1, ne2 ? ne2 : 1) || br_mul_size(&nbytes, rb, rows))
+        return br_error(BR_ERANGE, "GGUF: tensor '%s' is too large", name);
     char *nm = strdup(name);
     if (!nm) return br_error(BR_ENOMEM, "out of memory");
-    w->t[w->n_t++] = (wtensor_t){nm, wt, ne0, rows, nbytes, data};
+    w->t[w->n_t++] = (wtensor_t){nm, wt, ne0, ne2 ? rows : ne1, nbytes, data, ne2};
     return BR_OK;
+}
+
+br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
+                             size_t rows, const void *data)
+{
+    return br_gguf_add_tensor3(w, name, wt, ne0, rows, 0, data);
 }
 
 static size_t pad_to(size_t n) { return (GGUF_ALIGN - n % GGUF_ALIGN) % GGUF_ALIGN; }
@@ -429,8 +437,8 @@ static br_status write_all(FILE *f, const br_gguf_writer_t *w)
     if (!s && w->kv.len) s = br_buf_append(&h, w->kv.data, w->kv.len);
     for (size_t i = 0; i < w->n_t && !s; i++) {
         const wtensor_t *t = &w->t[i];
-        uint32_t nd = t->rows ? 2 : 1, ty = ggml_of_wt(t->wt);
-        uint64_t ne[2] = {t->ne0, t->rows};
+        uint32_t nd = t->ne2 ? 3 : t->rows ? 2 : 1, ty = ggml_of_wt(t->wt);
+        uint64_t ne[3] = {t->ne0, t->ne2 ? t->rows / t->ne2 : t->rows, t->ne2};
         s = put_str(&h, t->name);
         if (!s) s = br_buf_append(&h, &nd, 4);
         if (!s) s = br_buf_append(&h, ne, 8 * nd);
@@ -476,22 +484,38 @@ static const struct { const char *hf, *gg; int perm; } layer_names[] = {
     {"mlp.down_proj.weight", "ffn_down.weight", 0},
 };
 
-/* llama.cpp's name of a braid tensor; *perm: 1 for Q, 2 for K (rows to permute), else 0. */
-static br_status gguf_name(const char *hf, char *out, size_t cap, int *perm)
+/* Mixtral's expert matrices, stacked in GGUF as one 3-D tensor per layer and kind. */
+static const char *const expert_names[3][2] = {
+    {"w1", "ffn_gate_exps.weight"}, {"w3", "ffn_up_exps.weight"}, {"w2", "ffn_down_exps.weight"}};
+
+/* llama.cpp's name of a braid tensor; *perm: 1 for Q, 2 for K (rows to permute), else 0;
+ * *expert: j for expert j's matrix (slice j of the 3-D tensor), else -1. */
+static br_status gguf_name(const char *hf, char *out, size_t cap, int *perm, int *expert)
 {
-    *perm = 0;
+    *perm = 0, *expert = -1;
     const char *gg = !strcmp(hf, "model.embed_tokens.weight") ? "token_embd.weight"
                      : !strcmp(hf, "model.norm.weight")       ? "output_norm.weight"
                      : !strcmp(hf, "lm_head.weight")          ? "output.weight"
                                                               : NULL;
     if (gg) return snprintf(out, cap, "%s", gg), BR_OK;
-    unsigned l;
-    int at = 0;
-    if (sscanf(hf, "model.layers.%u.%n", &l, &at) == 1 && at > 0)
-        for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names; i++)
-            if (!strcmp(hf + at, layer_names[i].hf)) {
-                *perm = layer_names[i].perm;
-                snprintf(out, cap, "blk.%u.%s", l, layer_names[i].gg);
+    unsigned l, j;
+    int at = 0, end = 0;
+    char kind[3] = "";
+    if (sscanf(hf, "model.layers.%u.%n", &l, &at) != 1 || at <= 0)
+        return br_error(BR_EUNSUPPORTED, "GGUF llama has no tensor for '%s'", hf);
+    for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names; i++)
+        if (!strcmp(hf + at, layer_names[i].hf)) {
+            *perm = layer_names[i].perm;
+            snprintf(out, cap, "blk.%u.%s", l, layer_names[i].gg);
+            return BR_OK;
+        }
+    if (!strcmp(hf + at, "block_sparse_moe.gate.weight")) return snprintf(out, cap, "blk.%u.ffn_gate_inp.weight", l), BR_OK;
+    if (sscanf(hf + at, "block_sparse_moe.experts.%u.%2[w123].weight%n", &j, kind, &end) == 2 && end > 0 &&
+        !hf[at + end] && j <= INT32_MAX)
+        for (size_t i = 0; i < 3; i++)
+            if (!strcmp(kind, expert_names[i][0])) {
+                *expert = (int)j;
+                snprintf(out, cap, "blk.%u.%s", l, expert_names[i][1]);
                 return BR_OK;
             }
     return br_error(BR_EUNSUPPORTED, "GGUF llama has no tensor for '%s'", hf);
@@ -514,14 +538,18 @@ static br_status check_llama(const br_model_config_t *c)
 {
     const char *bad = c->qkv_bias ? "qkv_bias (q/k/v biases)"
                       : c->qk_norm ? "qk_norm (q/k RMSNorm)"
-                      : br_config_has_moe_ffn(c) || br_config_has_moa(c) ? "a mixture of experts"
+                      : br_config_has_moa(c) ? "a mixture of attention experts (BAM)"
+                      : c->router_nexus ? "a Nexus router (projected domain embeddings)"
+                      : c->shared_expert_intermediate_size ? "a shared expert"
+                      : br_config_has_moe_ffn(c) && !c->norm_topk_prob ? "norm_topk_prob false (llama.cpp "
+                                                                         "renormalises the top-k weights)"
                       : c->block != BR_BLOCK_SEQUENTIAL ? "block: parallel"
                       : c->rope_type != BR_ROPE_DEFAULT ? "rope_scaling"
                       : c->sliding_window ? "sliding_window"
                                           : NULL;
     if (bad)
         return br_error(BR_EUNSUPPORTED, "GGUF export writes the llama architecture, which cannot express "
-                        "%s; keep this model in braid's format (safetensors)", bad);
+                        "%s; keep this model in braid's format (safetensors, --out DIR)", bad);
     return BR_OK;
 }
 
@@ -558,30 +586,59 @@ static br_status put_hparams(br_gguf_writer_t *w, const br_model_t *m, br_wtype 
     BR_TRY(br_gguf_add_u32(w, "llama.rope.dimension_count", (uint32_t)d.hd));
     BR_TRY(br_gguf_add_f32(w, "llama.rope.freq_base", c->rope_theta));
     BR_TRY(br_gguf_add_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_norm_eps));
+    if (br_config_has_moe_ffn(c)) { /* Mixtral: llama with expert FFNs */
+        BR_TRY(br_gguf_add_u32(w, "llama.expert_count", (uint32_t)c->num_local_experts));
+        BR_TRY(br_gguf_add_u32(w, "llama.expert_used_count",
+                               (uint32_t)(c->num_experts_per_tok ? c->num_experts_per_tok : 1)));
+    }
     if (c->bos_token_id >= 0) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_token_id));
     if (c->eos_token_id >= 0) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_token_id));
     return BR_OK;
 }
 
 /* Tensor i of m for the file: 1-D as its F32 parameters (*own stays NULL), a matrix stored as
- * wt in *own (Q/K rows permuted first). */
-static br_status export_tensor(const br_model_t *m, size_t i, br_wtype wt, void **own, const void **data, int *perm)
+ * wt in *own (Q/K rows permuted first); with experts > 0, the matrices i .. i + experts - 1
+ * (the experts of one kind, consecutive in the table and in memory) stacked. */
+static br_status export_tensor(const br_model_t *m, size_t i, br_wtype wt, void **own, const void **data, int perm,
+                               size_t experts)
 {
-    const br_tensor_info_t *t = &m->tensors[i];
-    const float *p = m->params + t->offset;
+    br_tensor_info_t t = m->tensors[i];
+    const float *p = m->params + t.offset;
     *own = NULL;
-    if (t->ndim == 1) return *data = p, BR_OK;
-    float *tmp = NULL;
-    if (*perm) {
-        br_dims_t d = br_model_dims(m);
-        if (!(tmp = malloc(t->numel * sizeof *tmp))) return br_error(BR_ENOMEM, "out of memory");
-        permute_rows((uint8_t *)tmp, (const uint8_t *)p, *perm == 1 ? d.NH : d.NKV, d.hd,
-                     (size_t)t->shape[1] * sizeof *tmp, true);
+    if (t.ndim == 1) return *data = p, BR_OK;
+    if (experts) {
+        if (i + experts > m->n_tensors || m->tensors[i + experts - 1].offset != t.offset + (experts - 1) * t.numel)
+            return br_error(BR_EINVAL, "GGUF: the experts of '%s' are not consecutive", t.name);
+        t.shape[0] *= (int64_t)experts, t.numel *= experts;
     }
-    br_status s = br_lm_quantize_tensor(own, t, tmp ? tmp : p, wt);
+    float *tmp = NULL;
+    if (perm) {
+        br_dims_t d = br_model_dims(m);
+        if (!(tmp = malloc(t.numel * sizeof *tmp))) return br_error(BR_ENOMEM, "out of memory");
+        permute_rows((uint8_t *)tmp, (const uint8_t *)p, perm == 1 ? d.NH : d.NKV, d.hd,
+                     (size_t)t.shape[1] * sizeof *tmp, true);
+    }
+    br_status s = br_lm_quantize_tensor(own, &t, tmp ? tmp : p, wt);
     free(tmp);
     *data = *own;
     return s;
+}
+
+/* Tensor i into the file under its llama.cpp name (expert j > 0: already written with
+ * expert 0's stack); routers stay F32 as llama.cpp's quantizer keeps them. */
+static br_status put_tensor(br_gguf_writer_t *w, const br_model_t *m, size_t i, br_wtype wt, void **own)
+{
+    const br_tensor_info_t *t = &m->tensors[i];
+    char name[BR_TENSOR_NAME_MAX];
+    int perm, expert;
+    const void *data = NULL;
+    BR_TRY(gguf_name(t->name, name, sizeof name, &perm, &expert));
+    if (expert > 0) return BR_OK;
+    size_t E = expert == 0 ? (size_t)m->cfg.num_local_experts : 0;
+    br_wtype twt = t->ndim == 1 || strstr(name, "ffn_gate_inp") ? BR_WT_F32 : wt;
+    BR_TRY(export_tensor(m, i, twt, own, &data, perm, E));
+    size_t ne0 = (size_t)t->shape[t->ndim - 1], ne1 = t->ndim == 1 ? 0 : (size_t)t->shape[0];
+    return br_gguf_add_tensor3(w, name, twt, ne0, ne1, E, data);
 }
 
 /* The vocabulary padded to the model's vocab_size with llama.cpp's "[PAD<i>]" UNUSED tokens
@@ -642,17 +699,7 @@ br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wty
     void **own = calloc(m->n_tensors, sizeof *own);
     br_status s = own ? put_hparams(w, m, wt) : br_error(BR_ENOMEM, "out of memory");
     if (!s && vocab) s = put_vocab(w, m, vocab);
-    for (size_t i = 0; i < m->n_tensors && !s; i++) {
-        const br_tensor_info_t *t = &m->tensors[i];
-        char name[BR_TENSOR_NAME_MAX];
-        int perm;
-        const void *data = NULL;
-        s = gguf_name(t->name, name, sizeof name, &perm);
-        if (!s) s = export_tensor(m, i, wt, &own[i], &data, &perm);
-        if (!s)
-            s = br_gguf_add_tensor(w, name, t->ndim == 1 ? BR_WT_F32 : wt, (size_t)t->shape[t->ndim - 1],
-                                   t->ndim == 1 ? 0 : (size_t)t->shape[0], data);
-    }
+    for (size_t i = 0; i < m->n_tensors && !s; i++) s = put_tensor(w, m, i, wt, &own[i]);
     if (!s) s = br_gguf_write(w, path);
     for (size_t i = 0; own && i < m->n_tensors; i++) br_free(own[i]);
     free(own);
@@ -701,8 +748,13 @@ static br_status gguf_config(const br_gguf_t *g, br_model_config_t *c)
     BR_TRY(get_int(g, "tokenizer.ggml.eos_token_id", false, &eos));
     BR_TRY(get_float(g, "llama.rope.freq_base", &c->rope_theta));
     BR_TRY(get_float(g, "llama.attention.layer_norm_rms_epsilon", &c->rms_norm_eps));
-    if (br_gguf_find_kv(g, "llama.rope.scaling.type") || br_gguf_find_kv(g, "llama.expert_count"))
-        return br_error(BR_EUNSUPPORTED, "GGUF: RoPE scaling and experts are not read yet");
+    if (br_gguf_find_kv(g, "llama.rope.scaling.type"))
+        return br_error(BR_EUNSUPPORTED, "GGUF: RoPE scaling (llama.rope.scaling.type) is not read yet");
+    BR_TRY(get_int(g, "llama.expert_count", false, &c->num_local_experts));
+    if (br_config_has_moe_ffn(c)) { /* Mixtral: softmax router, top-k renormalised (llama.cpp's llama) */
+        BR_TRY(get_int(g, "llama.expert_used_count", true, &c->num_experts_per_tok));
+        c->norm_topk_prob = true;
+    }
     const br_gguf_tensor_t *emb = br_gguf_find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2 || emb->ne[1] > INT32_MAX)
         return br_error(BR_EFORMAT, "GGUF: token_embd.weight is missing or not 2-D");
@@ -718,12 +770,25 @@ static br_status gguf_config(const br_gguf_t *g, br_model_config_t *c)
 }
 
 /* The file's tensor for table entry t, checked against its shape; *wt its type. */
-static br_status find_matching(const br_gguf_t *g, const br_tensor_info_t *t, const br_gguf_tensor_t **out, int *perm)
+/* The file's tensor for table entry t, checked against its shape (an expert's matrix: its
+ * slice of the stacked 3-D tensor, filled into *slice). */
+static br_status find_matching(const br_gguf_t *g, const br_tensor_info_t *t, const br_gguf_tensor_t **out, int *perm,
+                               br_gguf_tensor_t *slice)
 {
     char name[BR_TENSOR_NAME_MAX];
-    BR_TRY(gguf_name(t->name, name, sizeof name, perm));
+    int expert;
+    BR_TRY(gguf_name(t->name, name, sizeof name, perm, &expert));
     const br_gguf_tensor_t *gt = br_gguf_find_tensor(g, name);
     if (!gt) return br_error(BR_EFORMAT, "GGUF: tensor '%s' (braid's %s) is missing", name, t->name);
+    if (expert >= 0) {
+        if (gt->n_dims != 3 || gt->ne[2] <= (uint64_t)expert)
+            return br_error(BR_EFORMAT, "GGUF: expert tensor '%s' is not 3-D with more than %d experts", name, expert);
+        *slice = *gt;
+        slice->nbytes = gt->nbytes / gt->ne[2];
+        slice->data = (const uint8_t *)gt->data + (size_t)expert * slice->nbytes;
+        slice->n_dims = 2, slice->ne[2] = 1;
+        gt = slice;
+    }
     uint64_t ne0 = (uint64_t)t->shape[t->ndim - 1], ne1 = t->ndim == 1 ? 1 : (uint64_t)t->shape[0];
     if (gt->n_dims != (uint32_t)t->ndim || gt->ne[0] != ne0 || gt->ne[1] != ne1)
         return br_error(BR_EFORMAT, "GGUF: tensor '%s' is %llu x %llu; the config needs %llu x %llu", name,
@@ -782,9 +847,10 @@ static br_status open_model(const br_gguf_t *g, br_model_t **out)
     BR_TRY(br_model_create(&shape, &c, false));
     size_t n = shape->n_tensors;
     const br_gguf_tensor_t **found = calloc(n, sizeof *found);
+    br_gguf_tensor_t *slices = calloc(n, sizeof *slices);
     int *perm = calloc(n, sizeof *perm);
-    br_status s = found && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n && !s; i++) s = find_matching(g, &shape->tensors[i], &found[i], &perm[i]);
+    br_status s = found && perm && slices ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !s; i++) s = find_matching(g, &shape->tensors[i], &found[i], &perm[i], &slices[i]);
     br_wtype wt = s ? BR_WT_F32 : common_wtype(shape, found, n);
     if (br_config_has_moe_ffn(&c) || br_config_has_moa(&c)) wt = BR_WT_F32; /* views are dense */
     void **owned = NULL;
@@ -799,7 +865,7 @@ static br_status open_model(const br_gguf_t *g, br_model_t **out)
             copy_tensor(shape, owned[i], found[i], perm[i]);
         }
     }
-    free(found), free(perm);
+    free(found), free(perm), free(slices);
     if (!s && wt != BR_WT_F32) {
         br_model_free(shape);
         return br_lm_view_adopt(out, &c, wt, owned, n);

@@ -75,6 +75,9 @@ br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int3
  * and must stay valid until br_gguf_write. */
 br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
                              size_t rows, const void *data);
+/* A 3-D tensor ne2 x ne1 x ne0 (ne2 = experts: ne2 matrices of ne1 rows, one after the other). */
+br_status br_gguf_add_tensor3(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0, size_t ne1,
+                              size_t ne2, const void *data);
 /* Writes the file atomically (alignment 32). */
 br_status br_gguf_write(const br_gguf_writer_t *w, const char *path);
 
