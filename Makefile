@@ -86,7 +86,14 @@ $(BUILD)/gen/console_files.inc: $(WEB_SRC) scripts/embed_web.sh
 $(BUILD)/src/serve/console.o: $(BUILD)/gen/console_files.inc
 $(BUILD)/src/serve/console.o: CFLAGS += -I$(BUILD)/gen
 
-tests: $(TEST_BIN) $(BIN)
+# llama.cpp's own quantizer for tests/test_lm_gguf.c, only where node-llama-cpp's libllama is
+LLAMA_LIB := .npm-local/llama-cpp/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libllama.v0.4.0.so
+REF_BIN   := $(if $(wildcard $(LLAMA_LIB)),$(BUILD)/tests/ref/llama_quantize)
+$(BUILD)/tests/ref/llama_quantize: tests/ref/llama_quantize.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g $(WARN) -o $@ $< -ldl
+
+tests: $(TEST_BIN) $(BIN) $(REF_BIN)
 
 deps:
 	@bash scripts/deps.sh

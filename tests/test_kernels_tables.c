@@ -140,7 +140,8 @@ static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
     free(fx), free(x), free(w), free(wd), free(y), free(fy), free(fv);
 }
 
-/* y = x W^T with W stored Q8_0 or Q4_0 (kernels/matmul_quant.inc).  The reference is double
+/* y = x W^T with W stored Q8_0, Q4_0 (kernels/matmul_quant.inc), Q4_K or Q6_K
+ * (kernels/matmul_kquant.inc).  The reference is double
  * loops over the dequantised weights (br_wtype_dequantize, exact) and the float activations.
  * The kernel also quantises each 32-value block b of an activation row to 8 bits (scale
  * d_b = amax_b / 127, |x - x_q| <= d_b / 2), so it may differ from the reference by at most
@@ -337,6 +338,13 @@ static void test_matmul(const br_kernels_t *k)
     CHECK(k->matmul_dinp[BR_WT_Q4_K] == NULL && k->matmul_dinp[BR_WT_F32] == NULL);
     quant_rounding_case(k, BR_WT_Q8_0);
     quant_rounding_case(k, BR_WT_Q4_0);
+    /* k-quants: super-blocks of 256 (C = 33024: two segments of the row, the second 1 block) */
+    static const size_t ks[][3] = {{1, 256, 1}, {3, 512, 5}, {19, 768, 45}, {2, 2048, 300},
+                                   {20, 4096, 9}, {3, 33024, 3}};
+    for (size_t s = 0; s < sizeof ks / sizeof *ks; s++) {
+        quant_case(k, BR_WT_Q4_K, ks[s][0], ks[s][1], ks[s][2]);
+        quant_case(k, BR_WT_Q6_K, ks[s][0], ks[s][1], ks[s][2]);
+    }
 }
 
 /* ---- rows: embedding, rmsnorm, rope, swiglu, softmax, cross-entropy ---- */
@@ -721,7 +729,6 @@ static void test_quant_layout(void)
         CHECK_MSG(ok, "%s round trip beyond its error bound", br_wtype_name(wt));
     }
     CHECK_STATUS(br_wtype_quantize(BR_WT_Q8_0, q, f, 1, 33), BR_EINVAL);
-    CHECK_STATUS(br_wtype_quantize(BR_WT_Q4_K, q, f, 1, 256), BR_EUNSUPPORTED);
     CHECK_STATUS(br_wtype_dequantize(BR_WT_COUNT, g, q, 1, 32), BR_EINVAL);
     free(f), free(g), free(q);
 }
@@ -744,19 +751,15 @@ static void test_selection(void)
     CHECK(best == want);
     printf("best table on this CPU: %s\n", best->name);
 
-    for (int wt = 0; wt < BR_WT_COUNT; wt++) {
-        br_status s = br_kernels_matmul_check(best, (br_wtype)wt);
-        if (wt != BR_WT_Q4_K) {
-            CHECK_OK(s);
-            continue;
-        }
-        CHECK_INT(s, BR_EUNSUPPORTED);
-        CHECK_MSG(strstr(br_errmsg(), br_wtype_name((br_wtype)wt)) != NULL, "message names %s: %s",
-                  br_wtype_name((br_wtype)wt), br_errmsg());
-        float y = 7, x = 1;
-        CHECK_INT(br_matmul((br_wtype)wt, &y, &x, &x, 1, 32, 1), BR_EUNSUPPORTED);
-        CHECK(y == 7); /* untouched */
-    }
+    for (int wt = 0; wt < BR_WT_COUNT; wt++) CHECK_OK(br_kernels_matmul_check(best, (br_wtype)wt));
+    /* a table lacking a type is refused with a message naming it, before y is touched */
+    br_kernels_t lacking = *best;
+    lacking.matmul[BR_WT_Q4_K] = NULL;
+    CHECK_STATUS(br_kernels_matmul_check(&lacking, BR_WT_Q4_K), BR_EUNSUPPORTED);
+    CHECK_MSG(strstr(br_errmsg(), "Q4_K") != NULL, "message names Q4_K: %s", br_errmsg());
+    float y7 = 7, x1 = 1;
+    CHECK_INT(br_matmul(BR_WT_COUNT, &y7, &x1, &x1, 1, 32, 1), BR_EINVAL);
+    CHECK(y7 == 7); /* untouched */
     CHECK_STATUS(br_kernels_matmul_check(best, BR_WT_COUNT), BR_EINVAL);
     size_t bytes = 0;
     CHECK_OK(br_wtype_row_bytes(BR_WT_F32, 5, &bytes));
@@ -772,6 +775,9 @@ static void test_selection(void)
     CHECK_STATUS(br_wtype_row_bytes(BR_WT_Q4_K, 300, &bytes), BR_EINVAL);
     CHECK(strstr(br_errmsg(), "256") != NULL);
     CHECK_STR(br_wtype_name(BR_WT_Q4_K), "Q4_K");
+    CHECK_OK(br_wtype_row_bytes(BR_WT_Q6_K, 512, &bytes));
+    CHECK_INT(bytes, 420);
+    CHECK_STR(br_wtype_name(BR_WT_Q6_K), "Q6_K");
 
     /* the F32 path through the active table */
     float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, -1, 2}, y[2] = {0};

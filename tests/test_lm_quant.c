@@ -2,7 +2,8 @@
  * training forward, the paged inference forward and greedy generation: logits stay within the
  * tolerance each type's rounding explains, and greedy ids equal the F32 model's wherever the F32
  * margins are larger than the logit error (checked on the fixture, so the id test is meaningful).
- * Refusals: rows that are not whole blocks (named), Q4_K, training a quantised model. */
+ * Q4_K and Q6_K on a model whose rows are whole 256-value super-blocks.
+ * Refusals: rows that are not whole blocks (named), training a quantised model. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,25 @@ int main(void)
         check_type(m, BR_WT_Q8_0, 3e-2, true);
         check_type(m, BR_WT_Q4_0, 0.3, false);
         br_model_free(m);
+    }
+    /* k-quants need rows of whole 256-value super-blocks.  Q6_K rounds each weight by <= d/2 of
+     * its 16-value group (d ~ amax/32), Q4_K by ~(max - min)/30 of its 32 values, like Q4_0's
+     * step; this wider fixture (C = 256) sums more rounded products per logit.  Measured:
+     * 0.025 (Q6_K), 0.11 (Q4_K); the bounds leave 2.4-2.7x room and still catch a wrong layout. */
+    br_model_config_t cw = small(false);
+    cw.hidden_size = 256, cw.intermediate_size = 512;
+    br_model_t *mw = NULL;
+    CHECK_OK(br_model_create(&mw, &cw, false));
+    if (mw) {
+        br_model_init_random(mw, 7);
+        const char *big[] = {"model.embed_tokens.weight", "lm_head.weight"};
+        for (int b = 0; b < 2; b++) {
+            int ti = br_model_find_tensor(mw, big[b]);
+            for (size_t j = 0; j < mw->tensors[ti].numel; j++) mw->params[mw->tensors[ti].offset + j] *= 50;
+        }
+        check_type(mw, BR_WT_Q6_K, 6e-2, true);
+        check_type(mw, BR_WT_Q4_K, 0.3, false);
+        br_model_free(mw);
     }
     /* refusals */
     br_model_config_t c = small(false);

@@ -4,7 +4,8 @@
  *
  * A 20M-parameter model (F32: 81 MB) is written as a braid BF16 folder (run in place from the
  * mapping) and as F16, Q8_0 and Q4_0 GGUF files (viewed in the mapping; only Q and K, whose rows
- * GGUF permutes, are copied, and their mapped pages dropped).  Each command's peak resident set
+ * GGUF permutes, are copied, and their mapped pages dropped); the same model with an FFN of 1536
+ * (whole 256-value super-blocks) as Q4_K and Q6_K GGUF files, viewed the same way.  Each command's peak resident set
  * comes from wait4's ru_maxrss (VmHWM of the child).  Allowed: the file's bytes x 1.15 + 24 MB
  * above the baseline; an F32 copy adds >= 81 MB, a second copy of the file its size, so either
  * fails (the loader before this test made both: 100+ MB over for every GGUF type).
@@ -85,24 +86,33 @@ int main(void)
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return th_exit();
     br_model_init_random(m, 3);
-    char tmp[] = "/tmp/braid_rss_XXXXXX", path[4][256], weights[300];
+    char tmp[] = "/tmp/braid_rss_XXXXXX", path[6][256] = {{0}}, weights[300];
     CHECK(mkdtemp(tmp) != NULL);
-    static const br_wtype types[] = {BR_WT_F16, BR_WT_Q8_0, BR_WT_Q4_0};
-    for (int i = 0; i < 3; i++) {
+    static const br_wtype types[] = {BR_WT_F16, BR_WT_Q8_0, BR_WT_Q4_0, BR_WT_Q4_K, BR_WT_Q6_K};
+    enum { N_TYPES = sizeof types / sizeof *types, N_FLAT = 3 }; /* types[N_FLAT..]: k-quants */
+    for (int i = 0; i < N_TYPES; i++) {
+        if (i == N_FLAT) { /* k-quants need rows of whole 256-value super-blocks: FFN 1536 */
+            snprintf(path[N_TYPES], sizeof path[N_TYPES], "%s/bf16", tmp);
+            CHECK_OK(br_model_save(m, path[N_TYPES], BR_DT_BF16));
+            br_model_free(m);
+            m = NULL;
+            c.intermediate_size = 1536;
+            CHECK_OK(br_model_create(&m, &c, false));
+            if (!m) break;
+            br_model_init_random(m, 4);
+        }
         snprintf(path[i], sizeof path[i], "%s/m_%s.gguf", tmp, br_wtype_name(types[i]));
         CHECK_OK(br_model_save_gguf(m, path[i], types[i]));
     }
-    snprintf(path[3], sizeof path[3], "%s/bf16", tmp);
-    CHECK_OK(br_model_save(m, path[3], BR_DT_BF16));
     br_model_free(m);
 
     long base = peak_kb(braid, "tests/ref/llama_tiny");
     CHECK_MSG(base > 0, "baseline run on tests/ref/llama_tiny failed");
     printf("baseline (tests/ref/llama_tiny): peak RSS %ld KB\n", base);
     if (base > 0) {
-        snprintf(weights, sizeof weights, "%s/model.safetensors", path[3]);
-        check(braid, "BF16 dir", path[3], weights, base);
-        for (int i = 0; i < 3; i++) check(braid, br_wtype_name(types[i]), path[i], path[i], base);
+        snprintf(weights, sizeof weights, "%s/model.safetensors", path[N_TYPES]);
+        check(braid, "BF16 dir", path[N_TYPES], weights, base);
+        for (int i = 0; i < N_TYPES; i++) check(braid, br_wtype_name(types[i]), path[i], path[i], base);
     }
     sh("rm -rf %s", tmp);
     return th_exit();

@@ -110,6 +110,7 @@ static const struct {
     [BR_WT_F32] = {"F32", 1, 4},      [BR_WT_BF16] = {"BF16", 1, 2},
     [BR_WT_F16] = {"F16", 1, 2},      [BR_WT_Q8_0] = {"Q8_0", 32, 34},
     [BR_WT_Q4_0] = {"Q4_0", 32, 18},  [BR_WT_Q4_K] = {"Q4_K", 256, 144},
+    [BR_WT_Q6_K] = {"Q6_K", 256, 210},
 };
 
 static bool wtype_ok(br_wtype wt) { return (unsigned)wt < BR_WT_COUNT; }
@@ -134,7 +135,7 @@ br_status br_kernels_matmul_check(const br_kernels_t *k, br_wtype wt)
     if (!wtype_ok(wt)) return br_error(BR_EINVAL, "weight type %d is not a br_wtype", (int)wt);
     if (!k->matmul[wt] || !k->matvec[wt])
         return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no %s matmul yet (implemented: "
-                        "F32, BF16, F16, Q8_0, Q4_0); convert the weights to one of those",
+                        "F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q6_K); convert the weights to one of those",
                         k->name, wtypes[wt].name);
     return BR_OK;
 }

@@ -33,7 +33,8 @@
 #include "base/status.h"
 
 /* Storage type of a weight matrix W (OC,C).  Block types (GGUF's layouts, issue 14) quantise
- * each row in blocks along C: Q8_0 and Q4_0 blocks of 32 values, Q4_K super-blocks of 256. */
+ * each row in blocks along C: Q8_0 and Q4_0 blocks of 32 values, Q4_K and Q6_K super-blocks of
+ * 256 (Q6_K: what llama.cpp's Q4_K_M files keep some matrices in). */
 typedef enum {
     BR_WT_F32,
     BR_WT_BF16,
@@ -41,17 +42,18 @@ typedef enum {
     BR_WT_Q8_0,
     BR_WT_Q4_0,
     BR_WT_Q4_K,
+    BR_WT_Q6_K,
     BR_WT_COUNT
 } br_wtype;
 
-/* "F32", "BF16", "F16", "Q8_0", "Q4_0", "Q4_K" ("?" for a bad value). */
+/* "F32", "BF16", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" ("?" for a bad value). */
 const char *br_wtype_name(br_wtype wt);
 /* Bytes of one row of C values of type wt.  BR_EINVAL when C is not a whole number of the
- * type's blocks (32, or 256 for Q4_K) or wt is out of range; BR_ERANGE on overflow. */
+ * type's blocks (32, or 256 for Q4_K and Q6_K) or wt is out of range; BR_ERANGE on overflow. */
 br_status br_wtype_row_bytes(br_wtype wt, size_t C, size_t *bytes);
 /* dst (rows, row_bytes) = src (rows, C) F32 stored as wt: F32 copied, BF16/F16 rounded to
- * nearest even, Q8_0/Q4_0 quantised exactly as llama.cpp's reference quantisers (same bytes;
- * kernels/quant.c).  BR_EINVAL/BR_ERANGE as br_wtype_row_bytes; BR_EUNSUPPORTED for Q4_K.
+ * nearest even, Q8_0/Q4_0/Q4_K/Q6_K quantised exactly as llama.cpp's reference quantisers
+ * (same bytes; kernels/quant.c).  BR_EINVAL/BR_ERANGE as br_wtype_row_bytes.
  * Inputs must be finite. */
 br_status br_wtype_quantize(br_wtype wt, void *dst, const float *src, size_t rows, size_t C);
 /* dst (rows, C) = the F32 values of src (rows, C) stored as wt (exact for every type). */

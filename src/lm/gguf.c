@@ -18,7 +18,8 @@ enum { GGUF_VERSION = 3, GGUF_ALIGN = 32, GGUF_MAX_DIMS = 4 };
 
 /* ggml_type numbers of the types braid stores. */
 static const struct { br_wtype wt; uint32_t ggml; } ggml_types[] = {
-    {BR_WT_F32, 0}, {BR_WT_F16, 1}, {BR_WT_Q4_0, 2}, {BR_WT_Q8_0, 8}, {BR_WT_Q4_K, 12}, {BR_WT_BF16, 30},
+    {BR_WT_F32, 0}, {BR_WT_F16, 1}, {BR_WT_Q4_0, 2}, {BR_WT_Q8_0, 8}, {BR_WT_Q4_K, 12}, {BR_WT_Q6_K, 14},
+    {BR_WT_BF16, 30},
 };
 
 static bool wt_of_ggml(uint32_t t, br_wtype *wt)
@@ -163,7 +164,7 @@ static br_status rd_tensor_info(cur_t *c, br_gguf_tensor_t *t, uint64_t *offset)
     if (!rd(c, &ty, 4) || !rd(c, offset, 8)) return br_error(BR_EFORMAT, "GGUF: tensor '%s': truncated", t->name);
     if (!wt_of_ggml(ty, &t->wt))
         return br_error(BR_EUNSUPPORTED, "GGUF: tensor '%s' has ggml type %u; braid reads F32, F16, BF16, "
-                        "Q8_0, Q4_0 and Q4_K", t->name, ty);
+                        "Q8_0, Q4_0, Q4_K and Q6_K (requantise the file to one of those)", t->name, ty);
     size_t rb;
     br_status s = br_wtype_row_bytes(t->wt, (size_t)t->ne[0], &rb);
     if (s || rb > SIZE_MAX / (numel / t->ne[0]))
@@ -313,8 +314,9 @@ const char *br_gguf_arr_str(const br_gguf_kv_t *kv, size_t i, size_t *len)
 typedef struct {
     char *name;
     br_wtype wt;
-    size_t ne0, rows, nbytes;
+    size_t ne0, rows, nbytes; /* rows: ne1 * ne2 */
     const void *data;
+    size_t ne2;               /* 0: 1-D or 2-D; else the third dimension (experts) */
 } wtensor_t;
 
 struct br_gguf_writer {
@@ -359,6 +361,12 @@ br_status br_gguf_add_u32(br_gguf_writer_t *w, const char *key, uint32_t v)
     BR_TRY(put_key(w, key, BR_GGUF_U32));
     return br_buf_append(&w->kv, &v, 4);
 }
+br_status br_gguf_add_bool(br_gguf_writer_t *w, const char *key, bool v)
+{
+    uint8_t b = v;
+    BR_TRY(put_key(w, key, BR_GGUF_BOOL));
+    return br_buf_append(&w->kv, &b, 1);
+}
 br_status br_gguf_add_f32(br_gguf_writer_t *w, const char *key, float v)
 {
     BR_TRY(put_key(w, key, BR_GGUF_F32));
@@ -389,8 +397,14 @@ br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int3
     return br_buf_append(&w->kv, v, n * sizeof *v);
 }
 
-br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
-                             size_t rows, const void *data)
+br_status br_gguf_add_f32_array(br_gguf_writer_t *w, const char *key, const float *v, size_t n)
+{
+    BR_TRY(put_array_head(w, key, BR_GGUF_F32, n));
+    return br_buf_append(&w->kv, v, n * sizeof *v);
+}
+
+br_status br_gguf_add_tensor3(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0, size_t ne1,
+                              size_t ne2, const void *data)
 {
     size_t rb;
     BR_TRY(br_wtype_row_bytes(wt, ne0, &rb));
@@ -401,12 +415,19 @@ br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt,
         if (!t) return br_error(BR_ENOMEM, "out of memory");
         w->t = t, w->cap_t = cap;
     }
-    size_t nbytes;
-    if (br_mul_size(&nbytes, rb, rows ? rows : 1)) return br_error(BR_ERANGE, "GGUF: tensor '%s' is too large", name);
+    size_t nbytes, rows;
+    if (br_mul_size(&rows, ne1 ? ne1 : 1, ne2 ? ne2 : 1) || br_mul_size(&nbytes, rb, rows))
+        return br_error(BR_ERANGE, "GGUF: tensor '%s' is too large", name);
     char *nm = strdup(name);
     if (!nm) return br_error(BR_ENOMEM, "out of memory");
-    w->t[w->n_t++] = (wtensor_t){nm, wt, ne0, rows, nbytes, data};
+    w->t[w->n_t++] = (wtensor_t){nm, wt, ne0, ne2 ? rows : ne1, nbytes, data, ne2};
     return BR_OK;
+}
+
+br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
+                             size_t rows, const void *data)
+{
+    return br_gguf_add_tensor3(w, name, wt, ne0, rows, 0, data);
 }
 
 static size_t pad_to(size_t n) { return (GGUF_ALIGN - n % GGUF_ALIGN) % GGUF_ALIGN; }
@@ -424,8 +445,8 @@ static br_status write_all(FILE *f, const br_gguf_writer_t *w)
     if (!s && w->kv.len) s = br_buf_append(&h, w->kv.data, w->kv.len);
     for (size_t i = 0; i < w->n_t && !s; i++) {
         const wtensor_t *t = &w->t[i];
-        uint32_t nd = t->rows ? 2 : 1, ty = ggml_of_wt(t->wt);
-        uint64_t ne[2] = {t->ne0, t->rows};
+        uint32_t nd = t->ne2 ? 3 : t->rows ? 2 : 1, ty = ggml_of_wt(t->wt);
+        uint64_t ne[3] = {t->ne0, t->ne2 ? t->rows / t->ne2 : t->rows, t->ne2};
         s = put_str(&h, t->name);
         if (!s) s = br_buf_append(&h, &nd, 4);
         if (!s) s = br_buf_append(&h, ne, 8 * nd);
@@ -471,22 +492,38 @@ static const struct { const char *hf, *gg; int perm; } layer_names[] = {
     {"mlp.down_proj.weight", "ffn_down.weight", 0},
 };
 
-/* llama.cpp's name of a braid tensor; *perm: 1 for Q, 2 for K (rows to permute), else 0. */
-static br_status gguf_name(const char *hf, char *out, size_t cap, int *perm)
+/* Mixtral's expert matrices, stacked in GGUF as one 3-D tensor per layer and kind. */
+static const char *const expert_names[3][2] = {
+    {"w1", "ffn_gate_exps.weight"}, {"w3", "ffn_up_exps.weight"}, {"w2", "ffn_down_exps.weight"}};
+
+/* llama.cpp's name of a braid tensor; *perm: 1 for Q, 2 for K (rows to permute), else 0;
+ * *expert: j for expert j's matrix (slice j of the 3-D tensor), else -1. */
+static br_status gguf_name(const char *hf, char *out, size_t cap, int *perm, int *expert)
 {
-    *perm = 0;
+    *perm = 0, *expert = -1;
     const char *gg = !strcmp(hf, "model.embed_tokens.weight") ? "token_embd.weight"
                      : !strcmp(hf, "model.norm.weight")       ? "output_norm.weight"
                      : !strcmp(hf, "lm_head.weight")          ? "output.weight"
                                                               : NULL;
     if (gg) return snprintf(out, cap, "%s", gg), BR_OK;
-    unsigned l;
-    int at = 0;
-    if (sscanf(hf, "model.layers.%u.%n", &l, &at) == 1 && at > 0)
-        for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names; i++)
-            if (!strcmp(hf + at, layer_names[i].hf)) {
-                *perm = layer_names[i].perm;
-                snprintf(out, cap, "blk.%u.%s", l, layer_names[i].gg);
+    unsigned l, j;
+    int at = 0, end = 0;
+    char kind[3] = "";
+    if (sscanf(hf, "model.layers.%u.%n", &l, &at) != 1 || at <= 0)
+        return br_error(BR_EUNSUPPORTED, "GGUF llama has no tensor for '%s'", hf);
+    for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names; i++)
+        if (!strcmp(hf + at, layer_names[i].hf)) {
+            *perm = layer_names[i].perm;
+            snprintf(out, cap, "blk.%u.%s", l, layer_names[i].gg);
+            return BR_OK;
+        }
+    if (!strcmp(hf + at, "block_sparse_moe.gate.weight")) return snprintf(out, cap, "blk.%u.ffn_gate_inp.weight", l), BR_OK;
+    if (sscanf(hf + at, "block_sparse_moe.experts.%u.%2[w123].weight%n", &j, kind, &end) == 2 && end > 0 &&
+        !hf[at + end] && j <= INT32_MAX)
+        for (size_t i = 0; i < 3; i++)
+            if (!strcmp(kind, expert_names[i][0])) {
+                *expert = (int)j;
+                snprintf(out, cap, "blk.%u.%s", l, expert_names[i][1]);
                 return BR_OK;
             }
     return br_error(BR_EUNSUPPORTED, "GGUF llama has no tensor for '%s'", hf);
@@ -509,14 +546,18 @@ static br_status check_llama(const br_model_config_t *c)
 {
     const char *bad = c->qkv_bias ? "qkv_bias (q/k/v biases)"
                       : c->qk_norm ? "qk_norm (q/k RMSNorm)"
-                      : br_config_has_moe_ffn(c) || br_config_has_moa(c) ? "a mixture of experts"
+                      : br_config_has_moa(c) ? "a mixture of attention experts (BAM)"
+                      : c->router_nexus ? "a Nexus router (projected domain embeddings)"
+                      : c->shared_expert_intermediate_size ? "a shared expert"
+                      : br_config_has_moe_ffn(c) && !c->norm_topk_prob ? "norm_topk_prob false (llama.cpp "
+                                                                         "renormalises the top-k weights)"
                       : c->block != BR_BLOCK_SEQUENTIAL ? "block: parallel"
                       : c->rope_type != BR_ROPE_DEFAULT ? "rope_scaling"
                       : c->sliding_window ? "sliding_window"
                                           : NULL;
     if (bad)
         return br_error(BR_EUNSUPPORTED, "GGUF export writes the llama architecture, which cannot express "
-                        "%s; keep this model in braid's format (safetensors)", bad);
+                        "%s; keep this model in braid's format (safetensors, --out DIR)", bad);
     return BR_OK;
 }
 
@@ -526,6 +567,8 @@ static uint32_t file_type(br_wtype wt)
     case BR_WT_F16: return 1;
     case BR_WT_Q4_0: return 2;
     case BR_WT_Q8_0: return 7;
+    case BR_WT_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K */
+    case BR_WT_Q6_K: return 18;
     case BR_WT_BF16: return 32;
     default: return 0;
     }
@@ -551,47 +594,101 @@ static br_status put_hparams(br_gguf_writer_t *w, const br_model_t *m, br_wtype 
     BR_TRY(br_gguf_add_u32(w, "llama.rope.dimension_count", (uint32_t)d.hd));
     BR_TRY(br_gguf_add_f32(w, "llama.rope.freq_base", c->rope_theta));
     BR_TRY(br_gguf_add_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_norm_eps));
+    if (br_config_has_moe_ffn(c)) { /* Mixtral: llama with expert FFNs */
+        BR_TRY(br_gguf_add_u32(w, "llama.expert_count", (uint32_t)c->num_local_experts));
+        BR_TRY(br_gguf_add_u32(w, "llama.expert_used_count",
+                               (uint32_t)(c->num_experts_per_tok ? c->num_experts_per_tok : 1)));
+    }
     if (c->bos_token_id >= 0) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_token_id));
     if (c->eos_token_id >= 0) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_token_id));
     return BR_OK;
 }
 
 /* Tensor i of m for the file: 1-D as its F32 parameters (*own stays NULL), a matrix stored as
- * wt in *own (Q/K rows permuted first). */
-static br_status export_tensor(const br_model_t *m, size_t i, br_wtype wt, void **own, const void **data, int *perm)
+ * wt in *own (Q/K rows permuted first); with experts > 0, the matrices i .. i + experts - 1
+ * (the experts of one kind, consecutive in the table and in memory) stacked. */
+static br_status export_tensor(const br_model_t *m, size_t i, br_wtype wt, void **own, const void **data, int perm,
+                               size_t experts)
 {
-    const br_tensor_info_t *t = &m->tensors[i];
-    const float *p = m->params + t->offset;
+    br_tensor_info_t t = m->tensors[i];
+    const float *p = m->params + t.offset;
     *own = NULL;
-    if (t->ndim == 1) return *data = p, BR_OK;
-    float *tmp = NULL;
-    if (*perm) {
-        br_dims_t d = br_model_dims(m);
-        if (!(tmp = malloc(t->numel * sizeof *tmp))) return br_error(BR_ENOMEM, "out of memory");
-        permute_rows((uint8_t *)tmp, (const uint8_t *)p, *perm == 1 ? d.NH : d.NKV, d.hd,
-                     (size_t)t->shape[1] * sizeof *tmp, true);
+    if (t.ndim == 1) return *data = p, BR_OK;
+    if (experts) {
+        if (i + experts > m->n_tensors || m->tensors[i + experts - 1].offset != t.offset + (experts - 1) * t.numel)
+            return br_error(BR_EINVAL, "GGUF: the experts of '%s' are not consecutive", t.name);
+        t.shape[0] *= (int64_t)experts, t.numel *= experts;
     }
-    br_status s = br_lm_quantize_tensor(own, t, tmp ? tmp : p, wt);
+    float *tmp = NULL;
+    if (perm) {
+        br_dims_t d = br_model_dims(m);
+        if (!(tmp = malloc(t.numel * sizeof *tmp))) return br_error(BR_ENOMEM, "out of memory");
+        permute_rows((uint8_t *)tmp, (const uint8_t *)p, perm == 1 ? d.NH : d.NKV, d.hd,
+                     (size_t)t.shape[1] * sizeof *tmp, true);
+    }
+    br_status s = br_lm_quantize_tensor(own, &t, tmp ? tmp : p, wt);
     free(tmp);
     *data = *own;
     return s;
 }
 
+/* Tensor i into the file under its llama.cpp name (expert j > 0: already written with
+ * expert 0's stack); routers stay F32 as llama.cpp's quantizer keeps them. */
+static br_status put_tensor(br_gguf_writer_t *w, const br_model_t *m, size_t i, br_wtype wt, void **own)
+{
+    const br_tensor_info_t *t = &m->tensors[i];
+    char name[BR_TENSOR_NAME_MAX];
+    int perm, expert;
+    const void *data = NULL;
+    BR_TRY(gguf_name(t->name, name, sizeof name, &perm, &expert));
+    if (expert > 0) return BR_OK;
+    size_t E = expert == 0 ? (size_t)m->cfg.num_local_experts : 0;
+    br_wtype twt = t->ndim == 1 || strstr(name, "ffn_gate_inp") ? BR_WT_F32 : wt;
+    BR_TRY(export_tensor(m, i, twt, own, &data, perm, E));
+    size_t ne0 = (size_t)t->shape[t->ndim - 1], ne1 = t->ndim == 1 ? 0 : (size_t)t->shape[0];
+    return br_gguf_add_tensor3(w, name, twt, ne0, ne1, E, data);
+}
+
+/* The vocabulary padded to the model's vocab_size with llama.cpp's "[PAD<i>]" UNUSED tokens
+ * (as convert_hf_to_gguf.py pads a tokenizer smaller than the embedding). */
+static br_status put_tokens(br_gguf_writer_t *w, const br_gguf_vocab_t *v, size_t V)
+{
+    const char **toks = malloc(V * sizeof *toks);
+    int32_t *types = malloc(V * sizeof *types);
+    float *scores = malloc(V * sizeof *scores);
+    char *pads = malloc((V - v->n_tokens) * 32 + 1);
+    br_status s = toks && types && pads && scores ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < V && !s; i++) {
+        if (i < v->n_tokens) {
+            toks[i] = v->tokens[i], types[i] = v->token_type ? v->token_type[i] : 1; /* NORMAL */
+            scores[i] = v->scores ? v->scores[i] : 0;
+        } else {
+            char *p = pads + (i - v->n_tokens) * 32;
+            snprintf(p, 32, "[PAD%zu]", i);
+            toks[i] = p, types[i] = 5, scores[i] = -1e9f; /* UNUSED */
+        }
+    }
+    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.tokens", toks, V);
+    if (!s) s = br_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, V);
+    if (!s && v->scores) s = br_gguf_add_f32_array(w, "tokenizer.ggml.scores", scores, V);
+    free(toks), free(types), free(pads), free(scores);
+    return s;
+}
+
 static br_status put_vocab(br_gguf_writer_t *w, const br_model_t *m, const br_gguf_vocab_t *v)
 {
-    if (v->n_tokens != (size_t)m->cfg.vocab_size)
-        return br_error(BR_EINVAL, "GGUF: the tokenizer has %zu tokens; the model's vocab_size is %d",
-                        v->n_tokens, m->cfg.vocab_size);
-    int32_t *types = malloc((v->n_tokens ? v->n_tokens : 1) * sizeof *types);
-    if (!types) return br_error(BR_ENOMEM, "out of memory");
-    for (size_t i = 0; i < v->n_tokens; i++) types[i] = 1; /* LLAMA_TOKEN_TYPE_NORMAL */
-    br_status s = br_gguf_add_str(w, "tokenizer.ggml.model", v->model);
-    if (!s && v->pre) s = br_gguf_add_str(w, "tokenizer.ggml.pre", v->pre);
-    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.tokens", v->tokens, v->n_tokens);
-    if (!s) s = br_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, v->n_tokens);
-    if (!s) s = br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges);
-    free(types);
-    return s;
+    size_t V = (size_t)m->cfg.vocab_size;
+    if (v->n_tokens > V || v->n_tokens == 0)
+        return br_error(BR_EINVAL, "GGUF: the tokenizer has %zu tokens; the model's vocab_size is %zu", v->n_tokens, V);
+    BR_TRY(br_gguf_add_str(w, "tokenizer.ggml.model", v->model));
+    if (v->pre) BR_TRY(br_gguf_add_str(w, "tokenizer.ggml.pre", v->pre));
+    BR_TRY(put_tokens(w, v, V));
+    if (!strcmp(v->model, "gpt2")) BR_TRY(br_gguf_add_str_array(w, "tokenizer.ggml.merges", v->merges, v->n_merges));
+    if (v->add_space_prefix) BR_TRY(br_gguf_add_bool(w, "tokenizer.ggml.add_space_prefix", v->add_space_prefix == 2));
+    if (v->has_pad) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad_id));
+    if (v->add_bos) BR_TRY(br_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos == 2));
+    if (v->chat_template) BR_TRY(br_gguf_add_str(w, "tokenizer.chat_template", v->chat_template));
+    return BR_OK;
 }
 
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt)
@@ -605,26 +702,16 @@ br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wty
     if (!m->params || m->wt != BR_WT_F32)
         return br_error(BR_EUNSUPPORTED, "GGUF export needs F32 parameters; this model holds %s weights in "
                         "place (load it with br_model_load)", br_wtype_name(m->wt));
-    if (wt != BR_WT_F32 && wt != BR_WT_F16 && wt != BR_WT_BF16 && wt != BR_WT_Q8_0 && wt != BR_WT_Q4_0)
-        return br_error(BR_EUNSUPPORTED, "GGUF export writes F32, F16, BF16, Q8_0 or Q4_0, not %s",
-                        br_wtype_name(wt));
+    if ((unsigned)wt >= BR_WT_COUNT || ggml_of_wt(wt) == UINT32_MAX)
+        return br_error(BR_EUNSUPPORTED, "GGUF export writes F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K, "
+                        "not %s", br_wtype_name(wt));
     BR_TRY(check_llama(&m->cfg));
     br_gguf_writer_t *w;
     BR_TRY(br_gguf_writer_create(&w));
     void **own = calloc(m->n_tensors, sizeof *own);
     br_status s = own ? put_hparams(w, m, wt) : br_error(BR_ENOMEM, "out of memory");
     if (!s && vocab) s = put_vocab(w, m, vocab);
-    for (size_t i = 0; i < m->n_tensors && !s; i++) {
-        const br_tensor_info_t *t = &m->tensors[i];
-        char name[BR_TENSOR_NAME_MAX];
-        int perm;
-        const void *data = NULL;
-        s = gguf_name(t->name, name, sizeof name, &perm);
-        if (!s) s = export_tensor(m, i, wt, &own[i], &data, &perm);
-        if (!s)
-            s = br_gguf_add_tensor(w, name, t->ndim == 1 ? BR_WT_F32 : wt, (size_t)t->shape[t->ndim - 1],
-                                   t->ndim == 1 ? 0 : (size_t)t->shape[0], data);
-    }
+    for (size_t i = 0; i < m->n_tensors && !s; i++) s = put_tensor(w, m, i, wt, &own[i]);
     if (!s) s = br_gguf_write(w, path);
     for (size_t i = 0; own && i < m->n_tensors; i++) br_free(own[i]);
     free(own);
@@ -673,8 +760,13 @@ static br_status gguf_config(const br_gguf_t *g, br_model_config_t *c)
     BR_TRY(get_int(g, "tokenizer.ggml.eos_token_id", false, &eos));
     BR_TRY(get_float(g, "llama.rope.freq_base", &c->rope_theta));
     BR_TRY(get_float(g, "llama.attention.layer_norm_rms_epsilon", &c->rms_norm_eps));
-    if (br_gguf_find_kv(g, "llama.rope.scaling.type") || br_gguf_find_kv(g, "llama.expert_count"))
-        return br_error(BR_EUNSUPPORTED, "GGUF: RoPE scaling and experts are not read yet");
+    if (br_gguf_find_kv(g, "llama.rope.scaling.type"))
+        return br_error(BR_EUNSUPPORTED, "GGUF: RoPE scaling (llama.rope.scaling.type) is not read yet");
+    BR_TRY(get_int(g, "llama.expert_count", false, &c->num_local_experts));
+    if (br_config_has_moe_ffn(c)) { /* Mixtral: softmax router, top-k renormalised (llama.cpp's llama) */
+        BR_TRY(get_int(g, "llama.expert_used_count", true, &c->num_experts_per_tok));
+        c->norm_topk_prob = true;
+    }
     const br_gguf_tensor_t *emb = br_gguf_find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2 || emb->ne[1] > INT32_MAX)
         return br_error(BR_EFORMAT, "GGUF: token_embd.weight is missing or not 2-D");
@@ -689,13 +781,25 @@ static br_status gguf_config(const br_gguf_t *g, br_model_config_t *c)
     return BR_OK;
 }
 
-/* The file's tensor for table entry t, checked against its shape; *wt its type. */
-static br_status find_matching(const br_gguf_t *g, const br_tensor_info_t *t, const br_gguf_tensor_t **out, int *perm)
+/* The file's tensor for table entry t, checked against its shape (an expert's matrix: its
+ * slice of the stacked 3-D tensor, filled into *slice). */
+static br_status find_matching(const br_gguf_t *g, const br_tensor_info_t *t, const br_gguf_tensor_t **out, int *perm,
+                               br_gguf_tensor_t *slice)
 {
     char name[BR_TENSOR_NAME_MAX];
-    BR_TRY(gguf_name(t->name, name, sizeof name, perm));
+    int expert;
+    BR_TRY(gguf_name(t->name, name, sizeof name, perm, &expert));
     const br_gguf_tensor_t *gt = br_gguf_find_tensor(g, name);
     if (!gt) return br_error(BR_EFORMAT, "GGUF: tensor '%s' (braid's %s) is missing", name, t->name);
+    if (expert >= 0) {
+        if (gt->n_dims != 3 || gt->ne[2] <= (uint64_t)expert)
+            return br_error(BR_EFORMAT, "GGUF: expert tensor '%s' is not 3-D with more than %d experts", name, expert);
+        *slice = *gt;
+        slice->nbytes = gt->nbytes / gt->ne[2];
+        slice->data = (const uint8_t *)gt->data + (size_t)expert * slice->nbytes;
+        slice->n_dims = 2, slice->ne[2] = 1;
+        gt = slice;
+    }
     uint64_t ne0 = (uint64_t)t->shape[t->ndim - 1], ne1 = t->ndim == 1 ? 1 : (uint64_t)t->shape[0];
     if (gt->n_dims != (uint32_t)t->ndim || gt->ne[0] != ne0 || gt->ne[1] != ne1)
         return br_error(BR_EFORMAT, "GGUF: tensor '%s' is %llu x %llu; the config needs %llu x %llu", name,
@@ -719,16 +823,47 @@ static void copy_tensor(const br_model_config_t *c, void *dst, const br_gguf_ten
                  (size_t)c->head_dim, gt->nbytes / gt->ne[1], false);
 }
 
-/* An F32 file: the F32 model (copied, so it can be trained and saved). */
-static br_status open_f32(const br_gguf_t *g, const br_model_config_t *c, const br_gguf_tensor_t *const *found,
-                          const int *perm, br_model_t **out)
+/* F32 tensor dst from file tensor gt of any type: the exact values its blocks hold. */
+static br_status load_f32(const br_model_config_t *c, float *dst, const br_gguf_tensor_t *gt, int perm)
+{
+    if (gt->wt == BR_WT_F32) return copy_tensor(c, dst, gt, perm), BR_OK;
+    uint8_t *tmp = br_alloc(gt->nbytes);
+    if (!tmp) return br_error(BR_ENOMEM, "out of memory for tensor '%s'", gt->name);
+    copy_tensor(c, tmp, gt, perm);
+    size_t rows = (size_t)(gt->ne[1] * gt->ne[2] * gt->ne[3]); /* bounded by nbytes at parse */
+    br_status s = br_wtype_dequantize(gt->wt, dst, tmp, rows, (size_t)gt->ne[0]);
+    br_free(tmp);
+    return s;
+}
+
+/* The one weight type of every matrix in found (table tab, n entries), or BR_WT_F32 when they
+ * mix types (llama.cpp's Q4_K_M keeps some in Q6_K, its Q4_0 the output in Q6_K or Q8_0):
+ * braid's inference view runs one type, so a mixed file loads as an F32 model of its exact
+ * values. */
+static br_wtype common_wtype(const br_tensor_info_t *tab, const br_gguf_tensor_t *const *found, size_t n)
+{
+    br_wtype wt = BR_WT_COUNT;
+    for (size_t i = 0; i < n; i++) {
+        if (tab[i].ndim == 1) continue;
+        if (wt == BR_WT_COUNT) wt = found[i]->wt;
+        if (found[i]->wt != wt) return BR_WT_F32;
+    }
+    return wt == BR_WT_COUNT ? BR_WT_F32 : wt;
+}
+
+/* The F32 model (copied, so it can be trained and saved) of an F32 file, a file of mixed matrix
+ * types or a mixture of experts (views are dense): every tensor as the exact values it holds. */
+static br_status open_f32(const br_model_config_t *c, const br_gguf_tensor_t *const *found, const int *perm,
+                          br_model_t **out)
 {
     br_model_t *m = NULL;
     BR_TRY(br_model_create(&m, c, false));
-    (void)g;
-    for (size_t i = 0; i < m->n_tensors; i++) copy_tensor(c, m->params + m->tensors[i].offset, found[i], perm[i]);
-    *out = m;
-    return BR_OK;
+    br_status s = BR_OK;
+    for (size_t i = 0; i < m->n_tensors && !s; i++)
+        s = load_f32(c, m->params + m->tensors[i].offset, found[i], perm[i]);
+    if (s) br_model_free(m);
+    else *out = m;
+    return s;
 }
 
 /* Drops the pages of [p, p + n) from this process: a tensor copied out of the read-only private
@@ -743,10 +878,10 @@ static void drop_pages(const void *p, size_t n)
 
 static void close_gguf(void *g) { br_gguf_close(g); }
 
-/* F16, BF16, Q8_0, Q4_0 matrices: a view into the mapping itself (norms included), so loading
- * makes no copy; only the Q and K matrices, whose rows GGUF permutes (and a tensor at an odd
- * address, never seen with GGUF's alignment), are copied, and their mapped pages dropped.
- * Takes g over in every case. */
+/* F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K matrices (one type for all): a view into the mapping
+ * itself (norms included), so loading makes no copy; only the Q and K matrices, whose rows GGUF
+ * permutes (and a tensor at an odd address, never seen with GGUF's alignment), are copied, and
+ * their mapped pages dropped.  Takes g over in every case. */
 static br_status open_view(br_gguf_t *g, const br_model_config_t *c, br_wtype wt, size_t n,
                            const br_gguf_tensor_t *const *found, const int *perm, br_model_t **out)
 {
@@ -786,25 +921,19 @@ static br_status open_model(br_gguf_t *g, br_model_t **out, bool *kept)
     br_model_table(&c, NULL, 0, &n); /* the parameter table, without allocating the parameters */
     br_tensor_info_t *tab = calloc(n ? n : 1, sizeof *tab);
     const br_gguf_tensor_t **found = calloc(n ? n : 1, sizeof *found);
+    br_gguf_tensor_t *slices = calloc(n ? n : 1, sizeof *slices); /* experts' slices of 3-D tensors */
     int *perm = calloc(n ? n : 1, sizeof *perm);
-    br_status s = tab && found && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    br_status s = tab && found && slices && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
     if (!s) br_model_table(&c, tab, n, &n);
-    br_wtype wt = BR_WT_COUNT;
-    for (size_t i = 0; i < n && !s; i++) {
-        s = find_matching(g, &tab[i], &found[i], &perm[i]);
-        if (s || tab[i].ndim == 1) continue;
-        if (wt == BR_WT_COUNT) wt = found[i]->wt;
-        if (found[i]->wt != wt)
-            s = br_error(BR_EUNSUPPORTED, "GGUF: matrices of mixed types (%s and %s, tensor '%s'); braid runs "
-                         "one type for every matrix", br_wtype_name(wt), br_wtype_name(found[i]->wt),
-                         found[i]->name);
-    }
-    if (!s && wt == BR_WT_F32) s = open_f32(g, &c, found, perm, out);
+    for (size_t i = 0; i < n && !s; i++) s = find_matching(g, &tab[i], &found[i], &perm[i], &slices[i]);
+    br_wtype wt = s ? BR_WT_F32 : common_wtype(tab, found, n);
+    if (br_config_has_moe_ffn(&c) || br_config_has_moa(&c)) wt = BR_WT_F32; /* views are dense */
+    if (!s && wt == BR_WT_F32) s = open_f32(&c, found, perm, out);
     else if (!s) {
         *kept = true;
         s = open_view(g, &c, wt, n, found, perm, out);
     }
-    free(tab), free(found), free(perm);
+    free(tab), free(found), free(slices), free(perm);
     return s;
 }
 

@@ -6,12 +6,14 @@
  * (32 by default); the tensor data, each tensor at an aligned offset.  Little-endian. */
 #ifndef BR_LM_GGUF_H
 #define BR_LM_GGUF_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/status.h"
 #include "kernels/kernels.h"
 #include "lm/model.h"
+#include "text/tokenizer.h"
 
 typedef enum {
     BR_GGUF_U8, BR_GGUF_I8, BR_GGUF_U16, BR_GGUF_I16, BR_GGUF_U32, BR_GGUF_I32, BR_GGUF_F32,
@@ -36,7 +38,7 @@ typedef struct {
     const char *name;
     uint32_t n_dims;  /* 1..4 */
     uint64_t ne[4];   /* ne[0]: values per row */
-    br_wtype wt;      /* F32, F16, BF16, Q8_0, Q4_0 or Q4_K */
+    br_wtype wt;      /* F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K */
     const void *data; /* inside the file */
     size_t nbytes;
 } br_gguf_tensor_t;
@@ -65,38 +67,69 @@ br_status br_gguf_writer_create(br_gguf_writer_t **out);
 void br_gguf_writer_free(br_gguf_writer_t *w); /* NULL is a no-op */
 br_status br_gguf_add_u32(br_gguf_writer_t *w, const char *key, uint32_t v);
 br_status br_gguf_add_f32(br_gguf_writer_t *w, const char *key, float v);
+br_status br_gguf_add_bool(br_gguf_writer_t *w, const char *key, bool v);
 br_status br_gguf_add_str(br_gguf_writer_t *w, const char *key, const char *v);
 br_status br_gguf_add_str_array(br_gguf_writer_t *w, const char *key, const char *const *v, size_t n);
 br_status br_gguf_add_i32_array(br_gguf_writer_t *w, const char *key, const int32_t *v, size_t n);
+br_status br_gguf_add_f32_array(br_gguf_writer_t *w, const char *key, const float *v, size_t n);
 /* A tensor of rows x ne0 values of type wt (rows = 0: a 1-D tensor of ne0); data is not copied
  * and must stay valid until br_gguf_write. */
 br_status br_gguf_add_tensor(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0,
                              size_t rows, const void *data);
+/* A 3-D tensor ne2 x ne1 x ne0 (ne2 = experts: ne2 matrices of ne1 rows, one after the other). */
+br_status br_gguf_add_tensor3(br_gguf_writer_t *w, const char *name, br_wtype wt, size_t ne0, size_t ne1,
+                              size_t ne2, const void *data);
 /* Writes the file atomically (alignment 32). */
 br_status br_gguf_write(const br_gguf_writer_t *w, const char *path);
 
 /* ---- models ---- */
 /* path = the model as GGUF architecture "llama" (llama.cpp's tensor names, Q and K rows
  * permuted to its RoPE layout as convert_hf_to_gguf.py does), matrices stored as wt (F32, F16,
- * BF16, Q8_0 or Q4_0; norms F32).  m must hold F32 parameters.  BR_EUNSUPPORTED naming the field
+ * BF16, Q8_0, Q4_0, Q4_K or Q6_K; norms F32).  m must hold F32 parameters.  BR_EUNSUPPORTED naming the field
  * for what GGUF's llama cannot express (biases, q/k norms, mixtures, parallel blocks, RoPE
  * scaling). */
 br_status br_model_save_gguf(const br_model_t *m, const char *path, br_wtype wt);
 /* A BPE vocabulary for the file's tokenizer.ggml.* keys (model "gpt2": byte-level tokens as
- * GPT-2 spells them, merges "a b"); llama.cpp needs one to load a file. */
+ * GPT-2 spells them, merges "a b"; model "llama": SentencePiece pieces with scores, no merges);
+ * llama.cpp needs one to load a file.  The fields after
+ * n_merges are optional (zero: not written). */
 typedef struct {
     const char *model; /* "gpt2" */
-    const char *pre;   /* tokenizer.ggml.pre, e.g. "default" */
+    const char *pre;   /* tokenizer.ggml.pre: gpt-2, llama-bpe, qwen2 (llama.cpp's regex names) */
     const char *const *tokens;
-    size_t n_tokens; /* == vocab_size */
+    size_t n_tokens; /* <= vocab_size (the rest is written as [PAD<i>] tokens of type UNUSED) */
     const char *const *merges;
     size_t n_merges;
+    const int32_t *token_type;  /* n_tokens llama_token_type values (1 normal, 3 control, 4 user
+                                 * defined); NULL: all normal */
+    const char *chat_template;  /* tokenizer.chat_template (Jinja) */
+    int add_bos;                /* tokenizer.ggml.add_bos_token: 0 not written, 1 false, 2 true */
+    bool has_pad;
+    int32_t pad_id;             /* tokenizer.ggml.padding_token_id when has_pad */
+    const float *scores;        /* n_tokens tokenizer.ggml.scores (model "llama"), or NULL */
+    int add_space_prefix;       /* tokenizer.ggml.add_space_prefix: as add_bos */
 } br_gguf_vocab_t;
+/* The vocabulary of a model folder's tokenizer.json (and tokenizer_config.json's
+ * add_bos_token, chat_template and pad_token) for br_model_save_gguf_vocab; *out is freed with
+ * br_gguf_vocab_free.  Byte-level BPE as model "gpt2", SentencePiece-style BPE (byte fallback,
+ * U+2581 spaces) as model "llama" with scores from the merge ranks (lm/gguf_vocab.c):
+ * BR_EUNSUPPORTED naming what llama.cpp cannot express (a pre-tokenizer regex it does not
+ * name), BR_ENOTFOUND without tokenizer.json. */
+br_status br_gguf_vocab_load(br_gguf_vocab_t **out, const char *dir);
+void br_gguf_vocab_free(br_gguf_vocab_t *v); /* NULL is a no-op */
+/* braid's tokenizer from a GGUF file's tokenizer.ggml.* keys (model "gpt2" with pre gpt-2,
+ * llama-bpe/llama3 or qwen2; model "llama": merges derived from the scores), so a Hub GGUF runs without a tokenizer.json.  BR_ENOTFOUND when
+ * the file has no tokenizer, BR_EUNSUPPORTED for other tokenizer models (named). */
+br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path);
+/* The tokenizer.json text (*json malloc'd) br_gguf_load_tokenizer builds from g's keys. */
+br_status br_gguf_tokenizer_json(const br_gguf_t *g, char **json);
 /* br_model_save_gguf with the tokenizer in the metadata (vocab may be NULL: none). */
 br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
                                    const br_gguf_vocab_t *vocab);
 /* A "llama" GGUF as a braid model: F32 matrices load as an F32 model (br_model_load's kind);
- * matrices of one type F16, BF16, Q8_0 or Q4_0 as an inference view of that type.  Errors name
+ * matrices of one type F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K as an inference view of that type;
+ * matrices of mixed types (llama.cpp's Q4_K_M keeps some in Q6_K) as an F32 model of their
+ * exact values (the view runs one type).  Errors name
  * the key or tensor that is missing, mis-shaped or of a type braid does not run. */
 br_status br_model_open_gguf(br_model_t **out, const char *path);
 #endif

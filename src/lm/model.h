@@ -218,7 +218,7 @@ br_status br_model_save(const br_model_t *m, const char *dir, int dtype /* br_dt
  * br_model_open_gguf (lm/gguf.h).  Errors as br_model_load. */
 br_status br_model_open(br_model_t **out, const char *dir);
 /* An inference copy of the F32 model src whose matrices (embedding, projections, lm_head) are
- * stored as wt (BF16, F16, Q8_0 or Q4_0: br_wtype_quantize, llama.cpp's rounding); 1-D tensors
+ * stored as wt (BF16, F16, Q8_0, Q4_0, Q4_K or Q6_K: br_wtype_quantize, llama.cpp's rounding); 1-D tensors
  * stay F32.  The result is a view like br_model_open's (m->wt = wt; training and saving refuse
  * it) that owns its buffers; src is not changed and may be freed.  BR_EINVAL when a matrix row
  * is not a whole number of the type's blocks (naming the tensor), BR_EUNSUPPORTED for a mixture
