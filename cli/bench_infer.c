@@ -100,7 +100,7 @@ static int make_files(const char *size, const char *dir, const char *types)
     br_status s = br_model_create(&m, &c, false);
     if (!s && !vocab_make(&v, (size_t)c.vocab_size)) s = br_error(BR_ENOMEM, "out of memory");
     if (!s) br_model_init_random(m, 1);
-    br_gguf_vocab_t gv = {"gpt2", "default", v.toks, (size_t)c.vocab_size, NULL, 0};
+    br_gguf_vocab_t gv = {.model = "gpt2", .pre = "default", .tokens = v.toks, .n_tokens = (size_t)c.vocab_size};
     for (int t = 0; t < NTYPES && !s; t++) {
         if (!todo[t]) continue;
         snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, size, type_names[t]);
