@@ -2,7 +2,8 @@
  * run (bench/serve/README in docs/serve.md): Gamma arrivals, power-law adapter popularity,
  * n adapters, uniform input/output lengths.  Drives the scheduler in process (no HTTP), with
  * adapters loaded on demand from PEFT folders on disk.  Prompts are windows of real text (the
- * GPL-3 licence shipped by Debian) tokenized with the given tokenizer. */
+ * GPL-3 licence shipped by Debian) tokenized with the given tokenizer.  `--suite` runs the reviewer
+ * suite instead (capacity, load below it, eviction, tenant fairness: bench_serve_suite.c). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>

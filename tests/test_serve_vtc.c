@@ -45,7 +45,7 @@ static int light_rank(br_model_t *m, const br_tokenizer_t *tok, br_tenants_t *te
             while (!br_req_wait(r[i], SIZE_MAX, 1.0)) {}
     int before = 0;
     for (int i = 0; i < NHEAVY; i++) {
-        CHECK_INT(r[i] ? r[i]->finish : -1, BR_FINISH_LENGTH);
+        CHECK_INT(r[i] ? (int)r[i]->finish : -1, (int)BR_FINISH_LENGTH);
         before += r[i] && r[NHEAVY] && r[i]->t_done < r[NHEAVY]->t_done;
     }
     for (int i = 0; i <= NHEAVY; i++) br_req_unref(r[i]);
