@@ -18,8 +18,8 @@ bash bench/lm_train.sh
 bash bench/dist_train.sh
 # serving: S-LoRA workload, batched LoRA vs one-adapter-per-batch vs merge (bench/serve/RESULTS.md),
 # then a wrk load test on the demo model (skips without wrk or runs/demo)
-# (regenerate the committed report with: braid bench serve --json bench/serve/results.json &&
-#  /usr/bin/python3 bench/serve/report.py bench/serve/results.json)
+# (regenerate the committed report with: bash bench/serve/run.sh [--quick]: the reviewer suite
+#  into bench/serve/results.json, the full mode also this comparison into bench/serve/policies.json)
 ./braid bench serve --requests 120
 bash bench/serve/wrk.sh
 # Dec-POMDP tasks of MARCO: agent-steps/s on one core (goal >= 1e7 for the switch tasks)

@@ -2,7 +2,8 @@
  * run (bench/serve/README in docs/serve.md): Gamma arrivals, power-law adapter popularity,
  * n adapters, uniform input/output lengths.  Drives the scheduler in process (no HTTP), with
  * adapters loaded on demand from PEFT folders on disk.  Prompts are windows of real text (the
- * GPL-3 licence shipped by Debian) tokenized with the given tokenizer. */
+ * GPL-3 licence shipped by Debian) tokenized with the given tokenizer.  `--suite` runs the reviewer
+ * suite instead (capacity, load below it, eviction, tenant fairness: bench_serve_suite.c). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "bench_cmds.h"
+#include "bench_serve.h"
 #include "proc.h"
 #include "base/threads.h"
 #include "lm/model.h"
@@ -51,7 +53,7 @@ static double gamma_sample(br_rng_t *r, double k)
     }
 }
 
-static double pct(double *v, size_t n, double p)
+double bench_serve_pct(const double *v, size_t n, double p)
 {
     if (!n) return 0;
     size_t i = (size_t)ceil(p * (double)n) - 1;
@@ -120,9 +122,9 @@ static br_status run_one(br_model_t *m, const br_tokenizer_t *tok, br_tenants_t 
     double wall = last - t0;
     qsort(lat, done, sizeof *lat, bench_cmp_double);
     qsort(ttft, done, sizeof *ttft, bench_cmp_double);
-    *res = (result_t){.req_s = done / wall, .tok_s = toks / wall, .p50 = pct(lat, done, 0.5), .p90 = pct(lat, done, 0.9),
-                      .p99 = pct(lat, done, 0.99), .mean_lat = done ? lat_sum / done : 0,
-                      .ttft_mean = done ? ttft_sum / done : 0, .ttft_p90 = pct(ttft, done, 0.9),
+    *res = (result_t){.req_s = done / wall, .tok_s = toks / wall, .p50 = bench_serve_pct(lat, done, 0.5), .p90 = bench_serve_pct(lat, done, 0.9),
+                      .p99 = bench_serve_pct(lat, done, 0.99), .mean_lat = done ? lat_sum / done : 0,
+                      .ttft_mean = done ? ttft_sum / done : 0, .ttft_p90 = bench_serve_pct(ttft, done, 0.9),
                       .slo = done ? (double)ok_slo / done : 0, .wall = wall, .done = done};
     for (size_t i = 0; i < nreq; i++) br_req_unref(reqs[i]);
     free(reqs);
@@ -172,7 +174,7 @@ static br_status decode_rate(br_model_t *m, const br_tokenizer_t *tok, br_tenant
     return st;
 }
 
-static int parse_list(const char *s, int *v, int cap)
+int bench_serve_parse_list(const char *s, int *v, int cap)
 {
     int n = 0;
     while (*s && n < cap) {
@@ -187,7 +189,7 @@ static int parse_list(const char *s, int *v, int cap)
 }
 
 /* The benchmark's Llama-style model: width C (4 heads), L layers, vocabulary max(V, tokenizer's). */
-static br_status bench_model(br_model_t **m, const br_tokenizer_t *tok, int hidden, int layers, int vocab)
+br_status bench_serve_model(br_model_t **m, const br_tokenizer_t *tok, int hidden, int layers, int vocab)
 {
     br_model_config_t c;
     br_config_defaults(&c);
@@ -202,7 +204,7 @@ static br_status bench_model(br_model_t **m, const br_tokenizer_t *tok, int hidd
 }
 
 /* Writes root (freed) as indented JSON, atomically. */
-static br_status write_json(const char *path, json_t *root)
+br_status bench_serve_write_json(const char *path, json_t *root)
 {
     char *js = json_dumps(root, JSON_INDENT(1));
     json_decref(root);
@@ -213,7 +215,7 @@ static br_status write_json(const char *path, json_t *root)
 }
 
 /* ad0000.. in adir: PEFT folders, ranks R and 2R alternating, on q_proj and v_proj. */
-static br_status write_adapters(const char *adir, const br_lora_shapes_t *shapes, int n, int rank, size_t *bytes)
+br_status bench_serve_write_adapters(const char *adir, const br_lora_shapes_t *shapes, int n, int rank, size_t *bytes)
 {
     br_rng_t rng;
     br_rng_seed(&rng, 3);
@@ -310,7 +312,7 @@ int bench_serve(int argc, char **argv)
     const char *ns_s = "1,10,100,1000", *json_out = NULL, *in_s = "8,64", *out_s = "8,32", *fixture = NULL;
     int nreq = 200, hidden = 256, layers = 4, vocab = 4096, rank = 8, max_batch = 256;
     double rate = 100, cv = 1, alpha = 1, slo = 1.0;
-    bool quick = false;
+    bool quick = false, suite = false; /* --suite is dispatched before parsing; listed for --help */
     int reps = 3;
     const opt_t opts[] = {
         {"adapters", OPT_STR, &ns_s, "LIST", "numbers of adapters to run (default 1,10,100,1000)", false},
@@ -331,6 +333,7 @@ int bench_serve(int argc, char **argv)
         {"json", OPT_STR, &json_out, "PATH", "also write the results as JSON", false},
         {"reps", OPT_INT, &reps, "N", "repetitions, policies interleaved; the median run (by req/s) is reported (default 3)", false},
         {"quick", OPT_BOOL, &quick, NULL, "small run (adapters 1,10; 60 requests; 1 rep) for a smoke test", false},
+        {"suite", OPT_BOOL, &suite, NULL, "run the reviewer suite instead (capacity, load, eviction, tenants; see --suite --help)", false},
         {"write-fixture", OPT_STR, &fixture, "DIR", "only write the model (DIR/model, with the tokenizer) and the largest number of adapters (DIR/adapters) for `braid serve`, then exit (bench/serve/soak.sh)", false},
     };
     cmd_spec_t spec = {"braid bench serve [options]",
@@ -339,17 +342,19 @@ int bench_serve(int argc, char **argv)
                        "weight swapping). Prints throughput, latency percentiles, time to first token and SLO "
                        "attainment per number of adapters, then single-request vs 8-request decode tokens/s.",
                        opts, sizeof opts / sizeof *opts, 0, 0};
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--suite")) return bench_serve_suite(argc, argv);
     char **pos;
     int npos, rc = args_parse(&spec, argc, argv, &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
     int ns[16], io[2], oo[2];
-    int nn = parse_list(quick ? "1,10" : ns_s, ns, 16);
+    int nn = bench_serve_parse_list(quick ? "1,10" : ns_s, ns, 16);
     if (quick) {
         nreq = 60;
         reps = 1;
     }
     if (reps < 1 || reps > 15) reps = 3;
-    if (nn <= 0 || parse_list(in_s, io, 2) != 2 || parse_list(out_s, oo, 2) != 2 || io[0] > io[1] || oo[0] > oo[1] ||
+    if (nn <= 0 || bench_serve_parse_list(in_s, io, 2) != 2 || bench_serve_parse_list(out_s, oo, 2) != 2 || io[0] > io[1] || oo[0] > oo[1] ||
         nreq < 1 || !(rate > 0) || !(cv > 0) || !(alpha > 0) || hidden < 8 || hidden % 4 || layers < 1 || rank < 1) {
         fprintf(stderr, "braid: error: bad list or size (see --help)\n");
         return 2;
@@ -367,7 +372,7 @@ int bench_serve(int argc, char **argv)
     free(raw);
     if (st == BR_OK && ntext < (size_t)io[1] * 2 + 1024) st = br_error(BR_EINVAL, "%s is too short", text_path);
     br_model_t *m = NULL;
-    if (st == BR_OK) st = bench_model(&m, tok, hidden, layers, vocab);
+    if (st == BR_OK) st = bench_serve_model(&m, tok, hidden, layers, vocab);
     if (st != BR_OK) {
         br_tokenizer_free(tok);
         free(text);
@@ -389,7 +394,7 @@ int bench_serve(int argc, char **argv)
     br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     double tw = br_now();
     size_t ad_bytes = 0;
-    if (st == BR_OK) st = write_adapters(adir, &shapes, maxn, rank, &ad_bytes);
+    if (st == BR_OK) st = bench_serve_write_adapters(adir, &shapes, maxn, rank, &ad_bytes);
     fprintf(stderr, "bench serve: model %zu parameters (C %d, L %d, V %d); %d adapters written in %.1f s (%.1f MB)\n",
             m->n_params, hidden, layers, m->cfg.vocab_size, maxn, br_now() - tw, ad_bytes / 1e6);
     if (fixture) { /* the fixture is written: no benchmark */
@@ -447,7 +452,7 @@ int bench_serve(int argc, char **argv)
                                  "workload", "requests", nreq, "rate", rate, "cv", cv, "alpha", alpha, "in", io[0], io[1],
                                  "out", oo[0], oo[1], "slo", slo, "hidden", hidden, "layers", layers, "rank", rank,
                                  "threads", br_get_threads());
-        st = write_json(json_out, root);
+        st = bench_serve_write_json(json_out, root);
     } else {
         json_decref(jr);
     }

@@ -441,6 +441,14 @@ static void mark_admitted(br_req_t *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Is tenant t's queue served before tenant u's?  VTC: the smaller counter; opts.fcfs: the older
+ * head request. */
+static bool fairer(const br_sched_t *s, size_t t, size_t u)
+{
+    if (s->o.fcfs) return s->wait[t].head->t_arrival < s->wait[u].head->t_arrival;
+    return s->vtc[t] < s->vtc[u];
+}
+
 /* Admission between steps (see sched.h). */
 static void admit(br_sched_t *s)
 {
@@ -464,7 +472,7 @@ static void admit(br_sched_t *s)
         /* the active tenant with the smallest counter not yet tried this round */
         size_t best = SIZE_MAX;
         for (size_t t = 0; t < s->ntenants; t++)
-            if (!tried[t] && s->wait[t].n && (best == SIZE_MAX || s->vtc[t] < s->vtc[best])) best = t;
+            if (!tried[t] && s->wait[t].n && (best == SIZE_MAX || fairer(s, t, best))) best = t;
         if (best == SIZE_MAX) break;
         queue_t *q = &s->wait[best];
         br_req_t *prev = NULL, *r = q->head;

@@ -125,6 +125,8 @@ typedef struct {
     int guard_max_tokens;       /* repeat length cap; 0: the output's length + 16 */
     uint64_t seed;              /* for requests without a seed */
     int policy;                 /* br_sched_policy (benchmark baselines) */
+    bool fcfs;                  /* control for bench/serve: admit the oldest waiting request of any
+                                 * tenant, ignoring the virtual token counters (no fairness) */
 } br_sched_opts_t;
 
 /* How batches are formed.  braid serves with BR_SCHED_BATCHED; the others are the baselines of
