@@ -438,6 +438,8 @@ def main_report(argv):
               f"per-seed values are in `{'results.json' if full else 'results-quick.json'}`. Evaluation episodes are "
               "greedy, not counted as real steps, and use their own environments and random stream (training is "
               "bit-identical however often a run is evaluated: `tests/test_rl_marco_cli.c`).\n")
+    if os.environ.get("MARCO_RUN_NOTE"):  # e.g. how an interrupted run was resumed
+        md.append(f"Note on this run: {os.environ['MARCO_RUN_NOTE']}\n")
     md.append("Full mode, not run here: `experiments/marco/run.sh` (6 tasks: switch with 3, 4 and 5 agents, "
               "switch-bridges with 3 agents, switch-bridges-5 with 4 agents, simple-reference; 5 seeds; 3x3 "
               "model-free sweep on 2 tuning seeds; model-free budgets 100k/60k real steps, MARCO 20k). Expected "

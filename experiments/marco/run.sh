@@ -18,6 +18,7 @@
 #   experiments/marco/run.sh           6 tasks, 5 seeds, 3x3 sweep on 2 tuning seeds:
 #                                      about 9 hours on 2 idle cores (estimate, see RESULTS.md)
 #   options: --seeds N (default 3 quick, 5 full)  --jobs J (parallel runs, default 2)  --out DIR
+#   Finished runs (summary.json present) are not rerun: rerunning the script resumes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=full SEEDS="" JOBS=2 OUT=experiments/marco/runs
@@ -72,9 +73,15 @@ task_args() { # LABEL:ENV:AGENTS -> sets label env agents mf MF MB MA EV
   fi
 }
 
-run_jobs() { # FILE: one braid command line per run, JOBS at a time
+run_jobs() { # FILE: one braid command line per run, JOBS at a time; runs whose output folder
+  # already has a summary.json (a finished run) are skipped, so an interrupted run.sh resumes
+  local todo="$1.todo"
+  while read -r line; do
+    [ -f "${line##* --out }/summary.json" ] || echo "$line"
+  done < "$1" > "$todo"
+  echo "  $(wc -l < "$todo") of $(wc -l < "$1") still to run" >&2
   # shellcheck disable=SC2016
-  BRAID_QUIET=1 xargs -P "$JOBS" -I CMD sh -c 'nice -n 10 ./braid CMD >/dev/null || echo "FAILED: braid CMD" >&2' < "$1"
+  BRAID_QUIET=1 xargs -P "$JOBS" -I CMD sh -c 'nice -n 10 ./braid CMD >/dev/null 2>&1 || echo "FAILED: braid CMD" >&2' < "$todo"
 }
 
 start=$(date +%s)
