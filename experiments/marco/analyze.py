@@ -31,13 +31,13 @@ N_TARGETS = 10
 
 
 def read_run(d):
+    """(log rows, summary) of a finished run; None for a missing or unfinished one (no summary)."""
     path = os.path.join(d, "log.jsonl")
-    if not os.path.exists(path):
+    if not os.path.exists(path) or not os.path.exists(os.path.join(d, "summary.json")):
         return None
     rows = [json.loads(l) for l in open(path) if l.strip()]
     summ = os.path.join(d, "summary.json")
-    s = json.load(open(summ)) if os.path.exists(summ) else {}
-    return rows, s
+    return rows, json.load(open(summ))
 
 
 def load(runs):
@@ -45,7 +45,9 @@ def load(runs):
     for path in sorted(glob.glob(os.path.join(runs, "*", "*", "seed*", "log.jsonl"))):
         parts = path.split(os.sep)
         task, method, seed = parts[-4], parts[-3], int(parts[-2][4:])
-        out.setdefault(task, {}).setdefault(method, {})[seed] = read_run(os.path.dirname(path))
+        r = read_run(os.path.dirname(path))
+        if r:
+            out.setdefault(task, {}).setdefault(method, {})[seed] = r
     return out
 
 
@@ -443,8 +445,9 @@ def main_report(argv):
     md.append("Full mode, not run here: `experiments/marco/run.sh` (6 tasks: switch with 3, 4 and 5 agents, "
               "switch-bridges with 3 agents, switch-bridges-5 with 4 agents, simple-reference; 5 seeds; 3x3 "
               "model-free sweep on 2 tuning seeds; model-free budgets 100k/60k real steps, MARCO 20k). Expected "
-              "time: about 9 hours on 2 idle cores (estimated from the quick run's CPU time per real step; the "
-              "108 sweep runs dominate).\n")
+              "time: about 3-4 hours on 2 idle cores (an estimate, not measured: the earlier protocol's full run took "
+              "1,468 s for 27 runs; this one has 108 sweep runs, 30 reported model-free runs and 60 MARCO runs, "
+              "some with 4-5 agents).\n")
     results = {"mode": mode, "seeds": nseeds, "tuning_seeds": tune.split(), "seconds": seconds,
                "n_targets": N_TARGETS, "tasks": {}}
     facts = []
