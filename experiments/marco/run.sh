@@ -13,10 +13,10 @@
 #    used for the reported seeds 1..N.  MARCO runs (reported seeds) share this phase.
 # 2. The model-free learner with the chosen setting on the reported seeds.
 #
-#   experiments/marco/run.sh --quick   3 tasks, 3 seeds, 2x2 sweep on 1 tuning seed:
-#                                      about 7 minutes on 2 idle cores
+#   experiments/marco/run.sh --quick   3 tasks, 3 seeds, 2x2 sweep on 1 tuning seed: about
+#                                      900 CPU-s, 7-8 minutes on 2 idle cores (estimate)
 #   experiments/marco/run.sh           6 tasks, 5 seeds, 3x3 sweep on 2 tuning seeds:
-#                                      about 9 hours on 2 idle cores (estimate, see RESULTS.md)
+#                                      about 3-4 hours on 2 idle cores (estimate, see RESULTS.md)
 #   options: --seeds N (default 3 quick, 5 full)  --jobs J (parallel runs, default 2)  --out DIR
 #   Finished runs (summary.json present) are not rerun: rerunning the script resumes.
 set -euo pipefail
