@@ -160,7 +160,7 @@ br_status br_marco_run(const br_marco_config_t *c)
                                  anneal, &rng, &model_ret)) != BR_OK) goto done;
         const int last = steps >= budget;
         if (last || steps >= next_eval) {
-            while (next_eval <= steps) next_eval += b->eval_every > 0 ? b->eval_every : 1;
+            while (b->eval_every > 0 && next_eval <= steps) next_eval += b->eval_every;
             br_vd_collect(task, &sev, &stage, 0.0f, &erng, NULL);
             m = mean_return(&stage, &sd);
             char extra[512];
