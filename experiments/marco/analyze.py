@@ -415,7 +415,7 @@ def verdicts(all_facts):
         md[-1] += f"Largest median ratio over all tasks and targets: {best_ratio:.2f}x, below 20x: not reproduced here."
     md.append("")
     md.append("**Claim 3: the exploration policy makes MARCO more sample-efficient than MARCO without it.** "
-              "Compared on the same seeds: mean return over training up to MARCO's budget, and final return.\n")
+              "Compared on the same seeds by final return (mean of the last 3 evaluations), paired by seed.\n")
     for f in learned:
         if "marco" in f["final"] and "marco-no-explore" in f["final"]:
             a, b = f["at_mb"]["marco"], f["at_mb"]["marco-no-explore"]
