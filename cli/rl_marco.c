@@ -18,14 +18,14 @@ int rl_marco(int argc, char **argv)
     long steps = 0, seed = 1;
     bool quiet = false, no_explore = false;
     const opt_t opts[] = {
-        {"env", OPT_STR, &env, "ENV", "task: switch, switch-bridges, simple-reference", true},
+        {"env", OPT_STR, &env, "ENV", "task: switch, switch-bridges, switch-bridges-L (bridge length L), simple-reference", true},
         {"real-steps", OPT_LONG, &steps, "N", "budget of real environment steps", true},
         {"seed", OPT_LONG, &seed, "S", "random seed (default 1)", false},
         {"out", OPT_STR, &out, "DIR", "output folder (log.jsonl, summary.json)", true},
         {"no-explore", OPT_BOOL, &no_explore, NULL, "ablation: collect real data with the task policy, no exploration policy", false},
         {"mixer", OPT_STR, &mixer, "M", "vdn, qmix or auto (default: vdn for switch tasks, qmix for simple-reference, as the paper)", false},
         {"agents", OPT_INT, &b->n_agents, "N", "agents (default: the task's, 3 for switch)", false},
-        {"init-steps", OPT_LONG, &c.init_steps, "N", "random real steps before the first model fit (default budget/10)", false},
+        {"init-steps", OPT_LONG, &c.init_steps, "N", "random real steps before the first model fit, i.e. the real steps at the first evaluation of a trained policy (default budget/10)", false},
         {"collect-steps", OPT_LONG, &c.collect_steps, "N", "real steps collected per iteration (default budget/10)", false},
         {"policy-updates", OPT_INT, &c.policy_updates, "K", "task-policy gradient steps in the model per iteration (default 500)", false},
         {"explore-updates", OPT_INT, &c.explore_updates, "K", "exploration-policy gradient steps per iteration (default 200)", false},
@@ -44,6 +44,7 @@ int rl_marco(int argc, char **argv)
         {"lr", OPT_FLOAT, &b->lr, "LR", "Adam learning rate of the policies (default 5e-4)", false},
         {"target-every", OPT_INT, &b->target_every, "K", "gradient steps between target copies (default 200)", false},
         {"eps-anneal", OPT_LONG, &c.eps_anneal_updates, "K", "policy gradient steps to anneal model epsilon 1 -> 0.05 (default 2 x policy-updates)", false},
+        {"eval-every", OPT_LONG, &b->eval_every, "N", "evaluate at the first iteration end past every N real steps (default 0: after every iteration; the last is always evaluated)", false},
         {"eval-episodes", OPT_INT, &b->eval_episodes, "E", "greedy episodes per evaluation (default 64)", false},
         {"quiet", OPT_BOOL, &quiet, NULL, "no progress bar", false},
     };

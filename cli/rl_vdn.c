@@ -18,13 +18,13 @@ static int run_vd(int argc, char **argv, br_mixer_kind mixer)
     long steps = 0, seed = 1;
     bool quiet = false;
     const opt_t opts[] = {
-        {"env", OPT_STR, &env, "ENV", "task: switch, switch-bridges, simple-reference", true},
+        {"env", OPT_STR, &env, "ENV", "task: switch, switch-bridges, switch-bridges-L (bridge length L), simple-reference", true},
         {"real-steps", OPT_LONG, &steps, "N", "budget of real environment steps", true},
         {"seed", OPT_LONG, &seed, "S", "random seed (default 1)", false},
         {"out", OPT_STR, &out, "DIR", "output folder (log.jsonl, summary.json)", true},
         {"agents", OPT_INT, &c.n_agents, "N", "agents (default: the task's, 3 for switch)", false},
         {"envs", OPT_INT, &c.envs, "B", "environments collected in parallel (default 4)", false},
-        {"updates", OPT_INT, &c.updates_per_collect, "K", "gradient steps per collection (default 4)", false},
+        {"updates", OPT_INT, &c.updates_per_collect, "K", "gradient steps per collection of --envs episodes (default 4: one per episode)", false},
         {"batch", OPT_INT, &c.batch, "E", "episodes per gradient step (default 32)", false},
         {"buffer", OPT_INT, &c.buffer, "E", "replay buffer in episodes (default 5000)", false},
         {"hidden", OPT_INT, &c.hidden, "H", "GRU width (default 64)", false},

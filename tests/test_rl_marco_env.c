@@ -1,5 +1,6 @@
 /* Rules of the Dec-POMDP tasks pinned on hand-worked episodes: switch riddle, switch with
  * bridges, particle simple_reference; bad input; determinism. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +10,7 @@
 static int room_of(const br_env_t *e, int b)
 {
     const int n = e->spec.n_agents, od = e->spec.obs_dim;
-    const int off = e->spec.kind == BR_ENV_SWITCH_BRIDGES ? BR_BRIDGE_LEN : 0;
+    const int off = e->spec.bridge_len;
     int room = -1, count = 0;
     for (int i = 0; i < n; i++)
         if (e->obs[((size_t)b * n + i) * od + off] == 1) room = i, count++;
@@ -194,6 +195,77 @@ static void test_bridges(void)
     br_env_free(e);
 }
 
+/* P(all n prisoners in the room within D days), today counting: inclusion-exclusion */
+static double oracle_return(int n, int D)
+{
+    double p = 0, c = 1; /* c = C(n, k) */
+    for (int k = 0; k <= n; k++) {
+        p += (k & 1 ? -1 : 1) * c * pow((double)(n - k) / n, D);
+        c = c * (n - k) / (k + 1);
+    }
+    return p;
+}
+
+/* The oracle that reads the state (walks right on the bridge, tells as soon as every prisoner
+ * has been in the room) earns P(all n seen within 4n-6 days) on switch and switch-bridges-L
+ * for n = 3..5; silent episodes end exactly at the limit 4n-6+L, not terminal. */
+static void test_switch_oracle_n_agents(void)
+{
+    CHECK_NEAR(oracle_return(3, 6), 540.0 / 729.0, 1e-12);
+    const char *names[] = {"switch", "switch-bridges", "switch-bridges-5", "switch-bridges-1"};
+    const int lens[] = {0, 3, 5, 1};
+    br_env_spec_t sp;
+    CHECK_STATUS(br_env_spec(&sp, "switch-bridges-0", 3), BR_EINVAL);
+    CHECK_STATUS(br_env_spec(&sp, "switch-bridges-12", 3), BR_EINVAL);
+    for (int k = 0; k < 4; k++)
+        for (int n = 3; n <= 5; n++) {
+            const int L = lens[k], B = 4000, limit = 4 * n - 6 + L;
+            br_env_t *e;
+            CHECK_OK(br_env_create(&e, names[k], n, B, 11 + (uint64_t)n));
+            CHECK(!strcmp(e->spec.name, names[k]));
+            CHECK_INT(e->spec.bridge_len, L);
+            CHECK_INT(e->spec.episode_limit, limit);
+            CHECK_INT(e->spec.obs_dim, L + 2);
+            CHECK_INT(e->spec.state_dim, n * (L ? L + 1 : 0) + 2 * n + 1);
+            int32_t *act = calloc((size_t)B * n, sizeof *act);
+            double ret = 0;
+            int steps = 0, told = 0, bad = 0;
+            const int vis = L ? n * (L + 1) : 0; /* visited bits, then light, then room */
+            while (1) {
+                int alive = 0;
+                for (int b = 0; b < B; b++) alive |= !e->done[b];
+                if (!alive) break;
+                for (int b = 0; b < B; b++) {
+                    const float *st = e->state + (size_t)b * e->spec.state_dim;
+                    const int bridge = L && e->t[b] < L;
+                    int room = -1, all = 1;
+                    for (int i = 0; i < n; i++) if (st[vis + n + 1 + i] == 1) room = i;
+                    for (int i = 0; i < n; i++) all &= st[vis + i] == 1 || i == room;
+                    for (int i = 0; i < n; i++)
+                        act[(size_t)b * n + i] = bridge ? BR_SW_RIGHT
+                                               : i == room && all ? BR_SW_TELL : BR_SW_NONE;
+                    bad += !bridge && room < 0; /* exactly one prisoner in the room */
+                }
+                br_env_step_unchecked(e, act);
+                steps++;
+            }
+            for (int b = 0; b < B; b++) {
+                ret += e->reward[b];
+                told += e->terminated[b];
+                bad += e->reward[b] < 0;                      /* the oracle never tells too early */
+                bad += !e->terminated[b] && e->t[b] != limit; /* silent: ends at the limit */
+                bad += e->t[b] <= L;                          /* every episode reaches the riddle */
+            }
+            CHECK_INT(bad, 0);
+            CHECK_INT(steps, limit);
+            const double p = oracle_return(n, 4 * n - 6);
+            CHECK_NEAR(ret / B, p, 4 * sqrt(p * (1 - p) / B)); /* 4 standard errors */
+            CHECK_INT(told, (int)ret);
+            free(act);
+            br_env_free(e);
+        }
+}
+
 static void test_particle(void)
 {
     br_env_t *e;
@@ -292,6 +364,7 @@ int main(void)
     test_bad_input();
     test_switch_rules();
     test_bridges();
+    test_switch_oracle_n_agents();
     test_particle();
     test_determinism();
     return th_exit();

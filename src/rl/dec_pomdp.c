@@ -6,14 +6,17 @@
 
 #include "base/alloc.h"
 
-const char *br_env_names(void) { return "switch, switch-bridges, simple-reference"; }
+const char *br_env_names(void) { return "switch, switch-bridges, switch-bridges-L (L = 1..9), simple-reference"; }
 
 br_status br_env_spec(br_env_spec_t *spec, const char *name, int n_agents)
 {
     memset(spec, 0, sizeof *spec);
     if (!name) return br_error(BR_EINVAL, "no environment given (known: %s)", br_env_names());
     if (!strcmp(name, "switch")) return br_env_switch_spec(spec, n_agents, 0);
-    if (!strcmp(name, "switch-bridges")) return br_env_switch_spec(spec, n_agents, 1);
+    if (!strcmp(name, "switch-bridges")) return br_env_switch_spec(spec, n_agents, BR_BRIDGE_LEN);
+    if (!strncmp(name, "switch-bridges-", 15) && name[15] >= '1' && name[15] <= '0' + BR_BRIDGE_MAX &&
+        !name[16])
+        return br_env_switch_spec(spec, n_agents, name[15] - '0');
     if (!strcmp(name, "simple-reference")) return br_env_particle_spec(spec, n_agents);
     return br_error(BR_EINVAL, "unknown environment '%s' (known: %s)", name, br_env_names());
 }

@@ -19,6 +19,7 @@
  * Tasks (rules in docs/marco.md):
  *   "switch"           switch riddle, Foerster et al. 2016 (n agents, default 3)
  *   "switch-bridges"   the switch riddle after every agent crosses a bridge of length 3
+ *   "switch-bridges-L" the same with bridges of length L (1 <= L <= 9)
  *   "simple-reference" particle world simple_reference (exactly 2 agents), original physics */
 #ifndef BR_RL_DEC_POMDP_H
 #define BR_RL_DEC_POMDP_H
@@ -40,6 +41,7 @@ typedef struct {
     br_env_kind kind;
     const char *name;
     int n_agents, n_actions, obs_dim, state_dim, episode_limit;
+    int bridge_len; /* switch-bridges: steps on each bridge (0 for the other tasks) */
     int n_state_groups, n_obs_groups;
     br_feat_group_t state_groups[BR_ENV_MAX_GROUPS];
     br_feat_group_t obs_groups[BR_ENV_MAX_GROUPS];
@@ -76,7 +78,8 @@ void br_env_step_unchecked(br_env_t *e, const int32_t *actions);
 const char *br_env_names(void);
 
 /* ---- per-task internals (used by dec_pomdp.c; rules in env_switch.c, env_particle.c) ---- */
-br_status br_env_switch_spec(br_env_spec_t *spec, int n_agents, int bridges);
+/* bridge_len: 0 for the plain riddle, else the bridge length (1..BR_BRIDGE_MAX) */
+br_status br_env_switch_spec(br_env_spec_t *spec, int n_agents, int bridge_len);
 br_status br_env_switch_init(br_env_t *e);
 void br_env_switch_reset(br_env_t *e, int b);
 void br_env_switch_step(br_env_t *e, const int32_t *actions);
@@ -87,7 +90,8 @@ void br_env_particle_step(br_env_t *e, const int32_t *actions);
 
 /* Switch riddle actions (the bridge actions exist only in switch-bridges). */
 enum { BR_SW_NONE = 0, BR_SW_ON, BR_SW_OFF, BR_SW_TELL, BR_SW_LEFT, BR_SW_RIGHT };
-#define BR_BRIDGE_LEN 3
+#define BR_BRIDGE_LEN 3 /* default bridge length of "switch-bridges" */
+#define BR_BRIDGE_MAX 9
 /* simple_reference: action = move * 10 + symbol; move 0 none, 1 +x, 2 -x, 3 +y, 4 -y. */
 #define BR_PR_MOVES 5
 #define BR_PR_SYMBOLS 10

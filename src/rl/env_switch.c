@@ -8,19 +8,20 @@
  * tell the episode ends with 0.  Prisoners outside the room observe nothing and can only do
  * nothing.  The light starts off.
  *
- * Bridges: before the riddle, every agent stands at the start of its own bridge of length 3
- * and must walk right three times (left is the wrong move); any wrong move ends the episode
- * with -1.  All agents move at once, so the riddle starts after exactly 3 steps; the limit is
- * 4n-6+3.  Reaching the riddle at random has probability 2^-(3n).
+ * Bridges: before the riddle, every agent stands at the start of its own bridge of length L
+ * (3 for "switch-bridges", L for "switch-bridges-L") and must walk right L times (left is the
+ * wrong move); any wrong move ends the episode with -1.  All agents move at once, so the riddle
+ * starts after exactly L steps; the limit is 4n-6+L.  Reaching the riddle at random has
+ * probability 2^-(Ln).
  *
  * State (what a centralized model sees):
- *   bridges only: pos_i one-hot over {0,1,2,3} for each agent (categorical groups)
+ *   bridges only: pos_i one-hot over {0..L} for each agent (categorical groups)
  *   visited_i: prisoner i was in the room on an earlier day of the riddle (binary, n)
  *   light (binary, 1)
  *   in_room one-hot (categorical, n): today's prisoner (drawn every step, ignored on bridges)
  * With visited counting *earlier* days, every feature but in_room is a deterministic function
  * of (state, joint action): a model can sample in_room alone and stay consistent.
- * Observation of agent i: bridges only: its position one-hot over {0,1,2} while on the bridge
+ * Observation of agent i: bridges only: its position one-hot over {0..L-1} while on the bridge
  * (zeros after); then [in_room_i, light if in the room else 0]. */
 #include <string.h>
 
@@ -34,11 +35,19 @@ typedef struct {
     uint8_t *light;    /* (B) */
     uint8_t *pos;      /* (B) bridge position, the same for every agent (they move together) */
     uint32_t *visited; /* (B) bit i: prisoner i was in the room on an earlier day */
-    int bridges;
+    int L; /* bridge length (0: no bridges) */
 } switch_impl_t;
 
-br_status br_env_switch_spec(br_env_spec_t *spec, int n, int bridges)
+static const char *const BRIDGE_NAMES[BR_BRIDGE_MAX + 1] = {
+    "switch", "switch-bridges-1", "switch-bridges-2", "switch-bridges", "switch-bridges-4",
+    "switch-bridges-5", "switch-bridges-6", "switch-bridges-7", "switch-bridges-8",
+    "switch-bridges-9"};
+
+br_status br_env_switch_spec(br_env_spec_t *spec, int n, int L)
 {
+    if (L < 0 || L > BR_BRIDGE_MAX)
+        return br_error(BR_EINVAL, "switch bridges must have length 0..%d, got %d", BR_BRIDGE_MAX, L);
+    const int bridges = L > 0;
     if (n <= 0) n = 3;
     if (n < 2)
         return br_error(BR_EINVAL, "switch%s needs at least 2 agents, got %d",
@@ -47,19 +56,20 @@ br_status br_env_switch_spec(br_env_spec_t *spec, int n, int bridges)
         return br_error(BR_EINVAL, "switch%s supports at most %d agents, got %d",
                         bridges ? "-bridges" : "", SW_MAX_AGENTS, n);
     spec->kind = bridges ? BR_ENV_SWITCH_BRIDGES : BR_ENV_SWITCH;
-    spec->name = bridges ? "switch-bridges" : "switch";
+    spec->name = BRIDGE_NAMES[L];
+    spec->bridge_len = L;
     spec->n_agents = n;
     spec->n_actions = bridges ? 6 : 4;
-    spec->episode_limit = 4 * n - 6 + (bridges ? BR_BRIDGE_LEN : 0);
+    spec->episode_limit = 4 * n - 6 + L;
     if (spec->episode_limit < 1) spec->episode_limit = 1; /* n = 2 without bridges: 4n-6 = 2 */
     int g = 0;
     if (bridges)
-        for (int i = 0; i < n; i++) spec->state_groups[g++] = (br_feat_group_t){BR_FEAT_CATEGORICAL, BR_BRIDGE_LEN + 1};
+        for (int i = 0; i < n; i++) spec->state_groups[g++] = (br_feat_group_t){BR_FEAT_CATEGORICAL, L + 1};
     spec->state_groups[g++] = (br_feat_group_t){BR_FEAT_BINARY, n + 1};
     spec->state_groups[g++] = (br_feat_group_t){BR_FEAT_CATEGORICAL, n};
     spec->n_state_groups = g;
-    spec->state_dim = (bridges ? n * (BR_BRIDGE_LEN + 1) : 0) + 2 * n + 1;
-    spec->obs_dim = (bridges ? BR_BRIDGE_LEN : 0) + 2;
+    spec->state_dim = (bridges ? n * (L + 1) : 0) + 2 * n + 1;
+    spec->obs_dim = L + 2;
     spec->obs_groups[0] = (br_feat_group_t){BR_FEAT_BINARY, spec->obs_dim};
     spec->n_obs_groups = 1;
     return BR_OK;
@@ -78,7 +88,7 @@ br_status br_env_switch_init(br_env_t *e)
     s->room = p;
     s->light = p + B;
     s->pos = p + 2 * B;
-    s->bridges = e->spec.kind == BR_ENV_SWITCH_BRIDGES;
+    s->L = e->spec.bridge_len;
     e->impl = s;
     return BR_OK;
 }
@@ -86,13 +96,12 @@ br_status br_env_switch_init(br_env_t *e)
 static void write_outputs(br_env_t *e, const switch_impl_t *s, int b)
 {
     const int n = e->spec.n_agents, A = e->spec.n_actions, od = e->spec.obs_dim;
-    const int on_bridge = s->bridges && s->pos[b] < BR_BRIDGE_LEN;
+    const int L = s->L, on_bridge = s->pos[b] < L;
     const int room = s->room[b];
     float *st = e->state + (size_t)b * e->spec.state_dim;
-    if (s->bridges) {
-        for (int i = 0; i < n; i++, st += BR_BRIDGE_LEN + 1)
-            for (int k = 0; k <= BR_BRIDGE_LEN; k++) st[k] = k == s->pos[b];
-    }
+    if (L)
+        for (int i = 0; i < n; i++, st += L + 1)
+            for (int k = 0; k <= L; k++) st[k] = k == s->pos[b];
     for (int i = 0; i < n; i++) st[i] = (float)((s->visited[b] >> i) & 1u);
     st[n] = s->light[b];
     for (int i = 0; i < n; i++) st[n + 1 + i] = i == room;
@@ -107,7 +116,7 @@ static void write_outputs(br_env_t *e, const switch_impl_t *s, int b)
             av[BR_SW_LEFT] = av[BR_SW_RIGHT] = 1;
             continue;
         }
-        float *o = ob + (s->bridges ? BR_BRIDGE_LEN : 0);
+        float *o = ob + L;
         av[BR_SW_NONE] = 1;
         if (i == room) {
             o[0] = 1;
@@ -122,7 +131,7 @@ void br_env_switch_reset(br_env_t *e, int b)
     switch_impl_t *s = e->impl;
     s->visited[b] = 0;
     s->light[b] = 0;
-    s->pos[b] = s->bridges ? 0 : BR_BRIDGE_LEN;
+    s->pos[b] = 0;
     s->room[b] = (uint8_t)br_rng_below(&e->rng[b], (uint64_t)e->spec.n_agents);
     write_outputs(e, s, b);
 }
@@ -137,7 +146,7 @@ void br_env_switch_step(br_env_t *e, const int32_t *actions)
         const int32_t *act = actions + (size_t)b * n;
         e->t[b]++;
         e->reward[b] = 0;
-        if (s->pos[b] < BR_BRIDGE_LEN) { /* bridges: everyone must step right */
+        if (s->pos[b] < s->L) { /* bridges: everyone must step right */
             int wrong = 0;
             for (int i = 0; i < n; i++) wrong |= act[i] != BR_SW_RIGHT;
             if (wrong) {

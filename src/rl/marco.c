@@ -129,8 +129,9 @@ br_status br_marco_run(const br_marco_config_t *c)
     if ((st = br_marco_sim_create(&sim, model, &data, c->model_envs, 0.0f, b->seed)) != BR_OK) goto done;
     if ((st = br_runlog_open(&log, b->out_dir)) != BR_OK) goto done;
 
-    br_rng_t rng;
+    br_rng_t rng, erng; /* evaluation has its own stream: see BR_EVAL_STREAM */
     br_rng_seed_stream(&rng, b->seed, 0x6d72u);
+    br_rng_seed_stream(&erng, b->seed, BR_EVAL_STREAM);
     const long init = c->init_steps > 0 ? c->init_steps : (budget / 10 > 1 ? budget / 10 : 1);
     const long per_iter = c->collect_steps > 0 ? c->collect_steps : (budget / 10 > 1 ? budget / 10 : 1);
     const long anneal = c->eps_anneal_updates > 0 ? c->eps_anneal_updates : 2L * c->policy_updates;
@@ -143,9 +144,10 @@ br_status br_marco_run(const br_marco_config_t *c)
     double dis = 0, expl_ret = 0; /* of the last exploration phase */
     int iter = 0;
     double m, sd;
-    br_vd_collect(task, &sev, &stage, 0.0f, &rng, NULL);
+    br_vd_collect(task, &sev, &stage, 0.0f, &erng, NULL);
     m = mean_return(&stage, &sd);
     if ((st = br_runlog_add(log, 0, m, sd, "{\"iteration\": 0}")) != BR_OK) goto done;
+    long next_eval = b->eval_every; /* 0: after every iteration */
     steps += collect_real(task, env, &stage, &data, init, 1.0f, &rng);
     while (1) {
         iter++;
@@ -156,18 +158,22 @@ br_status br_marco_run(const br_marco_config_t *c)
         br_marco_sim_set_beta(sim, 0.0f);
         if ((st = train_in_model(task, sim, &stage, &mbuf, &batch, c->policy_updates, &task_updates,
                                  anneal, &rng, &model_ret)) != BR_OK) goto done;
-        br_vd_collect(task, &sev, &stage, 0.0f, &rng, NULL);
-        m = mean_return(&stage, &sd);
-        char extra[512];
-        snprintf(extra, sizeof extra,
-                 "{\"iteration\": %d, \"model_epochs\": %d, \"model_holdout_loss\": %.5f, "
-                 "\"model_state_err\": %.5f, \"model_reward_mae\": %.5f, \"model_return\": %.5f, "
-                 "\"policy_updates\": %ld, \"explore_return\": %.5f, \"disagreement\": %.6f}",
-                 iter, fs.epochs, fs.holdout_loss, fs.holdout_state_err, fs.holdout_reward_mae,
-                 model_ret, task_updates, expl_ret, dis);
-        if ((st = br_runlog_add(log, steps, m, sd, extra)) != BR_OK) goto done;
-        br_progress_updatef(&pb, (double)steps, "iter %d eval %.3f model %.3f", iter, m, model_ret);
-        if (steps >= budget) break;
+        const int last = steps >= budget;
+        if (last || steps >= next_eval) {
+            while (b->eval_every > 0 && next_eval <= steps) next_eval += b->eval_every;
+            br_vd_collect(task, &sev, &stage, 0.0f, &erng, NULL);
+            m = mean_return(&stage, &sd);
+            char extra[512];
+            snprintf(extra, sizeof extra,
+                     "{\"iteration\": %d, \"model_epochs\": %d, \"model_holdout_loss\": %.5f, "
+                     "\"model_state_err\": %.5f, \"model_reward_mae\": %.5f, \"model_return\": %.5f, "
+                     "\"policy_updates\": %ld, \"explore_return\": %.5f, \"disagreement\": %.6f}",
+                     iter, fs.epochs, fs.holdout_loss, fs.holdout_state_err, fs.holdout_reward_mae,
+                     model_ret, task_updates, expl_ret, dis);
+            if ((st = br_runlog_add(log, steps, m, sd, extra)) != BR_OK) goto done;
+            br_progress_updatef(&pb, (double)steps, "iter %d eval %.3f model %.3f", iter, m, model_ret);
+        }
+        if (last) break;
         long want = per_iter < budget - steps ? per_iter : budget - steps;
         if (c->explore) {
             br_episodes_clear(&ebuf);
@@ -190,12 +196,13 @@ br_status br_marco_run(const br_marco_config_t *c)
              "\"init_steps\": %ld, \"collect_steps\": %ld, \"policy_updates\": %d, "
              "\"explore_updates\": %d, \"beta\": %g, \"members\": %d, \"model_hidden\": %d, "
              "\"model_envs\": %d, \"real_eps\": %g, \"task_updates\": %ld, "
-             "\"explore_updates_total\": %ld, \"batch\": %d, \"hidden\": %d, \"lr\": %g}",
+             "\"explore_updates_total\": %ld, \"batch\": %d, \"hidden\": %d, \"lr\": %g, "
+             "\"eval_every\": %ld, \"param_hash\": \"%016llx\"}",
              method, env->spec.name, env->spec.n_agents, (unsigned long long)b->seed,
              b->mixer == BR_MIXER_QMIX ? "qmix" : "vdn", steps, budget, iter, init, per_iter,
              c->policy_updates, c->explore ? c->explore_updates : 0, c->beta, c->model.members,
              c->model.hidden, c->model_envs, c->real_eps, task_updates, expl_updates, b->batch,
-             b->hidden, b->lr);
+             b->hidden, b->lr, b->eval_every, (unsigned long long)br_vd_param_hash(task));
     st = br_runlog_close(log, fields);
     log = NULL;
 done:

@@ -36,6 +36,8 @@ br_status br_vd_run_check(const br_vd_run_config_t *c)
     if (!(c->lr > 0 && c->lr < 1)) return br_error(BR_EINVAL, "--lr must be in (0, 1), got %g", c->lr);
     if (c->updates_per_collect < 0 || c->target_every < 1)
         return br_error(BR_EINVAL, "updates per collection must be >= 0 and the target interval >= 1");
+    if (c->eps_anneal < 0 || c->eval_every < 0)
+        return br_error(BR_EINVAL, "--eps-anneal and --eval-every must be >= 0 (0: the default)");
     if (c->eval_episodes < 1 || c->eval_episodes > 4096)
         return br_error(BR_EINVAL, "--eval-episodes must be in [1, 4096], got %d", c->eval_episodes);
     long one_batch = (long)c->batch * spec.episode_limit;
@@ -138,6 +140,15 @@ br_status br_runlog_close(br_runlog_t *l, const char *fields)
     return st;
 }
 
+uint64_t br_vd_param_hash(br_vd_t *vd)
+{
+    const unsigned char *p = (const unsigned char *)br_vd_params(vd);
+    const size_t n = br_vd_n_params(vd) * sizeof(float);
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
 /* mean and std of the per-episode returns of episodes [0, count) */
 static void episode_returns(const br_episodes_t *e, double *mean, double *std)
 {
@@ -171,8 +182,11 @@ br_status br_vd_run(const br_vd_run_config_t *c)
     if ((st = br_episodes_create(&batch, &env->spec, (size_t)c->batch)) != BR_OK) goto done;
     if ((st = br_runlog_open(&log, c->out_dir)) != BR_OK) goto done;
 
-    br_rng_t rng;
+    /* evaluation draws from its own stream (and its own environments), so how often the run
+     * is evaluated never changes what it trains on */
+    br_rng_t rng, erng;
     br_rng_seed_stream(&rng, c->seed, 0x7275u);
+    br_rng_seed_stream(&erng, c->seed, BR_EVAL_STREAM);
     const long budget = c->real_steps;
     const long anneal = c->eps_anneal > 0 ? c->eps_anneal : (budget / 3 < 50000 ? budget / 3 : 50000);
     const long eval_every = c->eval_every > 0 ? c->eval_every : (budget / 20 > 1 ? budget / 20 : 1);
@@ -187,7 +201,7 @@ br_status br_vd_run(const br_vd_run_config_t *c)
     while (1) {
         if (steps >= next_eval) {
             double m, s;
-            br_vd_collect(vd, &sev, &stage, 0.0f, &rng, NULL);
+            br_vd_collect(vd, &sev, &stage, 0.0f, &erng, NULL);
             episode_returns(&stage, &m, &s);
             char extra[256];
             snprintf(extra, sizeof extra, "{\"episodes\": %ld, \"updates\": %ld, \"loss\": %.6f, \"train_return\": %.6f}",
@@ -215,10 +229,12 @@ br_status br_vd_run(const br_vd_run_config_t *c)
              "{\"method\": \"%s\", \"env\": \"%s\", \"n_agents\": %d, \"seed\": %llu, "
              "\"real_steps\": %ld, \"budget\": %ld, \"episodes\": %ld, \"updates\": %ld, "
              "\"envs\": %d, \"batch\": %d, \"buffer\": %d, \"hidden\": %d, \"lr\": %g, "
-             "\"eps_anneal\": %ld, \"target_every\": %d, \"updates_per_collect\": %d}",
+             "\"eps_anneal\": %ld, \"target_every\": %d, \"updates_per_collect\": %d, "
+             "\"eval_every\": %ld, \"param_hash\": \"%016llx\"}",
              method, env->spec.name, env->spec.n_agents, (unsigned long long)c->seed, steps,
              budget, episodes, br_vd_updates(vd), c->envs, c->batch, c->buffer, c->hidden,
-             c->lr, anneal, c->target_every, c->updates_per_collect);
+             c->lr, anneal, c->target_every, c->updates_per_collect, eval_every,
+             (unsigned long long)br_vd_param_hash(vd));
     st = br_runlog_close(log, fields);
     log = NULL;
 done:

@@ -27,10 +27,16 @@ typedef struct {
     int hidden;             /* GRU width (64) */
     float lr;               /* 5e-4 */
     long eps_anneal;        /* real steps over which epsilon goes 1.0 -> 0.05 (<= 0: auto) */
-    long eval_every;        /* real steps between evaluations (<= 0: budget / 20) */
+    long eval_every;        /* real steps between evaluations (0: budget / 20; MARCO: 0 =
+                             * after every iteration, else the first iteration end past each
+                             * multiple, and always the last) */
     int eval_episodes;      /* greedy episodes per evaluation (64) */
     bool quiet;             /* no progress bar */
 } br_vd_run_config_t;
+
+/* Evaluation episodes draw their epsilon coin flips from this stream of the run seed and play
+ * in their own environments (seed ^ 0xe7a1): evaluating never moves the training stream. */
+#define BR_EVAL_STREAM 0x6576u
 
 br_vd_run_config_t br_vd_run_defaults(void);
 /* Checks the configuration and the task before any work (unknown task, fewer than 2 agents,
@@ -38,6 +44,11 @@ br_vd_run_config_t br_vd_run_defaults(void);
 br_status br_vd_run_check(const br_vd_run_config_t *c);
 /* Model-free VDN/QMIX in the real environment. */
 br_status br_vd_run(const br_vd_run_config_t *c);
+
+/* FNV-1a hash of the learner's parameters: summary.json's "param_hash", which tells whether
+ * two runs trained identically. */
+struct br_vd;
+uint64_t br_vd_param_hash(struct br_vd *vd);
 
 /* ---- run log shared with MARCO ---- */
 typedef struct br_runlog br_runlog_t;
