@@ -237,6 +237,8 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
         if (!o->check_only && (!o->domain_emb || o->domain_dim <= 0))
             return br_error(BR_EINVAL, "upcycle --method nexus: domain embeddings are required (one per expert)");
     }
+    if (o->shared_expert && m != BR_UPCYCLE_BTX && m != BR_UPCYCLE_SPARSE)
+        return br_error(BR_EINVAL, "upcycle --shared-expert: only for btx and sparse (nexus always has one)");
     if (!(o->alpha >= 0) || !(o->beta >= 0)) return br_error(BR_EINVAL, "upcycle: loss coefficients must be >= 0");
     *E_out = E;
     return BR_OK;
@@ -265,6 +267,7 @@ static br_status mixture_config(const br_upcycle_opts_t *o, const br_model_confi
         cfg.nexus_hidden_size = o->nexus_hidden > 0 ? o->nexus_hidden : cfg.hidden_size;
         cfg.shared_expert_intermediate_size = cfg.intermediate_size;
     }
+    if (o->shared_expert) cfg.shared_expert_intermediate_size = cfg.intermediate_size;
     char bad[512] = "";
     size_t nb = 0;
     br_config_moe_validate(&cfg, bad, sizeof bad, &nb);
@@ -328,7 +331,7 @@ br_status br_upcycle(const br_upcycle_opts_t *o, br_model_config_t *out_cfg)
                 snprintf(name, sizeof name, BR_NAME_MOE_EXPERT, l, (int)j, mixtral_w(proj));
                 s = put_copy(&out, name, slot[j], tn);
             }
-            if (s == BR_OK && m == BR_UPCYCLE_NEXUS) {
+            if (s == BR_OK && (m == BR_UPCYCLE_NEXUS || o->shared_expert)) {
                 char sp[32];
                 snprintf(sp, sizeof sp, "%s_proj", proj);
                 snprintf(name, sizeof name, BR_NAME_MOE_SHARED, l, sp);
