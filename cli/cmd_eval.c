@@ -139,7 +139,7 @@ int cmd_eval(int argc, char **argv)
     uint64_t *routes = s ? NULL : br_routing_counts_alloc(m, nd); /* MoE: routing counts per domain */
     if (!s && !res) s = br_error(BR_ENOMEM, "out of memory");
     br_progress_t bar;
-    br_eval_opts_t eo = {data, split, doms, nd, (size_t)batch, T, (size_t)max_tokens, tok_bytes, on_progress, &bar};
+    br_eval_opts_t eo = {data, split, doms, nd, (size_t)batch, T, (size_t)max_tokens, tok_bytes, on_progress, &bar, false};
     if (!s) {
         br_progress_start(&bar, "eval", 0, "tok");
         s = br_eval_domains(&m, 1, &eo, res, routes);

@@ -186,7 +186,7 @@ static void check_eval_and_lora(const char *cfg_path, const char *data)
     if (!m) return;
     br_model_init_random(m, 7);
     char *doms[] = {"gpl", "mpl"};
-    br_eval_opts_t eo = {data, "val", doms, 2, 4, 32, 1000, NULL, NULL, NULL};
+    br_eval_opts_t eo = {data, "val", doms, 2, 4, 32, 1000, NULL, NULL, NULL, false};
     br_eval_sum_t one[2], two[2];
     br_model_t *pair[2] = {m, m};
     CHECK_OK(br_eval_domains(&m, 1, &eo, one, NULL));

@@ -167,14 +167,14 @@ if "seed" in times and isinstance(seed_steps, int):
 if overlap:
     w("## Leakage: near-duplicates between train and validation\n")
     w("A validation document is *leaked* when a training document has word-8-gram Jaccard >= 0.5 with it "
-      "(`experiments/upcycling/overlap.py`, exact shingle sets).  Licence texts repeat across packages, so law "
+      "(`braid data overlap`, exact shingle sets).  Licence texts repeat across packages, so law "
       "leaks.  Every model below is also evaluated on the **deduplicated** validation split (leaked documents "
       "removed; training data unchanged): columns marked *dedup*.\n")
     w("| domain | val documents | leaked | leaked bytes | val 8-grams seen in train |")
     w("|---|---:|---:|---:|---:|")
     for d, v in overlap.items():
         w(f"| {d} | {v['val_docs']} | {v['leaked_docs']} | {100 * v['leaked_bytes'] / max(1, v['val_bytes']):.0f}% | "
-          f"{100 * v['val_8gram_share_in_train']:.0f}% |")
+          f"{100 * v.get('val_ngram_share_in_train', v.get('val_8gram_share_in_train', 0)):.0f}% |")
     w("")
 
 # ---- dense models and BTM ----

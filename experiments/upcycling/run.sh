@@ -9,7 +9,7 @@
 # tokens (experts + MoE finetune) and the same total training FLOPs as the arms.  Then the
 # held-out bible expert is added to BTX top-1 and Nexus with finetune budgets 25/50/100/200.
 # Every model is evaluated on each domain's validation split as fetched and with the val
-# documents that near-duplicate a train document removed (overlap.py: leakage).
+# documents that near-duplicate a train document removed (braid data overlap: leakage).
 # Writes RESULTS.md, results.json and SVG plots beside this script (--quick: *-quick.*).
 #
 #   experiments/upcycling/run.sh --quick   # < 15 min on an idle 2-core machine: tiny model
@@ -66,10 +66,11 @@ say "data: fetch, tokenizer (2048 ids, without the held-out bible), shards"
     --domains general,code,law,math,bible > /dev/null
 
 say "leakage: near-duplicate val documents (word 8-gram Jaccard >= 0.5 with a train document)"
-[ -f "$W/overlap.json" ] || /usr/bin/python3 "$HERE/overlap.py" measure data/raw "$W/overlap.json" general code law math bible
 if [ ! -f "$TOKD/bible/val.bin" ]; then
-    /usr/bin/python3 "$HERE/overlap.py" dedupe data/raw "$W/raw-dedup" general code law math bible
     # train text is unchanged, so every model is evaluated on both val splits; only val shards differ
+    rm -rf "$W/raw-dedup" && mkdir -p "$W/raw-dedup"
+    for d in general code law math bible; do cp -r "data/raw/$d" "$W/raw-dedup/"; done
+    "$B" data overlap --raw "$W/raw-dedup" --domains general,code,law,math,bible --dedupe --json "$W/overlap.json"
     "$B" data prepare --tokenizer "$TOK/tokenizer.json" --raw "$W/raw-dedup" --out "$TOKD" --quiet \
         --domains general,code,law,math,bible > /dev/null
 fi
