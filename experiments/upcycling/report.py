@@ -137,8 +137,10 @@ full_seed_flops = 16000 * 2048 * 9.8e6  # run.sh full mode: 16000 steps x 2048 t
 w(f"**Full mode**: `{FULL_CMD}` (C=128, 6 layers, FFN 384: 1.54 M parameters, 1.25 M non-embedding; seed "
   f"16000 steps x 2048 tokens = 32.8 M tokens, ~{full_seed_flops / (2 * RATE * 0.8) / 3600:.1f} h on an idle "
   "2-core machine at the measured 63.5 GFLOP/s per thread and ~80% two-thread efficiency; then per seed 4 "
-  "experts x 1500 (bible 750) steps, 14 MoE finetunes of ~500 steps, 3 dense controls of up to 5000 steps, "
-  "8 extension finetunes, 2 runs at a time: expected about 9-10 hours in all).  "
+  "experts x 1500 (bible 750) steps, 14 MoE finetunes of 340-500 steps, dense controls of 5000 and 500 steps, "
+  "8 extension finetunes (25-200 steps): ~6100 thread-seconds per seed at the same rate, 2 runs at a time, "
+  "~2.5 h for the 3 seeds; evaluations ~20 min: **expected about 4 hours in all** on an idle 2-core machine; "
+  "the rate is an estimate from one earlier run, so allow for 5).  "
   + ("It has not been run yet on this branch: the tables below are the quick mode's.\n" if mode == "quick" else "\n"))
 if mode == "quick":
     w("**These are the numbers of `experiments/upcycling/run.sh --quick`**: a tiny model and very short runs, "
@@ -167,8 +169,9 @@ if "seed" in times and isinstance(seed_steps, int):
 if overlap:
     w("## Leakage: near-duplicates between train and validation\n")
     w("A validation document is *leaked* when a training document has word-8-gram Jaccard >= 0.5 with it "
-      "(`braid data overlap`, exact shingle sets).  Licence texts repeat across packages, so law "
-      "leaks.  Every model below is also evaluated on the **deduplicated** validation split (leaked documents "
+      "(`braid data overlap`, exact shingle sets).  Domains with leaked documents here: "
+      + (", ".join(d for d, v in overlap.items() if v["leaked_docs"]) or "none")
+      + " (licence texts and licence headers repeat across packages and files).  Every model below is also evaluated on the **deduplicated** validation split (leaked documents "
       "removed; training data unchanged): columns marked *dedup*.\n")
     w("| domain | val documents | leaked | leaked bytes | val 8-grams seen in train |")
     w("|---|---:|---:|---:|---:|")
