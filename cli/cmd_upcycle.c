@@ -97,7 +97,7 @@ int cmd_upcycle(int argc, char **argv)
     int top_k = 0, num_experts = 0, nexus_hidden = 0;
     long seed = 1, domain_tokens = 16384;
     float alpha = 0.01f, beta = 0.001f;
-    bool base_as_expert = false;
+    bool base_as_expert = false, shared_expert = false;
     const opt_t opts[] = {
         {"method", OPT_STR, &method, "M", "sparse | btx | bam | bam-shared-kv | nexus", true},
         {"base", OPT_STR, &base, "DIR", "the seed checkpoint the experts branched from", true},
@@ -106,6 +106,7 @@ int cmd_upcycle(int argc, char **argv)
         {"top-k", OPT_INT, &top_k, "K", "experts per token (default: btx, sparse 2; bam, nexus 1)", false},
         {"renorm", OPT_STR, &renorm, "auto|yes|no", "renormalise the chosen router probabilities (auto: when top-k > 1)", false},
         {"base-as-expert", OPT_BOOL, &base_as_expert, NULL, "the seed is one more expert (expert 0)", false},
+        {"shared-expert", OPT_BOOL, &shared_expert, NULL, "btx, sparse: the seed's FFN also as an always-on shared expert (as in Nexus)", false},
         {"num-experts", OPT_INT, &num_experts, "N", "sparse: FFN copies (default: number of --experts, or 4)", false},
         {"alpha", OPT_FLOAT, &alpha, "A", "load-balancing loss coefficient (default 0.01)", false},
         {"beta", OPT_FLOAT, &beta, "B", "router z-loss coefficient (default 0.001)", false},
@@ -144,8 +145,8 @@ int cmd_upcycle(int argc, char **argv)
     }
     br_moe_out_report_t report;
     br_upcycle_opts_t o = {.base = base, .out = out, .top_k = top_k, .num_experts = num_experts,
-                           .base_as_expert = base_as_expert, .alpha = alpha, .beta = beta,
-                           .seed = (uint64_t)seed, .nexus_hidden = nexus_hidden, .dtype = dtype,
+                           .base_as_expert = base_as_expert, .shared_expert = shared_expert, .alpha = alpha,
+                           .beta = beta, .seed = (uint64_t)seed, .nexus_hidden = nexus_hidden, .dtype = dtype,
                            .report = &report};
     br_status s = br_upcycle_method_parse(method, &o.method);
     if (!s) s = br_moe_size_parse(shard_size, &o.shard_size);

@@ -7,6 +7,7 @@
  * External programs (dpkg-query, apt-get, npm, tar, bible) run from an argument vector, never
  * through a shell; paths and names are built on the heap, never cut to a fixed buffer. */
 #include "data_fetch.h"
+#include "data_overlap.h"
 
 #include <dirent.h>
 #include <glob.h>
@@ -587,10 +588,17 @@ static int up_to_date(json_t *entry, const char *out_dir, const char *name, json
     return 1;
 }
 
+/* --dedupe: val documents with a train document at word-8-gram Jaccard >= 0.5 are removed
+ * (licence texts repeat across packages; see braid data overlap). */
+#define DEDUPE_NGRAM 8
+#define DEDUPE_JACCARD 0.5
+
 /* What a domain's files depend on: the budget, the split, the extraction format, the sources. */
-static json_t *domain_config(const domain_t *dm, double max_mb, double val)
+static json_t *domain_config(const domain_t *dm, double max_mb, double val, bool dedupe)
 {
     json_t *config = json_pack("{s:f, s:f, s:i}", "max_mb", max_mb, "val_fraction", val, "format", FETCH_FORMAT);
+    if (dedupe) /* absent when off, so manifests written before the flag existed stay up to date */
+        json_object_set_new(config, "dedupe_val", json_pack("{s:i, s:f}", "ngram", DEDUPE_NGRAM, "threshold", DEDUPE_JACCARD));
     json_t *srcs = json_array();
     for (int k = 0; k < 3 && dm->debs[k]; k++) {
         char *ver = deb_version(dm->debs[k]);
@@ -667,7 +675,7 @@ int data_fetch(int argc, char **argv)
 {
     const char *out = "data/raw", *list = NULL, *npm_dir = "data/npm", *cache = "data/cache";
     double max_mb = 8, val = 0.05;
-    bool force = false, quiet = false, list_only = false;
+    bool force = false, quiet = false, list_only = false, dedupe = false;
     const opt_t opts[] = {
         {"out", OPT_STR, &out, "DIR", "where the corpus goes (default data/raw)", false},
         {"domains", OPT_STR, &list, "LIST", "comma-separated subset of general,code,law,math,bible,python (default all)", false},
@@ -675,6 +683,7 @@ int data_fetch(int argc, char **argv)
         {"val-fraction", OPT_DOUBLE, &val, "F", "share of documents (by id hash) in val.txt (default 0.05)", false},
         {"npm-dir", OPT_STR, &npm_dir, "DIR", "npm prefix for the npm sources (default data/npm)", false},
         {"cache", OPT_STR, &cache, "DIR", "extracted archives (default data/cache)", false},
+        {"dedupe", OPT_BOOL, &dedupe, NULL, "drop val documents that near-duplicate a train document (word 8-gram Jaccard >= 0.5)", false},
         {"force", OPT_BOOL, &force, NULL, "rebuild domains that are up to date", false},
         {"list", OPT_BOOL, &list_only, NULL, "list the domains and their sources, fetch nothing", false},
         {"quiet", OPT_BOOL, &quiet, NULL, "no progress output", false},
@@ -723,7 +732,7 @@ int data_fetch(int argc, char **argv)
     for (size_t i = 0; i < NDOMAINS && !failed; i++) {
         const domain_t *dm = &domains[i];
         if (!want_domain(list, dm->name)) continue;
-        json_t *config = domain_config(dm, max_mb, val);
+        json_t *config = domain_config(dm, max_mb, val, dedupe);
         if (!force && up_to_date(json_object_get(mdoms, dm->name), out, dm->name, config)) {
             if (!quiet) br_progress_updatef(&prog, (double)++done, "%s up to date", dm->name);
             json_decref(config);
@@ -738,6 +747,12 @@ int data_fetch(int argc, char **argv)
         char *dir = strf("%s/%s", out, dm->name);
         if (st == BR_OK && !dir) st = oom();
         if (st == BR_OK) st = br_docs_write(&docs, dir, (size_t)(max_mb * 1e6), val, &ss);
+        br_overlap_stats_t os = {0};
+        if (st == BR_OK && dedupe) st = br_overlap_domain(dir, DEDUPE_NGRAM, DEDUPE_JACCARD, true, &os);
+        if (st == BR_OK && dedupe) { /* the val file as written now */
+            ss.docs[1] -= os.leaked_docs;
+            ss.bytes[1] -= os.leaked_bytes;
+        }
         if (st) {
             failed = fail_status(st, dm->name);
             free(dir);

@@ -139,6 +139,7 @@ static const bad_case CASES[] = {
     {1, "upcycle --method bogus --base @/good --experts @/good --out @/o", "unknown upcycling method"},
     {1, "extend --moe @/good --expert @/good --out @/o", "not a mixture of experts"},
     {1, "btm --experts @/good,@/nonexist --data @/tok --domains a", "not a model directory"},
+    {2, "btm --experts @/good,@/good --data @/tok --domains a --weights bayes", "--weights must be posterior or uniform"},
     {1, "serve --model @/shape --port 0", "the config needs"},
     {1, "serve --model @/good --port 0 --tenants @/garbage", "@/garbage"},
     /* CSVs */

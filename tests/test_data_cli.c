@@ -69,8 +69,49 @@ int main(void)
         CHECK_INT(th_run(out, sizeof out, "test -s \"%s/it's raw/%s/train.txt\" && test -s \"%s/it's raw/math/val.txt\"",
                          dir, with_code ? "code" : "math", dir),
                   0);
+        /* --dedupe is part of a domain's config: the domain is rebuilt and the manifest says so */
+        CHECK_INT(th_run(out, sizeof out, "%s data fetch --quiet --domains math --max-mb-per-domain 0.2 --dedupe "
+                                          "--out \"%s/it's raw\" --cache \"%s/it's cache\" --npm-dir %s/npm && "
+                                          "grep -c dedupe_val \"%s/it's raw/MANIFEST.json\"", braid, dir, dir, dir, dir),
+                  0);
+        CHECK(strstr(out, "1\n") != NULL);
     } else
         SKIP("data fetch: the Debian packages glibc-source and metamath-databases are not installed");
+    /* data overlap: a val document that near-duplicates a train document (one word of 200
+     * changed) is leaked, an unrelated one and one sharing 60 of 200 words are not; --dedupe
+     * removes exactly the leaked one, after which nothing leaks */
+    {
+        char p[4300];
+        snprintf(p, sizeof p, "%s/ov/a", dir);
+        CHECK_INT(th_run(out, sizeof out, "mkdir -p %s", p), 0);
+        char base[2000] = "", near[2000] = "", far[2000] = "", half[2000] = "";
+        for (int i = 0; i < 200; i++) {
+            char w[16];
+            snprintf(w, sizeof w, "w%d ", i);
+            strcat(base, w);
+            strcat(near, i == 100 ? "CHANGED " : w);
+            snprintf(w, sizeof w, "v%d ", i);
+            strcat(far, w);
+            snprintf(w, sizeof w, i < 60 ? "w%d " : "u%d ", i);
+            strcat(half, w);
+        }
+        const char *sep = "\n<|endoftext|>\n";
+        FILE *f = fopen(strcat(strcpy((char[4400]){0}, p), "/train.txt"), "w");
+        if (f) fprintf(f, "%s%sother words entirely here", base, sep), fclose(f);
+        f = fopen(strcat(strcpy((char[4400]){0}, p), "/val.txt"), "w");
+        if (f) fprintf(f, "%s%s%s%s%s", far, sep, near, sep, half), fclose(f);
+        CHECK_INT(th_run(out, sizeof out, "%s data overlap --raw %s/ov --json %s/ov.json", braid, dir, dir), 0);
+        CHECK_INT(th_run(out, sizeof out, "grep -c '\"val_docs\": 3' %s/ov.json && grep -c '\"leaked_docs\": 1' %s/ov.json", dir, dir), 0);
+        CHECK_INT(th_run(out, sizeof out, "grep -c CHANGED %s/val.txt", p), 0); /* measuring changes nothing */
+        CHECK_INT(th_run(out, sizeof out, "%s data overlap --raw %s/ov --dedupe", braid, dir), 0);
+        CHECK_INT(th_run(out, sizeof out, "grep -c CHANGED %s/val.txt", p), 1);
+        CHECK_INT(th_run(out, sizeof out, "grep -c 'v7 ' %s/val.txt && grep -c 'u70 ' %s/val.txt", p, p), 0);
+        CHECK_INT(th_run(out, sizeof out, "%s data overlap --raw %s/ov --json %s/ov2.json && grep -c '\"val_docs\": 2' %s/ov2.json "
+                                          "&& grep -c '\"leaked_docs\": 0' %s/ov2.json", braid, dir, dir, dir, dir), 0);
+        CHECK_INT(th_run(out, sizeof out, "%s data overlap --raw %s/ov --threshold 2", braid, dir), 2);
+        CHECK_INT(th_run(out, sizeof out, "%s data overlap --raw %s/nonexist", braid, dir), 1);
+        CHECK(strstr(out, "braid: error:") && strstr(out, "nonexist"));
+    }
     CHECK_INT(th_run(out, sizeof out, "%s tokenizer --help", braid), 0);
     CHECK_INT(th_run(out, sizeof out, "%s data prepare --help", braid), 0);
     char cmd[300];

@@ -332,6 +332,34 @@ static void upcycle_weights(const char *root)
         CHECK_INT(M->cfg.num_experts_per_tok, method == BR_UPCYCLE_BTX || method == BR_UPCYCLE_SPARSE ? 2 : 1);
         br_model_free(M);
     }
+    /* BTX + shared expert (the linear-router control for Nexus): the experts' FFNs, the seed's
+     * FFN as the shared expert, a linear router; other methods refuse the flag */
+    {
+        br_upcycle_opts_t o = {.method = BR_UPCYCLE_BTX, .base = sp, .experts = ex, .n_experts = 2,
+                               .top_k = 1, .renorm = -1, .alpha = 0.01f, .seed = 3, .shared_expert = true};
+        snprintf(out, sizeof out, "%s/up_btx_shared", root);
+        o.out = out;
+        CHECK_OK(br_upcycle(&o, NULL));
+        br_model_t *M = NULL;
+        CHECK_OK(br_model_load(&M, out, false));
+        if (M) {
+            size_t nF = numel_of(S, "model.layers.0.mlp.up_proj.weight");
+            CHECK_INT(M->cfg.shared_expert_intermediate_size, S->cfg.intermediate_size);
+            CHECK_INT(M->cfg.router_nexus, 0);
+            CHECK_INT(M->cfg.num_experts_per_tok, 1);
+            const float *sh = tensor_of(M, "model.layers.0.block_sparse_moe.shared_expert.up_proj.weight");
+            CHECK_MSG(mix_err(sh, tensor_of(S, "model.layers.0.mlp.up_proj.weight"), NULL, 1, 0, nF) == 0,
+                      "btx --shared-expert: shared expert is not the seed's FFN");
+            const float *f0 = tensor_of(M, "model.layers.0.block_sparse_moe.experts.0.w3.weight");
+            CHECK(mix_err(f0, tensor_of(A, "model.layers.0.mlp.up_proj.weight"), NULL, 1, 0, nF) == 0);
+            CHECK(br_model_find_tensor(M, "model.layers.0.block_sparse_moe.gate.weight") >= 0);
+        }
+        br_model_free(M);
+        o.method = BR_UPCYCLE_BAM;
+        snprintf(out, sizeof out, "%s/up_bam_shared", root);
+        CHECK_STATUS(br_upcycle(&o, NULL), BR_EINVAL);
+        CHECK(!br_file_exists(out));
+    }
     /* identical experts: BTX (renormalised top-2), sparse and BAM give back the seed */
     const char *same[2] = {sp, sp};
     int methods[3] = {BR_UPCYCLE_BTX, BR_UPCYCLE_SPARSE, BR_UPCYCLE_BAM_SHARED_KV};

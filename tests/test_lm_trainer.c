@@ -186,7 +186,7 @@ static void check_eval_and_lora(const char *cfg_path, const char *data)
     if (!m) return;
     br_model_init_random(m, 7);
     char *doms[] = {"gpl", "mpl"};
-    br_eval_opts_t eo = {data, "val", doms, 2, 4, 32, 1000, NULL, NULL, NULL};
+    br_eval_opts_t eo = {data, "val", doms, 2, 4, 32, 1000, NULL, NULL, NULL, false};
     br_eval_sum_t one[2], two[2];
     br_model_t *pair[2] = {m, m};
     CHECK_OK(br_eval_domains(&m, 1, &eo, one, NULL));
@@ -202,6 +202,34 @@ static void check_eval_and_lora(const char *cfg_path, const char *data)
     br_eval_report(&eo, one, root, NULL);
     CHECK(json_object_get(json_object_get(root, "domains"), "mpl") && json_object_get(root, "all"));
     json_decref(root);
+    /* BTM weighted by the prefix posterior: over one window the mixture telescopes to the
+     * window likelihood under a uniform prior, -log((e^-n1 + e^-n2) / 2) with n_k the window's
+     * nats under model k; identical models reduce to the single model */
+    br_model_t *m2 = NULL;
+    CHECK_OK(br_model_create(&m2, &c, false));
+    if (m2) {
+        br_model_init_random(m2, 8);
+        br_eval_opts_t e1 = eo;
+        e1.max_tokens = 32, e1.posterior = true;
+        br_eval_sum_t a[2], b[2], post[2], unif[2], same[2];
+        br_model_t *mix[2] = {m, m2};
+        CHECK_OK(br_eval_domains(&m, 1, &e1, a, NULL));
+        CHECK_OK(br_eval_domains(&m2, 1, &e1, b, NULL));
+        CHECK_OK(br_eval_domains(mix, 2, &e1, post, NULL));
+        CHECK_OK(br_eval_domains(pair, 2, &e1, same, NULL));
+        e1.posterior = false;
+        CHECK_OK(br_eval_domains(mix, 2, &e1, unif, NULL));
+        for (int d = 0; d < 2; d++) {
+            CHECK_INT((long)post[d].tokens, 32);
+            double n1 = a[d].nats, n2 = b[d].nats, lo = n1 < n2 ? n1 : n2;
+            double want = lo + log(2.0) - log1p(exp(-fabs(n1 - n2)));
+            CHECK_REL(post[d].nats, want, 1e-4, 0);
+            CHECK_REL(same[d].nats, a[d].nats, 1e-5, 0);
+            CHECK_MSG(fabs(unif[d].nats - post[d].nats) > 1e-3, "uniform %.6f vs posterior %.6f", unif[d].nats,
+                      post[d].nats);
+        }
+        br_model_free(m2);
+    }
     eo.seq = 4096;
     CHECK_STATUS(br_eval_domains(&m, 1, &eo, one, NULL), BR_EINVAL);
 

@@ -4,7 +4,8 @@
 Counts multiply-adds of the matrix products (2 FLOPs each) a token actually runs: the
 projections of every attention expert (soft routing runs them all), the routers, the top-k
 FFN experts and the shared expert, the LM head, and causal attention over the average context
-(T+1)/2.  Training = 3 x forward.  Usage: flops.py RUN_DIR T NAME...  -> JSON on stdout."""
+(T+1)/2.  Training = 3 x forward.  Usage: flops.py RUN_DIR T NAME[=DIR]...  -> JSON on stdout
+(DIR relative to RUN_DIR; default NAME; "seed" is always included)."""
 import json, sys
 
 def flops(cfg, T):
@@ -29,6 +30,7 @@ def flops(cfg, T):
 if __name__ == "__main__":
     run, T = sys.argv[1], int(sys.argv[2])
     out = {}
-    for name in ["seed"] + sys.argv[3:]:
-        out[name] = flops(json.load(open(f"{run}/{name}/config.json")), T)
+    for arg in ["seed"] + sys.argv[3:]:
+        name, _, d = arg.partition("=")
+        out[name] = flops(json.load(open(f"{run}/{d or name}/config.json")), T)
     print(json.dumps(out, indent=2))

@@ -27,24 +27,55 @@ typedef struct {
     int32_t *win, *in, *tg;
     float *losses;
     double *p;
+    float *lk; /* ensembles: (n_models, B*T) per-model losses for the posterior weights */
 } batch_buf_t;
 
-static br_status buf_alloc(batch_buf_t *b, size_t B, size_t T, bool ensemble)
+static br_status buf_alloc(batch_buf_t *b, size_t B, size_t T, size_t n_models)
 {
     memset(b, 0, sizeof *b);
-    if (!B || !T || B > SIZE_MAX / 8 / (T + 1)) return br_error(BR_EINVAL, "evaluation batch %zu x %zu tokens is not valid", B, T);
+    bool ensemble = n_models > 1;
+    if (!B || !T || B > SIZE_MAX / 8 / (T + 1) / (n_models ? n_models : 1))
+        return br_error(BR_EINVAL, "evaluation batch %zu x %zu tokens is not valid", B, T);
     b->win = malloc(B * (T + 1) * sizeof *b->win);
     b->in = malloc(B * T * sizeof *b->in);
     b->tg = malloc(B * T * sizeof *b->tg);
     b->losses = malloc(B * T * sizeof *b->losses);
     b->p = ensemble ? malloc(B * T * sizeof *b->p) : NULL;
-    if (!b->win || !b->in || !b->tg || !b->losses || (ensemble && !b->p)) return br_error(BR_ENOMEM, "out of memory");
+    b->lk = ensemble ? malloc(n_models * B * T * sizeof *b->lk) : NULL;
+    if (!b->win || !b->in || !b->tg || !b->losses || (ensemble && (!b->p || !b->lk)))
+        return br_error(BR_ENOMEM, "out of memory");
     return BR_OK;
 }
 
 static void buf_free(batch_buf_t *b)
 {
-    free(b->win), free(b->in), free(b->tg), free(b->losses), free(b->p);
+    free(b->win), free(b->in), free(b->tg), free(b->losses), free(b->p), free(b->lk);
+}
+
+/* Posterior-weighted ensemble (BTM): for each of the nb windows, walks the targets in order with
+ * log w_k = sum of log p_k over the window's earlier targets (uniform prior), and adds
+ * -log sum_k softmax(log w)_k p_k(target).  lk: (n_models, nb*T) per-model losses. */
+static double posterior_nats(const float *lk, size_t n_models, size_t nb, size_t T)
+{
+    size_t N = nb * T;
+    double nats = 0, lw[64];
+    for (size_t b = 0; b < nb; b++) {
+        for (size_t k = 0; k < n_models; k++) lw[k] = 0;
+        for (size_t t = 0; t < T; t++) {
+            size_t i = b * T + t;
+            double mx = -INFINITY;
+            for (size_t k = 0; k < n_models; k++) mx = lw[k] > mx ? lw[k] : mx;
+            double zw = 0, zp = 0;
+            for (size_t k = 0; k < n_models; k++) {
+                double w = exp(lw[k] - mx);
+                zw += w;
+                zp += w * exp(-(double)lk[k * N + i]);
+            }
+            nats -= log(zp / zw);
+            for (size_t k = 0; k < n_models; k++) lw[k] -= (double)lk[k * N + i];
+        }
+    }
+    return nats;
 }
 
 /* The one scoring step: b->win holds nb windows of T+1 tokens.  Adds -log p(target) of every
@@ -52,7 +83,7 @@ static void buf_free(batch_buf_t *b)
  * mean loss (one model) to *mean when mean != NULL. */
 static br_status score_batch(br_model_t *const *models, size_t n_models, const br_lora_hook_t *lora,
                              batch_buf_t *b, size_t nb, size_t T, const size_t *token_bytes,
-                             br_eval_sum_t *sum, float *mean)
+                             br_eval_sum_t *sum, float *mean, bool posterior)
 {
     br_eval_split_windows(b->in, b->tg, b->win, nb, T);
     size_t N = nb * T;
@@ -61,6 +92,10 @@ static br_status score_batch(br_model_t *const *models, size_t n_models, const b
         BR_TRY(br_model_forward_loss(models[0], b->in, b->tg, nb, T, lora, b->losses, &mb));
         if (mean) *mean = mb;
         for (size_t i = 0; i < N; i++) sum->nats += b->losses[i];
+    } else if (posterior) {
+        for (size_t k = 0; k < n_models; k++)
+            BR_TRY(br_model_forward_loss(models[k], b->in, b->tg, nb, T, lora, b->lk + k * N, NULL));
+        sum->nats += posterior_nats(b->lk, n_models, nb, T);
     } else {
         memset(b->p, 0, N * sizeof *b->p);
         for (size_t k = 0; k < n_models; k++) {
@@ -97,7 +132,7 @@ static br_status eval_shard(br_model_t *const *models, size_t n_models, const ch
         size_t nb = nwin - w0 < B ? nwin - w0 : B, TT = T;
         if (Tlast) nb = 1, TT = Tlast;
         for (size_t k = 0; k < nb && !s; k++) s = br_shard_read(sh, (w0 + k) * T, TT + 1, b->win + k * (TT + 1));
-        if (!s) s = score_batch(models, n_models, NULL, b, nb, TT, o->token_bytes, r, NULL);
+        if (!s) s = score_batch(models, n_models, NULL, b, nb, TT, o->token_bytes, r, NULL, o->posterior);
         *done += (double)(nb * TT);
         if (o->progress) o->progress(o->ctx, *done);
         if (Tlast) break;
@@ -112,12 +147,13 @@ br_status br_eval_domains(br_model_t *const *models, size_t n_models, const br_e
                           br_eval_sum_t *sums, uint64_t *route_counts)
 {
     if (n_models < 1 || o->n_domains < 1) return br_error(BR_EINVAL, "evaluation needs a model and a domain");
+    if (o->posterior && n_models > 64) return br_error(BR_EINVAL, "posterior-weighted ensemble of %zu models: at most 64", n_models);
     for (size_t k = 0; k < n_models; k++)
         if (o->seq > (size_t)models[k]->cfg.max_position_embeddings)
             return br_error(BR_EINVAL, "window of %zu tokens is longer than the model's context (%d)", o->seq,
                             models[k]->cfg.max_position_embeddings);
     batch_buf_t b;
-    br_status s = buf_alloc(&b, o->batch, o->seq, n_models > 1);
+    br_status s = buf_alloc(&b, o->batch, o->seq, n_models);
     br_model_t *m = models[0];
     size_t per_domain = (size_t)m->cfg.num_hidden_layers * (size_t)m->cfg.num_local_experts;
     double done = 0;
@@ -171,13 +207,13 @@ br_status br_eval_mix(br_model_t *m, br_mix_t *mix, const br_lora_hook_t *lora, 
 {
     if (batches < 1) return br_error(BR_EINVAL, "evaluation needs at least one batch (got %d)", batches);
     batch_buf_t b;
-    br_status s = buf_alloc(&b, B, T, false);
+    br_status s = buf_alloc(&b, B, T, 1);
     br_eval_sum_t unused = {0, 0, 0};
     double total = 0;
     for (int k = 0; k < batches && !s; k++) {
         float mb = 0;
         s = br_mix_next_batch(mix, b.win, B, T);
-        if (!s) s = score_batch(&m, 1, lora, &b, B, T, NULL, &unused, &mb);
+        if (!s) s = score_batch(&m, 1, lora, &b, B, T, NULL, &unused, &mb, false);
         total += mb;
     }
     buf_free(&b);

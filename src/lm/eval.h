@@ -43,10 +43,15 @@ typedef struct {
     /* optional: called after every batch with the tokens evaluated so far (all domains) */
     void (*progress)(void *ctx, double tokens_done);
     void *ctx;
+    /* several models (BTM): false = the uniform average of their probabilities; true = weighted
+     * by the posterior over models given the window's prefix, w_k(t) = p(k | x_<t) ∝
+     * (1/n) prod_{s<t} p_k(x_s | x_<s), starting uniform at each window (Li et al. 2022) */
+    bool posterior;
 } br_eval_opts_t;
 
 /* Evaluates every domain into sums (n_domains).  n_models == 1: the model's loss; n_models > 1:
- * -log of the models' averaged probability of each target (BTM; same vocabulary required).
+ * -log of the models' averaged probability of each target (BTM; same vocabulary required),
+ * uniformly or by the prefix posterior (o->posterior).
  * Windows: tokens [w*T, w*T + T + 1) for w = 0.. up to max_tokens targets; a shard shorter than
  * one window is evaluated as one short window.  route_counts (n_domains, L, E) or NULL: with an
  * MoE FFN (one model), each domain's (token, expert) assignments are added to its slice.

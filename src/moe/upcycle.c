@@ -274,6 +274,8 @@ static br_status check_opts(const br_upcycle_opts_t *o, const ckpt_t *base, ckpt
         if (!o->check_only && (!o->domain_emb || o->domain_dim <= 0))
             return br_error(BR_EINVAL, "upcycle --method nexus: domain embeddings are required (one per expert)");
     }
+    if (o->shared_expert && m != BR_UPCYCLE_BTX && m != BR_UPCYCLE_SPARSE)
+        return br_error(BR_EINVAL, "upcycle --shared-expert: only for btx and sparse (nexus always has one)");
     if (!(o->alpha >= 0) || !(o->beta >= 0)) return br_error(BR_EINVAL, "upcycle: loss coefficients must be >= 0");
     br_dtype dt;
     BR_TRY(out_dtype(o->dtype, base, &dt));
@@ -308,6 +310,7 @@ static br_status mixture_config(const br_upcycle_opts_t *o, const br_model_confi
         cfg.nexus_hidden_size = o->nexus_hidden > 0 ? o->nexus_hidden : cfg.hidden_size;
         cfg.shared_expert_intermediate_size = cfg.intermediate_size;
     }
+    if (o->shared_expert) cfg.shared_expert_intermediate_size = cfg.intermediate_size;
     char bad[512] = "";
     size_t nb = 0;
     br_config_moe_validate(&cfg, bad, sizeof bad, &nb);
@@ -340,7 +343,7 @@ static br_status plan_experts(plan_t *p, const br_st_tensor_t *bt, int l, const 
         else snprintf(name, sizeof name, BR_NAME_MOA_EXPERT, l, (int)j, pp);
         s = br_moe_out_mix(p->w, name, &t, &one, 1, false);
     }
-    if (!s && kind == T_FFN && p->o->method == BR_UPCYCLE_NEXUS) { /* the seed's FFN: the shared expert */
+    if (!s && kind == T_FFN && (p->o->method == BR_UPCYCLE_NEXUS || p->o->shared_expert)) { /* the seed's FFN: the shared expert */
         snprintf(name, sizeof name, BR_NAME_MOE_SHARED, l, pp);
         s = br_moe_out_mix(p->w, name, &bt, &one, 1, false);
     }

@@ -20,7 +20,8 @@
  *            embeddings through a learned projector), top-1.
  * Routers (linear rows, MoA router, Nexus projector) start random N(0, initializer_range^2),
  * all made by one function per layer (init_routers in moe/upcycle.c).
- * With base_as_expert the seed is expert 0 (and takes part in every average). */
+ * With base_as_expert the seed is expert 0 (and takes part in every average); with shared_expert
+ * (btx, sparse) the seed's FFN is also a shared expert, exactly as Nexus's. */
 #ifndef BR_MOE_UPCYCLE_H
 #define BR_MOE_UPCYCLE_H
 #include <stdbool.h>
@@ -53,6 +54,8 @@ typedef struct {
     int top_k;                   /* 0: method default (btx 2, others 1) */
     int renorm;                  /* -1: default (true when top_k > 1), 0 or 1 */
     bool base_as_expert;         /* the seed is one more expert (index 0) */
+    bool shared_expert;          /* btx, sparse: the seed's FFN as an always-on shared expert, as
+                                  * Nexus has (a linear-router control for Nexus) */
     float alpha, beta;           /* load-balance and z-loss coefficients (config.json) */
     uint64_t seed;               /* router init */
     /* nexus */
