@@ -23,7 +23,7 @@ GRID = (1, 3, 7, 15)
 
 def collect(runs, dest):
     """One JSON file: {run name: {"summary": ..., "log": [...]}}, each log evenly thinned to at
-    most 60 records (enough for the plots)."""
+    most 24 records (enough for the plots)."""
     res = {"runs": {}}
     for d in sorted(glob.glob(os.path.join(runs, "*"))):
         sp = os.path.join(d, "summary.json")
@@ -36,8 +36,8 @@ def collect(runs, dest):
         if os.path.exists(lp):
             with open(lp) as f:
                 log = [json.loads(line) for line in f if line.strip()]
-        if len(log) > 60:
-            idx = sorted(set(np.linspace(0, len(log) - 1, 60).round().astype(int).tolist()))
+        if len(log) > 24:
+            idx = sorted(set(np.linspace(0, len(log) - 1, 24).round().astype(int).tolist()))
             log = [log[i] for i in idx]
         res["runs"][os.path.basename(d)] = {"summary": s, "log": log}
     la = os.path.join(runs, "speed-loadavg.txt")
