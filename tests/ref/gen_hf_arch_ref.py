@@ -97,6 +97,50 @@ def inv_freq(cfg, hd):
     return torch.where(medium, smoothed, out)
 
 
+
+def hf_forward(p, cfg, arch, ids):
+    """Logits (B, T, V) of the published Llama/Mistral/Qwen2/Qwen3 modeling code in float64: p maps
+    Hugging Face tensor names to tensors, cfg is config.json, arch one of ARCHS."""
+    B, T = ids.shape
+    C, L = cfg["hidden_size"], cfg["num_hidden_layers"]
+    NH, NKV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim") or C // NH
+    eps = cfg["rms_norm_eps"]
+    head = p["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else p["lm_head.weight"]
+
+    def rms(x, w):
+        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+    def rot(x):
+        h = x.shape[-1] // 2
+        return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+    inv = inv_freq(cfg, hd)
+    fr = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
+    emb = torch.cat((fr, fr), -1)
+    cos, sin = emb.cos(), emb.sin()
+    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    x = p["model.embed_tokens.weight"][ids]
+    for l in range(L):
+        pre = f"model.layers.{l}."
+        u = rms(x, p[pre + "input_layernorm.weight"])
+        q, k, v = (u @ p[pre + f"self_attn.{n}_proj.weight"].T for n in "qkv")
+        if arch == "qwen2":
+            q, k, v = (t + p[pre + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
+        q, k, v = q.view(B, T, NH, hd), k.view(B, T, NKV, hd), v.view(B, T, NKV, hd)
+        if arch == "qwen3":
+            q, k = rms(q, p[pre + "self_attn.q_norm.weight"]), rms(k, p[pre + "self_attn.k_norm.weight"])
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        k, v = k.repeat_interleave(NH // NKV, 1), v.repeat_interleave(NH // NKV, 1)
+        a = torch.softmax((q @ k.transpose(-1, -2)) * hd ** -0.5 + mask, -1) @ v
+        h = x + a.transpose(1, 2).reshape(B, T, NH * hd) @ p[pre + "self_attn.o_proj.weight"].T
+        z = rms(h, p[pre + "post_attention_layernorm.weight"])
+        g = z @ p[pre + "mlp.gate_proj.weight"].T
+        y = (torch.nn.functional.silu(g) * (z @ p[pre + "mlp.up_proj.weight"].T)) @ p[pre + "mlp.down_proj.weight"].T
+        x = h + y
+    return rms(x, p["model.norm.weight"]) @ head.T
+
 # the true layer shapes (--real-width): Qwen3-0.6B and Llama-3.2-1B
 REAL_SHAPES = {
     "qwen3": dict(hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8, head_dim=128),
@@ -114,7 +158,6 @@ def make(arch, seed):
     V, C, F, L = cfg["vocab_size"], cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
     NH, NKV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or C // NH
-    eps = cfg["rms_norm_eps"]
     p = {}
 
     def mat(name, o, i, std):
@@ -147,43 +190,9 @@ def make(arch, seed):
     vec("model.norm.weight", C, True)
     if not cfg["tie_word_embeddings"]:
         mat("lm_head.weight", V, C, C ** -0.5)
-    head = p["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else p["lm_head.weight"]
-
-    def rms(x, w):
-        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-    def rot(x):
-        h = x.shape[-1] // 2
-        return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-    inv = inv_freq(cfg, hd)
 
     def forward(ids):
-        B, T = ids.shape
-        fr = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-        emb = torch.cat((fr, fr), -1)
-        cos, sin = emb.cos(), emb.sin()
-        mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
-        x = p["model.embed_tokens.weight"][ids]
-        for l in range(L):
-            pre = f"model.layers.{l}."
-            u = rms(x, p[pre + "input_layernorm.weight"])
-            q, k, v = (u @ p[pre + f"self_attn.{n}_proj.weight"].T for n in "qkv")
-            if arch == "qwen2":
-                q, k, v = (t + p[pre + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
-            q, k, v = q.view(B, T, NH, hd), k.view(B, T, NKV, hd), v.view(B, T, NKV, hd)
-            if arch == "qwen3":
-                q, k = rms(q, p[pre + "self_attn.q_norm.weight"]), rms(k, p[pre + "self_attn.k_norm.weight"])
-            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-            q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
-            k, v = k.repeat_interleave(NH // NKV, 1), v.repeat_interleave(NH // NKV, 1)
-            a = torch.softmax((q @ k.transpose(-1, -2)) * hd ** -0.5 + mask, -1) @ v
-            h = x + a.transpose(1, 2).reshape(B, T, NH * hd) @ p[pre + "self_attn.o_proj.weight"].T
-            z = rms(h, p[pre + "post_attention_layernorm.weight"])
-            g = z @ p[pre + "mlp.gate_proj.weight"].T
-            y = (torch.nn.functional.silu(g) * (z @ p[pre + "mlp.up_proj.weight"].T)) @ p[pre + "mlp.down_proj.weight"].T
-            x = h + y
-        return rms(x, p["model.norm.weight"]) @ head.T
+        return hf_forward(p, cfg, arch, ids)
 
     ids = torch.randint(0, V, (2, PROMPT_T))
     logits = forward(ids)
@@ -215,9 +224,10 @@ def make(arch, seed):
     return gap
 
 
-for i, arch in enumerate(ARCHS):
-    if REAL and (arch not in REAL_SHAPES or (ONLY and arch not in ONLY)):
-        continue
-    assert make(arch, 100 + i) > 2e-3, "greedy too close to a tie: pick another seed"
-if not REAL:
-    shutil.copy("tests/ref/serve_tokenizer.json", "tests/ref/hf_qwen3/tokenizer.json")
+if __name__ == "__main__":
+    for i, arch in enumerate(ARCHS):
+        if REAL and (arch not in REAL_SHAPES or (ONLY and arch not in ONLY)):
+            continue
+        assert make(arch, 100 + i) > 2e-3, "greedy too close to a tie: pick another seed"
+    if not REAL:
+        shutil.copy("tests/ref/serve_tokenizer.json", "tests/ref/hf_qwen3/tokenizer.json")

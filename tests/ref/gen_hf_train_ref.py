@@ -14,8 +14,12 @@ norms) and of two matrices (layer 0 k_proj, layer 1 down_proj).
 
 Run from the repository root:  /usr/bin/python3 tests/ref/gen_hf_train_ref.py
 """
-import json, math, os, struct
+import json, os, struct
+import sys
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_hf_arch_ref import hf_forward  # noqa: E402  the forward the logits fixtures use
 
 B, T = 2, 9
 ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
@@ -59,26 +63,6 @@ def write_st(path, tensors):
             f.write(b)
 
 
-def inv_freq(cfg, hd):
-    inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
-    rs = cfg.get("rope_scaling")
-    if not rs:
-        return inv
-    kind = rs.get("rope_type", rs.get("type"))
-    if kind == "linear":
-        return inv / rs["factor"]
-    assert kind == "llama3"
-    factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
-    old = rs["original_max_position_embeddings"]
-    low_wl, high_wl = old / lo, old / hi
-    wavelen = 2 * math.pi / inv
-    out = torch.where(wavelen > low_wl, inv / factor, inv)
-    smooth = (old / wavelen - lo) / (hi - lo)
-    smoothed = (1 - smooth) * out / factor + smooth * out
-    medium = ~(wavelen < high_wl) * ~(wavelen > low_wl)
-    return torch.where(medium, smoothed, out)
-
-
 def make(arch, seed):
     d = f"tests/ref/hf_{arch}"
     cfg = json.load(open(f"{d}/config.json"))
@@ -88,48 +72,12 @@ def make(arch, seed):
         p.update(read_st(f"{d}/{f}"))
     for t in p.values():
         t.requires_grad_(True)
-    V, C, L = cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"]
-    NH, NKV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    hd = cfg.get("head_dim") or C // NH
-    eps = cfg["rms_norm_eps"]
-    tied = cfg.get("tie_word_embeddings", False)
-    head = p["model.embed_tokens.weight"] if tied else p["lm_head.weight"]
-
-    def rms(x, w):
-        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-    def rot(x):
-        h = x.shape[-1] // 2
-        return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-    inv = inv_freq(cfg, hd)
+    V, L = cfg["vocab_size"], cfg["num_hidden_layers"]
     torch.manual_seed(seed)
     ids = torch.randint(0, V, (B, T))
     tg = torch.randint(0, V, (B, T))
     tg[0, 2] = -100
-    fr = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-    emb = torch.cat((fr, fr), -1)
-    cos, sin = emb.cos(), emb.sin()
-    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
-    x = p["model.embed_tokens.weight"][ids]
-    for l in range(L):
-        pre = f"model.layers.{l}."
-        u = rms(x, p[pre + "input_layernorm.weight"])
-        q, k, v = (u @ p[pre + f"self_attn.{n}_proj.weight"].T for n in "qkv")
-        if arch == "qwen2":
-            q, k, v = (t + p[pre + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
-        q, k, v = q.view(B, T, NH, hd), k.view(B, T, NKV, hd), v.view(B, T, NKV, hd)
-        if arch == "qwen3":
-            q, k = rms(q, p[pre + "self_attn.q_norm.weight"]), rms(k, p[pre + "self_attn.k_norm.weight"])
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
-        k, v = k.repeat_interleave(NH // NKV, 1), v.repeat_interleave(NH // NKV, 1)
-        a = torch.softmax((q @ k.transpose(-1, -2)) * hd ** -0.5 + mask, -1) @ v
-        h = x + a.transpose(1, 2).reshape(B, T, NH * hd) @ p[pre + "self_attn.o_proj.weight"].T
-        z = rms(h, p[pre + "post_attention_layernorm.weight"])
-        g = z @ p[pre + "mlp.gate_proj.weight"].T
-        x = h + (torch.nn.functional.silu(g) * (z @ p[pre + "mlp.up_proj.weight"].T)) @ p[pre + "mlp.down_proj.weight"].T
-    logits = rms(x, p["model.norm.weight"]) @ head.T
+    logits = hf_forward(p, cfg, arch, ids)
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tg.reshape(-1), ignore_index=-100)
     loss.backward()
     keep = [n for n, t in p.items() if t.dim() == 1]
