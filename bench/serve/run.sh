@@ -8,15 +8,17 @@
 # Run under nice on a shared machine.  The load average before and after goes into RESULTS.md.
 set -eu
 cd "$(dirname "$0")/../.."
-[ -x ./braid ] || make -j2 braid
+# BRAID: the binary to run (default ./braid, built here if missing)
+B=${BRAID:-./braid}
+[ -n "${BRAID:-}" ] || [ -x ./braid ] || make -j2 braid
 quick=()
 [ "${1:-}" = "--quick" ] && quick=(--quick)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 start_load=$(cut -d' ' -f1-3 /proc/loadavg); start=$(date -u +%Y-%m-%dT%H:%MZ)
-./braid bench serve --suite "${quick[@]}" --json "$tmp/results.json"
+"$B" bench serve --suite "${quick[@]}" --json "$tmp/results.json"
 if [ ${#quick[@]} = 0 ]; then
-    ./braid bench serve --requests 120 --json "$tmp/policies.json"
+    "$B" bench serve --requests 120 --json "$tmp/policies.json"
     mv "$tmp/policies.json" bench/serve/policies.json
 fi
 end_load=$(cut -d' ' -f1-3 /proc/loadavg); end=$(date -u +%H:%MZ)

@@ -33,7 +33,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-make -s CI=true braid >/dev/null
+# BRAID: the binary to run (default ./braid, built here); a fixed copy keeps a long run on one build
+if [ -z "${BRAID:-}" ]; then make -s CI=true braid >/dev/null; BRAID=./braid; fi
+export BRAID
 SWEEP="$OUT/$MODE-sweep"
 OUT="$OUT/$MODE"
 mkdir -p "$OUT" "$SWEEP"
@@ -51,15 +53,14 @@ if [ "$MODE" = quick ]; then
   MARCO_PART_ARGS="--members 3 --model-hidden 64 --model-epochs 30 --patience 5 --policy-updates 100 --explore-updates 40"
   EVAL_SWITCH=128 EVAL_PART=32 MF_EVAL_EVERY=150
 else
-  SEEDS=${SEEDS:-5} TUNE_SEEDS="101 102"
-  TASKS="switch-n3:switch:3 switch-n4:switch:4 switch-n5:switch:5 switch-bridges-n3:switch-bridges:3"
-  TASKS="$TASKS switch-bridges-5-n4:switch-bridges-5:4 simple-reference:simple-reference:2"
-  ANNEALS="2000 5000 10000" UPDATES="1 2 4"
-  MF_SWITCH=100000 MB_SWITCH=20000 MF_PART=60000 MB_PART=20000
-  INIT=500 COLLECT=1950
-  MARCO_ARGS="--members 5 --model-hidden 128 --policy-updates 500 --explore-updates 200"
+  SEEDS=${SEEDS:-5} TUNE_SEEDS="101"
+  TASKS="switch-n4:switch:4 switch-n5:switch:5 switch-bridges-5-n3:switch-bridges-5:3"
+  ANNEALS="2000 5000 10000" UPDATES="1 4"
+  MF_SWITCH=24000 MB_SWITCH=6000 MF_PART=24000 MB_PART=6000
+  INIT=300 COLLECT=570
+  MARCO_ARGS="--members 5 --model-hidden 96 --model-epochs 60 --patience 8 --policy-updates 300 --explore-updates 120"
   MARCO_PART_ARGS="--members 5 --model-hidden 128 --model-rows 20000 --policy-updates 400 --explore-updates 150"
-  EVAL_SWITCH=256 EVAL_PART=64 MF_EVAL_EVERY=1000
+  EVAL_SWITCH=256 EVAL_PART=64 MF_EVAL_EVERY=500
 fi
 # The model-free learners are evaluated every MF_EVAL_EVERY real steps: at least as finely as
 # MARCO, so that "real steps to reach a target" is timed at least as precisely for them.
@@ -81,7 +82,7 @@ run_jobs() { # FILE: one braid command line per run, JOBS at a time; runs whose 
   done < "$1" > "$todo"
   echo "  $(wc -l < "$todo") of $(wc -l < "$1") still to run" >&2
   # shellcheck disable=SC2016
-  BRAID_QUIET=1 xargs -P "$JOBS" -I CMD sh -c 'nice -n 10 ./braid CMD >/dev/null 2>&1 || echo "FAILED: braid CMD" >&2' < "$todo"
+  BRAID_QUIET=1 xargs -P "$JOBS" -I CMD sh -c 'nice -n 10 "$BRAID" CMD >/dev/null 2>&1 || echo "FAILED: braid CMD" >&2' < "$todo"
 }
 
 start=$(date +%s)
