@@ -450,12 +450,11 @@ def main_report(argv):
               "bit-identical however often a run is evaluated: `tests/test_rl_marco_cli.c`).\n")
     if os.environ.get("MARCO_RUN_NOTE"):  # e.g. how an interrupted run was resumed
         md.append(f"Note on this run: {os.environ['MARCO_RUN_NOTE']}\n")
-    md.append("Full mode, not run here: `experiments/marco/run.sh` (6 tasks: switch with 3, 4 and 5 agents, "
-              "switch-bridges with 3 agents, switch-bridges-5 with 4 agents, simple-reference; 5 seeds; 3x3 "
-              "model-free sweep on 2 tuning seeds; model-free budgets 100k/60k real steps, MARCO 20k). Expected "
-              "time: about 3-4 hours on 2 idle cores (an estimate, not measured: the earlier protocol's full run took "
-              "1,468 s for 27 runs; this one has 108 sweep runs, 30 reported model-free runs and 60 MARCO runs, "
-              "some with 4-5 agents).\n")
+    if not full:
+        md.append("Full mode, not run here: `experiments/marco/run.sh` (3 tasks: switch with 4 and 5 agents, "
+                  "switch-bridges-5 with 3 agents; 5 seeds; 3x2 model-free sweep (annealing 2k/5k/10k, 1 or 4 "
+                  "updates) on 1 tuning seed; model-free budget 24k real steps, MARCO 6k; sized to finish in "
+                  "about an hour on 2 idle cores).\n")
     results = {"mode": mode, "seeds": nseeds, "tuning_seeds": tune.split(), "seconds": seconds,
                "n_targets": N_TARGETS, "tasks": {}}
     facts = []
@@ -468,7 +467,7 @@ def main_report(argv):
     md.extend(verdicts(facts))
     md.append("## What this scale cannot test\n")
     md.append("- The paper's absolute numbers: its budgets are millions of real steps on larger tasks (SMAC-like "
-              "and particle tasks with more agents); here model-free budgets are 100k (12k quick) real steps.")
+              "and particle tasks with more agents); here model-free budgets are 24k (12k quick) real steps.")
     md.append("- Whether a ratio grows with task difficulty beyond 5 agents or bridges longer than 5: random "
               "exploration reaches the riddle after bridges of length L with probability 2^-(L n), so larger "
               "settings need budgets this machine cannot give every seed and method.")

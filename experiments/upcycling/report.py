@@ -18,9 +18,24 @@ NAMES = {"seed": "seed (dense)", "sparse": "sparse upcycling (top-2)", "btx1": "
          "nexus": "Nexus (top-1 + shared)"}
 SUF = "" if mode == "full" else "-quick"  # quick mode never overwrites the full run's files
 FULL_CMD = "nice -n 10 experiments/upcycling/run.sh"
-RATE = 63.5e9  # FLOP/s of one thread, measured: BTX top-1 finetune of the earlier full run,
-               # 250 steps x 2048 tokens at 9.8 MFLOP/token in 79 s (2-core AMD EPYC, 2 runs in parallel)
 MARK = re.compile(r"<!-- router_init\.sh[^>]*-->")
+
+
+def full_plan():
+    """the full mode's sizes, read from run.sh's full-mode lines (one source of truth), in words"""
+    src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.sh")).read()
+    body = src[src.index("else\n    # seed:"):]
+    v = {k: int(x) for k, x in re.findall(r"\b([A-Z_]+)=(\d+)\b", body[:body.index("\nfi")])}
+    c, layers, ffn, vocab = v["C"], v["L"], v["F"], 2048
+    nonemb = layers * (4 * c * c + 3 * c * ffn + 2 * c)
+    params = nonemb + vocab * c + c
+    toks = v["SEED_STEPS"] * v["BATCH"] * v["SEQ"]
+    return (f"C={c}, {layers} layers, FFN {ffn}: {params / 1e6:.2f} M parameters, {nonemb / 1e6:.2f} M "
+            f"non-embedding; seed {v['SEED_STEPS']} steps x {v['BATCH'] * v['SEQ']} tokens = {toks / 1e6:.1f} M "
+            f"tokens, {toks / params:.0f} tokens per parameter; then per seed 3 experts x {v['BRANCH_STEPS']} steps "
+            f"(bible {v['EXT_BRANCH']}), 7 MoEs finetuned data-matched ({v['MOE_STEPS']} steps) and "
+            "compute-matched, dense controls, 8 extension finetunes (25-200 steps); sized to finish in about an "
+            "hour on an idle 2-core machine")
 
 
 def preserved_tail(path):
@@ -133,14 +148,7 @@ tok_step = log_first(f"{run}/seed/train_log.jsonl").get("tokens") or 16 * 128
 seed_steps = last_step(f"{run}/seed")
 nonemb = flops["seed"]["total_params"] - seed_cfg["vocab_size"] * seed_cfg["hidden_size"]
 w(f"# Upcycling dense experts into mixtures of experts — {'QUICK MODE' if mode == 'quick' else 'full run'}\n")
-full_seed_flops = 16000 * 2048 * 9.8e6  # run.sh full mode: 16000 steps x 2048 tokens x train FLOPs/token
-w(f"**Full mode**: `{FULL_CMD}` (C=128, 6 layers, FFN 384: 1.54 M parameters, 1.25 M non-embedding; seed "
-  f"16000 steps x 2048 tokens = 32.8 M tokens, ~{full_seed_flops / (2 * RATE * 0.8) / 3600:.1f} h on an idle "
-  "2-core machine at the measured 63.5 GFLOP/s per thread and ~80% two-thread efficiency; then per seed 4 "
-  "experts x 1500 (bible 750) steps, 14 MoE finetunes of 340-500 steps, dense controls of 5000 and 500 steps, "
-  "8 extension finetunes (25-200 steps): ~6100 thread-seconds per seed at the same rate, 2 runs at a time, "
-  "~2.5 h for the 3 seeds; evaluations ~20 min: **expected about 4 hours in all** on an idle 2-core machine; "
-  "the rate is an estimate from one earlier run, so allow for 5).  "
+w(f"**Full mode**: `{FULL_CMD}` ({full_plan()}).  "
   + ("It has not been run yet on this branch: the tables below are the quick mode's.\n" if mode == "quick" else "\n"))
 if mode == "quick":
     w("**These are the numbers of `experiments/upcycling/run.sh --quick`**: a tiny model and very short runs, "
@@ -156,7 +164,7 @@ w(f"Seed: Llama-style, parallel blocks, hidden {seed_cfg['hidden_size']}, {seed_
 w(f"Seeds {', '.join(seeds)} are **independent runs after the seed model**: seed s re-branches every expert "
   "(`braid branch --seed s`: data order), re-initialises every router (`braid upcycle --seed s`), and sets "
   "the data order of every finetune, dense control and extension.  The seed model itself is shared (one "
-  "~1-hour run in full mode).  Cells are mean ± sample std over seeds; *paired* differences are computed per "
+  "run).  Cells are mean ± sample std over seeds; *paired* differences are computed per "
   "seed (arm minus its dense control, both from the same seed) and shown as mean ± std (per-seed values).\n")
 if os.path.exists(f"{run}/elapsed.txt"):
     w(f"Wall time of the whole script: {open(f'{run}/elapsed.txt').read().strip()}.\n")
