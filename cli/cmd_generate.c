@@ -2,10 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
-#include <jansson.h>
 
 #include "args.h"
 #include "commands.h"
@@ -88,64 +85,6 @@ static void flush_text(const gen_ctx *c)
         fwrite(c->text.data + c->printed, 1, c->text.len - c->printed, stdout);
 }
 
-/* The tokenizer_config.json (*json malloc'd) that gives the prompt pipeline the GGUF file's
- * tokenizer.ggml.add_bos_token (when absent: BOS iff the file names a bos_token_id, as the
- * pipeline does without a config) and tokenizer.chat_template. */
-static br_status gguf_tokenizer_config(const br_gguf_t *g, char **json)
-{
-    const br_gguf_kv_t *ab = br_gguf_find_kv(g, "tokenizer.ggml.add_bos_token");
-    const br_gguf_kv_t *ct = br_gguf_find_kv(g, "tokenizer.chat_template");
-    bool add_bos = ab && ab->type == BR_GGUF_BOOL ? ab->u != 0 : br_gguf_find_kv(g, "tokenizer.ggml.bos_token_id") != NULL;
-    json_t *o = json_pack("{s:b}", "add_bos_token", add_bos);
-    if (o && ct && ct->type == BR_GGUF_STRING) json_object_set_new(o, "chat_template", json_string(ct->str));
-    *json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-    json_decref(o);
-    return *json ? BR_OK : br_error(BR_ENOMEM, "out of memory for the GGUF file's tokenizer_config.json");
-}
-
-/* Writes dir/name holding json, atomically. */
-static br_status write_in(const char *dir, const char *name, const char *json)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return br_write_file_atomic(path, json, strlen(json));
-}
-
-/* Removes gguf_tokenizer_dir's folder (dir "" : none). */
-static void gguf_tokenizer_dir_remove(const char *dir)
-{
-    if (!*dir) return;
-    char path[128];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-/* dir (cap bytes) = a new temporary folder holding the tokenizer.json that the GGUF file's
- * metadata describes (br_gguf_tokenizer_json) and its tokenizer_config.json (BOS, chat
- * template); BR_ENOTFOUND when the file has no tokenizer. */
-static br_status gguf_tokenizer_dir(const char *gguf, char *dir, size_t cap)
-{
-    br_gguf_t *g = NULL;
-    char *json = NULL, *cfg = NULL;
-    BR_TRY(br_gguf_open(&g, gguf));
-    br_status s = br_gguf_tokenizer_json(g, &json);
-    if (!s) s = gguf_tokenizer_config(g, &cfg);
-    br_gguf_close(g);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, cap, "%s/braid-gguf-tok-XXXXXX", tmp && *tmp && strlen(tmp) < cap - 24 ? tmp : "/tmp");
-    bool made = !s && mkdtemp(dir);
-    if (!s && !made) s = br_error(BR_EIO, "cannot create a temporary folder for %s's tokenizer", gguf);
-    if (!s) s = write_in(dir, "tokenizer.json", json);
-    if (!s) s = write_in(dir, "tokenizer_config.json", cfg);
-    free(json), free(cfg);
-    if (s && made) gguf_tokenizer_dir_remove(dir);
-    if (s) dir[0] = 0;
-    return s;
-}
-
 int cmd_generate(int argc, char **argv)
 {
     const char *model_dir = NULL, *tok_path = NULL, *prompt_ids = NULL, *stop = NULL, *tmpl = NULL;
@@ -199,19 +138,10 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "braid: error: need -n >= 0, --temperature >= 0, --top-k >= 0, 0 < --top-p <= 1\n");
         return 2;
     }
-    /* a .gguf file carries its tokenizer in its metadata: written out for the prompt pipeline */
-    char gguf_dir[96] = "";
-    size_t ml = strlen(model_dir);
-    if (!tok_path && ml > 5 && !strcasecmp(model_dir + ml - 5, ".gguf")) {
-        br_status ts = gguf_tokenizer_dir(model_dir, gguf_dir, sizeof gguf_dir);
-        if (!ts) {
-            snprintf(dir_tok, sizeof dir_tok, "%s/tokenizer.json", gguf_dir);
-            tok_path = dir_tok;
-        } else if (ts != BR_ENOTFOUND) {
-            fprintf(stderr, "braid: warning: %s\n", br_errmsg());
-        }
-    }
-    if ((pf.text || pf.messages || !print_ids || stop) && !tok_path) {
+    /* a .gguf file carries its tokenizer in its metadata (lm/prompt.h reads it) */
+    bool need_tok = pf.text || pf.messages || !print_ids || stop;
+    bool gguf_tok = !tok_path && br_gguf_is_path(model_dir) && (need_tok || br_gguf_has_tokenizer(model_dir));
+    if (need_tok && !tok_path && !gguf_tok) {
         fprintf(stderr, "braid: error: --tokenizer is needed for --prompt, --messages, --stop and text output (or use --prompt-ids with --ids)\n");
         return 2;
     }
@@ -221,7 +151,7 @@ int cmd_generate(int argc, char **argv)
     size_t n = 0, nout = 0;
     br_status s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
     if (!s) m->kv_type = kvt;
-    if (!s && tok_path) s = lm_open_prompt(&p, *gguf_dir ? gguf_dir : model_dir, tok_path, tmpl, &m->cfg);
+    if (!s && (tok_path || gguf_tok)) s = lm_open_prompt(&p, model_dir, tok_path, tmpl, &m->cfg);
     if (!s) s = prompt_ids ? lm_parse_ids(prompt_ids, &ids, &n) : lm_prompt_ids(p, &pf, &ids, &n);
     if (!s && !stop && (pf.chat || pf.system || pf.messages)) stop = br_prompt_chat_stop(p); /* as serve's chat */
     gen_ctx c = {.tok = p ? br_prompt_tokenizer(p) : NULL, .stop = stop, .text = BR_BUF_INIT, .print_ids = print_ids};
@@ -238,6 +168,5 @@ int cmd_generate(int argc, char **argv)
     free(ids);
     br_model_free(m);
     br_prompt_free(p);
-    gguf_tokenizer_dir_remove(gguf_dir);
     return s ? fail_status(s, NULL) : 0;
 }

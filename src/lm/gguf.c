@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -280,6 +281,12 @@ size_t br_gguf_kv_count(const br_gguf_t *g) { return g->n_kv; }
 const br_gguf_kv_t *br_gguf_kv(const br_gguf_t *g, size_t i) { return i < g->n_kv ? &g->kv[i] : NULL; }
 size_t br_gguf_tensor_count(const br_gguf_t *g) { return g->n_t; }
 const br_gguf_tensor_t *br_gguf_tensor(const br_gguf_t *g, size_t i) { return i < g->n_t ? &g->t[i] : NULL; }
+
+bool br_gguf_is_path(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 5 && !strcasecmp(path + n - 5, ".gguf") && !br_dir_exists(path);
+}
 
 const br_gguf_kv_t *br_gguf_find_kv(const br_gguf_t *g, const char *key)
 {
@@ -688,6 +695,10 @@ static br_status put_vocab(br_gguf_writer_t *w, const br_model_t *m, const br_gg
     if (v->has_pad) BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad_id));
     if (v->add_bos) BR_TRY(br_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos == 2));
     if (v->chat_template) BR_TRY(br_gguf_add_str(w, "tokenizer.chat_template", v->chat_template));
+    if (v->has_bos && m->cfg.bos_token_id < 0 && (size_t)v->bos_id < V)
+        BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id));
+    if (v->has_eos && m->cfg.eos_token_id < 0 && (size_t)v->eos_id < V)
+        BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id));
     return BR_OK;
 }
 

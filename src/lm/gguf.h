@@ -54,6 +54,8 @@ br_status br_gguf_open(br_gguf_t **out, const char *path);
 void br_gguf_close(br_gguf_t *g); /* NULL is a no-op */
 size_t br_gguf_kv_count(const br_gguf_t *g);
 const br_gguf_kv_t *br_gguf_kv(const br_gguf_t *g, size_t i);
+/* Whether path names a GGUF file (ends in .gguf and is not a folder). */
+bool br_gguf_is_path(const char *path);
 const br_gguf_kv_t *br_gguf_find_kv(const br_gguf_t *g, const char *key); /* NULL: absent */
 size_t br_gguf_tensor_count(const br_gguf_t *g);
 const br_gguf_tensor_t *br_gguf_tensor(const br_gguf_t *g, size_t i);
@@ -108,9 +110,13 @@ typedef struct {
     int32_t pad_id;             /* tokenizer.ggml.padding_token_id when has_pad */
     const float *scores;        /* n_tokens tokenizer.ggml.scores (model "llama"), or NULL */
     int add_space_prefix;       /* tokenizer.ggml.add_space_prefix: as add_bos */
+    bool has_bos, has_eos;      /* bos_id/eos_id are written where the model's config names none */
+    int32_t bos_id, eos_id;
 } br_gguf_vocab_t;
 /* The vocabulary of a model folder's tokenizer.json (and tokenizer_config.json's
- * add_bos_token, chat_template and pad_token) for br_model_save_gguf_vocab; *out is freed with
+ * add_bos_token, chat_template and pad_token; with a tokenizer_config.json, the BOS rule and ids
+ * the prompt pipeline (lm/prompt.h) resolves there, so the file starts and ends prompts as the
+ * folder does) for br_model_save_gguf_vocab; *out is freed with
  * br_gguf_vocab_free.  Byte-level BPE as model "gpt2", SentencePiece-style BPE (byte fallback,
  * U+2581 spaces) as model "llama" with scores from the merge ranks (lm/gguf_vocab.c):
  * BR_EUNSUPPORTED naming what llama.cpp cannot express (a pre-tokenizer regex it does not
@@ -121,6 +127,8 @@ void br_gguf_vocab_free(br_gguf_vocab_t *v); /* NULL is a no-op */
  * llama-bpe/llama3 or qwen2; model "llama": merges derived from the scores), so a Hub GGUF runs without a tokenizer.json.  BR_ENOTFOUND when
  * the file has no tokenizer, BR_EUNSUPPORTED for other tokenizer models (named). */
 br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path);
+/* Whether the GGUF file at path opens and has tokenizer.ggml.* keys. */
+bool br_gguf_has_tokenizer(const char *path);
 /* The tokenizer.json text (*json malloc'd) br_gguf_load_tokenizer builds from g's keys. */
 br_status br_gguf_tokenizer_json(const br_gguf_t *g, char **json);
 /* br_model_save_gguf with the tokenizer in the metadata (vocab may be NULL: none). */

@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/fileio.h"
 #include "lm/gguf.h"
+#include "lm/prompt.h"
 #include "text/tokenizer.h"
 
 /* llama.cpp's token types (llama_token_type / gguf TokenType). */
@@ -157,7 +158,8 @@ static void fill_config(owned_vocab_t *o, const char *dir)
     char path[4096];
     if (br_path_join(path, sizeof path, dir, "tokenizer_config.json") || !br_file_exists(path)) return;
     json_error_t je;
-    if (!(o->cfg = json_load_file(path, 0, &je))) return; /* optional: a bad file only loses these keys */
+    /* optional: a bad file only loses these keys (model_max_length is often 1e30: as a real) */
+    if (!(o->cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je))) return;
     json_t *ab = json_object_get(o->cfg, "add_bos_token");
     if (json_is_boolean(ab)) o->v.add_bos = json_is_true(ab) ? 2 : 1;
     o->v.chat_template = json_string_value(json_object_get(o->cfg, "chat_template"));
@@ -205,6 +207,37 @@ static br_status fill_sp(owned_vocab_t *o, json_t *root, const char *dir)
     return BR_OK;
 }
 
+/* The id of tokenizer_config.json's token key ("<s>" or {"content": "<s>"}), or -1. */
+static int32_t config_token(const owned_vocab_t *o, const char *key)
+{
+    json_t *t = json_object_get(o->cfg, key);
+    const char *str = json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "content"));
+    for (size_t i = 0; str && i < o->v.n_tokens; i++)
+        if (!strcmp(o->v.tokens[i], str)) return (int32_t)i;
+    return -1;
+}
+
+/* The BOS rule and the first stop id that the prompt pipeline resolves for a folder with a
+ * tokenizer_config.json (add_bos_token, or else tokenizer.json's post-processor; eos_token,
+ * generation_config.json's eos_token_id) and tokenizer_config.json's bos_token: written to the
+ * GGUF so that llama.cpp and braid start and stop prompts on the file as braid does on the
+ * folder, and a chat template's bos_token resolves.  Best effort, as fill_config: a folder the
+ * pipeline rejects keeps the keys it gave. */
+static void fill_prompt_ids(owned_vocab_t *o, const char *dir)
+{
+    br_prompt_t *p = NULL;
+    br_prompt_opts_t po = {.model_dir = dir};
+    if (br_prompt_open(&p, &po)) return;
+    int32_t bos = br_prompt_bos(p), named = config_token(o, "bos_token");
+    const int32_t *stops = NULL;
+    size_t n = br_prompt_stop_ids(p, &stops);
+    if (!o->v.add_bos) o->v.add_bos = bos >= 0 ? 2 : 1;
+    if (bos < 0) bos = named;
+    if (bos >= 0) o->v.has_bos = true, o->v.bos_id = bos;
+    if (n) o->v.has_eos = true, o->v.eos_id = stops[0];
+    br_prompt_free(p);
+}
+
 br_status br_gguf_vocab_load(br_gguf_vocab_t **out, const char *dir)
 {
     *out = NULL;
@@ -230,6 +263,7 @@ br_status br_gguf_vocab_load(br_gguf_vocab_t **out, const char *dir)
         return s;
     }
     fill_config(o, dir);
+    if (o->cfg) fill_prompt_ids(o, dir);
     *out = &o->v;
     return BR_OK;
 }
@@ -477,26 +511,24 @@ br_status br_gguf_tokenizer_json(const br_gguf_t *g, char **json)
     return s;
 }
 
+bool br_gguf_has_tokenizer(const char *path)
+{
+    br_gguf_t *g;
+    if (br_gguf_open(&g, path)) return false;
+    bool has = br_gguf_find_kv(g, "tokenizer.ggml.model") != NULL;
+    br_gguf_close(g);
+    return has;
+}
+
 br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path)
 {
     *out = NULL;
     br_gguf_t *g;
     BR_TRY(br_gguf_open(&g, path));
-    char *json = NULL, tmp[4096];
+    char *json = NULL;
     br_status s = br_gguf_tokenizer_json(g, &json);
     br_gguf_close(g);
-    /* br_tokenizer_load reads files: the JSON goes through a private temp file */
-    const char *td = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/braid-gguf-tokenizer-XXXXXX", td && *td ? td : "/tmp");
-    int fd = s ? -1 : mkstemp(tmp);
-    if (!s && fd < 0) s = br_error(BR_EIO, "cannot create a temp file in %s", td && *td ? td : "/tmp");
-    if (!s) {
-        size_t n = strlen(json);
-        bool ok = write(fd, json, n) == (ssize_t)n;
-        close(fd);
-        s = ok ? br_tokenizer_load(out, tmp) : br_error(BR_EIO, "cannot write %s", tmp);
-        unlink(tmp);
-    }
+    if (!s) s = br_tokenizer_load_text(out, json, "the GGUF tokenizer");
     free(json);
     return s ? br_error_wrap(s, "%s", path) : BR_OK;
 }

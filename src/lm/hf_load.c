@@ -247,8 +247,7 @@ static br_status place_tensor(struct br_model_map *map, size_t i, const br_tenso
 br_status br_model_open(br_model_t **out, const char *dir)
 {
     *out = NULL;
-    size_t dl = strlen(dir);
-    if (dl > 5 && !strcmp(dir + dl - 5, ".gguf") && !br_dir_exists(dir)) return br_model_open_gguf(out, dir);
+    if (br_gguf_is_path(dir)) return br_model_open_gguf(out, dir);
     struct br_model_map *map = calloc(1, sizeof *map);
     if (!map) return br_error(BR_ENOMEM, "out of memory");
     const br_st_tensor_t **found = NULL;

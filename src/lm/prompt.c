@@ -6,6 +6,7 @@
 
 #include "base/buf.h"
 #include "base/fileio.h"
+#include "lm/gguf.h"
 #include "text/jinja.h"
 #include "text/tokcfg.h"
 
@@ -51,17 +52,14 @@ static br_status token_id(const br_prompt_t *p, const char *token, const char *k
     return BR_OK;
 }
 
-/* BOS, appended EOS and stop ids, by the rules of lm/prompt.h. */
-static br_status resolve_ids(br_prompt_t *p, const char *dir, const br_model_config_t *cfg)
+/* BOS, appended EOS and stop ids, by the rules of lm/prompt.h (has_tc: the model says whether
+ * to add BOS, as a tokenizer_config.json or a GGUF file's metadata does). */
+static br_status resolve_ids(br_prompt_t *p, const char *dir, bool has_tc, const br_model_config_t *cfg)
 {
     int32_t post_first, post_last, bos_tok, eos_tok;
     br_tokenizer_post_ids(p->tok, &post_first, &post_last);
     BR_TRY(token_id(p, p->tc.bos_token, "bos_token", &bos_tok));
     BR_TRY(token_id(p, p->tc.eos_token, "eos_token", &eos_tok));
-    br_buf_t path = BR_BUF_INIT;
-    BR_TRY(br_buf_path(&path, dir, "tokenizer_config.json"));
-    bool has_tc = br_file_exists(br_buf_str(&path));
-    br_buf_free(&path);
     int32_t cfg_bos = cfg ? cfg->bos_token_id : -1, cfg_eos = cfg ? cfg->eos_token_id : -1;
     int32_t bos = bos_tok >= 0 ? bos_tok : post_first >= 0 ? post_first : p->tc.bos_id >= 0 ? p->tc.bos_id : cfg_bos;
     if (p->tc.add_bos_token >= 0) p->bos = p->tc.add_bos_token ? bos : -1;
@@ -81,6 +79,71 @@ static br_status resolve_ids(br_prompt_t *p, const char *dir, const br_model_con
     if ((p->bos >= 0 && (size_t)p->bos >= V) || (p->eos_append >= 0 && (size_t)p->eos_append >= V))
         return br_error(BR_EFORMAT, "%s: the bos/eos token is outside the model's vocabulary (%zu ids)", dir, V);
     return BR_OK;
+}
+
+/* A token id from a GGUF integer key, or -1 when absent or not an integer. */
+static int64_t gguf_id(const br_gguf_t *g, const char *key)
+{
+    const br_gguf_kv_t *kv = br_gguf_find_kv(g, key);
+    if (!kv) return -1;
+    switch (kv->type) {
+    case BR_GGUF_U8: case BR_GGUF_U16: case BR_GGUF_U32: case BR_GGUF_U64:
+        return kv->u <= INT32_MAX ? (int64_t)kv->u : -1;
+    case BR_GGUF_I8: case BR_GGUF_I16: case BR_GGUF_I32: case BR_GGUF_I64:
+        return kv->i >= 0 && kv->i <= INT32_MAX ? kv->i : -1;
+    default:
+        return -1;
+    }
+}
+
+/* 1/0 from a GGUF bool key, or dflt when absent. */
+static int gguf_flag(const br_gguf_t *g, const char *key, int dflt)
+{
+    const br_gguf_kv_t *kv = br_gguf_find_kv(g, key);
+    return kv && kv->type == BR_GGUF_BOOL ? kv->u != 0 : dflt;
+}
+
+/* Token id's string in the file's tokenizer.ggml.tokens (malloc'd) when the tokenizer maps it
+ * back to id (a template's bos_token/eos_token), else NULL. */
+static char *token_string(const br_gguf_t *g, const br_tokenizer_t *t, int64_t id)
+{
+    const br_gguf_kv_t *kv = br_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    size_t n = 0;
+    bool strings = kv && kv->type == BR_GGUF_ARRAY && kv->arr_type == BR_GGUF_STRING;
+    const char *b = strings && id >= 0 && (uint64_t)id < kv->arr_n ? br_gguf_arr_str(kv, (size_t)id, &n) : NULL;
+    char *s = b && n ? malloc(n + 1) : NULL;
+    if (s) memcpy(s, b, n), s[n] = 0;
+    if (s && br_tokenizer_token_id(t, s) != id) free(s), s = NULL;
+    return s;
+}
+
+/* What a model folder's tokenizer_config.json and generation_config.json say, from a GGUF
+ * file's tokenizer.ggml.* keys as llama.cpp reads them: add_bos_token (absent: BOS iff the file
+ * names a bos_token_id), add_eos_token (absent: no), the chat template, and as stop ids the
+ * eos, end-of-turn and end-of-message tokens. */
+static br_status gguf_tokcfg(br_prompt_t *p, const char *path)
+{
+    br_gguf_t *g = NULL;
+    BR_TRY(br_gguf_open(&g, path));
+    br_tokcfg_t *c = &p->tc;
+    int64_t bos = gguf_id(g, "tokenizer.ggml.bos_token_id"), eos = gguf_id(g, "tokenizer.ggml.eos_token_id");
+    c->add_bos_token = gguf_flag(g, "tokenizer.ggml.add_bos_token", bos >= 0);
+    c->add_eos_token = gguf_flag(g, "tokenizer.ggml.add_eos_token", 0);
+    c->bos_id = (int32_t)bos;
+    c->bos_token = token_string(g, p->tok, bos);
+    c->eos_token = token_string(g, p->tok, eos);
+    static const char *const stops[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
+                                        "tokenizer.ggml.eom_token_id"};
+    for (size_t i = 0; i < sizeof stops / sizeof *stops; i++) {
+        int64_t id = gguf_id(g, stops[i]);
+        if (id >= 0) c->eos_ids[c->n_eos++] = (int32_t)id;
+    }
+    const br_gguf_kv_t *ct = br_gguf_find_kv(g, "tokenizer.chat_template");
+    br_status st = BR_OK;
+    if (ct && ct->type == BR_GGUF_STRING && !(c->chat_template = strdup(ct->str)))
+        st = br_error(BR_ENOMEM, "prompt: out of memory");
+    br_gguf_close(g);
+    return st;
 }
 
 static br_status load_template(br_prompt_t *p, const char *override)
@@ -105,17 +168,35 @@ br_status br_prompt_open(br_prompt_t **out, const br_prompt_opts_t *o)
     if (!o || !o->model_dir) return br_error(BR_EINVAL, "prompt: no model folder");
     br_prompt_t *p = calloc(1, sizeof *p);
     if (!p) return br_error(BR_ENOMEM, "prompt: out of memory");
+    /* a .gguf file carries its tokenizer and its settings in its metadata */
+    bool gguf = br_gguf_is_path(o->model_dir) && !o->tokenizer;
     br_buf_t tokpath = BR_BUF_INIT;
-    br_status st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");
-    if (!st && !o->tokenizer && !br_file_exists(br_buf_str(&tokpath)))
-        st = br_error(BR_EINVAL, "%s has no tokenizer.json: give the tokenizer with --tokenizer", o->model_dir);
-    if (!st) st = br_tokenizer_load(&p->tok, br_buf_str(&tokpath));
+    br_status st = BR_OK;
+    if (gguf) {
+        st = br_gguf_load_tokenizer(&p->tok, o->model_dir);
+        if (st == BR_ENOTFOUND)
+            st = br_error(BR_ENOTFOUND, "%s carries no tokenizer in its metadata: give one with --tokenizer", o->model_dir);
+        if (!st) br_buf_puts(&tokpath, o->model_dir);
+    } else {
+        st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");
+        if (!st && !o->tokenizer && !br_file_exists(br_buf_str(&tokpath)))
+            st = br_error(BR_EINVAL, "%s has no tokenizer.json: give the tokenizer with --tokenizer", o->model_dir);
+        if (!st) st = br_tokenizer_load(&p->tok, br_buf_str(&tokpath));
+    }
     if (!st && o->cfg && br_tokenizer_vocab_size(p->tok) > (size_t)o->cfg->vocab_size)
         st = br_error(BR_EINVAL, "tokenizer %s has %zu ids but the model's vocabulary is %d", br_buf_str(&tokpath),
                       br_tokenizer_vocab_size(p->tok), o->cfg->vocab_size);
     br_buf_free(&tokpath);
-    if (!st) st = br_tokcfg_load(&p->tc, o->model_dir);
-    if (!st) st = resolve_ids(p, o->model_dir, o->cfg);
+    if (!st) st = br_tokcfg_load(&p->tc, o->model_dir); /* "not given" values for a file */
+    if (!st && gguf) st = gguf_tokcfg(p, o->model_dir);
+    bool has_tc = gguf;
+    if (!st && !gguf) {
+        br_buf_t tc = BR_BUF_INIT;
+        st = br_buf_path(&tc, o->model_dir, "tokenizer_config.json");
+        has_tc = !st && br_file_exists(br_buf_str(&tc));
+        br_buf_free(&tc);
+    }
+    if (!st) st = resolve_ids(p, o->model_dir, has_tc, o->cfg);
     if (!st) st = load_template(p, o->chat_template);
     if (st) {
         br_prompt_free(p);

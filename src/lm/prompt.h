@@ -21,6 +21,9 @@
  *     together with the tokenizer's eos token.
  *   - Sampling defaults: generation_config.json's temperature, top_p, top_k (do_sample false:
  *     greedy), used where the user gives none.
+ * A .gguf model file (without a --tokenizer) gives the same from its metadata as llama.cpp reads
+ * it: the tokenizer from tokenizer.ggml.*, add_bos_token (absent: BOS iff a bos_token_id is
+ * named), add_eos_token, the chat template, and the eos, eot and eom ids as stop ids.
  * A prompt handle is immutable after br_prompt_open and may be shared between threads. */
 #ifndef BR_LM_PROMPT_H
 #define BR_LM_PROMPT_H
@@ -38,7 +41,7 @@
 typedef struct br_prompt br_prompt_t;
 
 typedef struct {
-    const char *model_dir;           /* the folder with the config files (required) */
+    const char *model_dir;           /* the folder with the config files, or a .gguf file (required) */
     const char *tokenizer;           /* a tokenizer path; NULL: model_dir/tokenizer.json */
     const char *chat_template;       /* a Jinja file overriding the model's template, or NULL */
     const br_model_config_t *cfg;    /* the model's config (bos/eos ids, vocab size), or NULL */

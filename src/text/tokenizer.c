@@ -1356,6 +1356,44 @@ static br_status load_tiktoken_json(builder_t *b, json_t *root, const char *path
     return BR_OK;
 }
 
+/* A tokenizer file's text (size bytes, NUL-terminated; label names it in errors): a
+ * tokenizer.json, a tiktoken JSON or a tiktoken text file, into b.  *pattern may point into
+ * *root (the parsed JSON, or NULL): the caller frees *root after b_finish. */
+static br_status load_text(builder_t *b, char *text, size_t size, const char *label, const char **pattern,
+                           json_t **root_out)
+{
+    if (strlen(text) != size) return br_error(BR_EFORMAT, "%s: not a tokenizer file (contains NUL bytes)", label);
+    const char *p = text;
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+    if (*p != '{') return load_tiktoken_text(b, text, label, pattern);
+    json_error_t je;
+    json_t *root = *root_out = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    br_status st;
+    if (!root) st = br_error(BR_EFORMAT, "%s: not valid JSON (line %d: %s)", label, je.line, je.text);
+    else if (json_is_object(json_object_get(root, "model"))) st = load_hf_json(b, root, label, pattern);
+    else if (json_is_string(json_object_get(root, "bpe_ranks"))) st = load_tiktoken_json(b, root, label, pattern);
+    else if (json_is_integer(json_object_get(root, "!"))) st = br_error(BR_EINVAL, "%s: this is an encoder.json; pass its folder (with vocab.bpe)", label);
+    else st = br_error(BR_EFORMAT, "%s: JSON with neither \"model\" (tokenizer.json) nor \"bpe_ranks\" (tiktoken)", label);
+    return st;
+}
+
+br_status br_tokenizer_load_text(br_tokenizer_t **out, const char *text, const char *label)
+{
+    *out = NULL;
+    builder_t b;
+    BR_TRY(b_init(&b));
+    const char *pattern = NULL;
+    json_t *root = NULL;
+    char *copy = strdup(text); /* the tiktoken reader splits lines in place */
+    br_status st = copy ? load_text(&b, copy, strlen(copy), label, &pattern, &root) : br_error(BR_ENOMEM, "out of memory");
+    if (st == BR_OK) st = b_finish(&b, pattern, out);
+    if (st != BR_OK) st = br_error_wrap(st, "loading tokenizer");
+    json_decref(root);
+    free(copy);
+    b_free(&b);
+    return st;
+}
+
 br_status br_tokenizer_load(br_tokenizer_t **out, const char *path)
 {
     *out = NULL;
@@ -1383,24 +1421,7 @@ br_status br_tokenizer_load(br_tokenizer_t **out, const char *path)
     }
     size_t size;
     st = br_read_file(path, &text, &size);
-    if (st != BR_OK) goto done;
-    if (strlen(text) != size) {
-        st = br_error(BR_EFORMAT, "%s: not a tokenizer file (contains NUL bytes)", path);
-        goto done;
-    }
-    const char *p = text;
-    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
-    if (*p == '{') {
-        json_error_t je;
-        root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-        if (!root) st = br_error(BR_EFORMAT, "%s: not valid JSON (line %d: %s)", path, je.line, je.text);
-        else if (json_is_object(json_object_get(root, "model"))) st = load_hf_json(&b, root, path, &pattern);
-        else if (json_is_string(json_object_get(root, "bpe_ranks"))) st = load_tiktoken_json(&b, root, path, &pattern);
-        else if (json_is_integer(json_object_get(root, "!"))) st = br_error(BR_EINVAL, "%s: this is an encoder.json; pass its folder (with vocab.bpe)", path);
-        else st = br_error(BR_EFORMAT, "%s: JSON with neither \"model\" (tokenizer.json) nor \"bpe_ranks\" (tiktoken)", path);
-    } else {
-        st = load_tiktoken_text(&b, text, path, &pattern);
-    }
+    if (st == BR_OK) st = load_text(&b, text, size, path, &pattern, &root);
 done:
     if (st == BR_OK) st = b_finish(&b, pattern, out);
     if (st != BR_OK) st = br_error_wrap(st, "loading tokenizer");

@@ -14,6 +14,8 @@ typedef struct br_tokenizer br_tokenizer_t;
 /* path: a tokenizer.json, a folder holding encoder.json + vocab.bpe (or tokenizer.json), or a
  * tiktoken rank file. */
 br_status br_tokenizer_load(br_tokenizer_t **out, const char *path);
+/* The same from a file's text in memory (NUL-terminated; label names it in errors). */
+br_status br_tokenizer_load_text(br_tokenizer_t **out, const char *text, const char *label);
 void br_tokenizer_free(br_tokenizer_t *t); /* NULL is a no-op */
 /* Number of ids (regular + special). */
 size_t br_tokenizer_vocab_size(const br_tokenizer_t *t);
