@@ -88,14 +88,15 @@ static void gemm_case(const br_kernels_t *k, bool ta, bool tb, size_t M, size_t 
 
 /* y = x W^T with W stored BF16 or F16 (16-bit weights, F32 activations, F32 accumulate)
  * against double loops over the exactly widened weights; matvec must equal the one-row matmul
- * bit for bit.  W mixes normal values with F16 subnormals, zeros and a negative zero. */
+ * bit for bit (N >= 5 takes the prefill path, which widens W by jobs of 16 rows and runs 3 x
+ * rows at a time), and 1 and 2 threads must agree.  W mixes normal values with F16 subnormals, zeros and a negative zero. */
 static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
 {
     double *x;
     float *fx = frand(N * C, 1, &x);
     uint16_t *w = malloc(OC * C * sizeof *w);
     double *wd = malloc(OC * C * sizeof *wd), *y = dzero(N * OC);
-    float *fy = fzero(N * OC), *fv = fzero(OC);
+    float *fy = fzero(N * OC), *fv = fzero(OC), *fv2 = fzero(N * OC);
     for (size_t i = 0; i < OC * C; i++) {
         float v = (float)(2 * br_rng_double(&rng) - 1);
         if (i % 11 == 3) v *= 1e-6f; /* F16 subnormal range */
@@ -112,8 +113,14 @@ static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
     char what[64];
     snprintf(what, sizeof what, "matmul %s %zux%zux%zu", br_wtype_name(wt), N, C, OC);
     CHECK_OK(br_kernels_matmul_check(k, wt));
+    int old = br_get_threads();
+    br_set_threads(2);
     k->matmul[wt](fy, fx, w, N, C, OC);
+    br_set_threads(1);
+    k->matmul[wt](fv2, fx, w, N, C, OC);
+    br_set_threads(old);
     cmp(what, fy, y, N * OC, TOL * (C > 1000 ? 4 : 1));
+    CHECK_MSG(!memcmp(fy, fv2, N * OC * sizeof *fy), "%s: %s differs with 1 and 2 threads", tname, what);
     bool same = true;
     for (size_t i = 0; i < N; i++) {
         k->matvec[wt](fv, fx + i * C, w, C, OC);
@@ -137,7 +144,7 @@ static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
     if (mt) mt(fdx, fdy, w, N, C, OC);
     cmp(what, fdx, dx, N * C, TOL * (OC > 1000 ? 4 : 1));
     free(fdy), free(dy), free(fdx), free(dx);
-    free(fx), free(x), free(w), free(wd), free(y), free(fy), free(fv);
+    free(fx), free(x), free(w), free(wd), free(y), free(fy), free(fv), free(fv2);
 }
 
 /* y = x W^T with W stored Q8_0, Q4_0 (kernels/matmul_quant.inc), Q4_K or Q6_K
@@ -316,15 +323,25 @@ static void test_matmul(const br_kernels_t *k)
     free(fx), free(fw), free(fdy), free(fy), free(fdx), free(fdw);
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
     /* {3, 2048, 600}: W is widened for matmul_t in two blocks of rows */
-    static const size_t hs[][3] = {{1, 1, 1}, {3, 15, 5}, {19, 77, 45}, {2, 2048, 300}, {40, 100, 64}, {3, 2048, 600}};
+    /* N >= 5: the prefill path (jobs of 16 weight rows, 3 x rows at a time): N not a multiple
+     * of 3, OC odd and not a multiple of 16, C with and without a 16-value tail */
+    static const size_t hs[][3] = {{1, 1, 1},      {3, 15, 5},       {19, 77, 45},  {2, 2048, 300}, {40, 100, 64},
+                                   {3, 2048, 600}, {8, 16, 3},       {13, 4096, 35}, {37, 257, 77},  {11, 32, 17},
+                                   {4, 64, 19},    {5, 64, 19}};
     for (size_t s = 0; s < sizeof hs / sizeof *hs; s++) {
         half_case(k, BR_WT_BF16, hs[s][0], hs[s][1], hs[s][2]);
         half_case(k, BR_WT_F16, hs[s][0], hs[s][1], hs[s][2]);
     }
     /* 36 KiB of quantised activations per chunk: C = 4096 takes 8 rows at a time (N = 20: three
      * chunks), C = 32832 two segments of the row */
-    static const size_t qs[][3] = {{1, 32, 1},    {3, 96, 5},    {19, 224, 45}, {2, 2048, 300},
-                                   {40, 160, 64}, {20, 4096, 9}, {3, 32832, 3}};
+    /* N >= 5: the prefill GEMM (panels of 8 weight rows in jobs of 4 panels, 4 x rows at a
+     * time, OC % 8 rows row by row): N not a multiple of 4, OC odd, one to several jobs, K = 32
+     * to 4096, and a row of two segments (matvec continues the chain across them, the GEMM runs
+     * it whole: the same bits) */
+    static const size_t qs[][3] = {{1, 32, 1},     {3, 96, 5},     {19, 224, 45}, {2, 2048, 300}, {40, 160, 64},
+                                   {20, 4096, 9},  {3, 32832, 3},  {8, 32, 7},    {13, 96, 33},   {21, 4096, 41},
+                                   {37, 256, 77},  {9, 32832, 9},  {10, 768, 8},
+                                   {4, 64, 19},    {5, 64, 19}};
     for (size_t s = 0; s < sizeof qs / sizeof *qs; s++) {
         quant_case(k, BR_WT_Q8_0, qs[s][0], qs[s][1], qs[s][2]);
         quant_case(k, BR_WT_Q4_0, qs[s][0], qs[s][1], qs[s][2]);
