@@ -270,7 +270,7 @@ br_status br_model_open(br_model_t **out, const char *dir)
     if (!s) br_model_table(&f->cfg, tab, map->n, &map->n);
     for (size_t i = 0; i < map->n && !s; i++) s = place_tensor(map, i, &tab[i], found[i], wt, f->label);
     br_model_t *m = NULL;
-    if (!s) s = br_model_create_view(&m, &f->cfg, wt, map->ptrs);
+    if (!s) s = br_model_create_view(&m, &f->cfg, wt, map->ptrs, NULL);
     free(tab);
     free(found);
     if (s) {
@@ -311,6 +311,13 @@ br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wt
 br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, float **ptrs,
                             void **owned, size_t n, void *keep, void (*keep_free)(void *))
 {
+    return br_lm_view_mapped_typed(out, cfg, wt, NULL, ptrs, owned, n, keep, keep_free);
+}
+
+br_status br_lm_view_mapped_typed(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
+                                  const br_wtype *wts, float **ptrs, void **owned, size_t n, void *keep,
+                                  void (*keep_free)(void *))
+{
     *out = NULL;
     struct br_model_map *map = calloc(1, sizeof *map);
     if (!map || !ptrs) {
@@ -321,7 +328,7 @@ br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_w
     }
     map->n = n, map->owned = owned, map->ptrs = ptrs, map->keep = keep, map->keep_free = keep_free;
     br_model_t *m = NULL;
-    br_status s = br_model_create_view(&m, cfg, wt, map->ptrs);
+    br_status s = br_model_create_view(&m, cfg, wt, map->ptrs, wts);
     if (s) {
         br_lm_map_free(map);
         return s;
