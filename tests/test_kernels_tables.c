@@ -211,7 +211,7 @@ static void quant_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, s
     free(fy[1]), free(fv);
 }
 
-/* QLoRA's frozen-base input gradient: dinp (N,C) += dout (N,OC) W for a Q8_0/Q4_0 W, against
+/* QLoRA's frozen-base input gradient: dinp (N,C) += dout (N,OC) W for a Q8_0/Q4_0/Q4_K/Q6_K W, against
  * double loops over W's dequantised values (exact: no activation rounding in this direction),
  * with 1 and 2 threads giving the same bits. */
 static void dinp_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
@@ -335,7 +335,13 @@ static void test_matmul(const br_kernels_t *k)
         dinp_case(k, BR_WT_Q8_0, ds[s][0], ds[s][1], ds[s][2]);
         dinp_case(k, BR_WT_Q4_0, ds[s][0], ds[s][1], ds[s][2]);
     }
-    CHECK(k->matmul_dinp[BR_WT_Q4_K] == NULL && k->matmul_dinp[BR_WT_F32] == NULL);
+    /* k-quants: rows of 1-3 super-blocks; OC past one 32-row tile; N past one 64-row job */
+    static const size_t dk[][3] = {{1, 256, 1}, {3, 512, 5}, {19, 768, 45}, {70, 256, 33}, {130, 512, 64}};
+    for (size_t s = 0; s < sizeof dk / sizeof *dk; s++) {
+        dinp_case(k, BR_WT_Q4_K, dk[s][0], dk[s][1], dk[s][2]);
+        dinp_case(k, BR_WT_Q6_K, dk[s][0], dk[s][1], dk[s][2]);
+    }
+    CHECK(k->matmul_dinp[BR_WT_F32] == NULL);
     quant_rounding_case(k, BR_WT_Q8_0);
     quant_rounding_case(k, BR_WT_Q4_0);
     /* k-quants: super-blocks of 256 (C = 33024: two segments of the row, the second 1 block) */
@@ -783,13 +789,17 @@ static void test_selection(void)
     float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, -1, 2}, y[2] = {0};
     CHECK_OK(br_matmul(BR_WT_F32, y, x, w, 1, 3, 2));
     CHECK(y[0] == 5 && y[1] == 11);
-    /* br_matmul_dinp: dinp += dout W; F32 through matmul_backward, Q4_K refused by name */
+    /* br_matmul_dinp: dinp += dout W; F32 through matmul_backward, Q4_K through the table (a
+     * zero block adds nothing), a type out of range refused */
     float dy[2] = {1, 2}, dx[3] = {1, 0, 0};
     CHECK_OK(br_matmul_dinp(BR_WT_F32, dx, dy, w, 1, 3, 2));
     CHECK(dx[0] == 10 && dx[1] == 12 && dx[2] == 15);
     uint8_t q4k[144] = {0};
-    CHECK_STATUS(br_matmul_dinp(BR_WT_Q4_K, dx, dy, q4k, 1, 256, 1), BR_EUNSUPPORTED);
-    CHECK(strstr(br_errmsg(), "Q4_K") != NULL && dx[0] == 10);
+    float dk256[256] = {10};
+    CHECK_OK(br_matmul_dinp(BR_WT_Q4_K, dk256, dy, q4k, 1, 256, 1));
+    CHECK(dk256[0] == 10 && dk256[255] == 0);
+    CHECK_STATUS(br_matmul_dinp(BR_WT_COUNT, dx, dy, q4k, 1, 256, 1), BR_EUNSUPPORTED);
+    CHECK(dx[0] == 10);
 }
 
 int main(void)
