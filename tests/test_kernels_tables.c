@@ -253,6 +253,39 @@ static void dinp_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
  * amax 127, Q4_0 weight extreme -8) every product and sum is an exact integer, so the outputs
  * must equal sum qw * round(x) exactly, for ties (+-0.5, 2.5, -3.5, ...) and for the largest
  * float below a tie.  Rows in groups of four and a remainder, 1 and 2 activation rows. */
+/* Q4_K/Q6_K with activations the 8-bit rounding keeps exactly (integers in [-127, 127], every
+ * 32-value block holding +-127: dx = 1, q = x): the kernel's integer sums, scales and mins must
+ * then give the float64 product over the dequantised weights up to F32 rounding (relative
+ * 1e-5 of sum |w x|), negative partial sums included -- an error of one scale unit in any
+ * sub-block sum (a sign or lane mix-up the activation bound of quant_case can hide) fails. */
+static void kquant_exact_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
+{
+    size_t rb;
+    CHECK_OK(br_wtype_row_bytes(wt, C, &rb));
+    float *x = fzero(N * C), *fw = frand1(OC * C, 1), *wdq = fzero(OC * C), *y = fzero(N * OC), *v = fzero(OC);
+    for (size_t i = 0; i < N * C; i++)
+        x[i] = i % 32 == 0 ? (i / 32 % 2 ? -127.0f : 127.0f) : (float)((int)((i * 53 + i / C) % 255) - 127);
+    uint8_t *w = malloc(OC * rb);
+    CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
+    CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
+    k->matmul[wt](y, x, w, N, C, OC);
+    double worst = 0;
+    bool same = true;
+    for (size_t i = 0; i < N; i++) {
+        k->matvec[wt](v, x + i * C, w, C, OC);
+        for (size_t o = 0; o < OC; o++) {
+            double s = 0, mag = 0;
+            for (size_t c = 0; c < C; c++) s += (double)wdq[o * C + c] * x[i * C + c], mag += fabs((double)wdq[o * C + c] * x[i * C + c]);
+            worst = fmax(worst, fabs(y[i * OC + o] - s) / mag);
+            same &= v[o] == y[i * OC + o];
+        }
+    }
+    CHECK_MSG(worst <= 1e-5, "%s: %s %zux%zux%zu on exactly quantised activations: rel err %.3g", tname,
+              br_wtype_name(wt), N, C, OC, worst);
+    CHECK_MSG(same, "%s: %s: matvec differs from the matmul row", tname, br_wtype_name(wt));
+    free(x), free(fw), free(wdq), free(y), free(v), free(w);
+}
+
 static void quant_rounding_case(const br_kernels_t *k, br_wtype wt)
 {
     enum { N = 3, C = 64, OC = 7 };
@@ -350,6 +383,10 @@ static void test_matmul(const br_kernels_t *k)
     for (size_t s = 0; s < sizeof ks / sizeof *ks; s++) {
         quant_case(k, BR_WT_Q4_K, ks[s][0], ks[s][1], ks[s][2]);
         quant_case(k, BR_WT_Q6_K, ks[s][0], ks[s][1], ks[s][2]);
+    }
+    for (size_t s = 0; s < 4; s++) {
+        kquant_exact_case(k, BR_WT_Q4_K, ks[s][0], ks[s][1], ks[s][2]);
+        kquant_exact_case(k, BR_WT_Q6_K, ks[s][0], ks[s][1], ks[s][2]);
     }
 }
 
