@@ -421,14 +421,16 @@ static bool oracle_mods(char *mods, size_t cap, const char *what)
 
 /* A random model with large greedy margins (embedding and head at 50x the init, as in
  * tests/test_lm_quant.c) over GPT-2's 256 byte tokens. */
-static br_model_t *oracle_model(br_model_config_t c)
+static br_model_t *oracle_model_seed(br_model_config_t c, uint64_t seed);
+static br_model_t *oracle_model(br_model_config_t c) { return oracle_model_seed(c, 5); }
+static br_model_t *oracle_model_seed(br_model_config_t c, uint64_t seed)
 {
     c.vocab_size = c.vocab_size < 256 ? 256 : c.vocab_size, c.initializer_range = 0.02f, c.max_position_embeddings = 64;
     c.bos_token_id = -1, c.eos_token_id = 0; /* explicit: llama.cpp's default for gpt2 vocabularies is 11 */
     br_model_t *m = NULL;
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return NULL;
-    br_model_init_random(m, 5);
+    br_model_init_random(m, seed);
     const char *big[] = {"model.embed_tokens.weight", "lm_head.weight"};
     for (int b = 0; b < 2; b++) {
         int ti = br_model_find_tensor(m, big[b]);
@@ -758,7 +760,10 @@ static void llama_quantizer(const char *dir, const char *self)
     bool node = oracle_mods(mods, sizeof mods, "greedy ids of llama.cpp-quantised files");
     br_model_config_t wmoe = wide();
     wmoe.num_local_experts = 4, wmoe.num_experts_per_tok = 2, wmoe.norm_topk_prob = true;
-    br_model_t *models[2] = {oracle_model(wide()), oracle_model(wmoe)};
+    /* the Mixtral's seed: its smallest top-2 logit margin over the 12 greedy steps (F32) is 0.8%
+     * of the logit (seed 5's: 0.17%, under the ~0.5% the quantised engines' activation
+     * roundings move logits; the dense model's: 0.66%) */
+    br_model_t *models[2] = {oracle_model(wide()), oracle_model_seed(wmoe, 6)};
     static const char *const kinds[2] = {"", "MoE "};
     br_gguf_vocab_t v = byte_vocab();
     static const struct { const char *label; int ftype; bool pure; } cases[] = {
