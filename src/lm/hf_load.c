@@ -344,6 +344,9 @@ br_status br_model_quantize(br_model_t **out, const br_model_t *src, br_wtype wt
     if (!src->params || src->wt != BR_WT_F32)
         return br_error(BR_EUNSUPPORTED, "quantising needs a model with F32 parameters; this one holds %s "
                         "weights in place (load it with br_model_load)", br_wtype_name(src->wt));
+    if (br_config_has_moe_ffn(&src->cfg) || br_config_has_moa(&src->cfg))
+        return br_error(BR_EUNSUPPORTED, "a mixture model cannot be quantised in memory (write it as GGUF: "
+                        "braid quantize, whose file runs in place)");
     if (wt == BR_WT_F32 || (unsigned)wt >= BR_WT_COUNT)
         return br_error(BR_EINVAL, "br_model_quantize stores matrices as BF16, F16, Q8_0, Q4_0, Q4_K or "
                         "Q6_K, not %s",
