@@ -26,8 +26,8 @@
 #include "lm/gguf.h"
 #include "lm/model.h"
 
-static const char *const type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
-static const br_wtype type_ids[] = {BR_WT_F32, BR_WT_F16, BR_WT_BF16, BR_WT_Q8_0, BR_WT_Q4_0};
+static const char *const type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"};
+static const br_wtype type_ids[] = {BR_WT_F32, BR_WT_F16, BR_WT_BF16, BR_WT_Q8_0, BR_WT_Q4_0, BR_WT_Q4_K, BR_WT_Q6_K};
 enum { NTYPES = sizeof type_ids / sizeof *type_ids };
 
 /* The three model shapes of issue #14 (untied head, vocab 32000, context 1024). */

@@ -68,7 +68,7 @@ int cmd_lora_train(int argc, char **argv)
     long seed = 1;
     bool rslora = false;
     const opt_t opts[] = {
-        {"base", OPT_STR, &base, "DIR", "frozen base model: a braid checkpoint, a Hugging Face model folder (BF16/F16 weights stay 16-bit, in place) or a Q8_0/Q4_0 .gguf file (QLoRA)", true},
+        {"base", OPT_STR, &base, "DIR", "frozen base model: a braid checkpoint, a Hugging Face model folder (BF16/F16 weights stay 16-bit, in place) or a quantised .gguf file: Q8_0, Q4_0, Q4_K, Q6_K or a mix such as Q4_K_M (QLoRA)", true},
         {"data", OPT_STR, &data, "DIR", "token shards folder (DIR/<domain>/{train,val}.bin from braid data prepare)", false},
         {"mix", OPT_STR, &mix_spec, "SPEC", "domains and weights, e.g. code=1 or code=0.9,general=0.1", false},
         {"text", OPT_STR, &text, "PATH", "plain UTF-8 text (a file or a folder of *.txt) instead of --data/--mix, tokenised by the base's tokenizer; the last tenth validates", false},

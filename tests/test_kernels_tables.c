@@ -150,10 +150,12 @@ static void half_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
 /* y = x W^T with W stored Q8_0, Q4_0 (kernels/matmul_quant.inc), Q4_K or Q6_K
  * (kernels/matmul_kquant.inc).  The reference is double
  * loops over the dequantised weights (br_wtype_dequantize, exact) and the float activations.
- * The kernel also quantises each 32-value block b of an activation row to 8 bits (scale
+ * The kernel also quantises each block b of an activation row to 8 bits (scale
  * d_b = amax_b / 127, |x - x_q| <= d_b / 2), so it may differ from the reference by at most
  *   sum_b d_b / 2 * sum_{c in b} |w_c|
- * per output; the test allows that bound (+0.1% for the F32 block scales) plus the usual F32
+ * per output, blocks of 32 values for Q8_0/Q4_0 and of 256 for the k-quants (their super-blocks:
+ * the avx2/avx512 kernels quantise activations per 256 as llama.cpp's Q8_K does; the portable
+ * ones per 32, inside that bound); the test allows that bound (+0.1% for the F32 block scales) plus the usual F32
  * accumulation slack.  The bound is tight enough to catch a wrong nibble order, a wrong sign or
  * offset, or a wrong scale (each moves outputs by O(|w| |x|) per value, not O(|w| |x| / 254)).
  * matvec must equal the one-row matmul bit for bit, and 1 and 2 threads must agree. */
@@ -173,12 +175,13 @@ static void quant_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, s
     CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
     CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
     double *y = dzero(N * OC), *bound = dzero(N * OC), scale = 0;
+    size_t qb = wt == BR_WT_Q4_K || wt == BR_WT_Q6_K ? 256 : 32; /* activation block */
     for (size_t i = 0; i < N; i++)
         for (size_t o = 0; o < OC; o++) {
             double s = 0, e = 0;
-            for (size_t b = 0; b < C / 32; b++) {
+            for (size_t b = 0; b < C / qb; b++) {
                 double amax = 0, wsum = 0;
-                for (size_t j = b * 32; j < b * 32 + 32; j++) {
+                for (size_t j = b * qb; j < b * qb + qb; j++) {
                     s += x[i * C + j] * wdq[o * C + j];
                     amax = fmax(amax, fabs(x[i * C + j]));
                     wsum += fabs(wdq[o * C + j]);
@@ -218,7 +221,7 @@ static void quant_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, s
     free(fy[1]), free(fv);
 }
 
-/* QLoRA's frozen-base input gradient: dinp (N,C) += dout (N,OC) W for a Q8_0/Q4_0 W, against
+/* QLoRA's frozen-base input gradient: dinp (N,C) += dout (N,OC) W for a Q8_0/Q4_0/Q4_K/Q6_K W, against
  * double loops over W's dequantised values (exact: no activation rounding in this direction),
  * with 1 and 2 threads giving the same bits. */
 static void dinp_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
@@ -260,6 +263,39 @@ static void dinp_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, si
  * amax 127, Q4_0 weight extreme -8) every product and sum is an exact integer, so the outputs
  * must equal sum qw * round(x) exactly, for ties (+-0.5, 2.5, -3.5, ...) and for the largest
  * float below a tie.  Rows in groups of four and a remainder, 1 and 2 activation rows. */
+/* Q4_K/Q6_K with activations the 8-bit rounding keeps exactly (integers in [-127, 127], every
+ * 32-value block holding +-127: dx = 1, q = x): the kernel's integer sums, scales and mins must
+ * then give the float64 product over the dequantised weights up to F32 rounding (relative
+ * 1e-5 of sum |w x|), negative partial sums included -- an error of one scale unit in any
+ * sub-block sum (a sign or lane mix-up the activation bound of quant_case can hide) fails. */
+static void kquant_exact_case(const br_kernels_t *k, br_wtype wt, size_t N, size_t C, size_t OC)
+{
+    size_t rb;
+    CHECK_OK(br_wtype_row_bytes(wt, C, &rb));
+    float *x = fzero(N * C), *fw = frand1(OC * C, 1), *wdq = fzero(OC * C), *y = fzero(N * OC), *v = fzero(OC);
+    for (size_t i = 0; i < N * C; i++)
+        x[i] = i % 32 == 0 ? (i / 32 % 2 ? -127.0f : 127.0f) : (float)((int)((i * 53 + i / C) % 255) - 127);
+    uint8_t *w = malloc(OC * rb);
+    CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
+    CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
+    k->matmul[wt](y, x, w, N, C, OC);
+    double worst = 0;
+    bool same = true;
+    for (size_t i = 0; i < N; i++) {
+        k->matvec[wt](v, x + i * C, w, C, OC);
+        for (size_t o = 0; o < OC; o++) {
+            double s = 0, mag = 0;
+            for (size_t c = 0; c < C; c++) s += (double)wdq[o * C + c] * x[i * C + c], mag += fabs((double)wdq[o * C + c] * x[i * C + c]);
+            worst = fmax(worst, fabs(y[i * OC + o] - s) / mag);
+            same &= v[o] == y[i * OC + o];
+        }
+    }
+    CHECK_MSG(worst <= 1e-5, "%s: %s %zux%zux%zu on exactly quantised activations: rel err %.3g", tname,
+              br_wtype_name(wt), N, C, OC, worst);
+    CHECK_MSG(same, "%s: %s: matvec differs from the matmul row", tname, br_wtype_name(wt));
+    free(x), free(fw), free(wdq), free(y), free(v), free(w);
+}
+
 static void quant_rounding_case(const br_kernels_t *k, br_wtype wt)
 {
     enum { N = 3, C = 64, OC = 7 };
@@ -352,7 +388,13 @@ static void test_matmul(const br_kernels_t *k)
         dinp_case(k, BR_WT_Q8_0, ds[s][0], ds[s][1], ds[s][2]);
         dinp_case(k, BR_WT_Q4_0, ds[s][0], ds[s][1], ds[s][2]);
     }
-    CHECK(k->matmul_dinp[BR_WT_Q4_K] == NULL && k->matmul_dinp[BR_WT_F32] == NULL);
+    /* k-quants: rows of 1-3 super-blocks; OC past one 32-row tile; N past one 64-row job */
+    static const size_t dk[][3] = {{1, 256, 1}, {3, 512, 5}, {19, 768, 45}, {70, 256, 33}, {130, 512, 64}};
+    for (size_t s = 0; s < sizeof dk / sizeof *dk; s++) {
+        dinp_case(k, BR_WT_Q4_K, dk[s][0], dk[s][1], dk[s][2]);
+        dinp_case(k, BR_WT_Q6_K, dk[s][0], dk[s][1], dk[s][2]);
+    }
+    CHECK(k->matmul_dinp[BR_WT_F32] == NULL);
     quant_rounding_case(k, BR_WT_Q8_0);
     quant_rounding_case(k, BR_WT_Q4_0);
     /* k-quants: super-blocks of 256 (C = 33024: two segments of the row, the second 1 block) */
@@ -361,6 +403,10 @@ static void test_matmul(const br_kernels_t *k)
     for (size_t s = 0; s < sizeof ks / sizeof *ks; s++) {
         quant_case(k, BR_WT_Q4_K, ks[s][0], ks[s][1], ks[s][2]);
         quant_case(k, BR_WT_Q6_K, ks[s][0], ks[s][1], ks[s][2]);
+    }
+    for (size_t s = 0; s < 4; s++) {
+        kquant_exact_case(k, BR_WT_Q4_K, ks[s][0], ks[s][1], ks[s][2]);
+        kquant_exact_case(k, BR_WT_Q6_K, ks[s][0], ks[s][1], ks[s][2]);
     }
 }
 
@@ -800,13 +846,17 @@ static void test_selection(void)
     float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, -1, 2}, y[2] = {0};
     CHECK_OK(br_matmul(BR_WT_F32, y, x, w, 1, 3, 2));
     CHECK(y[0] == 5 && y[1] == 11);
-    /* br_matmul_dinp: dinp += dout W; F32 through matmul_backward, Q4_K refused by name */
+    /* br_matmul_dinp: dinp += dout W; F32 through matmul_backward, Q4_K through the table (a
+     * zero block adds nothing), a type out of range refused */
     float dy[2] = {1, 2}, dx[3] = {1, 0, 0};
     CHECK_OK(br_matmul_dinp(BR_WT_F32, dx, dy, w, 1, 3, 2));
     CHECK(dx[0] == 10 && dx[1] == 12 && dx[2] == 15);
     uint8_t q4k[144] = {0};
-    CHECK_STATUS(br_matmul_dinp(BR_WT_Q4_K, dx, dy, q4k, 1, 256, 1), BR_EUNSUPPORTED);
-    CHECK(strstr(br_errmsg(), "Q4_K") != NULL && dx[0] == 10);
+    float dk256[256] = {10};
+    CHECK_OK(br_matmul_dinp(BR_WT_Q4_K, dk256, dy, q4k, 1, 256, 1));
+    CHECK(dk256[0] == 10 && dk256[255] == 0);
+    CHECK_STATUS(br_matmul_dinp(BR_WT_COUNT, dx, dy, q4k, 1, 256, 1), BR_EUNSUPPORTED);
+    CHECK(dx[0] == 10);
 }
 
 int main(void)

@@ -49,6 +49,26 @@ static float *logits_of(br_model_t *m, const int32_t *in, size_t T)
     return lg;
 }
 
+/* Logits of a view of a quantised file (got; freed) against the F32 model of the same file's
+ * exact values (want; freed): the view quantises activations to 8 bits per 32 values (F32 scale,
+ * round to nearest: error <= max|x|/254 per value), so each product is off by up to
+ * |W| . |x| / 254, compounded over the layers and the softmax.  On these small random fixtures
+ * (init range 0.2, |logit| <= ~6) that measures 3-4% of max |logit| (dense and Mixtral alike,
+ * Q8_0 0.17-0.19 of 4.7-5); the bound is 6%, while a wrong type, block layout or expert stride
+ * gives errors of the logits' own size (> 50%). */
+static void near_f32(float *got, float *want, size_t n, const char *label)
+{
+    double err = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        err = e > err ? e : err;
+        mx = fabs(want[i]) > mx ? fabs(want[i]) : mx;
+    }
+    printf("%-14s max |logit - F32 of the same values| = %.4f (max |logit| %.2f)\n", label, err, mx);
+    CHECK_MSG(err <= 0.06 * mx && mx > 0.5, "%s: logits %.4f from the F32 load (max |logit| %.2f)", label, err, mx);
+    free(got), free(want);
+}
+
 /* file (a GGUF of wt matrices) opens as a view of wt running the logits of
  * br_model_quantize(m, wt) bit for bit. */
 static void runs_as_quantized(const char *file, br_model_t *m, br_wtype wt, const char *label)
@@ -316,6 +336,18 @@ static void moe(const char *dir)
         CHECK_OK(br_model_open_gguf(&g, path));
         if (!g) continue;
         CHECK(g->cfg.num_local_experts == 4 && g->cfg.num_experts_per_tok == 2 && g->cfg.norm_topk_prob);
+        /* the Q8_0 file opens in place (a view: no F32 copy, experts run Q8_0 kernels) and
+         * loads as the F32 model of its exact values with br_model_load_gguf */
+        CHECK(q ? !g->params && g->wt == BR_WT_Q8_0 : g->params != NULL);
+        if (q) {
+            br_model_t *f32 = NULL;
+            CHECK_OK(br_model_load_gguf(&f32, path));
+            float *view = logits_of(g, in, 10);
+            br_model_free(g);
+            g = f32;
+            if (g) near_f32(view, logits_of(g, in, 10), n, "MoE Q8_0 view");
+        }
+        if (!g) continue;
         float *got = logits_of(g, in, 10), *want = logits_of(q ? mq : m, in, 10);
         CHECK_MSG(!memcmp(got, want, n * sizeof *got), "MoE %s: GGUF logits differ from the model's",
                   q ? "Q8_0" : "F32");
@@ -389,14 +421,16 @@ static bool oracle_mods(char *mods, size_t cap, const char *what)
 
 /* A random model with large greedy margins (embedding and head at 50x the init, as in
  * tests/test_lm_quant.c) over GPT-2's 256 byte tokens. */
-static br_model_t *oracle_model(br_model_config_t c)
+static br_model_t *oracle_model_seed(br_model_config_t c, uint64_t seed);
+static br_model_t *oracle_model(br_model_config_t c) { return oracle_model_seed(c, 5); }
+static br_model_t *oracle_model_seed(br_model_config_t c, uint64_t seed)
 {
     c.vocab_size = c.vocab_size < 256 ? 256 : c.vocab_size, c.initializer_range = 0.02f, c.max_position_embeddings = 64;
     c.bos_token_id = -1, c.eos_token_id = 0; /* explicit: llama.cpp's default for gpt2 vocabularies is 11 */
     br_model_t *m = NULL;
     CHECK_OK(br_model_create(&m, &c, false));
     if (!m) return NULL;
-    br_model_init_random(m, 5);
+    br_model_init_random(m, seed);
     const char *big[] = {"model.embed_tokens.weight", "lm_head.weight"};
     for (int b = 0; b < 2; b++) {
         int ti = br_model_find_tensor(m, big[b]);
@@ -691,12 +725,25 @@ static void hub_tokenizers(const char *dir)
     }
 }
 
+/* The matrices' types of view g (embedding, head, every projection) counted into counts. */
+static void view_types(const br_model_t *g, size_t counts[BR_WT_COUNT])
+{
+    memset(counts, 0, BR_WT_COUNT * sizeof *counts);
+    counts[g->embed_wt]++, counts[g->head_wt]++;
+    for (int l = 0; l < g->cfg.num_hidden_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) counts[br_model_proj_wt(g, l, (br_proj)p)]++;
+}
+
 /* A GGUF written by llama.cpp's own quantizer (llama_model_quantize of the libllama that
- * node-llama-cpp ships, through tests/ref/llama_quantize) from braid's F32 file loads in braid:
+ * node-llama-cpp ships, through tests/ref/llama_quantize) from braid's F32 file loads in braid,
+ * for a dense model and a Mixtral (3-D expert stacks):
  *   - every matrix llama.cpp stored as Q8_0, Q4_0, Q4_K or Q6_K has exactly the bytes braid's
  *     quantiser gives the same F32 rows (so braid's files are what llama.cpp would write);
- *   - Q4_K_M and Q4_0 files mix types (Q6_K for output.weight and some attn_v/ffn_down):
- *     braid loads them (as F32 of their exact values) and greedy-decodes llama.cpp's ids.
+ *   - Q4_K_M and Q4_0 files mix types (Q6_K for output.weight and some attn_v/ffn_down): braid
+ *     opens every file in place, each matrix a view in its own type (no F32 parameters; the
+ *     view's types are the file's: Q4_K_M has both Q4_K and Q6_K matrices), its logits are
+ *     those of the F32 load of the same values (br_model_load_gguf) within near_f32's bound,
+ *     and it greedy-decodes llama.cpp's ids.
  * A visible skip without the library or the tool. */
 static void llama_quantizer(const char *dir, const char *self)
 {
@@ -711,52 +758,74 @@ static void llama_quantizer(const char *dir, const char *self)
     }
     char mods[600];
     bool node = oracle_mods(mods, sizeof mods, "greedy ids of llama.cpp-quantised files");
-    br_model_t *m = oracle_model(wide());
-    if (!m) return;
+    br_model_config_t wmoe = wide();
+    wmoe.num_local_experts = 4, wmoe.num_experts_per_tok = 2, wmoe.norm_topk_prob = true;
+    /* the Mixtral's seed: its smallest top-2 logit margin over the 12 greedy steps (F32) is 0.8%
+     * of the logit (seed 5's: 0.17%, under the ~0.5% the quantised engines' activation
+     * roundings move logits; the dense model's: 0.66%) */
+    br_model_t *models[2] = {oracle_model(wide()), oracle_model_seed(wmoe, 6)};
+    static const char *const kinds[2] = {"", "MoE "};
     br_gguf_vocab_t v = byte_vocab();
-    char in[300];
-    snprintf(in, sizeof in, "%s/lq-f32.gguf", dir);
-    CHECK_OK(br_model_save_gguf_vocab(m, in, BR_WT_F32, &v));
-    br_gguf_t *src = NULL;
-    CHECK_OK(br_gguf_open(&src, in));
     static const struct { const char *label; int ftype; bool pure; } cases[] = {
         {"Q8_0", 7, false}, {"Q4_0", 2, false}, {"Q4_K_M", 15, false}, {"Q4_K", 14, true}};
-    for (size_t k = 0; src && k < sizeof cases / sizeof *cases; k++) {
-        char out[300], cmd[2000];
-        snprintf(out, sizeof out, "%s/lq-%s.gguf", dir, cases[k].label);
-        snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' %d %s >/dev/null 2>&1", tool, lib, in, out,
-                 cases[k].ftype, cases[k].pure ? "pure" : "");
-        CHECK_INT(system(cmd), 0);
-        br_gguf_t *q = NULL;
-        CHECK_OK(br_gguf_open(&q, out));
-        size_t n_t = q ? br_gguf_tensor_count(q) : 0, counts[BR_WT_COUNT] = {0}, same = 0, mats = 0;
-        for (size_t i = 0; i < n_t; i++) {
-            const br_gguf_tensor_t *t = br_gguf_tensor(q, i), *f = br_gguf_find_tensor(src, t->name);
-            counts[t->wt]++;
-            if (!f || t->n_dims != 2 || t->wt == BR_WT_F32) continue;
-            mats++;
-            uint8_t *mine = malloc(t->nbytes);
-            same += mine && !br_wtype_quantize(t->wt, mine, f->data, (size_t)t->ne[1], (size_t)t->ne[0]) &&
-                    !memcmp(mine, t->data, t->nbytes);
-            free(mine);
-        }
-        printf("llama.cpp %-6s: %zu tensors (F32 %zu, Q8_0 %zu, Q4_0 %zu, Q4_K %zu, Q6_K %zu); braid's "
-               "quantiser gives the same bytes for %zu of %zu matrices\n", cases[k].label, n_t,
-               counts[BR_WT_F32], counts[BR_WT_Q8_0], counts[BR_WT_Q4_0], counts[BR_WT_Q4_K],
-               counts[BR_WT_Q6_K], same, mats);
-        CHECK_MSG(mats > 0 && same == mats, "%s: braid's quantiser differs from llama.cpp's on %zu of %zu "
-                  "matrices", cases[k].label, mats - same, mats);
-        br_gguf_close(q);
-        if (node) {
-            same_greedy(mods, out, cases[k].label);
-        } else {
-            br_model_t *g = NULL;
+    for (int mk = 0; mk < 2; mk++) {
+        br_model_t *m = models[mk];
+        char in[300];
+        snprintf(in, sizeof in, "%s/lq%d-f32.gguf", dir, mk);
+        if (m) CHECK_OK(br_model_save_gguf_vocab(m, in, BR_WT_F32, &v));
+        br_gguf_t *src = NULL;
+        if (m) CHECK_OK(br_gguf_open(&src, in));
+        for (size_t k = 0; src && k < sizeof cases / sizeof *cases; k++) {
+            char out[300], cmd[2000], label[40];
+            snprintf(label, sizeof label, "%s%s", kinds[mk], cases[k].label);
+            snprintf(out, sizeof out, "%s/lq%d-%s.gguf", dir, mk, cases[k].label);
+            snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' %d %s >/dev/null 2>&1", tool, lib, in, out,
+                     cases[k].ftype, cases[k].pure ? "pure" : "");
+            CHECK_INT(system(cmd), 0);
+            br_gguf_t *q = NULL;
+            CHECK_OK(br_gguf_open(&q, out));
+            size_t n_t = q ? br_gguf_tensor_count(q) : 0, counts[BR_WT_COUNT] = {0}, same = 0, mats = 0;
+            for (size_t i = 0; i < n_t; i++) {
+                const br_gguf_tensor_t *t = br_gguf_tensor(q, i), *f = br_gguf_find_tensor(src, t->name);
+                counts[t->wt]++;
+                if (!f || t->n_dims < 2 || t->wt == BR_WT_F32) continue;
+                mats++;
+                size_t rows = (size_t)(t->ne[1] * (t->n_dims == 3 ? t->ne[2] : 1));
+                uint8_t *mine = malloc(t->nbytes);
+                same += mine && !br_wtype_quantize(t->wt, mine, f->data, rows, (size_t)t->ne[0]) &&
+                        !memcmp(mine, t->data, t->nbytes);
+                free(mine);
+            }
+            printf("llama.cpp %-10s: %zu tensors (F32 %zu, Q8_0 %zu, Q4_0 %zu, Q4_K %zu, Q6_K %zu); braid's "
+                   "quantiser gives the same bytes for %zu of %zu matrices\n", label, n_t,
+                   counts[BR_WT_F32], counts[BR_WT_Q8_0], counts[BR_WT_Q4_0], counts[BR_WT_Q4_K],
+                   counts[BR_WT_Q6_K], same, mats);
+            CHECK_MSG(mats > 0 && same == mats, "%s: braid's quantiser differs from llama.cpp's on %zu of %zu "
+                      "matrices", label, mats - same, mats);
+            br_gguf_close(q);
+            /* in place, each matrix in its own type */
+            br_model_t *g = NULL, *f32 = NULL;
             CHECK_OK(br_model_open_gguf(&g, out));
-            br_model_free(g);
+            CHECK_OK(br_model_load_gguf(&f32, out));
+            if (g && f32) {
+                size_t vt[BR_WT_COUNT];
+                view_types(g, vt);
+                CHECK_MSG(!g->params && vt[BR_WT_F32] == 0, "%s: not opened in place (%zu F32 matrices)", label,
+                          vt[BR_WT_F32]);
+                if (!strcmp(cases[k].label, "Q4_K_M"))
+                    CHECK_MSG(vt[BR_WT_Q4_K] > 0 && vt[BR_WT_Q6_K] > 0 && g->wt == BR_WT_Q4_K,
+                              "%s: the view lost the file's mix (Q4_K %zu, Q6_K %zu)", label, vt[BR_WT_Q4_K],
+                              vt[BR_WT_Q6_K]);
+                int32_t ids[8] = {10, 20, 30, 40, 50, 60, 70, 80};
+                size_t nl = 8 * (size_t)g->cfg.vocab_size;
+                near_f32(logits_of(g, ids, 8), logits_of(f32, ids, 8), nl, label);
+            }
+            br_model_free(g), br_model_free(f32);
+            if (node) same_greedy(mods, out, label);
         }
+        br_gguf_close(src);
+        br_model_free(m);
     }
-    br_gguf_close(src);
-    br_model_free(m);
 }
 
 int main(int argc, char **argv)

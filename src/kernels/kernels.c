@@ -160,7 +160,7 @@ br_status br_matmul_dinp(br_wtype wt, float *dinp, const float *dout, const void
     }
     if ((unsigned)wt >= BR_WT_COUNT || !k->matmul_dinp[wt])
         return br_error(BR_EUNSUPPORTED, "the '%s' kernels have no input gradient through frozen %s weights "
-                        "(adapters train on F32, BF16, F16, Q8_0 and Q4_0 bases)", k->name, br_wtype_name(wt));
+                        "(adapters train on F32, BF16, F16, Q8_0, Q4_0, Q4_K and Q6_K bases)", k->name, br_wtype_name(wt));
     if (N) k->matmul_dinp[wt](dinp, dout, w, N, C, OC);
     return BR_OK;
 }

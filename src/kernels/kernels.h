@@ -112,7 +112,7 @@ typedef struct br_kernels {
     void (*matmul_backward)(float *dinp, float *dw, const float *dout /* (N,OC) */,
                             const float *inp /* (N,C) */, const float *w /* (OC,C) */, size_t N,
                             size_t C, size_t OC);
-    /* dinp (N,C) += dout (N,OC) W for a frozen W (OC,C) stored BF16, F16, Q8_0 or Q4_0: W's
+    /* dinp (N,C) += dout (N,OC) W for a frozen W (OC,C) stored BF16, F16, Q8_0, Q4_0, Q4_K or Q6_K: W's
      * exact values, F32 accumulation — the input gradient of a base that stays in its stored type
      * while an adapter trains (LoRA on a 16-bit folder, QLoRA); NULL for F32 (matmul_backward). */
     br_matmul_dinp_fn matmul_dinp[BR_WT_COUNT];
@@ -203,7 +203,7 @@ br_status br_matmul(br_wtype wt, float *y, const float *x, const void *w, size_t
                     size_t OC);
 
 /* dinp (N,C) += dout (N,OC) W through the active table, W (OC,C) of type wt: matmul_backward
- * for F32, matmul_dinp[wt] for BF16/F16/Q8_0/Q4_0; BR_EUNSUPPORTED naming the type and table
+ * for F32, matmul_dinp[wt] for the other types; BR_EUNSUPPORTED naming the type and table
  * otherwise (dinp untouched).  With N == 0 it only answers whether the type is supported. */
 br_status br_matmul_dinp(br_wtype wt, float *dinp, const float *dout, const void *w, size_t N, size_t C,
                          size_t OC);

@@ -847,23 +847,17 @@ static br_status load_f32(const br_model_config_t *c, float *dst, const br_gguf_
     return s;
 }
 
-/* The one weight type of every matrix in found (table tab, n entries), or BR_WT_F32 when they
- * mix types (llama.cpp's Q4_K_M keeps some in Q6_K, its Q4_0 the output in Q6_K or Q8_0):
- * braid's inference view runs one type, so a mixed file loads as an F32 model of its exact
- * values. */
-static br_wtype common_wtype(const br_tensor_info_t *tab, const br_gguf_tensor_t *const *found, size_t n)
+/* The type of the first matrix in found (table tab, n entries) not stored as F32, or BR_WT_F32
+ * when all are (then the file loads as an F32 model that can be trained and saved). */
+static br_wtype first_typed(const br_tensor_info_t *tab, const br_gguf_tensor_t *const *found, size_t n)
 {
-    br_wtype wt = BR_WT_COUNT;
-    for (size_t i = 0; i < n; i++) {
-        if (tab[i].ndim == 1) continue;
-        if (wt == BR_WT_COUNT) wt = found[i]->wt;
-        if (found[i]->wt != wt) return BR_WT_F32;
-    }
-    return wt == BR_WT_COUNT ? BR_WT_F32 : wt;
+    for (size_t i = 0; i < n; i++)
+        if (tab[i].ndim == 2 && found[i]->wt != BR_WT_F32) return found[i]->wt;
+    return BR_WT_F32;
 }
 
-/* The F32 model (copied, so it can be trained and saved) of an F32 file, a file of mixed matrix
- * types or a mixture of experts (views are dense): every tensor as the exact values it holds. */
+/* The F32 model (copied, so it can be trained and saved) of an F32 file: every tensor as the
+ * exact values it holds. */
 static br_status open_f32(const br_model_config_t *c, const br_gguf_tensor_t *const *found, const int *perm,
                           br_model_t **out)
 {
@@ -889,41 +883,64 @@ static void drop_pages(const void *p, size_t n)
 
 static void close_gguf(void *g) { br_gguf_close(g); }
 
-/* F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K matrices (one type for all): a view into the mapping
- * itself (norms included), so loading makes no copy; only the Q and K matrices, whose rows GGUF
- * permutes (and a tensor at an odd address, never seen with GGUF's alignment), are copied, and
- * their mapped pages dropped.  Takes g over in every case. */
-static br_status open_view(br_gguf_t *g, const br_model_config_t *c, br_wtype wt, size_t n,
-                           const br_gguf_tensor_t *const *found, const int *perm, br_model_t **out)
+/* A router (a mixture's ffn_gate_inp) runs in F32 only (llama.cpp's quantizer keeps it so). */
+static bool needs_f32(const br_tensor_info_t *t) { return t->ndim == 1 || strstr(t->name, "block_sparse_moe.gate."); }
+
+/* Tensor i of the view: a pointer into the mapping itself where it can be used there (types[i]
+ * = the file's type), else an owned copy: Q and K matrices, whose rows GGUF permutes, and a
+ * tensor at an address its type's loads cannot use (never seen with GGUF's alignment), keep
+ * their type and have their mapped pages dropped; a router stored in another type than F32
+ * becomes its F32 values. */
+static br_status place_view_tensor(const br_model_config_t *c, const br_tensor_info_t *t,
+                                   const br_gguf_tensor_t *gt, int perm, float **ptr, void **owned,
+                                   br_wtype *type)
+{
+    size_t align = gt->wt == BR_WT_F32 ? sizeof(float) : sizeof(uint16_t); /* what kernels load */
+    *type = gt->wt;
+    if (!perm && (uintptr_t)gt->data % align == 0 && (gt->wt == BR_WT_F32 || !needs_f32(t))) {
+        *ptr = (float *)(uintptr_t)gt->data;
+        return BR_OK;
+    }
+    bool to_f32 = needs_f32(t) && gt->wt != BR_WT_F32;
+    size_t bytes = to_f32 ? t->numel * sizeof(float) : gt->nbytes;
+    if (!(*owned = br_alloc(bytes ? bytes : 1))) return br_error(BR_ENOMEM, "out of memory for tensor '%s'", gt->name);
+    if (to_f32) {
+        *type = BR_WT_F32;
+        BR_TRY(load_f32(c, *owned, gt, perm));
+    } else {
+        copy_tensor(c, *owned, gt, perm);
+    }
+    drop_pages(gt->data, gt->nbytes);
+    *ptr = *owned;
+    return BR_OK;
+}
+
+/* Matrices of any types, each kept in its own (llama.cpp's Q4_K_M mixes Q4_K and Q6_K; some
+ * files keep the output F32 or Q8_0, the embedding F16): a view into the mapping itself (norms
+ * included), so loading makes no copy but for place_view_tensor's few.  wt: the type named in
+ * errors.  Takes g over in every case. */
+static br_status open_view(br_gguf_t *g, const br_model_config_t *c, br_wtype wt, const br_tensor_info_t *tab,
+                           size_t n, const br_gguf_tensor_t *const *found, const int *perm, br_model_t **out)
 {
     void **owned = calloc(n, sizeof *owned);
     float **ptrs = calloc(n, sizeof *ptrs);
-    br_status s = owned && ptrs ? BR_OK : br_error(BR_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n && !s; i++) {
-        size_t align = found[i]->n_dims == 1 ? sizeof(float) : sizeof(uint16_t); /* what kernels load */
-        if (!perm[i] && (uintptr_t)found[i]->data % align == 0) {
-            ptrs[i] = (float *)(uintptr_t)found[i]->data; /* typed by wt (F32 for 1-D tensors) */
-            continue;
-        }
-        if (!(owned[i] = br_alloc(found[i]->nbytes))) {
-            s = br_error(BR_ENOMEM, "out of memory for tensor '%s'", found[i]->name);
-            break;
-        }
-        copy_tensor(c, owned[i], found[i], perm[i]);
-        drop_pages(found[i]->data, found[i]->nbytes);
-        ptrs[i] = owned[i];
-    }
+    br_wtype *types = calloc(n, sizeof *types);
+    br_status s = owned && ptrs && types ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !s; i++) s = place_view_tensor(c, &tab[i], found[i], perm[i], &ptrs[i], &owned[i], &types[i]);
     if (s) {
         for (size_t i = 0; owned && i < n; i++) br_free(owned[i]);
-        free(owned), free(ptrs);
+        free(owned), free(ptrs), free(types);
         br_gguf_close(g);
         return s;
     }
-    return br_lm_view_mapped(out, c, wt, ptrs, owned, n, g, close_gguf);
+    s = br_lm_view_mapped_typed(out, c, wt, types, ptrs, owned, n, g, close_gguf);
+    free(types);
+    return s;
 }
 
-/* *kept: g now belongs to *out (or was released): the caller must not close it. */
-static br_status open_model(br_gguf_t *g, br_model_t **out, bool *kept)
+/* *kept: g now belongs to *out (or was released): the caller must not close it.  as_f32: every
+ * file as an F32 model (br_model_load_gguf). */
+static br_status open_model(br_gguf_t *g, br_model_t **out, bool *kept, bool as_f32)
 {
     *kept = false;
     br_model_config_t c;
@@ -937,24 +954,23 @@ static br_status open_model(br_gguf_t *g, br_model_t **out, bool *kept)
     br_status s = tab && found && slices && perm ? BR_OK : br_error(BR_ENOMEM, "out of memory");
     if (!s) br_model_table(&c, tab, n, &n);
     for (size_t i = 0; i < n && !s; i++) s = find_matching(g, &tab[i], &found[i], &perm[i], &slices[i]);
-    br_wtype wt = s ? BR_WT_F32 : common_wtype(tab, found, n);
-    if (br_config_has_moe_ffn(&c) || br_config_has_moa(&c)) wt = BR_WT_F32; /* views are dense */
-    if (!s && wt == BR_WT_F32) s = open_f32(&c, found, perm, out);
+    br_wtype wt = s ? BR_WT_F32 : first_typed(tab, found, n);
+    if (!s && (wt == BR_WT_F32 || as_f32)) s = open_f32(&c, found, perm, out);
     else if (!s) {
         *kept = true;
-        s = open_view(g, &c, wt, n, found, perm, out);
+        s = open_view(g, &c, wt, tab, n, found, perm, out);
     }
     free(tab), free(found), free(slices), free(perm);
     return s;
 }
 
-br_status br_model_open_gguf(br_model_t **out, const char *path)
+static br_status open_gguf(br_model_t **out, const char *path, bool as_f32)
 {
     *out = NULL;
     br_gguf_t *g;
     BR_TRY(br_gguf_open(&g, path));
     bool kept;
-    br_status s = open_model(g, out, &kept);
+    br_status s = open_model(g, out, &kept, as_f32);
     if (!kept) br_gguf_close(g);
     if (s) {
         char why[400];
@@ -963,3 +979,6 @@ br_status br_model_open_gguf(br_model_t **out, const char *path)
     }
     return BR_OK;
 }
+
+br_status br_model_open_gguf(br_model_t **out, const char *path) { return open_gguf(out, path, false); }
+br_status br_model_load_gguf(br_model_t **out, const char *path) { return open_gguf(out, path, true); }

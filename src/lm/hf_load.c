@@ -269,7 +269,7 @@ br_status br_model_open(br_model_t **out, const char *dir)
     if (!s) br_model_table(&f->cfg, tab, map->n, &map->n);
     for (size_t i = 0; i < map->n && !s; i++) s = place_tensor(map, i, &tab[i], found[i], wt, f->label);
     br_model_t *m = NULL;
-    if (!s) s = br_model_create_view(&m, &f->cfg, wt, map->ptrs);
+    if (!s) s = br_model_create_view(&m, &f->cfg, wt, map->ptrs, NULL);
     free(tab);
     free(found);
     if (s) {
@@ -310,6 +310,13 @@ br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wt
 br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, float **ptrs,
                             void **owned, size_t n, void *keep, void (*keep_free)(void *))
 {
+    return br_lm_view_mapped_typed(out, cfg, wt, NULL, ptrs, owned, n, keep, keep_free);
+}
+
+br_status br_lm_view_mapped_typed(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
+                                  const br_wtype *wts, float **ptrs, void **owned, size_t n, void *keep,
+                                  void (*keep_free)(void *))
+{
     *out = NULL;
     struct br_model_map *map = calloc(1, sizeof *map);
     if (!map || !ptrs) {
@@ -320,7 +327,7 @@ br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_w
     }
     map->n = n, map->owned = owned, map->ptrs = ptrs, map->keep = keep, map->keep_free = keep_free;
     br_model_t *m = NULL;
-    br_status s = br_model_create_view(&m, cfg, wt, map->ptrs);
+    br_status s = br_model_create_view(&m, cfg, wt, map->ptrs, wts);
     if (s) {
         br_lm_map_free(map);
         return s;
@@ -336,6 +343,9 @@ br_status br_model_quantize(br_model_t **out, const br_model_t *src, br_wtype wt
     if (!src->params || src->wt != BR_WT_F32)
         return br_error(BR_EUNSUPPORTED, "quantising needs a model with F32 parameters; this one holds %s "
                         "weights in place (load it with br_model_load)", br_wtype_name(src->wt));
+    if (br_config_has_moe_ffn(&src->cfg) || br_config_has_moa(&src->cfg))
+        return br_error(BR_EUNSUPPORTED, "a mixture model cannot be quantised in memory (write it as GGUF: "
+                        "braid quantize, whose file runs in place)");
     if (wt == BR_WT_F32 || (unsigned)wt >= BR_WT_COUNT)
         return br_error(BR_EINVAL, "br_model_quantize stores matrices as BF16, F16, Q8_0, Q4_0, Q4_K or "
                         "Q6_K, not %s",

@@ -266,12 +266,13 @@ static br_status create_shell(br_model_t **out, const br_model_config_t *cfg_in,
     size_t L = (size_t)cfg.num_hidden_layers, n_tensors;
     br_model_table(&cfg, NULL, 0, &n_tensors);
     m->tensors = calloc(n_tensors, sizeof *m->tensors);
+    m->proj_wt = calloc(L * BR_PROJ_COUNT, sizeof *m->proj_wt); /* BR_WT_F32 == 0 */
     m->w.layers = calloc(L, sizeof *m->w.layers);
     m->g.layers = calloc(L, sizeof *m->g.layers);
     br_dims_t d = br_model_dims(m);
     m->rope_cos = br_alloc(d.maxpos * d.hd / 2 * sizeof(float));
     m->rope_sin = br_alloc(d.maxpos * d.hd / 2 * sizeof(float));
-    if (!m->tensors || !m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin) {
+    if (!m->tensors || !m->proj_wt || !m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin) {
         br_model_free(m);
         return br_error(BR_ENOMEM, "out of memory");
     }
@@ -305,17 +306,90 @@ br_status br_model_create(br_model_t **out, const br_model_config_t *cfg_in, boo
     return s;
 }
 
+/* The matrix of layer l's projection p (a mixture's routed experts: expert 0 of the stack). */
+static const float *proj_ptr(const br_layer_weights_t *lw, br_proj p)
+{
+    const float *w[BR_PROJ_COUNT] = {lw->attn.wq, lw->attn.wk, lw->attn.wv, lw->attn.wo,
+                                     lw->ffn.gate, lw->ffn.up, lw->ffn.down};
+    return w[p];
+}
+
+br_wtype br_model_proj_wt(const br_model_t *m, int layer, br_proj p)
+{
+    return layer < 0 ? m->head_wt : m->proj_wt[(size_t)layer * BR_PROJ_COUNT + p];
+}
+
+/* Index of the tensor at p in ptrs (n entries), or n. */
+static size_t tensor_at(const float *p, float *const *ptrs, size_t n)
+{
+    size_t i = 0;
+    while (i < n && ptrs[i] != p) i++;
+    return i;
+}
+
+/* Sets the view's per-matrix types from wts (table order) and checks that the kernels can run
+ * them: every matrix the projections, the embedding and the LM head use takes its tensor's
+ * type; a mixture's routed experts of one kind must share a type and lie one after the other
+ * (GGUF's 3-D stacks: nn/moe_ffn.c steps from expert to expert by the matrix's bytes); every
+ * other matrix (routers, shared experts) must be F32.  covered (n) is scratch. */
+static br_status set_types(br_model_t *m, float *const *ptrs, const br_wtype *wts, bool *covered)
+{
+    size_t n = m->n_tensors, nf = br_config_has_moe_ffn(&m->cfg) ? (size_t)m->cfg.num_local_experts : 1;
+    size_t counts[BR_WT_COUNT] = {0};
+    for (size_t i = 0; i < n; i++) covered[i] = m->tensors[i].ndim == 1;
+    size_t ie = tensor_at(m->w.embed, ptrs, n), ih = tensor_at(m->w.lm_head, ptrs, n);
+    BR_ASSERT(ie < n && ih < n);
+    m->embed_wt = wts[ie], m->head_wt = wts[ih];
+    covered[ie] = covered[ih] = true;
+    counts[m->embed_wt]++, counts[m->head_wt] += ih != ie;
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) {
+            size_t i = tensor_at(proj_ptr(&m->w.layers[l], (br_proj)p), ptrs, n), ne = p >= BR_PROJ_GATE ? nf : 1;
+            BR_ASSERT(i + ne <= n);
+            br_wtype wt = wts[i];
+            size_t rows = (size_t)m->tensors[i].shape[0], rb;
+            BR_TRY(br_wtype_row_bytes(wt, (size_t)m->tensors[i].shape[1], &rb));
+            for (size_t e = 0; e < ne; e++) {
+                if (wts[i + e] != wt || (const uint8_t *)ptrs[i + e] != (const uint8_t *)ptrs[i] + e * rows * rb)
+                    return br_error(BR_EUNSUPPORTED, "'%s' is not stored as the next matrix of its experts' stack "
+                                    "of %s (load the model as F32)", m->tensors[i + e].name, br_wtype_name(wt));
+                covered[i + e] = true;
+            }
+            m->proj_wt[(size_t)l * BR_PROJ_COUNT + p] = wt;
+            counts[wt]++;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (!covered[i] && wts[i] != BR_WT_F32)
+            return br_error(BR_EUNSUPPORTED, "'%s' is %s; braid runs it in F32 only (load the model as F32)",
+                            m->tensors[i].name, br_wtype_name(wts[i]));
+    m->wt = BR_WT_F32; /* the type most matrices have, F32 only when all are */
+    for (int t = 1; t < BR_WT_COUNT; t++) {
+        if (counts[t]) BR_TRY(br_kernels_matmul_check(br_kernels(), (br_wtype)t));
+        if (counts[t] > (m->wt == BR_WT_F32 ? 0 : counts[m->wt])) m->wt = (br_wtype)t;
+    }
+    return BR_OK;
+}
+
 br_status br_model_create_view(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
-                               float *const *ptrs)
+                               float *const *ptrs, const br_wtype *wts)
 {
     *out = NULL;
-    if (br_config_has_moe_ffn(cfg) || br_config_has_moa(cfg))
-        return br_error(BR_EUNSUPPORTED, "a mixture model cannot run on %s weights in place (load it as F32)",
-                        br_wtype_name(wt));
-    BR_TRY(br_kernels_matmul_check(br_kernels(), wt));
+    if (br_config_has_moa(cfg) || (br_config_has_moe_ffn(cfg) && cfg->router_nexus))
+        return br_error(BR_EUNSUPPORTED, "a mixture of attention experts or a Nexus router cannot run on %s "
+                        "weights in place (load it as F32)", br_wtype_name(wt));
     BR_TRY(create_shell(out, cfg, ptrs));
-    (*out)->wt = wt;
-    return BR_OK;
+    br_model_t *m = *out;
+    br_wtype *all = wts ? NULL : malloc(m->n_tensors * sizeof *all);
+    bool *covered = malloc(m->n_tensors * sizeof *covered);
+    br_status s = covered && (wts || all) ? BR_OK : br_error(BR_ENOMEM, "out of memory");
+    for (size_t i = 0; all && i < m->n_tensors; i++) all[i] = m->tensors[i].ndim == 1 ? BR_WT_F32 : wt;
+    if (!s) s = set_types(m, ptrs, wts ? wts : all, covered);
+    free(all), free(covered);
+    if (s) {
+        br_model_free(m);
+        *out = NULL;
+    }
+    return s;
 }
 
 /* A view has no parameter storage of its own: what needs one refuses it. */
@@ -354,6 +428,7 @@ void br_model_free(br_model_t *m)
     br_free(m->rope_cos);
     br_free(m->rope_sin);
     free(m->tensors);
+    free(m->proj_wt);
     free(m->w.layers);
     free(m->g.layers);
     free(m);
@@ -420,11 +495,12 @@ void br_model_proj_backward(float *dinp, float *dw, const float *dout, const flo
 void br_model_proj(const br_model_t *m, float *out, const float *inp, const float *w, size_t N,
                    size_t C, size_t OC, const br_lora_hook_t *lora, int layer, br_proj proj)
 {
-    if (m->wt == BR_WT_F32) {
+    br_wtype wt = br_model_proj_wt(m, layer, proj);
+    if (wt == BR_WT_F32) {
         br_model_proj_forward(out, inp, w, N, C, OC, lora, layer, proj);
         return;
     }
-    br_status s = br_matmul(m->wt, out, inp, w, N, C, OC);
+    br_status s = br_matmul(wt, out, inp, w, N, C, OC);
     BR_ASSERT(s == BR_OK); /* br_model_create_view checked the table has this type */
     if (lora && lora->apply) lora->apply(lora, out, inp, N, C, OC, layer, proj);
 }
@@ -432,15 +508,16 @@ void br_model_proj(const br_model_t *m, float *out, const float *inp, const floa
 void br_model_embed(const br_model_t *m, float *out, const int32_t *tokens, size_t N)
 {
     size_t C = (size_t)m->cfg.hidden_size;
-    if (m->wt == BR_WT_F32) {
+    br_wtype wt = m->embed_wt;
+    if (wt == BR_WT_F32) {
         br_embedding_forward(out, tokens, m->w.embed, N, C);
         return;
     }
-    if (m->wt != BR_WT_BF16 && m->wt != BR_WT_F16) { /* block types (br_model_quantize) */
+    if (wt != BR_WT_BF16 && wt != BR_WT_F16) { /* block types (br_model_quantize) */
         size_t rb;
-        br_status s = br_wtype_row_bytes(m->wt, C, &rb);
+        br_status s = br_wtype_row_bytes(wt, C, &rb);
         for (size_t i = 0; i < N && !s; i++)
-            s = br_wtype_dequantize(m->wt, out + i * C,
+            s = br_wtype_dequantize(wt, out + i * C,
                                     (const uint8_t *)(const void *)m->w.embed + (size_t)tokens[i] * rb, 1, C);
         BR_ASSERT(s == BR_OK); /* br_model_quantize checked the row size */
         return;
@@ -449,7 +526,7 @@ void br_model_embed(const br_model_t *m, float *out, const int32_t *tokens, size
     for (size_t i = 0; i < N; i++) {
         const uint16_t *row = e + (size_t)tokens[i] * C;
         float *o = out + i * C;
-        if (m->wt == BR_WT_BF16)
+        if (wt == BR_WT_BF16)
             for (size_t c = 0; c < C; c++) o[c] = br_bf16_to_f32(row[c]);
         else
             for (size_t c = 0; c < C; c++) o[c] = br_f16_to_f32(row[c]);
@@ -741,12 +818,13 @@ static void proj_backward(const br_model_t *m, float *dinp, float *dw, const flo
                           const float *w, size_t N, size_t C, size_t OC, const br_lora_hook_t *lora, int layer,
                           br_proj proj)
 {
-    if (m->wt == BR_WT_F32) {
+    br_wtype wt = br_model_proj_wt(m, layer, proj);
+    if (wt == BR_WT_F32) {
         br_model_proj_backward(dinp, dw, dout, inp, w, N, C, OC, lora, layer, proj);
         return;
     }
     BR_ASSERT(!dw);
-    br_status s = br_matmul_dinp(m->wt, dinp, dout, w, N, C, OC);
+    br_status s = br_matmul_dinp(wt, dinp, dout, w, N, C, OC);
     BR_ASSERT(s == BR_OK);
     if (lora && lora->backward) lora->backward(lora, dinp, dout, inp, N, C, OC, layer, proj);
 }
@@ -755,7 +833,7 @@ static void proj_backward(const br_model_t *m, float *dinp, float *dw, const flo
 static void head_rows(const br_model_t *m, float *logits, const float *xf, size_t N)
 {
     br_dims_t d = br_model_dims(m);
-    if (m->wt == BR_WT_F32) br_linear_forward(logits, xf, m->w.lm_head, N, d.C, d.V);
+    if (m->head_wt == BR_WT_F32) br_linear_forward(logits, xf, m->w.lm_head, N, d.C, d.V);
     else br_model_proj(m, logits, xf, m->w.lm_head, N, d.C, d.V, NULL, -1, BR_PROJ_COUNT);
 }
 
@@ -915,8 +993,11 @@ br_status br_model_train_step(br_model_t *m, const int32_t *inputs, const int32_
     if (!opts) opts = &dflt;
     bool base = opts->train_base, routers = base || opts->train_routers;
     if (routers || !opts->lora) BR_TRY(need_params(m, base ? "training the base weights" : "training the routers"));
-    else if (m->wt != BR_WT_F32) /* a frozen base in its stored type: its input gradient must exist */
-        BR_TRY(br_matmul_dinp(m->wt, NULL, NULL, NULL, 0, 0, 0));
+    else /* a frozen base in its stored types: their input gradients must exist */
+        for (size_t i = 0; i <= (size_t)m->cfg.num_hidden_layers * BR_PROJ_COUNT; i++) {
+            br_wtype wt = i < (size_t)m->cfg.num_hidden_layers * BR_PROJ_COUNT ? m->proj_wt[i] : m->head_wt;
+            if (wt != BR_WT_F32) BR_TRY(br_matmul_dinp(wt, NULL, NULL, NULL, 0, 0, 0));
+        }
     if (routers && !m->grads) BR_TRY(br_model_alloc_grads(m));
     if (!targets) return br_error(BR_EINVAL, "training needs targets");
     BR_TRY(check_batch(m, inputs, targets, B, T));

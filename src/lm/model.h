@@ -188,6 +188,13 @@ typedef struct {
      * (embed, projections, lm_head) is of type wt and points into the memory-mapped files held
      * by `map`; 1-D tensors (norms, biases) are F32 copies.  wt == BR_WT_F32 otherwise. */
     br_wtype wt;
+    /* The stored type of each matrix (a view of a GGUF file mixes them: llama.cpp's Q4_K_M
+     * keeps some matrices in Q6_K, some files an F32 or Q8_0 output): proj_wt[l *
+     * BR_PROJ_COUNT + p] is layer l's projection p (a mixture's routed experts: their stack),
+     * embed_wt the embedding, head_wt the LM head.  All F32 for a model with parameters; for
+     * a view wt is the type most matrices have (use br_model_proj_wt for one matrix). */
+    br_wtype *proj_wt; /* (L * BR_PROJ_COUNT) */
+    br_wtype embed_wt, head_wt;
     struct br_model_map *map;   /* the mapped shards (lm/hf_load.c), NULL when not a view */
     br_kv_type kv_type;         /* KV cache type br_generate and the server use (F32 default) */
 } br_model_t;
@@ -196,6 +203,8 @@ typedef struct {
  * allocates the gradient buffer too. */
 br_status br_model_create(br_model_t **out, const br_model_config_t *cfg, bool with_grads);
 void br_model_free(br_model_t *m); /* NULL is a no-op */
+/* The stored type of layer `layer`'s projection p (layer < 0: the LM head). */
+br_wtype br_model_proj_wt(const br_model_t *m, int layer, br_proj p);
 /* Gradient buffer on demand (e.g. after loading for training). */
 br_status br_model_alloc_grads(br_model_t *m);
 /* HF init: matrices and embeddings N(0, initializer_range^2), norms 1. Deterministic. */

@@ -21,12 +21,15 @@ br_dims_t br_model_dims(const br_model_t *m);
 size_t br_model_table(const br_model_config_t *cfg, br_tensor_info_t *tensors, size_t cap,
                       size_t *n_tensors);
 
-/* An inference view (br_model_t.wt, .map): tensor i of the table is at ptrs[i], 2-D tensors
- * of type wt, 1-D ones F32; the caller keeps that memory alive (sets m->map, which
- * br_model_free releases through br_lm_map_free).  BR_EUNSUPPORTED for a mixture config or a
- * weight type the active kernel table lacks. */
+/* An inference view (br_model_t.wt, .map): tensor i of the table is at ptrs[i] of type wts[i]
+ * (wts NULL: 2-D tensors of type wt, 1-D ones F32; 1-D tensors are always F32); the caller
+ * keeps that memory alive (sets m->map, which br_model_free releases through br_lm_map_free).
+ * Matrices keep their own types (br_model_t.proj_wt); a mixture's routed experts of one kind
+ * must be one stack of one type (GGUF's 3-D tensors) and its routers F32.  BR_EUNSUPPORTED for
+ * a mixture of attention experts, a Nexus router, or a weight type the active kernel table
+ * lacks. */
 br_status br_model_create_view(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
-                               float *const *ptrs);
+                               float *const *ptrs, const br_wtype *wts);
 void br_lm_map_free(struct br_model_map *map); /* NULL is a no-op */
 /* A view over n buffers (br_alloc'd, table order; 1-D tensors F32, matrices wt) that the view
  * then owns; owned (calloc'd) is taken over in every case, freed on failure. */
@@ -38,6 +41,10 @@ br_status br_lm_view_adopt(br_model_t **out, const br_model_config_t *cfg, br_wt
  * released on failure). */
 br_status br_lm_view_mapped(br_model_t **out, const br_model_config_t *cfg, br_wtype wt, float **ptrs,
                             void **owned, size_t n, void *keep, void (*keep_free)(void *));
+/* br_lm_view_mapped with tensor i of type wts[i] (br_model_create_view; wts is not kept). */
+br_status br_lm_view_mapped_typed(br_model_t **out, const br_model_config_t *cfg, br_wtype wt,
+                                  const br_wtype *wts, float **ptrs, void **owned, size_t n, void *keep,
+                                  void (*keep_free)(void *));
 /* *out (br_alloc'd) = tensor t's F32 data stored as wt, row by row (rows = shape[0] of a
  * matrix); BR_EINVAL naming the tensor when its rows are not whole blocks of wt. */
 br_status br_lm_quantize_tensor(void **out, const br_tensor_info_t *t, const float *data, br_wtype wt);

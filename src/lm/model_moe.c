@@ -155,13 +155,20 @@ br_status br_moe_rt_ensure_rows(br_model_t *m, size_t N)
 
 /* ---- parameter views ---- */
 
-static br_moe_params_t ffn_view(const br_layer_weights_t *w, float *router)
+/* Layer l's FFN parameters (w: its weights, or their gradients, F32) with the stored types of
+ * the model's experts when types (m) is set. */
+static br_moe_params_t ffn_view(const br_layer_weights_t *w, float *router, const br_model_t *types, int l)
 {
     br_moe_params_t p = {
         .router = router ? router : w->ffn_router,
         .w_gate = w->ffn.gate, .w_up = w->ffn.up, .w_down = w->ffn.down,
         .s_gate = w->shared.gate, .s_up = w->shared.up, .s_down = w->shared.down,
     };
+    if (types) {
+        p.wt_gate = br_model_proj_wt(types, l, BR_PROJ_GATE);
+        p.wt_up = br_model_proj_wt(types, l, BR_PROJ_UP);
+        p.wt_down = br_model_proj_wt(types, l, BR_PROJ_DOWN);
+    }
     return p;
 }
 
@@ -201,7 +208,7 @@ void br_moe_ffn_part(br_model_t *m, int l, size_t slot, float *out, const float 
                      const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
-    br_moe_params_t p = ffn_view(&m->w.layers[l], rt->nexus ? nexus_rows(m, l) : NULL);
+    br_moe_params_t p = ffn_view(&m->w.layers[l], rt->nexus ? nexus_rows(m, l) : NULL, m, l);
     br_moe_ffn_forward_lora(out, &rt->fws[slot], xn, &p, &rt->fcfg, N, lora, l);
     count_routes(m, l, &rt->fws[slot], N);
 }
@@ -214,9 +221,9 @@ void br_moe_ffn_part_backward(br_model_t *m, int l, float *dxn, const float *dou
     const br_layer_weights_t *w = &m->w.layers[l];
     br_layer_weights_t *gl = &m->g.layers[l];
     size_t E = rt->ncfg.E, C = rt->ncfg.C, H = rt->ncfg.H;
-    br_moe_params_t p = ffn_view(w, rt->nexus ? rt->R + (size_t)l * E * C : NULL);
+    br_moe_params_t p = ffn_view(w, rt->nexus ? rt->R + (size_t)l * E * C : NULL, m, l);
     br_moe_params_t g = {0};
-    if (base) g = ffn_view(gl, NULL);
+    if (base) g = ffn_view(gl, NULL, NULL, l);
     if (routers) { /* router-only training: the router (Nexus: its projector) alone */
         g.router = gl->ffn_router;
         if (rt->nexus) {
@@ -287,7 +294,7 @@ void br_moe_infer_attn_out(const br_model_t *m, int l, float *out, const float *
 void br_moe_infer_ffn(br_model_t *m, int l, float *out, const float *xn, size_t N, const br_lora_hook_t *lora)
 {
     br_model_moe_t *rt = m->moe;
-    br_moe_params_t p = ffn_view(&m->w.layers[l], rt->nexus ? nexus_rows(m, l) : NULL);
+    br_moe_params_t p = ffn_view(&m->w.layers[l], rt->nexus ? nexus_rows(m, l) : NULL, m, l);
     br_moe_ffn_forward_lora(out, &rt->iws, xn, &p, &rt->fcfg, N, lora, l);
     count_routes(m, l, &rt->iws, N);
 }

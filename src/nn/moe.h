@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "base/status.h"
+#include "kernels/kernels.h"
 #include "nn/nn.h"
 
 /* =====================================  MoE FFN  ===================================== *
@@ -51,6 +52,11 @@ typedef struct {
     float *s_gate; /* (Fs,C) */
     float *s_up;   /* (Fs,C) */
     float *s_down; /* (C,Fs) */
+    /* Stored types of the routed experts' stacks (zero: BR_WT_F32, the float stacks above).
+     * Another type (an inference view of a GGUF file) makes a stack E matrices of rows of that
+     * type (br_wtype_row_bytes), one after the other; with one, training the experts' weights
+     * is not possible (their gradient fields must be NULL), the input gradient still flows. */
+    br_wtype wt_gate, wt_up, wt_down;
 } br_moe_params_t;
 
 /* Saved activations of one forward (for backward and for routing statistics) and backward
@@ -96,7 +102,7 @@ size_t br_moe_nparams(const br_moe_cfg_t *c);
 /* Parameters a token actually uses (router + k experts + shared): the "active" size. */
 size_t br_moe_nparams_active(const br_moe_cfg_t *c);
 /* Carves the parameter pointers out of buf (br_moe_nparams floats) in the order router,
- * w_gate, w_up, w_down, s_gate, s_up, s_down. */
+ * w_gate, w_up, w_down, s_gate, s_up, s_down; the experts' types F32. */
 void br_moe_params_bind(br_moe_params_t *p, float *buf, const br_moe_cfg_t *c);
 
 /* out (N,C) = MoE(inp (N,C)); N <= ws->cap.  Overwrites out. */

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/threads.h"
 #include "kernels/gemm.h"
+#include "kernels/kernels.h"
 #include "nn/moe.h"
 #include "nn/nn.h"
 
@@ -49,6 +50,7 @@ void br_moe_params_bind(br_moe_params_t *p, float *buf, const br_moe_cfg_t *c)
     p->s_gate = c->Fs ? buf : NULL, buf += FsC;
     p->s_up = c->Fs ? buf : NULL, buf += FsC;
     p->s_down = c->Fs ? buf : NULL;
+    p->wt_gate = p->wt_up = p->wt_down = BR_WT_F32;
 }
 
 void br_moe_ws_free(br_moe_ws_t *ws)
@@ -203,18 +205,66 @@ static void xlora_backward(const xlora_t *x, float *dinp, const float *dout, con
         x->h->backward_expert(x->h, dinp, dout, OC, inp, C, x->asg, x->k, n, C, OC, x->layer, x->expert, p);
 }
 
+/* The three matrices of one expert's FFN and their stored types. */
+typedef struct {
+    const float *g, *u, *d;
+    br_wtype tg, tu, td;
+} xw_t;
+
+/* Expert e of a stack of (rows, cols) matrices of type wt. */
+static const float *expert_w(const float *w, br_wtype wt, size_t e, size_t rows, size_t cols)
+{
+    if (wt == BR_WT_F32) return w + e * rows * cols;
+    size_t rb = 0;
+    br_status s = br_wtype_row_bytes(wt, cols, &rb);
+    BR_ASSERT(s == BR_OK); /* br_model_create_view checked the stack's layout */
+    return (const float *)(const void *)((const uint8_t *)(const void *)w + e * rows * rb);
+}
+
+static xw_t expert_ws(const br_moe_params_t *p, size_t e, size_t C, size_t F)
+{
+    xw_t w = {expert_w(p->w_gate, p->wt_gate, e, F, C), expert_w(p->w_up, p->wt_up, e, F, C),
+              expert_w(p->w_down, p->wt_down, e, C, F), p->wt_gate, p->wt_up, p->wt_down};
+    return w;
+}
+
+/* y (n,OC) = beta*y + x (n,C) W^T with W (OC,C) of type wt (a typed W needs beta 0: only the
+ * routed experts, which write their own rows, are typed). */
+static void mm(float *y, float beta, const float *x, const float *w, br_wtype wt, size_t n, size_t C, size_t OC)
+{
+    if (wt == BR_WT_F32) {
+        br_sgemm(false, true, n, OC, C, 1, x, C, w, C, beta, y, OC);
+        return;
+    }
+    BR_ASSERT(beta == 0);
+    br_status s = br_matmul(wt, y, x, w, n, C, OC);
+    BR_ASSERT(s == BR_OK);
+}
+
+/* dx (n,C) = beta*dx + dy (n,OC) W with W (OC,C) of type wt. */
+static void mm_dinp(float *dx, float beta, const float *dy, const float *w, br_wtype wt, size_t n, size_t C,
+                    size_t OC)
+{
+    if (wt == BR_WT_F32) {
+        br_sgemm(false, false, n, C, OC, 1, dy, OC, w, C, beta, dx, C);
+        return;
+    }
+    if (beta == 0) memset(dx, 0, n * C * sizeof(float));
+    br_status s = br_matmul_dinp(wt, dx, dy, w, n, C, OC);
+    BR_ASSERT(s == BR_OK); /* br_model_train_step checked the type */
+}
+
 /* y (n,C) = beta*y + SwiGLU FFN(x (n,C)) (+ the expert's LoRA updates); saves hg, hu, act (n,F). */
 static void ffn_forward(float *y, float beta, float *hg, float *hu, float *act, const float *x,
-                        const float *wg, const float *wu, const float *wd, size_t n, size_t C,
-                        size_t F, const xlora_t *lo)
+                        const xw_t *w, size_t n, size_t C, size_t F, const xlora_t *lo)
 {
     if (n == 0) return;
-    br_sgemm(false, true, n, F, C, 1, x, C, wg, C, 0, hg, F);
+    mm(hg, 0, x, w->g, w->tg, n, C, F);
     xlora_apply(lo, hg, x, n, C, F, BR_PROJ_GATE);
-    br_sgemm(false, true, n, F, C, 1, x, C, wu, C, 0, hu, F);
+    mm(hu, 0, x, w->u, w->tu, n, C, F);
     xlora_apply(lo, hu, x, n, C, F, BR_PROJ_UP);
     br_swiglu_forward(act, hg, hu, n * F);
-    br_sgemm(false, true, n, C, F, 1, act, F, wd, F, beta, y, C);
+    mm(y, beta, act, w->d, w->td, n, F, C);
     xlora_apply(lo, y, act, n, F, C, BR_PROJ_DOWN);
 }
 
@@ -222,20 +272,19 @@ static void ffn_forward(float *y, float beta, float *hg, float *hu, float *act, 
  * (NULL: skipped); dact, dhg, dhu (n,F) scratch. */
 static void ffn_backward(float *dx, float dx_beta, float *dwg, float *dwu, float *dwd,
                          const float *dy, const float *x, const float *hg, const float *hu,
-                         const float *act, const float *wg, const float *wu, const float *wd,
-                         float *dact, float *dhg, float *dhu, size_t n, size_t C, size_t F,
-                         const xlora_t *lo)
+                         const float *act, const xw_t *w, float *dact, float *dhg, float *dhu,
+                         size_t n, size_t C, size_t F, const xlora_t *lo)
 {
     if (n == 0) return;
-    br_sgemm(false, false, n, F, C, 1, dy, C, wd, F, 0, dact, F);
+    mm_dinp(dact, 0, dy, w->d, w->td, n, F, C);
     xlora_backward(lo, dact, dy, act, n, F, C, BR_PROJ_DOWN);
     if (dwd) br_sgemm(true, false, C, F, n, 1, dy, C, act, F, 1, dwd, F);
     memset(dhg, 0, n * F * sizeof(float));
     memset(dhu, 0, n * F * sizeof(float));
     br_swiglu_backward(dhg, dhu, dact, hg, hu, n * F);
     if (dx) {
-        br_sgemm(false, false, n, C, F, 1, dhg, F, wg, C, dx_beta, dx, C);
-        br_sgemm(false, false, n, C, F, 1, dhu, F, wu, C, 1, dx, C);
+        mm_dinp(dx, dx_beta, dhg, w->g, w->tg, n, C, F);
+        mm_dinp(dx, 1, dhu, w->u, w->tu, n, C, F);
     }
     /* the LoRA parts read x (never aliased with dx) and add into dx (NULL: dA/dB only) */
     xlora_backward(lo, dx, dhg, x, n, C, F, BR_PROJ_GATE);
@@ -301,14 +350,15 @@ void br_moe_ffn_forward_lora(float *out, br_moe_ws_t *ws, const float *inp, cons
     size_t C = c->C, F = c->F, Fs = c->Fs, E = c->E, k = c->k;
     ws->N = N;
     if (N == 0) return;
-    if (Fs) ffn_forward(out, 0, ws->sg, ws->su, ws->sact, inp, p->s_gate, p->s_up, p->s_down, N, C, Fs, &no_lora);
+    xw_t sw = {p->s_gate, p->s_up, p->s_down, BR_WT_F32, BR_WT_F32, BR_WT_F32}, w0 = expert_ws(p, 0, C, F);
+    if (Fs) ffn_forward(out, 0, ws->sg, ws->su, ws->sact, inp, &sw, N, C, Fs, &no_lora);
     if (E == 1) {
         ws->count[0] = N;
         ws->offset[0] = 0;
         ws->offset[1] = N;
         ws->lb = 1;
         ws->z = 0;
-        ffn_forward(out, Fs ? 1 : 0, ws->hg, ws->hu, ws->act, inp, p->w_gate, p->w_up, p->w_down, N, C, F, &no_lora);
+        ffn_forward(out, Fs ? 1 : 0, ws->hg, ws->hu, ws->act, inp, &w0, N, C, F, &no_lora);
         return;
     }
     route(ws, inp, p->router, c, N);
@@ -321,9 +371,9 @@ void br_moe_ffn_forward_lora(float *out, br_moe_ws_t *ws, const float *inp, cons
     for (size_t e = 0; e < E; e++) {
         size_t o = ws->offset[e], n = ws->count[e];
         xlora_t lo = {xl ? lora : NULL, ws->perm + o, k, layer, (int)e};
+        xw_t we = expert_ws(p, e, C, F);
         ffn_forward(ws->ys + o * C, 0, ws->hg + o * F, ws->hu + o * F, ws->act + o * F,
-                    ws->xs + o * C, p->w_gate + e * F * C, p->w_up + e * F * C,
-                    p->w_down + e * C * F, n, C, F, &lo);
+                    ws->xs + o * C, &we, n, C, F, &lo);
     }
     /* weighted scatter-add in token order (each token's rows summed by one thread) */
     for (size_t t = 0; t < N; t++) {
@@ -353,12 +403,13 @@ void br_moe_ffn_backward_lora(float *dinp, br_moe_params_t *g, const float *dout
     BR_ASSERT(ws->training && N == ws->N);
     size_t C = c->C, F = c->F, Fs = c->Fs, E = c->E, k = c->k;
     if (N == 0) return;
+    xw_t sw = {p->s_gate, p->s_up, p->s_down, BR_WT_F32, BR_WT_F32, BR_WT_F32}, w0 = expert_ws(p, 0, C, F);
     if (Fs)
         ffn_backward(dinp, 1, g->s_gate, g->s_up, g->s_down, dout, inp, ws->sg, ws->su, ws->sact,
-                     p->s_gate, p->s_up, p->s_down, ws->dsact, ws->dsg, ws->dsu, N, C, Fs, &no_lora);
+                     &sw, ws->dsact, ws->dsg, ws->dsu, N, C, Fs, &no_lora);
     if (E == 1) {
         ffn_backward(dinp, 1, g->w_gate, g->w_up, g->w_down, dout, inp, ws->hg, ws->hu, ws->act,
-                     p->w_gate, p->w_up, p->w_down, ws->dact, ws->dhg, ws->dhu, N, C, F, &no_lora);
+                     &w0, ws->dact, ws->dhg, ws->dhu, N, C, F, &no_lora);
         return;
     }
     size_t A = N * k;
@@ -382,10 +433,10 @@ void br_moe_ffn_backward_lora(float *dinp, br_moe_params_t *g, const float *dout
         size_t o = ws->offset[e], n = ws->count[e];
         float *dys = ws->dys + o * C;
         xlora_t lo = {xl ? lora : NULL, ws->perm + o, k, layer, (int)e};
+        xw_t we = expert_ws(p, e, C, F);
         ffn_backward(dys, 0, g->w_gate ? g->w_gate + e * F * C : NULL,
                      g->w_up ? g->w_up + e * F * C : NULL, g->w_down ? g->w_down + e * C * F : NULL,
-                     dys, ws->xs + o * C, ws->hg + o * F, ws->hu + o * F, ws->act + o * F,
-                     p->w_gate + e * F * C, p->w_up + e * F * C, p->w_down + e * C * F,
+                     dys, ws->xs + o * C, ws->hg + o * F, ws->hu + o * F, ws->act + o * F, &we,
                      ws->dact + o * F, ws->dhg + o * F, ws->dhu + o * F, n, C, F, &lo);
     }
     /* ffn_backward reads dy fully before writing dx (dact first), so the aliasing above is safe */
