@@ -115,8 +115,11 @@ if short:
     out.append("\nllama.cpp decode cut short (--llama-max-s): " + "; ".join(short))
 if skips:
     out.append("\nskipped: " + "; ".join(skips))
-out.append("\nQ4_K: no row yet (braid quantize writes Q4_K once wip-q4k lands; then run with "
-           "`--types \"... q4_k\"`).\n")
+if not any(k[1] == "q4_k" for k in runs):
+    out.append("\nQ4_K: no row in this run (add `q4_k` to `--types`; Q4_K needs a width that is a multiple of "
+               "256, so the 24m model (288) has none).\n")
+else:
+    out.append("\nQ4_K: no 24m row (its width 288 is not a multiple of Q4_K's 256-value super-blocks).\n")
 out.append("## Commands\n")
 out.append("```\n" + command + "\n# per cell, per round (FILE = $BRAID_BENCH_CACHE/SIZE-TYPE.gguf, written by\n"
            "#   braid bench infer --make SIZE --dir $BRAID_BENCH_CACHE):\n"
