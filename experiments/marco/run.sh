@@ -15,8 +15,9 @@
 #
 #   experiments/marco/run.sh --quick   3 tasks, 3 seeds, 2x2 sweep on 1 tuning seed: about
 #                                      900 CPU-s, 7-8 minutes on 2 idle cores (estimate)
-#   experiments/marco/run.sh           6 tasks, 5 seeds, 3x3 sweep on 2 tuning seeds:
-#                                      about 3-4 hours on 2 idle cores (estimate, see RESULTS.md)
+#   experiments/marco/run.sh           3 harder tasks (switch with 4 and 5 agents, bridges of
+#                                      length 5), 5 seeds, 3x2 sweep on 1 tuning seed: sized for
+#                                      about an hour on 2 idle cores (RESULTS.md has the wall time)
 #   options: --seeds N (default 3 quick, 5 full)  --jobs J (parallel runs, default 2)  --out DIR
 #   Finished runs (summary.json present) are not rerun: rerunning the script resumes.
 set -euo pipefail

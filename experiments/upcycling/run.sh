@@ -34,8 +34,8 @@ else
     # (~20 tokens/parameter, compute-optimal), ~10 min on 2 idle cores; the whole protocol is sized
     # to finish in about an hour on an idle 2-core machine (see RESULTS.md's header)
     W=runs/upcycling-full; C=96; L=4; H=4; F=256; CTX=128; BATCH=16; SEQ=128
-    SEED_STEPS=6000; BRANCH_STEPS=600; MOE_STEPS=250; SEEDS="1 2 3"; EXT_BRANCH=300; EXT_BUDGETS="25 50 100 200"
-    EVAL_TOK=16384; MB=8
+    SEED_STEPS=6000; BRANCH_STEPS=300; MOE_STEPS=150; SEEDS="1 2 3"; EXT_BRANCH=150; EXT_BUDGETS="25 50 100 200"
+    EVAL_TOK=12288; MB=8
 fi
 TOK=$W/tok
 TOKD=$W/tok-dedup
