@@ -296,22 +296,15 @@ static void kquant_exact_case(const br_kernels_t *k, br_wtype wt, size_t N, size
     free(x), free(fw), free(wdq), free(y), free(v), free(w);
 }
 
-static void quant_rounding_case(const br_kernels_t *k, br_wtype wt)
+/* W = fw quantised to wt: matmul and matvec of x (N,C) must both equal the float64 sum of the
+ * dequantised weights times round(x) exactly (the cases make every sum an exact integer). */
+static void quant_exact_check(const br_kernels_t *k, br_wtype wt, const float *x, const float *fw, size_t N,
+                              size_t C, size_t OC, const char *what)
 {
-    enum { N = 3, C = 64, OC = 7 };
-    static const float ties[] = {0.5f, -0.5f, 2.5f, -2.5f, 3.5f, -3.5f, 0.49999997f, -1.4999999f,
-                                 126.5f, -126.5f, 1.5f, 0, -0.49999997f, 5.5f, -6.5f, 7.25f};
-    float x[N * C], fw[OC * C], y[N * OC], v[OC];
-    for (size_t i = 0; i < N * C; i++)
-        x[i] = i % C % 32 == 0 ? (i / C % 2 ? -127.0f : 127.0f) : ties[(i * 7 + i / C) % 16];
-    for (size_t i = 0; i < OC * C; i++) {
-        int m = wt == BR_WT_Q8_0 ? 127 : 8;
-        fw[i] = i % 32 == 5 ? (float)-m : (float)((int)((i * 37) % (2 * m - 1)) - (m - 1));
-    }
     size_t rb;
     CHECK_OK(br_wtype_row_bytes(wt, C, &rb));
     uint8_t *w = malloc(OC * rb);
-    float *wdq = malloc(OC * C * sizeof *wdq);
+    float *wdq = malloc(OC * C * sizeof *wdq), *y = malloc(N * OC * sizeof *y), *v = malloc(OC * sizeof *v);
     CHECK_OK(br_wtype_quantize(wt, w, fw, OC, C));
     CHECK_OK(br_wtype_dequantize(wt, wdq, w, OC, C));
     k->matmul[wt](y, x, w, N, C, OC);
@@ -325,9 +318,39 @@ static void quant_rounding_case(const br_kernels_t *k, br_wtype wt)
             vexact &= v[o] == (float)s;
         }
     }
-    CHECK_MSG(exact && vexact, "%s: %s: activation rounding is not roundf's (matmul %s, matvec %s)",
-              tname, br_wtype_name(wt), exact ? "exact" : "differs", vexact ? "exact" : "differs");
-    free(w), free(wdq);
+    CHECK_MSG(exact && vexact, "%s: %s: %s (matmul %s, matvec %s)", tname, br_wtype_name(wt), what,
+              exact ? "exact" : "differs", vexact ? "exact" : "differs");
+    free(w), free(wdq), free(y), free(v);
+}
+
+static void quant_rounding_case(const br_kernels_t *k, br_wtype wt)
+{
+    enum { N = 3, C = 64, OC = 7 };
+    static const float ties[] = {0.5f, -0.5f, 2.5f, -2.5f, 3.5f, -3.5f, 0.49999997f, -1.4999999f,
+                                 126.5f, -126.5f, 1.5f, 0, -0.49999997f, 5.5f, -6.5f, 7.25f};
+    float x[N * C], fw[OC * C];
+    for (size_t i = 0; i < N * C; i++)
+        x[i] = i % C % 32 == 0 ? (i / C % 2 ? -127.0f : 127.0f) : ties[(i * 7 + i / C) % 16];
+    for (size_t i = 0; i < OC * C; i++) {
+        int m = wt == BR_WT_Q8_0 ? 127 : 8;
+        fw[i] = i % 32 == 5 ? (float)-m : (float)((int)((i * 37) % (2 * m - 1)) - (m - 1));
+    }
+    quant_exact_check(k, wt, x, fw, N, C, OC, "activation rounding is not roundf's");
+}
+
+/* Q8_0/Q4_0 at the integer sums' extremes, through the 8-row decode kernel (OC = 16) and the
+ * GEMM (N = 6): block scales of exactly 1 (weight extreme -8 / -127, activation amax 127), every
+ * other weight at its largest (Q4_0 nibble 15, Q8_0 127) against activations +-127 in runs, so
+ * the per-row partial sums the kernels add in 16 bits (Q4_0's unsigned nibble pair sums,
+ * 2 x 15 x 127) are as large as they get; each output is an exact integer below 2^24. */
+static void quant_extreme_case(const br_kernels_t *k, br_wtype wt)
+{
+    enum { N = 6, C = 256, OC = 16 };
+    float x[N * C], fw[OC * C];
+    int m = wt == BR_WT_Q8_0 ? 127 : 8;
+    for (size_t i = 0; i < N * C; i++) x[i] = (i / C + i % C / 64) % 2 ? -127.0f : 127.0f;
+    for (size_t i = 0; i < OC * C; i++) fw[i] = i % 32 == i / C % 32 ? (float)-m : (float)(m - 1 + (m == 127));
+    quant_exact_check(k, wt, x, fw, N, C, OC, "wrong at the integer sums' extremes");
 }
 
 static void test_matmul(const br_kernels_t *k)
@@ -397,6 +420,8 @@ static void test_matmul(const br_kernels_t *k)
     CHECK(k->matmul_dinp[BR_WT_F32] == NULL);
     quant_rounding_case(k, BR_WT_Q8_0);
     quant_rounding_case(k, BR_WT_Q4_0);
+    quant_extreme_case(k, BR_WT_Q8_0);
+    quant_extreme_case(k, BR_WT_Q4_0);
     /* k-quants: super-blocks of 256 (C = 33024: two segments of the row, the second 1 block) */
     static const size_t ks[][3] = {{1, 256, 1}, {3, 512, 5}, {19, 768, 45}, {2, 2048, 300},
                                    {20, 4096, 9}, {3, 33024, 3}};
