@@ -433,6 +433,19 @@ static void test_matmul(const br_kernels_t *k)
         kquant_exact_case(k, BR_WT_Q4_K, ks[s][0], ks[s][1], ks[s][2]);
         kquant_exact_case(k, BR_WT_Q6_K, ks[s][0], ks[s][1], ks[s][2]);
     }
+    /* The k-quants' prefill GEMM (5 rows or more: panels of 8 weight rows, 4 x rows per tile): row
+     * counts around the tile, OC % 8 rows left to the decode kernel, one panel and several jobs
+     * per thread (1 and 2 threads), rows up to 3072, and a row past one segment of the decode
+     * path (its chain continues across segments; the GEMM's runs through). */
+    static const size_t kg[][3] = {{5, 256, 8},    {6, 512, 13},   {7, 3072, 17},  {9, 768, 45},
+                                   {11, 1280, 64}, {13, 256, 203}, {17, 2048, 24}, {22, 512, 71},
+                                   {37, 1024, 130}, {5, 33024, 9}};
+    for (size_t s = 0; s < sizeof kg / sizeof *kg; s++) {
+        quant_case(k, BR_WT_Q4_K, kg[s][0], kg[s][1], kg[s][2]);
+        quant_case(k, BR_WT_Q6_K, kg[s][0], kg[s][1], kg[s][2]);
+        kquant_exact_case(k, BR_WT_Q4_K, kg[s][0], kg[s][1], kg[s][2]);
+        kquant_exact_case(k, BR_WT_Q6_K, kg[s][0], kg[s][1], kg[s][2]);
+    }
 }
 
 /* ---- rows: embedding, rmsnorm, rope, swiglu, softmax, cross-entropy ---- */
