@@ -336,16 +336,25 @@ static void moe(const char *dir)
         CHECK_OK(br_model_open_gguf(&g, path));
         if (!g) continue;
         CHECK(g->cfg.num_local_experts == 4 && g->cfg.num_experts_per_tok == 2 && g->cfg.norm_topk_prob);
-        /* the Q8_0 file opens in place (a view: no F32 copy, experts run Q8_0 kernels) and
-         * loads as the F32 model of its exact values with br_model_load_gguf */
-        CHECK(q ? !g->params && g->wt == BR_WT_Q8_0 : g->params != NULL);
-        if (q) {
-            br_model_t *f32 = NULL;
-            CHECK_OK(br_model_load_gguf(&f32, path));
-            float *view = logits_of(g, in, 10);
-            br_model_free(g);
-            g = f32;
-            if (g) near_f32(view, logits_of(g, in, 10), n, "MoE Q8_0 view");
+        /* both files open in place (a view: no F32 copy, experts run their type's kernels) and
+         * load as the F32 model of their exact values with br_model_load_gguf: the F32 view
+         * computes the same bits as that copy */
+        CHECK(!g->params && g->wt == (q ? BR_WT_Q8_0 : BR_WT_F32));
+        br_model_t *f32 = NULL;
+        CHECK_OK(br_model_load_gguf(&f32, path));
+        CHECK(f32 && f32->params);
+        float *view = logits_of(g, in, 10);
+        br_model_free(g);
+        g = f32;
+        if (!g) {
+            free(view);
+            continue;
+        }
+        float *copy = logits_of(g, in, 10);
+        if (q) near_f32(view, copy, n, "MoE Q8_0 view"); /* frees both */
+        else {
+            CHECK_MSG(!memcmp(view, copy, n * sizeof *view), "MoE F32 view: logits differ from the F32 copy's");
+            free(view), free(copy);
         }
         if (!g) continue;
         float *got = logits_of(g, in, 10), *want = logits_of(q ? mq : m, in, 10);

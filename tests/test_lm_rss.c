@@ -7,7 +7,8 @@
  * GGUF permutes, are copied, and their mapped pages dropped); the same model with an FFN of 1536
  * (whole 256-value super-blocks) as Q4_K and Q6_K GGUF files, viewed the same way, and as
  * llama.cpp's Q4_K_M (its own quantizer: Q4_K and Q6_K matrices in one file, each viewed in
- * its type); a Mixtral of that width with 4 experts as a Q4_K GGUF (the expert stacks viewed).  Each command's peak resident set
+ * its type), and as an F32 GGUF (viewed too); a Mixtral of that width with 4 experts as a Q4_K
+ * GGUF (the expert stacks viewed).  Each command's peak resident set
  * comes from GNU time's %M (braid's own ru_maxrss; see peak_kb).  Allowed: the file's bytes x 1.15 + 24 MB
  * above the baseline; an F32 copy adds >= 81 MB, a second copy of the file its size, so either
  * fails (the loader before this test made both: 100+ MB over for every GGUF type).
@@ -165,8 +166,9 @@ int main(int argc, char **argv)
     snprintf(f32, sizeof f32, "%s/m_F32.gguf", tmp);
     snprintf(mixed, sizeof mixed, "%s/m_Q4_K_M.gguf", tmp);
     snprintf(moe, sizeof moe, "%s/moe_Q4_K.gguf", tmp);
-    if (m) CHECK_OK(br_model_save_gguf(m, f32, BR_WT_F32));
-    bool have_mixed = m && llama_q4_k_m(argv[0], f32, mixed);
+    bool m_f32 = m && br_model_save_gguf(m, f32, BR_WT_F32) == BR_OK;
+    CHECK(m_f32);
+    bool have_mixed = m_f32 && llama_q4_k_m(argv[0], f32, mixed);
     write_moe(moe);
     br_model_free(m);
 
@@ -177,6 +179,7 @@ int main(int argc, char **argv)
         snprintf(weights, sizeof weights, "%s/model.safetensors", path[N_TYPES]);
         check(braid, "BF16 dir", path[N_TYPES], weights, base, tmp);
         for (int i = 0; i < N_TYPES; i++) check(braid, br_wtype_name(types[i]), path[i], path[i], base, tmp);
+        if (m_f32) check(braid, "F32", f32, f32, base, tmp);
         if (have_mixed) check(braid, "Q4_K_M", mixed, mixed, base, tmp);
         check(braid, "MoE Q4_K", moe, moe, base, tmp);
     }

@@ -848,7 +848,7 @@ static br_status load_f32(const br_model_config_t *c, float *dst, const br_gguf_
 }
 
 /* The type of the first matrix in found (table tab, n entries) not stored as F32, or BR_WT_F32
- * when all are (then the file loads as an F32 model that can be trained and saved). */
+ * when all are (the view's type, named in errors). */
 static br_wtype first_typed(const br_tensor_info_t *tab, const br_gguf_tensor_t *const *found, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -856,8 +856,8 @@ static br_wtype first_typed(const br_tensor_info_t *tab, const br_gguf_tensor_t 
     return BR_WT_F32;
 }
 
-/* The F32 model (copied, so it can be trained and saved) of an F32 file: every tensor as the
- * exact values it holds. */
+/* The F32 model (copied, so it can be trained and saved) of a file: every tensor as the exact
+ * values it holds, or its dequantised values. */
 static br_status open_f32(const br_model_config_t *c, const br_gguf_tensor_t *const *found, const int *perm,
                           br_model_t **out)
 {
@@ -955,7 +955,7 @@ static br_status open_model(br_gguf_t *g, br_model_t **out, bool *kept, bool as_
     if (!s) br_model_table(&c, tab, n, &n);
     for (size_t i = 0; i < n && !s; i++) s = find_matching(g, &tab[i], &found[i], &perm[i], &slices[i]);
     br_wtype wt = s ? BR_WT_F32 : first_typed(tab, found, n);
-    if (!s && (wt == BR_WT_F32 || as_f32)) s = open_f32(&c, found, perm, out);
+    if (!s && as_f32) s = open_f32(&c, found, perm, out);
     else if (!s) {
         *kept = true;
         s = open_view(g, &c, wt, tab, n, found, perm, out);

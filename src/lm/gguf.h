@@ -134,11 +134,12 @@ br_status br_gguf_tokenizer_json(const br_gguf_t *g, char **json);
 /* br_model_save_gguf with the tokenizer in the metadata (vocab may be NULL: none). */
 br_status br_model_save_gguf_vocab(const br_model_t *m, const char *path, br_wtype wt,
                                    const br_gguf_vocab_t *vocab);
-/* A "llama" GGUF (dense, or Mixtral's experts) as a braid model: a file whose matrices are all
- * F32 loads as an F32 model (br_model_load's kind); any other file as an inference view into
- * the mapped file in which every matrix keeps its own type (F32, F16, BF16, Q8_0, Q4_0, Q4_K or
+/* A "llama" GGUF (dense, or Mixtral's experts) as a braid model for inference: a view into the
+ * mapped file in which every matrix keeps its own type (F32, F16, BF16, Q8_0, Q4_0, Q4_K or
  * Q6_K: llama.cpp's Q4_K_M mixes Q4_K and Q6_K) and norms stay F32, so loading copies only the
  * Q and K matrices (GGUF permutes their rows) and a router stored in another type than F32.
+ * An all-F32 file is such a view too (m->params NULL: br_model_load_gguf gives a trainable,
+ * saveable copy).
  * Errors name the key or tensor that is missing, mis-shaped or of a type braid does not run. */
 br_status br_model_open_gguf(br_model_t **out, const char *path);
 /* The same file as an F32 model of its exact values (trainable, saveable; F32 files as

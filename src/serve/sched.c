@@ -798,9 +798,10 @@ static void *sched_main(void *arg)
 br_status br_sched_create(br_sched_t **out, const br_sched_opts_t *o)
 {
     *out = NULL;
-    if (o->policy == BR_SCHED_MERGE && o->model->wt != BR_WT_F32)
-        return br_error(BR_EUNSUPPORTED, "the merge baseline adds adapters into the weights, which needs an F32 "
-                        "base; this one is %s (serve it batched, or load it as F32)", br_wtype_name(o->model->wt));
+    if (o->policy == BR_SCHED_MERGE && !o->model->params)
+        return br_error(BR_EUNSUPPORTED, "the merge baseline adds adapters into the weights, which needs F32 "
+                        "parameters in memory; this base is %s weights mapped in place (serve it batched, or "
+                        "load it as F32)", br_wtype_name(o->model->wt));
     br_sched_t *s = calloc(1, sizeof *s);
     if (!s) return br_error(BR_ENOMEM, "out of memory");
     s->o = *o;
