@@ -671,6 +671,8 @@ static void test_paged(const br_kernels_t *k)
     paged_case(k, 32, 1, 64, 16, 40, 6, BR_KV_F32);  /* MQA: a group wider than a block */
     paged_case(k, 8, 2, 128, 16, 50, 17, BR_KV_F16);
     paged_case(k, 6, 3, 64, 7, 29, 11, BR_KV_F16);
+    paged_case(k, 6, 6, 48, 16, 45, 19, BR_KV_F32);  /* hd 48: column blocks of 16, 32 and 8 */
+    paged_case(k, 4, 2, 40, 8, 33, 12, BR_KV_F16);   /* hd 40: a tail of 8 columns */
 }
 
 /* ---- elementwise, optimiser, memory ---- */

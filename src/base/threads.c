@@ -13,6 +13,12 @@
  * (attention's per-head GEMMs) and from any other thread.  Measurements: docs/threads.md. */
 static int n_threads;
 
+/* OpenBLAS's pthread build starts its workers when the library loads; an idle worker spins on
+ * sched_yield for its timeout (about 0.1 s) before it sleeps, on a core our threads want (a
+ * 2-thread prefill of a small model lasts about that long).  braid never gives OpenBLAS more
+ * than one thread, so the workers are stopped outright.  Weak: other builds (serial) lack it. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 void br_set_threads(int n)
 {
     if (n < 1) n = 1;
@@ -20,6 +26,7 @@ void br_set_threads(int n)
     /* BLAS first: in an OpenMP build of OpenBLAS (libopenblas0-openmp) this call also sets the
      * OpenMP thread count, which the next line then restores for our kernels. */
     openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
     omp_set_num_threads(n);
 }
 
