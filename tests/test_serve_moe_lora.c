@@ -58,6 +58,17 @@ static br_model_config_t moe_config(kind_t k, int layers, int E, int topk)
     return c;
 }
 
+/* n random inputs and targets below V from seed. */
+static void random_tokens(int32_t *in, int32_t *tg, size_t n, uint64_t seed)
+{
+    br_rng_t rng;
+    br_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) {
+        in[i] = (int32_t)br_rng_below(&rng, V);
+        tg[i] = (int32_t)br_rng_below(&rng, V);
+    }
+}
+
 static br_lora_adapter_t *random_adapter(const br_lora_shapes_t *s, int rank, float alpha, unsigned targets,
                                          bool rslora, uint64_t seed)
 {
@@ -243,12 +254,7 @@ static void test_bam_train_gradient(kind_t kind)
     CHECK_OK(br_lora_alloc_grads(a));
     enum { B = 2, T = 5 };
     int32_t in[B * T], tg[B * T];
-    br_rng_t rng;
-    br_rng_seed(&rng, 10);
-    for (int i = 0; i < B * T; i++) {
-        in[i] = (int32_t)br_rng_below(&rng, V);
-        tg[i] = (int32_t)br_rng_below(&rng, V);
-    }
+    random_tokens(in, tg, B * T, 10);
     CHECK_OK(br_lora_batch_create(&lb));
     if (!lb) goto out;
     const br_lora_adapter_t *rows[B * T];
@@ -304,12 +310,7 @@ static void test_train_gradient(void)
     CHECK_OK(br_lora_alloc_grads(a));
     enum { B = 2, T = 7 };
     int32_t in[B * T], tg[B * T];
-    br_rng_t rng;
-    br_rng_seed(&rng, 8);
-    for (int i = 0; i < B * T; i++) {
-        in[i] = (int32_t)br_rng_below(&rng, V);
-        tg[i] = (int32_t)br_rng_below(&rng, V);
-    }
+    random_tokens(in, tg, B * T, 8);
     br_lora_batch_t *lb = NULL;
     CHECK_OK(br_lora_batch_create(&lb));
     if (!lb) goto out;

@@ -210,6 +210,20 @@ out:
     br_model_free(q), br_model_free(d);
 }
 
+/* The two adapters every case serves: rank 4 on Q, V and down (no bias) and rank 2 on every
+ * projection with biases, their values N(0, 0.1) from seed.  False when either is missing. */
+static bool two_adapters(const br_model_t *m, uint64_t seed, br_lora_adapter_t *ad[2])
+{
+    br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
+    CHECK_OK(br_lora_create(&ad[0], &shapes, 4, 8, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V) | (1u << BR_PROJ_DOWN), false, 1));
+    CHECK_OK(br_lora_create(&ad[1], &shapes, 2, 3, (1u << BR_PROJ_COUNT) - 1, true, 2));
+    if (!ad[0] || !ad[1]) return false;
+    br_rng_t rng;
+    br_rng_seed(&rng, seed);
+    for (int i = 0; i < 2; i++) br_rng_fill_normal(&rng, ad[i]->params, ad[i]->n_params, 0.1f);
+    return true;
+}
+
 /* Q4_K and Q6_K bases (llama.cpp's Q4_K_M mixes them): rows of whole 256-value super-blocks,
  * the same checks and bounds (their kernels round activations as Q8_0/Q4_0 do; the input
  * gradient is exact in W, kernels/matmul_kquant.inc).  This 4x wider model's loss curves more
@@ -225,14 +239,8 @@ static void kquant_cases(void)
     CHECK_OK(br_model_create(&m, &cfg, false));
     if (!m) return;
     br_model_init_random(m, 12);
-    br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     br_lora_adapter_t *ad[2] = {0};
-    CHECK_OK(br_lora_create(&ad[0], &shapes, 4, 8, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V) | (1u << BR_PROJ_DOWN), false, 1));
-    CHECK_OK(br_lora_create(&ad[1], &shapes, 2, 3, (1u << BR_PROJ_COUNT) - 1, true, 2));
-    if (ad[0] && ad[1]) {
-        br_rng_t rng;
-        br_rng_seed(&rng, 6);
-        for (int i = 0; i < 2; i++) br_rng_fill_normal(&rng, ad[i]->params, ad[i]->n_params, 0.1f);
+    if (two_adapters(m, 6, ad)) {
         serve_case(m, BR_WT_Q4_K, ad, 2e-2);
         serve_case(m, BR_WT_Q6_K, ad, 2e-2);
     }
@@ -249,14 +257,8 @@ int main(void)
     CHECK_OK(br_model_create(&m, &cfg, false));
     if (!m) return th_exit();
     br_model_init_random(m, 11);
-    br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     br_lora_adapter_t *ad[2] = {0};
-    CHECK_OK(br_lora_create(&ad[0], &shapes, 4, 8, (1u << BR_PROJ_Q) | (1u << BR_PROJ_V) | (1u << BR_PROJ_DOWN), false, 1));
-    CHECK_OK(br_lora_create(&ad[1], &shapes, 2, 3, (1u << BR_PROJ_COUNT) - 1, true, 2));
-    if (ad[0] && ad[1]) {
-        br_rng_t rng;
-        br_rng_seed(&rng, 5);
-        for (int i = 0; i < 2; i++) br_rng_fill_normal(&rng, ad[i]->params, ad[i]->n_params, 0.1f);
+    if (two_adapters(m, 5, ad)) {
         serve_case(m, BR_WT_BF16, ad, 2e-4);
         serve_case(m, BR_WT_F16, ad, 2e-4);
         serve_case(m, BR_WT_Q8_0, ad, 2e-2);
@@ -271,6 +273,7 @@ int main(void)
     br_model_t *h16 = NULL;
     CHECK_OK(br_model_quantize(&h16, m, BR_WT_BF16));
     br_lora_adapter_t *a = NULL;
+    br_lora_shapes_t shapes = br_lora_shapes_from_config(&m->cfg);
     CHECK_OK(br_lora_create(&a, &shapes, 2, 4, 1u << BR_PROJ_Q, false, 3));
     if (h16 && a && !br_kernels()->matmul_dinp[BR_WT_BF16]) {
         CHECK_OK(br_lora_alloc_grads(a));
