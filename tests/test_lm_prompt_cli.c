@@ -278,6 +278,19 @@ static void gguf_metadata_prompt(void)
         free(b);
     }
     serve_equals_generate(gguf, "llama3 GGUF");
+    /* generation_config.json's three eos ids come back from the file (eos, eot, eom) */
+    br_prompt_t *pf = NULL, *pg = NULL;
+    br_prompt_opts_t of = {.model_dir = l3dir}, og = {.model_dir = gguf};
+    CHECK_OK(br_prompt_open(&pf, &of));
+    CHECK_OK(br_prompt_open(&pg, &og));
+    if (pf && pg) {
+        const int32_t *sf, *sg;
+        size_t nf = br_prompt_stop_ids(pf, &sf), ng = br_prompt_stop_ids(pg, &sg);
+        CHECK_INT(nf, 3);
+        CHECK_INT(ng, nf);
+        for (size_t i = 0; i < nf; i++) CHECK_MSG(br_prompt_is_stop(pg, sf[i]), "stop id %d lost in the GGUF", sf[i]);
+    }
+    br_prompt_free(pf), br_prompt_free(pg);
 }
 
 /* ---- the Hub fixtures tests/ref/hf_* ---- */

@@ -699,6 +699,9 @@ static br_status put_vocab(br_gguf_writer_t *w, const br_model_t *m, const br_gg
         BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id));
     if (v->has_eos && m->cfg.eos_token_id < 0 && (size_t)v->eos_id < V)
         BR_TRY(br_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id));
+    static const char *const more[] = {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"};
+    for (size_t i = 0; i < v->n_more_stops && i < 2; i++)
+        if ((size_t)v->more_stops[i] < V) BR_TRY(br_gguf_add_u32(w, more[i], (uint32_t)v->more_stops[i]));
     return BR_OK;
 }
 

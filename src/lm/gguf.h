@@ -112,6 +112,10 @@ typedef struct {
     int add_space_prefix;       /* tokenizer.ggml.add_space_prefix: as add_bos */
     bool has_bos, has_eos;      /* bos_id/eos_id are written where the model's config names none */
     int32_t bos_id, eos_id;
+    size_t n_more_stops;        /* the folder's second and third stop ids (Llama-3's <|eot_id|>,
+                                 * <|eom_id|>) as eot_token_id and eom_token_id: llama.cpp and
+                                 * braid's prompt pipeline end generation on each */
+    int32_t more_stops[2];
 } br_gguf_vocab_t;
 /* The vocabulary of a model folder's tokenizer.json (and tokenizer_config.json's
  * add_bos_token, chat_template and pad_token; with a tokenizer_config.json, the BOS rule and ids

@@ -217,7 +217,7 @@ static int32_t config_token(const owned_vocab_t *o, const char *key)
     return -1;
 }
 
-/* The BOS rule and the first stop id that the prompt pipeline resolves for a folder with a
+/* The BOS rule and the first three stop ids that the prompt pipeline resolves for a folder with a
  * tokenizer_config.json (add_bos_token, or else tokenizer.json's post-processor; eos_token,
  * generation_config.json's eos_token_id) and tokenizer_config.json's bos_token: written to the
  * GGUF so that llama.cpp and braid start and stop prompts on the file as braid does on the
@@ -235,6 +235,7 @@ static void fill_prompt_ids(owned_vocab_t *o, const char *dir)
     if (bos < 0) bos = named;
     if (bos >= 0) o->v.has_bos = true, o->v.bos_id = bos;
     if (n) o->v.has_eos = true, o->v.eos_id = stops[0];
+    for (size_t i = 1; i < n && o->v.n_more_stops < 2; i++) o->v.more_stops[o->v.n_more_stops++] = stops[i];
     br_prompt_free(p);
 }
 
