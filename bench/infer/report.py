@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/infer/RESULTS.md from bench/infer/run.sh's JSON lines: medians per (model, type,
 threads, engine), braid/llama.cpp ratios, 2-thread prefill scaling, and decode bytes/token as a
-share of the copy bandwidth measured in the same run.
+share of the copy and read-only bandwidths measured in the same run.
 usage: report.py RAW.jsonl MACHINE.txt COMMAND"""
 import json
 import re
@@ -11,7 +11,8 @@ from collections import defaultdict
 
 raw, machine, command = sys.argv[1], sys.argv[2], sys.argv[3]
 runs = defaultdict(list)  # (size, type, threads, engine) -> [record]
-bw = defaultdict(list)    # threads -> [GB/s]
+bw = defaultdict(list)    # threads -> [copy GB/s]
+rbw = defaultdict(list)   # threads -> [read-only GB/s] (runs since the read stream was added)
 skips = []
 for line in open(raw):
     line = line.strip()
@@ -23,6 +24,8 @@ for line in open(raw):
         continue
     if r["engine"] == "copy":
         bw[r["threads"]].append(r["copy_gb_s"])
+        if "read_gb_s" in r:
+            rbw[r["threads"]].append(r["read_gb_s"])
         continue
     m = re.search(r"([0-9a-z]+)-([a-z0-9_]+)\.gguf$", r["file"])
     runs[(m.group(1), m.group(2), r["threads"], r["engine"])].append(r)
@@ -44,6 +47,7 @@ def ratio(a, b):
 sizes = sorted({k[0] for k in runs}, key=lambda s: float(s[:-1]) * (1000 if s.endswith("b") else 1))
 types = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"]
 bwm = {t: statistics.median(v) for t, v in bw.items()}
+rbwm = {t: statistics.median(v) for t, v in rbw.items()}
 out = []
 out.append("# braid vs llama.cpp: inference on random-weight Llama GGUF files\n")
 out.append("Written by `bench/infer/run.sh` (issue #14). Each cell is the median over rounds of "
@@ -58,7 +62,8 @@ out.append("- prefill: the prompt's tokens in one batch (logits of the last); de
            "- ratio = braid (best of hw/own for the ratio column; both shown) / llama.cpp.\n"
            "- BW% = decode tokens/s x bytes read per token (every matrix, one embedding row) / the "
            "stream-like copy bandwidth at that thread count measured in the same run (read + write "
-           "bytes, as STREAM's Copy counts them).\n"
+           "bytes, as STREAM's Copy counts them), then / the read-only stream (a sum over the "
+           "same buffer: what decode does with its weights) where the run measured it: \"copy / read\".\n"
            "- CPU ratio = llama.cpp's CPU seconds per token / braid's (hw) for the phase, whole process, every thread "
            "(> 1: braid needs less CPU). On a loaded machine a pinned process gets only a share of its "
            "CPUs, which wall time counts and CPU time does not; with 2 threads llama.cpp's spinning "
@@ -70,6 +75,9 @@ out.append("## Machine and load\n")
 out.append("```\n" + open(machine).read().strip() + "\n```\n")
 out.append("copy bandwidth (median of the measurements before and after): " +
            ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.2f} GB/s" for t, v in sorted(bwm.items())) + "\n")
+if rbwm:
+    out.append("read-only bandwidth (same measurements): " +
+               ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.2f} GB/s" for t, v in sorted(rbwm.items())) + "\n")
 out.append("The machine is shared with other engineers' builds and tests: see the load averages above; "
            "treat differences under ~15% as noise.\n")
 out.append("## Table\n")
@@ -88,7 +96,11 @@ for s in sizes:
             pb = max([v for v in (ph, po) if v is not None], default=None)
             db = max([v for v in (dh, do) if v is not None], default=None)
             bpt = med(k("braid-haswell"), "decode_bytes_per_token") or med(k("braid-own"), "decode_bytes_per_token")
-            pct = lambda d: "—" if d is None or not bpt or t not in bwm else f"{100 * d * bpt / 1e9 / bwm[t]:.0f}%"
+            def pct(d):
+                if d is None or not bpt or t not in bwm:
+                    return "—"
+                c = f"{100 * d * bpt / 1e9 / bwm[t]:.0f}%"
+                return c if t not in rbwm else f"{c} / {100 * d * bpt / 1e9 / rbwm[t]:.0f}%"
             scal = "—"
             if t == 2:
                 p1 = max([v for v in (med((s, ty, 1, "braid-haswell"), "prefill_tok_s"),
