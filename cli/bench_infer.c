@@ -340,7 +340,7 @@ int bench_infer(int argc, char **argv)
         {"threads", OPT_LONG, &threads, "N", "threads (default: BRAID_THREADS or all cores)", false},
         {"prefill", OPT_LONG, &np, "N", "prompt tokens, run as one batch (default 512)", false},
         {"decode", OPT_LONG, &nd, "N", "greedy decode steps of one token (default 128)", false},
-        {"bandwidth", OPT_BOOL, &bw, NULL, "measure stream-like copy bandwidth instead", false},
+        {"bandwidth", OPT_BOOL, &bw, NULL, "measure stream-like copy and read-only bandwidth instead", false},
         {"mib", OPT_LONG, &mib, "N", "--bandwidth buffer size in MiB (default 256)", false},
         {"crossover", OPT_BOOL, &cross, NULL, "time decode matvecs per type and shape at 1 and 2 threads", false},
         {"json", OPT_BOOL, &json, NULL, "one JSON line", false},
