@@ -69,8 +69,9 @@ int main(int argc, char **argv)
 {
     /* OpenMP threads wait by sleeping, not spinning: on a shared machine spinning made kernels
      * 2-100x slower (docs/threads.md).  libgomp reads the policy when it loads, before main, so
-     * set it and re-execute once.  An OMP_WAIT_POLICY set by the user wins. */
-    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
+     * set it and re-execute once.  An OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins
+     * (a short spin pays on a machine of one's own). */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT") && setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
         execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
     if (br_log_level_from_env() != 0) fprintf(stderr, "braid: warning: BRAID_LOG must be debug, info, warn, error or off\n");
     if (argc < 2) {
