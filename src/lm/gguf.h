@@ -131,6 +131,8 @@ void br_gguf_vocab_free(br_gguf_vocab_t *v); /* NULL is a no-op */
  * llama-bpe/llama3 or qwen2; model "llama": merges derived from the scores), so a Hub GGUF runs without a tokenizer.json.  BR_ENOTFOUND when
  * the file has no tokenizer, BR_EUNSUPPORTED for other tokenizer models (named). */
 br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path);
+/* The same from an open file (its errors do not name the path). */
+br_status br_gguf_tokenizer(br_tokenizer_t **out, const br_gguf_t *g);
 /* Whether the GGUF file at path opens and has tokenizer.ggml.* keys. */
 bool br_gguf_has_tokenizer(const char *path);
 /* The tokenizer.json text (*json malloc'd) br_gguf_load_tokenizer builds from g's keys. */

@@ -521,15 +521,22 @@ bool br_gguf_has_tokenizer(const char *path)
     return has;
 }
 
+br_status br_gguf_tokenizer(br_tokenizer_t **out, const br_gguf_t *g)
+{
+    *out = NULL;
+    char *json = NULL;
+    br_status s = br_gguf_tokenizer_json(g, &json);
+    if (!s) s = br_tokenizer_load_text(out, json, "the GGUF tokenizer");
+    free(json);
+    return s;
+}
+
 br_status br_gguf_load_tokenizer(br_tokenizer_t **out, const char *path)
 {
     *out = NULL;
     br_gguf_t *g;
     BR_TRY(br_gguf_open(&g, path));
-    char *json = NULL;
-    br_status s = br_gguf_tokenizer_json(g, &json);
+    br_status s = br_gguf_tokenizer(out, g);
     br_gguf_close(g);
-    if (!s) s = br_tokenizer_load_text(out, json, "the GGUF tokenizer");
-    free(json);
     return s ? br_error_wrap(s, "%s", path) : BR_OK;
 }

@@ -121,10 +121,8 @@ static char *token_string(const br_gguf_t *g, const br_tokenizer_t *t, int64_t i
  * file's tokenizer.ggml.* keys as llama.cpp reads them: add_bos_token (absent: BOS iff the file
  * names a bos_token_id), add_eos_token (absent: no), the chat template, and as stop ids the
  * eos, end-of-turn and end-of-message tokens. */
-static br_status gguf_tokcfg(br_prompt_t *p, const char *path)
+static br_status gguf_tokcfg(br_prompt_t *p, const br_gguf_t *g)
 {
-    br_gguf_t *g = NULL;
-    BR_TRY(br_gguf_open(&g, path));
     br_tokcfg_t *c = &p->tc;
     int64_t bos = gguf_id(g, "tokenizer.ggml.bos_token_id"), eos = gguf_id(g, "tokenizer.ggml.eos_token_id");
     c->add_bos_token = gguf_flag(g, "tokenizer.ggml.add_bos_token", bos >= 0);
@@ -139,11 +137,9 @@ static br_status gguf_tokcfg(br_prompt_t *p, const char *path)
         if (id >= 0) c->eos_ids[c->n_eos++] = (int32_t)id;
     }
     const br_gguf_kv_t *ct = br_gguf_find_kv(g, "tokenizer.chat_template");
-    br_status st = BR_OK;
     if (ct && ct->type == BR_GGUF_STRING && !(c->chat_template = strdup(ct->str)))
-        st = br_error(BR_ENOMEM, "prompt: out of memory");
-    br_gguf_close(g);
-    return st;
+        return br_error(BR_ENOMEM, "prompt: out of memory");
+    return BR_OK;
 }
 
 static br_status load_template(br_prompt_t *p, const char *override)
@@ -172,10 +168,15 @@ br_status br_prompt_open(br_prompt_t **out, const br_prompt_opts_t *o)
     bool gguf = br_gguf_is_path(o->model_dir) && !o->tokenizer;
     br_buf_t tokpath = BR_BUF_INIT;
     br_status st = BR_OK;
+    br_gguf_t *g = NULL; /* the file, parsed once for its tokenizer and its settings */
     if (gguf) {
-        st = br_gguf_load_tokenizer(&p->tok, o->model_dir);
-        if (st == BR_ENOTFOUND)
-            st = br_error(BR_ENOTFOUND, "%s carries no tokenizer in its metadata: give one with --tokenizer", o->model_dir);
+        st = br_gguf_open(&g, o->model_dir);
+        if (!st) {
+            st = br_gguf_tokenizer(&p->tok, g);
+            if (st == BR_ENOTFOUND)
+                st = br_error(BR_ENOTFOUND, "%s carries no tokenizer in its metadata: give one with --tokenizer", o->model_dir);
+            else if (st) st = br_error_wrap(st, "%s", o->model_dir);
+        }
         if (!st) br_buf_puts(&tokpath, o->model_dir);
     } else {
         st = o->tokenizer ? br_buf_puts(&tokpath, o->tokenizer) : br_buf_path(&tokpath, o->model_dir, "tokenizer.json");
@@ -188,7 +189,8 @@ br_status br_prompt_open(br_prompt_t **out, const br_prompt_opts_t *o)
                       br_tokenizer_vocab_size(p->tok), o->cfg->vocab_size);
     br_buf_free(&tokpath);
     if (!st) st = br_tokcfg_load(&p->tc, o->model_dir); /* "not given" values for a file */
-    if (!st && gguf) st = gguf_tokcfg(p, o->model_dir);
+    if (!st && gguf) st = gguf_tokcfg(p, g);
+    br_gguf_close(g);
     bool has_tc = gguf;
     if (!st && !gguf) {
         br_buf_t tc = BR_BUF_INIT;
