@@ -152,6 +152,10 @@ int cmd_generate(int argc, char **argv)
     br_status s = br_model_open(&m, model_dir); /* BF16/F16 weights stay 16-bit, in place */
     if (!s) m->kv_type = kvt;
     if (!s && (tok_path || gguf_tok)) s = lm_open_prompt(&p, model_dir, tok_path, tmpl, &m->cfg);
+    if (s && m && !need_tok && !tok_path) { /* ids in and out: the file's tokenizer only added its stop ids */
+        fprintf(stderr, "braid: warning: %s; generating without it (stop id from the model's config)\n", br_errmsg());
+        s = BR_OK;
+    }
     if (!s) s = prompt_ids ? lm_parse_ids(prompt_ids, &ids, &n) : lm_prompt_ids(p, &pf, &ids, &n);
     if (!s && !stop && (pf.chat || pf.system || pf.messages)) stop = br_prompt_chat_stop(p); /* as serve's chat */
     gen_ctx c = {.tok = p ? br_prompt_tokenizer(p) : NULL, .stop = stop, .text = BR_BUF_INIT, .print_ids = print_ids};

@@ -584,6 +584,24 @@ static void gguf_prompt_bos(const char *braid, const char *dir, br_model_t *m, c
     m->cfg.bos_token_id = -1;
 }
 
+/* A GGUF whose tokenizer braid cannot rebuild (pre-tokeniser "default", as bench infer --make
+ * writes for llama.cpp): --prompt-ids with --ids still generates (a warning names the
+ * tokenizer), --prompt is refused with the reason. */
+static void gguf_unknown_pre(const char *braid, const char *dir, const br_model_t *m)
+{
+    br_gguf_vocab_t v = byte_vocab();
+    v.pre = "default";
+    char file[300], cmd[800], line[600];
+    snprintf(file, sizeof file, "%s/pre-default.gguf", dir);
+    CHECK_OK(br_model_save_gguf_vocab(m, file, BR_WT_F32, &v));
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt-ids '1 2 3' -n 4 --temperature 0 --ids 2>/dev/null", braid, file);
+    first_line(cmd, line, sizeof line);
+    CHECK_MSG(line[0] >= '0' && line[0] <= '9', "generate --prompt-ids on a GGUF with an unknown pre: '%s'", line);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt hi -n 4 2>&1", braid, file);
+    first_line(cmd, line, sizeof line);
+    CHECK_MSG(strstr(line, "'default'"), "generate --prompt on a GGUF with an unknown pre: '%s'", line);
+}
+
 /* The tokenizer in GGUF metadata: a model folder's tokenizer.json (byte-level BPE, 352 ids, 95
  * merges, one special token) and tokenizer_config.json go into braid quantize's GGUF; braid's
  * tokenizer rebuilt from the file encodes and decodes as the original; braid generate runs the
@@ -662,6 +680,7 @@ static void tokenizer_meta(const char *dir)
                  "%s generate --model %s/tokq8.gguf --prompt 'Hello world' -n 3 >/dev/null", braid, src, dir, braid, dir);
         CHECK_MSG(system(cmd) == 0, "braid quantize did not write the tokenizer, or generate --prompt failed on its GGUF");
         if (b) gguf_prompt_bos(braid, dir, m, b);
+        gguf_unknown_pre(braid, dir, m);
     }
     br_tokenizer_free(b);
     br_model_free(m);
