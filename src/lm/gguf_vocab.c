@@ -207,14 +207,12 @@ static br_status fill_sp(owned_vocab_t *o, json_t *root, const char *dir)
     return BR_OK;
 }
 
-/* The id of tokenizer_config.json's token key ("<s>" or {"content": "<s>"}), or -1. */
-static int32_t config_token(const owned_vocab_t *o, const char *key)
+/* The id of tokenizer_config.json's token key ("<s>" or {"content": "<s>"}) in tok, or -1. */
+static int32_t config_token(const owned_vocab_t *o, const br_tokenizer_t *tok, const char *key)
 {
     json_t *t = json_object_get(o->cfg, key);
     const char *str = json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "content"));
-    for (size_t i = 0; str && i < o->v.n_tokens; i++)
-        if (!strcmp(o->v.tokens[i], str)) return (int32_t)i;
-    return -1;
+    return str ? br_tokenizer_token_id(tok, str) : -1;
 }
 
 /* The BOS rule and the first three stop ids that the prompt pipeline resolves for a folder with a
@@ -228,7 +226,7 @@ static void fill_prompt_ids(owned_vocab_t *o, const char *dir)
     br_prompt_t *p = NULL;
     br_prompt_opts_t po = {.model_dir = dir};
     if (br_prompt_open(&p, &po)) return;
-    int32_t bos = br_prompt_bos(p), named = config_token(o, "bos_token");
+    int32_t bos = br_prompt_bos(p), named = config_token(o, br_prompt_tokenizer(p), "bos_token");
     const int32_t *stops = NULL;
     size_t n = br_prompt_stop_ids(p, &stops);
     if (!o->v.add_bos) o->v.add_bos = bos >= 0 ? 2 : 1;
